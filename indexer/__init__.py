@@ -1,0 +1,1 @@
+"""Image query system: catalog, embeddings, FAISS indices, benchmarks."""

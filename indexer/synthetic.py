@@ -1,0 +1,92 @@
+"""Seeded clustered synthetic vectors, in the spirit of faiss ``contrib.datasets``.
+
+Uniform noise on the sphere has no neighbourhood structure, so every ANN index
+looks equally bad on it; real embeddings are clustered. Here each vector is a
+cluster centre plus isotropic Gaussian noise, L2-normalised. The centres depend
+only on (d, n_clusters, seed), so base and queries drawn with the same triple
+share clusters while coming from independent random streams.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from indexer.errors import InputError
+
+DEFAULT_SPREAD = 1.0
+"""Expected norm of the noise added to a unit-norm centre (1.0: clusters overlap)."""
+
+_CHUNK = 65_536  # rows generated at a time, to bound float temporaries at 1M x 128
+
+
+def default_n_clusters(n: int) -> int:
+    """About √n clusters (1,000 for a million vectors), at least 1."""
+    return max(1, int(round(np.sqrt(n))))
+
+
+def cluster_centres(d: int, n_clusters: int, seed: int = 0) -> np.ndarray:
+    """(n_clusters, d) float32 unit-norm centres, a function of (d, n_clusters, seed)."""
+    if d < 1 or n_clusters < 1:
+        raise InputError(f"d and n_clusters must be >= 1; got d={d}, n_clusters={n_clusters}")
+    rng = np.random.default_rng([seed, 0])
+    centres = rng.standard_normal((n_clusters, d), dtype=np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    return centres
+
+
+def _sample(centres: np.ndarray, n: int, rng: np.random.Generator, spread: float) -> tuple[np.ndarray, np.ndarray]:
+    n_clusters, d = centres.shape
+    labels = rng.integers(0, n_clusters, size=n, dtype=np.int64)
+    out = np.empty((n, d), dtype=np.float32)
+    sigma = np.float32(spread / np.sqrt(d))
+    for start in range(0, n, _CHUNK):
+        stop = min(start + _CHUNK, n)
+        chunk = rng.standard_normal((stop - start, d), dtype=np.float32)
+        chunk *= sigma
+        chunk += centres[labels[start:stop]]
+        chunk /= np.linalg.norm(chunk, axis=1, keepdims=True)
+        out[start:stop] = chunk
+    return out, labels
+
+
+def make_clustered(
+    n: int,
+    d: int,
+    n_clusters: int | None = None,
+    seed: int = 0,
+    spread: float = DEFAULT_SPREAD,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Base set: ((n, d) float32 L2-normalised vectors, (n,) int64 cluster labels)."""
+    if n < 1:
+        raise InputError(f"n must be >= 1; got {n}")
+    n_clusters = default_n_clusters(n) if n_clusters is None else n_clusters
+    centres = cluster_centres(d, n_clusters, seed)
+    return _sample(centres, n, np.random.default_rng([seed, 1]), spread)
+
+
+def make_queries(
+    n_queries: int,
+    d: int,
+    n_clusters: int,
+    seed: int = 0,
+    spread: float = DEFAULT_SPREAD,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out queries from the same clusters as ``make_clustered(…, n_clusters, seed)``.
+
+    Returns ((n_queries, d) float32 L2-normalised, (n_queries,) int64 labels); pass
+    the base set's actual ``n_clusters`` (``default_n_clusters(n)`` if it was defaulted).
+    """
+    if n_queries < 1:
+        raise InputError(f"n_queries must be >= 1; got {n_queries}")
+    centres = cluster_centres(d, n_clusters, seed)
+    return _sample(centres, n_queries, np.random.default_rng([seed, 2]), spread)
+
+
+def ground_truth(
+    base: np.ndarray, queries: np.ndarray, k: int, ids: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k by inner product: ((q, k) float32 scores, (q, k) int64 ids)."""
+    from indexer.search import exact_search
+
+    ids = np.arange(len(base), dtype=np.int64) if ids is None else ids
+    return exact_search(base, ids, queries, k)

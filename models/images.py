@@ -1,0 +1,95 @@
+"""Opening image files the one way every step uses (ingest, training, embedding, query).
+
+Torch-free: the query path imports this.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+from models.errors import ImageError
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb threshold (about 0.25 GiB of RGBA)
+
+
+def has_image_extension(path: str | os.PathLike[str]) -> bool:
+    """True when the file name ends in one of :data:`IMAGE_EXTENSIONS` (any case)."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def open_rgb(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS):
+    """Fully decode ``path`` into an RGB ``PIL.Image``.
+
+    EXIF orientation is applied, animated images give their first frame, and every
+    mode (CMYK, 16-bit grey, palette, alpha) is normalised to 8-bit RGB; transparent
+    pixels are composited on white. Raises :class:`ImageError` with a one-line reason.
+    """
+    from PIL import Image, ImageOps
+
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as img:
+                width, height = img.size
+                if width * height > max_pixels:
+                    raise ImageError(
+                        f"{path}: {width}x{height} = {width * height:,} pixels exceeds "
+                        f"the limit of {max_pixels:,} (possible decompression bomb)"
+                    )
+                img.seek(0)
+                img.load()
+                rgb = _to_rgb(ImageOps.exif_transpose(img))
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{path}: decompression bomb ({exc})") from None
+    except FileNotFoundError:
+        raise ImageError(f"{path}: file not found (or a dangling symlink)") from None
+    except PermissionError:
+        raise ImageError(f"{path}: permission denied") from None
+    except Image.UnidentifiedImageError:
+        size = _size_or_none(path)
+        reason = "empty file (0 bytes)" if size == 0 else "not an image Pillow can identify"
+        raise ImageError(f"{path}: {reason}") from None
+    except OSError as exc:
+        # ELOOP for looping symlinks, truncated data, broken streams...
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise ImageError(f"{path}: cannot decode ({reason})") from None
+    except (ValueError, SyntaxError, EOFError) as exc:
+        raise ImageError(f"{path}: cannot decode ({exc or type(exc).__name__})") from None
+    return rgb
+
+
+def _to_rgb(img):
+    """Normalise any Pillow mode to 8-bit RGB."""
+    from PIL import Image
+
+    if img.mode == "RGB":
+        return img.copy()
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        import numpy as np
+
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 1.0)
+        arr8 = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype("uint8")
+        return Image.fromarray(arr8, mode="L").convert("RGB")
+    if img.mode == "F":
+        return img.convert("L").convert("RGB")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def _size_or_none(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None

@@ -1,0 +1,92 @@
+"""The one image → array transform shared by catalog embedding, training evaluation and the ONNX query path.
+
+Torch-free (numpy + Pillow), so the query path never loads torch.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from models.errors import ConfigError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """How an RGB image becomes a (3, S, S) float32 array: resize shorter side, centre crop, normalise."""
+
+    image_size: int
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def __post_init__(self) -> None:
+        if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) or self.image_size < 8:
+            raise ConfigError(f"image_size: {self.image_size!r} is invalid; expected an integer >= 8")
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            try:
+                floats = tuple(float(v) for v in value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{name}: {value!r} is invalid; expected three numbers") from None
+            if len(floats) != 3:
+                raise ConfigError(f"{name}: {value!r} is invalid; expected three numbers (R, G, B)")
+            if name == "std" and min(floats) <= 0:
+                raise ConfigError(f"std: {value!r} is invalid; every value must be > 0")
+            object.__setattr__(self, name, floats)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (tuples become lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PreprocessSpec:
+        """Inverse of :meth:`to_dict`; unknown keys raise :class:`ConfigError`."""
+        unknown = set(data) - {"image_size", "mean", "std"}
+        if unknown:
+            raise ConfigError(f"unknown preprocess key(s) {sorted(unknown)}; allowed: image_size, mean, std")
+        if "image_size" not in data:
+            raise ConfigError("preprocess spec lacks 'image_size'")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+def resize_and_crop(img, image_size: int):
+    """Resize the shorter side to ``image_size`` (bilinear) and centre-crop to a square PIL image."""
+    from PIL import Image
+
+    width, height = img.size
+    scale = image_size / min(width, height)
+    new_w = max(image_size, round(width * scale))
+    new_h = max(image_size, round(height * scale))
+    if (new_w, new_h) != (width, height):
+        img = img.resize((new_w, new_h), Image.BILINEAR)
+    left = (new_w - image_size) // 2
+    top = (new_h - image_size) // 2
+    return img.crop((left, top, left + image_size, top + image_size))
+
+
+def normalise(rgb: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """(S, S, 3) uint8 → (3, S, S) float32 in the spec's normalised space."""
+    arr = rgb.astype(np.float32) / np.float32(255.0)
+    arr = (arr - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
+    return np.ascontiguousarray(arr.transpose(2, 0, 1))
+
+
+def preprocess(img, spec: PreprocessSpec) -> np.ndarray:
+    """RGB ``PIL.Image`` → (3, S, S) float32: shorter side to S, centre crop S×S, /255, mean/std."""
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    square = resize_and_crop(img, spec.image_size)
+    return normalise(np.asarray(square, dtype=np.uint8), spec)
+
+
+def load_and_preprocess(path: str | os.PathLike[str], spec: PreprocessSpec) -> np.ndarray:
+    """Open ``path`` with :func:`models.images.open_rgb` (raises ImageError) and :func:`preprocess` it."""
+    from models.images import open_rgb
+
+    return preprocess(open_rgb(path), spec)

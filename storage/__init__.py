@@ -1,0 +1,1 @@
+"""SQLAlchemy schema of the catalog and every query on it."""

@@ -1,0 +1,306 @@
+"""Every query on the catalog lives here, behind :class:`Catalog`.
+
+Rows leave this module as small frozen dataclasses, never as live ORM objects, so
+callers cannot trigger lazy loads or accidental writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.orm import Session
+
+from storage.errors import NotInCatalogError
+from storage.schema import Image, Index, Label, Model
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    id: int
+    path: str
+    label_id: int | None
+    label: str | None
+    split: str | None
+    status: str
+    error: str | None = None
+    sha256: str | None = None
+    duplicate_of: int | None = None
+
+
+@dataclass(frozen=True)
+class ArtifactRow:
+    """A registered model or index. ``path`` is relative to the workspace."""
+
+    id: int
+    name: str
+    kind: str
+    params: dict
+    path: str
+    dim: int
+    created_at: datetime
+    metrics: dict = field(default_factory=dict)
+    ntotal: int | None = None
+    model_name: str | None = None
+
+
+@dataclass(frozen=True)
+class CatalogSummary:
+    images_total: int
+    images_ok: int
+    images_error: int
+    duplicates: int
+    labels: int
+    splits: dict[str, int]
+    errors_by_split: dict[str, int]
+    models: list[str]
+    indexes: list[str]
+
+
+class Catalog:
+    """A unit of work on the catalog database. Use as a context manager."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.session = Session(engine, expire_on_commit=False)
+        self._label_ids: dict[str, int] | None = None
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.session.commit()
+        else:
+            self.session.rollback()
+        self.session.close()
+
+    def commit(self) -> None:
+        self.session.commit()
+
+    # ----------------------------------------------------------------- labels
+    def label_id(self, name: str, preferred_id: int | None = None) -> int:
+        """The id of label ``name``, created on first use (with ``preferred_id`` when free)."""
+        if self._label_ids is None:
+            self._label_ids = dict(self.session.execute(select(Label.name, Label.id)).all())
+        if name in self._label_ids:
+            return self._label_ids[name]
+        label = Label(name=name)
+        if preferred_id is not None and self.session.get(Label, preferred_id) is None:
+            label.id = preferred_id
+        self.session.add(label)
+        self.session.flush()
+        self._label_ids[name] = label.id
+        return label.id
+
+    def label_names(self) -> dict[int, str]:
+        return dict(self.session.execute(select(Label.id, Label.name)).all())
+
+    # ----------------------------------------------------------------- images
+    def known_paths(self) -> dict[str, tuple[int, str]]:
+        """Every catalogued path mapped to ``(id, status)``."""
+        rows = self.session.execute(select(Image.path, Image.id, Image.status))
+        return {path: (image_id, status) for path, image_id, status in rows}
+
+    def first_image_by_sha256(self) -> dict[str, int]:
+        """Content hash → id of the first usable image with that content."""
+        rows = self.session.execute(
+            select(Image.sha256, func.min(Image.id))
+            .where(Image.status == "ok", Image.sha256.is_not(None))
+            .group_by(Image.sha256)
+        )
+        return dict(rows.all())
+
+    def add_image(self, **fields) -> int:
+        image = Image(**fields)
+        self.session.add(image)
+        self.session.flush()
+        return image.id
+
+    def update_image(self, image_id: int, **fields) -> None:
+        image = self.session.get(Image, image_id)
+        if image is None:
+            raise NotInCatalogError(f"no image with id {image_id}")
+        for key, value in fields.items():
+            setattr(image, key, value)
+        self.session.flush()
+
+    def images(
+        self, *, status: str | None = "ok", splits: Sequence[str] | None = None
+    ) -> list[ImageRow]:
+        """Images ordered by id, filtered by status and split (None = any)."""
+        query = select(Image).order_by(Image.id)
+        if status is not None:
+            query = query.where(Image.status == status)
+        if splits is not None:
+            query = query.where(Image.split.in_(list(splits)))
+        return [_image_row(image) for image in self.session.scalars(query).unique()]
+
+    def images_by_ids(self, ids: Iterable[int]) -> dict[int, ImageRow]:
+        wanted = [int(i) for i in ids]
+        found: dict[int, ImageRow] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            for image in self.session.scalars(select(Image).where(Image.id.in_(chunk))).unique():
+                found[image.id] = _image_row(image)
+        return found
+
+    def images_by_paths(self, paths: Iterable[str]) -> dict[str, ImageRow]:
+        wanted = list(paths)
+        found: dict[str, ImageRow] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            for image in self.session.scalars(select(Image).where(Image.path.in_(chunk))).unique():
+                found[image.path] = _image_row(image)
+        return found
+
+    def remove_images(self, ids: Iterable[int]) -> int:
+        """Delete images by id; duplicates that pointed at them are detached first."""
+        wanted = [int(i) for i in ids]
+        removed = 0
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            for image in self.session.scalars(select(Image).where(Image.duplicate_of.in_(chunk))):
+                image.duplicate_of = None
+            result = self.session.execute(delete(Image).where(Image.id.in_(chunk)))
+            removed += result.rowcount or 0
+        self.session.flush()
+        return removed
+
+    # ----------------------------------------------------------------- summary
+    def summary(self) -> CatalogSummary:
+        by_status = dict(
+            self.session.execute(select(Image.status, func.count()).group_by(Image.status)).all()
+        )
+        splits = self._count_by_split("ok")
+        errors_by_split = self._count_by_split("error")
+        duplicates = self.session.scalar(
+            select(func.count()).select_from(Image).where(Image.duplicate_of.is_not(None))
+        )
+        return CatalogSummary(
+            images_total=sum(by_status.values()),
+            images_ok=by_status.get("ok", 0),
+            images_error=by_status.get("error", 0),
+            duplicates=duplicates or 0,
+            labels=self.session.scalar(select(func.count()).select_from(Label)) or 0,
+            splits=splits,
+            errors_by_split=errors_by_split,
+            models=[row.name for row in self.models()],
+            indexes=[row.name for row in self.indexes()],
+        )
+
+    def _count_by_split(self, status: str) -> dict[str, int]:
+        rows = self.session.execute(
+            select(Image.split, func.count()).where(Image.status == status).group_by(Image.split)
+        )
+        return {(split if split is not None else "(none)"): count for split, count in rows}
+
+    # ----------------------------------------------------------------- models
+    def register_model(
+        self, *, name: str, kind: str, params: dict, metrics: dict, path: str, dim: int
+    ) -> ArtifactRow:
+        """Register (or replace) the model called ``name``."""
+        model = self.session.scalar(select(Model).where(Model.name == name))
+        if model is None:
+            model = Model(name=name)
+            self.session.add(model)
+        model.kind, model.params, model.metrics, model.path, model.dim = kind, params, metrics, path, dim
+        self.session.flush()
+        return _model_row(model)
+
+    def model(self, name: str) -> ArtifactRow:
+        model = self.session.scalar(select(Model).where(Model.name == name))
+        if model is None:
+            known = ", ".join(row.name for row in self.models()) or "none"
+            raise NotInCatalogError(f"no model named {name!r} in the catalog (models: {known})")
+        return _model_row(model)
+
+    def models(self) -> list[ArtifactRow]:
+        return [_model_row(m) for m in self.session.scalars(select(Model).order_by(Model.created_at))]
+
+    # ----------------------------------------------------------------- indexes
+    def register_index(
+        self,
+        *,
+        name: str,
+        kind: str,
+        params: dict,
+        path: str,
+        dim: int,
+        ntotal: int,
+        model_name: str | None,
+    ) -> ArtifactRow:
+        """Register (or replace) the index called ``name``."""
+        index = self.session.scalar(select(Index).where(Index.name == name))
+        if index is None:
+            index = Index(name=name)
+            self.session.add(index)
+        model_id = None
+        if model_name is not None:
+            model_id = self.session.scalar(select(Model.id).where(Model.name == model_name))
+        index.kind, index.params, index.path, index.dim = kind, params, path, dim
+        index.ntotal, index.model_id = ntotal, model_id
+        self.session.flush()
+        self.session.refresh(index)
+        return _index_row(index)
+
+    def index(self, name: str) -> ArtifactRow:
+        index = self.session.scalar(select(Index).where(Index.name == name))
+        if index is None:
+            known = ", ".join(row.name for row in self.indexes()) or "none"
+            raise NotInCatalogError(f"no index named {name!r} in the catalog (indexes: {known})")
+        return _index_row(index)
+
+    def indexes(self) -> list[ArtifactRow]:
+        rows = self.session.scalars(select(Index).order_by(Index.created_at)).unique()
+        return [_index_row(i) for i in rows]
+
+    def set_index_ntotal(self, name: str, ntotal: int) -> None:
+        index = self.session.scalar(select(Index).where(Index.name == name))
+        if index is None:
+            raise NotInCatalogError(f"no index named {name!r} in the catalog")
+        index.ntotal = ntotal
+        self.session.flush()
+
+
+def _image_row(image: Image) -> ImageRow:
+    return ImageRow(
+        id=image.id,
+        path=image.path,
+        label_id=image.label_id,
+        label=image.label.name if image.label is not None else None,
+        split=image.split,
+        status=image.status,
+        error=image.error,
+        sha256=image.sha256,
+        duplicate_of=image.duplicate_of,
+    )
+
+
+def _model_row(model: Model) -> ArtifactRow:
+    return ArtifactRow(
+        id=model.id,
+        name=model.name,
+        kind=model.kind,
+        params=dict(model.params or {}),
+        path=model.path,
+        dim=model.dim,
+        created_at=model.created_at,
+        metrics=dict(model.metrics or {}),
+    )
+
+
+def _index_row(index: Index) -> ArtifactRow:
+    return ArtifactRow(
+        id=index.id,
+        name=index.name,
+        kind=index.kind,
+        params=dict(index.params or {}),
+        path=index.path,
+        dim=index.dim,
+        created_at=index.created_at,
+        ntotal=index.ntotal,
+        model_name=index.model.name if index.model is not None else None,
+    )
