@@ -20,7 +20,7 @@ def has_image_extension(path: str | os.PathLike[str]) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def open_rgb(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS):
+def open_rgb(path: str | os.PathLike[str], max_pixels: int | None = None):
     """Fully decode ``path`` into an RGB ``PIL.Image``.
 
     EXIF orientation is applied, animated images give their first frame, and every
@@ -30,6 +30,7 @@ def open_rgb(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS):
     from PIL import Image, ImageOps
 
     path = Path(path)
+    max_pixels = max_pixels or MAX_PIXELS
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

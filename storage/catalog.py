@@ -202,11 +202,9 @@ class Catalog:
         self, *, name: str, kind: str, params: dict, metrics: dict, path: str, dim: int
     ) -> ArtifactRow:
         """Register (or replace) the model called ``name``."""
-        model = self.session.scalar(select(Model).where(Model.name == name))
-        if model is None:
-            model = Model(name=name)
-            self.session.add(model)
+        model = self.session.scalar(select(Model).where(Model.name == name)) or Model(name=name)
         model.kind, model.params, model.metrics, model.path, model.dim = kind, params, metrics, path, dim
+        self.session.add(model)
         self.session.flush()
         return _model_row(model)
 
@@ -233,15 +231,13 @@ class Catalog:
         model_name: str | None,
     ) -> ArtifactRow:
         """Register (or replace) the index called ``name``."""
-        index = self.session.scalar(select(Index).where(Index.name == name))
-        if index is None:
-            index = Index(name=name)
-            self.session.add(index)
         model_id = None
         if model_name is not None:
             model_id = self.session.scalar(select(Model.id).where(Model.name == model_name))
+        index = self.session.scalar(select(Index).where(Index.name == name)) or Index(name=name)
         index.kind, index.params, index.path, index.dim = kind, params, path, dim
         index.ntotal, index.model_id = ntotal, model_id
+        self.session.add(index)
         self.session.flush()
         self.session.refresh(index)
         return _index_row(index)

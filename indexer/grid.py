@@ -1,0 +1,88 @@
+"""A picture of one query and its top-k results (PIL only)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw, ImageFont
+
+THUMB = 128  # px; 64-px sources are upscaled so labels and details stay readable
+BORDER = 5
+TEXT_H = 40
+GAP = 12
+COLUMNS = 5
+FRAME = {True: (34, 160, 60), False: (210, 40, 40), None: (150, 150, 150)}
+QUERY_FRAME = (40, 90, 200)
+
+
+def _font(size: int = 13) -> Any:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has only the fixed-size bitmap font
+        return ImageFont.load_default()
+
+
+def _fit(text: str, font: Any, draw: ImageDraw.ImageDraw, width: int) -> str:
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while text and draw.textlength(text + "…", font=font) > width:
+        text = text[:-1]
+    return text + "…"
+
+
+def _tile(image: Image.Image, colour: tuple[int, int, int], lines: list[str], font: Any) -> Image.Image:
+    size = THUMB + 2 * BORDER
+    tile = Image.new("RGB", (size, size + TEXT_H), "white")
+    tile.paste(Image.new("RGB", (size, size), colour), (0, 0))
+    thumb = image.convert("RGB")
+    thumb.thumbnail((THUMB, THUMB), Image.Resampling.LANCZOS)
+    if max(thumb.size) < THUMB:  # thumbnail() never enlarges
+        scale = THUMB / max(thumb.size)
+        thumb = thumb.resize((max(1, round(thumb.width * scale)), max(1, round(thumb.height * scale))),
+                             Image.Resampling.NEAREST)
+    inner = Image.new("RGB", (THUMB, THUMB), "white")
+    inner.paste(thumb, ((THUMB - thumb.width) // 2, (THUMB - thumb.height) // 2))
+    tile.paste(inner, (BORDER, BORDER))
+    draw = ImageDraw.Draw(tile)
+    for i, line in enumerate(lines):
+        draw.text((2, size + 2 + i * (TEXT_H // 2)), _fit(line, font, draw, size - 4), fill="black", font=font)
+    return tile
+
+
+def draw_grid(
+    query_image: Image.Image,
+    query_label: str | None,
+    results: list[dict[str, Any]],
+    path: str | os.PathLike[str],
+    columns: int = COLUMNS,
+) -> Path:
+    """Save a PNG: the query (blue frame) left of its results in rank order.
+
+    results: [{"image": PIL RGB, "label": str | None, "score": float, "match": bool | None}];
+    frames are green for a match, red for a non-match, grey when unknown. Each tile
+    shows rank, label and score underneath. Results wrap after ``columns`` tiles.
+    """
+    font = _font()
+    query_tile = _tile(query_image, QUERY_FRAME, ["query", query_label or "(no label)"], font)
+    tiles = [
+        _tile(r["image"], FRAME[r.get("match")], [f"#{i + 1} {r.get('label') or '?'}", f"score {r['score']:.3f}"], font)
+        for i, r in enumerate(results)
+    ]
+    tw, th = query_tile.size
+    cols = max(1, min(columns, len(tiles))) if tiles else 1
+    rows = max(1, -(-len(tiles) // cols))
+    width = GAP + tw + 2 * GAP + cols * (tw + GAP)
+    height = GAP + rows * (th + GAP)
+    canvas = Image.new("RGB", (width, height), "white")
+    canvas.paste(query_tile, (GAP, GAP))
+    ImageDraw.Draw(canvas).line([(GAP + tw + GAP, GAP), (GAP + tw + GAP, height - GAP)], fill=(200, 200, 200), width=2)
+    x0 = GAP + tw + 2 * GAP
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, cols)
+        canvas.paste(tile, (x0 + c * (tw + GAP), GAP + r * (th + GAP)))
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(out, format="PNG")
+    return out

@@ -1,0 +1,107 @@
+"""Pick the smallest search setting (IVF nprobe / HNSW efSearch) that reaches a recall target."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from indexer.arrays import as_ids, as_vectors, check_k
+from indexer.errors import InputError
+from indexer.factory import find_hnsw, find_ivf, get_search_params, set_search_params
+from indexer.fidelity import ann_recall_at_k
+from indexer.search import drop_self, exact_search, search
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """Chosen setting and the (value, recall@k) pairs tried, in the order tried."""
+
+    param_name: str  # "nprobe" or "efSearch"
+    value: int
+    recall: float
+    reached: bool
+    tried: list[tuple[int, float]] = field(default_factory=list)
+
+
+def _search_setting(index: Any) -> tuple[str, int] | None:
+    """("nprobe", nlist) for IVF, ("efSearch", cap) for HNSW, None otherwise."""
+    ivf = find_ivf(index)
+    if ivf is not None:
+        return "nprobe", int(ivf.nlist)
+    if find_hnsw(index) is not None:
+        return "efSearch", max(4096, index.ntotal)
+    return None
+
+
+def _first_value(param: str, k: int) -> int:
+    return 1 if param == "nprobe" else max(16, k)
+
+
+def tune_search_param(
+    index: Any,
+    base: np.ndarray,
+    ids: np.ndarray | None = None,
+    k: int = 10,
+    target_recall: float = 0.95,
+    n_queries: int = 200,
+    seed: int = 0,
+    apply: bool = True,
+) -> TuneResult | None:
+    """Smallest nprobe / efSearch whose recall@k against exact search reaches the target.
+
+    base: (n, d) float32, the vectors in the index, with their int64 ``ids``
+    (default 0..n-1). Queries are ``n_queries`` base rows sampled with ``seed``;
+    each query's own id is excluded from both result lists, so finding itself earns
+    nothing. Doubling from 1 (efSearch: from max(16, k)) then bisecting; recall is
+    assumed to rise with the setting. If the target is never reached the largest
+    value tried is returned with ``reached=False``. With ``apply`` the chosen value
+    is set on the index. Flat and PCA indices have no setting: returns None.
+    """
+    setting = _search_setting(index)
+    if setting is None:
+        return None
+    param, cap = setting
+    if not 0.0 < target_recall <= 1.0:
+        raise InputError(f"target_recall must be in (0, 1]; got {target_recall}")
+    xb = as_vectors(base, index.d, name="base vectors")
+    id_arr = np.arange(xb.shape[0], dtype=np.int64) if ids is None else as_ids(ids, xb.shape[0])
+    k = check_k(k)
+    if xb.shape[0] < k + 1:
+        raise InputError(f"tuning recall@{k} needs at least {k + 1} base vectors; got {xb.shape[0]}")
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(xb.shape[0], size=min(n_queries, xb.shape[0]), replace=False))
+    queries, query_ids = xb[rows], id_arr[rows]
+    exact_scores, exact_ids = exact_search(xb, id_arr, queries, k + 10, exclude_self_ids=query_ids)
+
+    def recall_at(value: int) -> float:
+        scores, found = search(index, queries, k + 1, **{"nprobe" if param == "nprobe" else "ef_search": value})
+        _, found = drop_self(scores, found, query_ids, k)
+        return ann_recall_at_k(found, exact_ids, k, exact_scores=exact_scores)
+
+    original = get_search_params(index)
+    tried: dict[int, float] = {}
+    # efSearch below k acts as k in FAISS, so bisection never goes under k.
+    value, low = _first_value(param, k), (0 if param == "nprobe" else k - 1)
+    while True:
+        tried[value] = recall_at(value)
+        if tried[value] >= target_recall or value >= cap:
+            break
+        low, value = value, min(2 * value, cap)
+    if tried[value] >= target_recall:  # bisect (low, value] for the smallest passing value
+        high = value
+        while high - low > 1:
+            mid = (low + high) // 2
+            tried[mid] = recall_at(mid)
+            if tried[mid] >= target_recall:
+                high = mid
+            else:
+                low = mid
+        value = high
+    result = TuneResult(param, value, tried[value], tried[value] >= target_recall, list(tried.items()))
+    if apply:
+        set_search_params(index, **{"nprobe" if param == "nprobe" else "ef_search": value})
+    else:
+        set_search_params(index, nprobe=original.get("nprobe"), ef_search=original.get("efSearch"))
+    return result

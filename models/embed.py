@@ -1,0 +1,130 @@
+"""Catalog embedding: images → a trained model → an :class:`EmbeddingStore`, resumable and failure-tolerant."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from models.embedding_store import EmbeddingStore
+from models.errors import ImageError, ModelError
+from models.preprocess import PreprocessSpec, load_and_preprocess
+
+
+@dataclass
+class EmbedReport:
+    """Outcome of :func:`embed_items`; ``failed`` holds ``(id, path, reason)``."""
+
+    embedded: int
+    skipped_existing: int
+    failed: list[tuple[int, str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    images_per_s: float = 0.0
+
+
+class _ItemDataset:
+    """(id, path) → (array (3, S, S) float32 or None, id, path, reason)."""
+
+    def __init__(self, items: Sequence[tuple[int, str]], spec: PreprocessSpec) -> None:
+        self.items, self.spec = list(items), spec
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int):
+        item_id, path = self.items[index]
+        try:
+            return load_and_preprocess(path, self.spec), item_id, path, ""
+        except ImageError as exc:
+            return None, item_id, path, str(exc)
+
+
+def _collate(batch):
+    import torch
+
+    ok = [(array, item_id) for array, item_id, _, _ in batch if array is not None]
+    failed = [(int(item_id), str(path), reason) for array, item_id, path, reason in batch if array is None]
+    images = torch.from_numpy(np.stack([a for a, _ in ok])) if ok else None
+    return images, np.asarray([i for _, i in ok], dtype=np.int64), failed
+
+
+def embed_items(checkpoint_path: str | os.PathLike[str], items: Sequence[tuple[int, str]], store: EmbeddingStore,
+                *, batch_size: int = 128, progress: bool = True, num_workers: int | None = None,
+                flush_every: int = 4, device: str = "auto") -> EmbedReport:
+    """Embed the ``(id, path)`` items the store lacks, appending (n, D) float32 rows every ``flush_every``
+    batches so a killed run loses little; unreadable images are reported in ``failed``, not fatal."""
+    import torch
+    from torch.utils.data import DataLoader
+    from tqdm import tqdm
+
+    from models.checkpoint import load_model
+    from models.train import resolve_device
+
+    started = time.perf_counter()
+    torch_device = resolve_device(device)
+    model, spec, meta = load_model(checkpoint_path, device=str(torch_device))
+    if store.dim is not None and store.dim != meta.get("embedding_dim", store.dim):
+        raise ModelError(f"store {store.directory} holds {store.dim}-dim vectors; model {checkpoint_path} "
+                         f"makes {meta['embedding_dim']}-dim ones")
+    items = [(int(i), os.fspath(p)) for i, p in items]
+    todo_ids = set(store.missing([i for i, _ in items]).tolist())
+    todo = [item for item in items if item[0] in todo_ids]
+    cuda = torch_device.type == "cuda"
+    if num_workers is None:
+        num_workers = min(8, os.cpu_count() or 1) if cuda else 1
+    loader = DataLoader(_ItemDataset(todo, spec), batch_size=batch_size, shuffle=False, collate_fn=_collate,
+                        num_workers=num_workers if todo else 0, pin_memory=cuda)
+    failed: list[tuple[int, str, str]] = []
+    pending_ids: list[np.ndarray] = []
+    pending_vectors: list[np.ndarray] = []
+    embedded = 0
+
+    def flush() -> None:
+        if pending_ids:
+            store.append(np.concatenate(pending_ids), np.concatenate(pending_vectors))
+            pending_ids.clear()
+            pending_vectors.clear()
+
+    bar = tqdm(total=len(todo), desc="embed", unit="img", disable=not progress)
+    with torch.inference_mode(), torch.autocast(torch_device.type, dtype=torch.bfloat16, enabled=cuda):
+        for step, (images, ids, bad) in enumerate(loader, start=1):
+            failed.extend(bad)
+            if images is not None:
+                vectors = model(images.to(torch_device, non_blocking=True)).float().cpu().numpy()
+                pending_ids.append(ids)
+                pending_vectors.append(vectors)
+                embedded += len(ids)
+            bar.update(len(ids) + len(bad))
+            if step % flush_every == 0:
+                flush()
+    flush()
+    bar.close()
+    seconds = time.perf_counter() - started
+    return EmbedReport(embedded, len(items) - len(todo), failed, seconds, embedded / seconds if seconds else 0.0)
+
+
+def measure_forward_rate(checkpoint_path: str | os.PathLike[str], batch_size: int = 128, n_batches: int = 5,
+                         device: str = "auto") -> float:
+    """Images/s of the bare model forward on random (batch_size, 3, S, S) float32 tensors (after one warm-up)."""
+    import torch
+
+    from models.checkpoint import load_model
+    from models.train import resolve_device
+
+    torch_device = resolve_device(device)
+    model, spec, _ = load_model(checkpoint_path, device=str(torch_device))
+    batch = torch.randn(batch_size, 3, spec.image_size, spec.image_size, device=torch_device)
+    cuda = torch_device.type == "cuda"
+    with torch.inference_mode(), torch.autocast(torch_device.type, dtype=torch.bfloat16, enabled=cuda):
+        model(batch)
+        if cuda:
+            torch.cuda.synchronize()
+        began = time.perf_counter()
+        for _ in range(n_batches):
+            model(batch)
+        if cuda:
+            torch.cuda.synchronize()
+    return batch_size * n_batches / (time.perf_counter() - began)

@@ -1,0 +1,150 @@
+"""Float32 embeddings keyed by int64 ids, on disk. numpy-only: the indexer reads it without torch.
+
+Layout: ``store.json`` (the manifest, replaced atomically) names a consolidated ``base`` part and appended
+``chunks``; each part is ``<name>.ids.npy`` + ``<name>.vectors.npy``, fully written and fsynced before the
+manifest names it. A crash therefore loses at most the chunk being written; stray files are swept later.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from models.errors import ModelError
+
+MANIFEST = "store.json"
+
+
+class EmbeddingStore:
+    """Append-only (plus remove) store of ``(n, D) float32`` vectors keyed by unique ``int64`` ids."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._manifest = self._read_manifest()
+
+    @property
+    def dim(self) -> int | None:
+        """Vector width, or None while the store is empty and has never held vectors."""
+        return self._manifest["dim"]
+
+    def __len__(self) -> int:
+        return int(sum(len(self._load(name, "ids", mmap=True)) for name in self._parts()))
+
+    def ids(self) -> np.ndarray:
+        """(n,) int64 ids in storage order (the row order of :meth:`vectors`)."""
+        parts = [np.asarray(self._load(name, "ids", mmap=False)) for name in self._parts()]
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+    def vectors(self, mmap: bool = True) -> np.ndarray:
+        """(n, D) float32, rows aligned with :meth:`ids`; consolidates appended chunks first."""
+        if self._manifest["chunks"]:
+            self._consolidate(keep=None)
+        if self._manifest["base"] is None:
+            return np.zeros((0, self.dim or 0), np.float32)
+        return self._load(self._manifest["base"], "vectors", mmap=mmap)
+
+    def missing(self, ids) -> np.ndarray:
+        """The given ids (order kept) that the store lacks: (m,) int64."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        return ids[~np.isin(ids, self.ids())]
+
+    def append(self, ids, vectors) -> None:
+        """Durably add rows; ids must be new and unique, vectors (n, D) with the store's D."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or len(vectors) != len(ids):
+            raise ModelError(f"append: expected (n, D) vectors for {len(ids)} ids, got shape {vectors.shape}")
+        if len(ids) == 0:
+            return
+        if self.dim is not None and vectors.shape[1] != self.dim:
+            raise ModelError(f"append: vectors have {vectors.shape[1]} dims; store {self.directory} holds "
+                             f"{self.dim}-dim vectors")
+        if len(np.unique(ids)) != len(ids):
+            raise ModelError("append: duplicate ids in one call")
+        present = ids[np.isin(ids, self.ids())]
+        if len(present):
+            raise ModelError(f"append: {len(present)} id(s) already stored (e.g. {present[:5].tolist()}); "
+                             "remove them first")
+        name = self._new_part_name("chunk")
+        self._write_part(name, ids, vectors)
+        manifest = dict(self._manifest, dim=int(vectors.shape[1]), chunks=[*self._manifest["chunks"], name])
+        self._write_manifest(manifest)
+
+    def remove(self, ids) -> int:
+        """Delete the rows of ``ids`` (absent ids are ignored); returns how many rows went."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        current = self.ids()
+        keep = ~np.isin(current, ids)
+        removed = int((~keep).sum())
+        if removed:
+            self._consolidate(keep=keep)
+        return removed
+
+    # -- internals -------------------------------------------------------------------------------------------
+
+    def _parts(self) -> list[str]:
+        base = [self._manifest["base"]] if self._manifest["base"] else []
+        return base + list(self._manifest["chunks"])
+
+    def _consolidate(self, keep: np.ndarray | None) -> None:
+        parts = self._parts()
+        ids = self.ids()
+        vectors = (np.concatenate([self._load(n, "vectors", mmap=True) for n in parts]) if parts
+                   else np.zeros((0, self.dim or 0), np.float32))
+        if keep is not None:
+            ids, vectors = ids[keep], vectors[keep]
+        name = self._new_part_name("base")
+        self._write_part(name, ids, vectors)
+        self._write_manifest(dict(self._manifest, base=name, chunks=[]))
+        self._sweep()
+
+    def _new_part_name(self, kind: str) -> str:
+        number = self._manifest["next"]
+        self._manifest = dict(self._manifest, next=number + 1)
+        return f"{kind}-{number:06d}"
+
+    def _write_part(self, name: str, ids: np.ndarray, vectors: np.ndarray) -> None:
+        for what, array in (("ids", ids), ("vectors", np.ascontiguousarray(vectors, np.float32))):
+            path = self.directory / f"{name}.{what}.npy"
+            with open(path, "wb") as handle:
+                np.save(handle, array)
+                handle.flush()
+                os.fsync(handle.fileno())
+
+    def _write_manifest(self, manifest: dict) -> None:
+        tmp = self.directory / f"{MANIFEST}.tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(manifest, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.directory / MANIFEST)
+        self._manifest = manifest
+
+    def _read_manifest(self) -> dict:
+        path = self.directory / MANIFEST
+        if not path.exists():
+            return {"format": 1, "dim": None, "base": None, "chunks": [], "next": 0}
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+            assert {"dim", "base", "chunks", "next"} <= manifest.keys()
+        except (OSError, ValueError, AssertionError):
+            raise ModelError(f"embedding store manifest {path} is unreadable or incomplete") from None
+        return manifest
+
+    def _load(self, name: str, what: str, mmap: bool) -> np.ndarray:
+        path = self.directory / f"{name}.{what}.npy"
+        try:
+            return np.load(path, mmap_mode="r" if mmap else None)
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"embedding store part {path} is unreadable ({exc})") from None
+
+    def _sweep(self) -> None:
+        """Delete part files the manifest no longer names (old bases, chunks, crash leftovers)."""
+        live = set(self._parts())
+        for path in self.directory.glob("*.npy"):
+            if path.name.split(".", 1)[0] not in live:
+                path.unlink(missing_ok=True)

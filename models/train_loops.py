@@ -1,0 +1,140 @@
+"""The two epoch loops of :func:`models.train.train_model`: head-only on cached features, and end to end."""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import numpy as np
+
+from models.data import ImageDataset, collate_skipping_failures
+from models.evaluation import retrieval_metrics
+from models.features import cache_training_features, compute_features
+
+
+def fit_head_on_cached_features(model, loss_fn, miner, setup, train_items, train_labels, val_items, val_labels):
+    """Backbone features computed once (clean + ``augment_views`` views), then many cheap head epochs."""
+    import torch
+    from pytorch_metric_learning.samplers import MPerClassSampler
+
+    from models.train import batch_shape
+
+    config, device = setup.config, setup.device
+    model.backbone.requires_grad_(False)
+    feats, labels = cache_training_features(
+        model.backbone, train_items, train_labels, setup.spec, views=config.augment_views, device=device,
+        batch_size=64, num_workers=setup.num_workers, generator=setup.generator, progress=setup.progress)
+    val_feats, val_lab = compute_features(model.backbone, ImageDataset(val_items, val_labels, setup.spec, False),
+                                          device=device, batch_size=64, num_workers=setup.num_workers,
+                                          generator=setup.generator, progress=setup.progress, desc="val features")
+    feats, labels, val_feats = feats.to(device), labels.to(device), val_feats.to(device)
+    p, k = batch_shape(config, labels.cpu().numpy())
+    sampler = MPerClassSampler(labels.cpu().numpy(), m=k, batch_size=p * k,
+                               length_before_new_iter=max(len(labels), p * k))
+
+    def batches():
+        order = list(iter(sampler))
+        for start in range(0, len(order), p * k):
+            index = torch.as_tensor(order[start:start + p * k], device=device)
+            yield feats[index], labels[index]
+
+    def evaluate():
+        model.head.eval()
+        with torch.no_grad():
+            return model.embed_features(val_feats).cpu().numpy()
+
+    return _fit(model, loss_fn, miner, setup, batches, len(sampler) // (p * k), evaluate, val_lab.numpy(),
+                forward=model.embed_features, train_modules=[model.head])
+
+
+def fit_end_to_end(model, loss_fn, miner, setup, train_items, train_labels, val_items, val_labels):
+    """Augmented image batches through the whole network (Siamese, or a fine-tuned backbone)."""
+    import torch
+    from pytorch_metric_learning.samplers import MPerClassSampler
+    from torch.utils.data import DataLoader
+
+    from models.train import batch_shape
+
+    config, device = setup.config, setup.device
+    cuda = device.type == "cuda"
+    if cuda:
+        model.to(memory_format=torch.channels_last)
+    p, k = batch_shape(config, train_labels)
+    sampler = MPerClassSampler(train_labels, m=k, batch_size=p * k,
+                               length_before_new_iter=max(len(train_labels), p * k))
+    loader = DataLoader(ImageDataset(train_items, train_labels, setup.spec, augment=True), batch_size=p * k,
+                        sampler=sampler, num_workers=setup.num_workers, collate_fn=collate_skipping_failures,
+                        pin_memory=cuda, generator=setup.generator, persistent_workers=setup.num_workers > 0)
+    val_loader = DataLoader(ImageDataset(val_items, val_labels, setup.spec, augment=False), batch_size=64,
+                            num_workers=setup.num_workers, collate_fn=collate_skipping_failures, pin_memory=cuda)
+    val_lab = np.asarray([val_labels[i] for i in range(len(val_items))])
+    kept: list[int] = []
+
+    def batches():
+        for batch in loader:
+            if batch is not None:
+                images = batch[0].to(device, non_blocking=True)
+                if cuda:
+                    images = images.contiguous(memory_format=torch.channels_last)
+                yield images, batch[1].to(device)
+
+    def evaluate():
+        model.eval()
+        outputs, kept[:] = [], []
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            for batch in val_loader:
+                if batch is not None:
+                    outputs.append(model(batch[0].to(device)).float().cpu())
+                    kept.extend(batch[2].tolist())
+        return torch.cat(outputs).numpy() if outputs else np.zeros((0, 1), np.float32)
+
+    return _fit(model, loss_fn, miner, setup, batches, len(sampler) // (p * k), evaluate,
+                lambda: val_lab[kept], forward=model, train_modules=[model])
+
+
+def _fit(model, loss_fn, miner, setup, batches, steps_per_epoch, evaluate, val_labels, *, forward, train_modules):
+    """Shared loop: AdamW + cosine schedule, tqdm with loss and images/s, keep the best epoch's state dict."""
+    import torch
+    from tqdm import tqdm
+
+    from models.train import _selection_score, optimizer_groups
+
+    config, device = setup.config, setup.device
+    cuda = device.type == "cuda"
+    optimizer = torch.optim.AdamW(optimizer_groups(model, loss_fn, config), weight_decay=config.weight_decay)
+    total = max(1, config.epochs * max(1, steps_per_epoch))
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+    history: list[dict[str, float]] = []
+    best_state, best_score = copy.deepcopy(model.state_dict()), -float("inf")
+    bar = tqdm(total=total, desc="train", unit="step", disable=not setup.progress)
+    for epoch in range(1, config.epochs + 1):
+        for module in train_modules:
+            module.train()
+        seen, losses, began = 0, [], time.perf_counter()
+        for inputs, labels in batches():
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+                embeddings = forward(inputs)
+            embeddings = embeddings.float()
+            pairs = miner(embeddings, labels) if miner is not None else None
+            loss = loss_fn(embeddings, labels, pairs)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            seen += len(labels)
+            losses.append(float(loss.detach()))
+            bar.update(1)
+            bar.set_postfix(epoch=epoch, loss=f"{losses[-1]:.4f}",
+                            img_s=f"{seen / max(time.perf_counter() - began, 1e-9):.0f}")
+        embeddings = evaluate()
+        labels_now = val_labels() if callable(val_labels) else val_labels
+        entry = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
+                 **retrieval_metrics(embeddings, labels_now)}
+        history.append(entry)
+        score = _selection_score(entry)
+        if score > best_score or (best_score == -float("inf") and epoch == config.epochs):
+            best_score, best_state = score, copy.deepcopy(model.state_dict())
+        bar.set_postfix(epoch=epoch, loss=f"{entry['loss']:.4f}", p1=f"{entry['precision_at_1']:.3f}",
+                        map_r=f"{entry['map_at_r']:.3f}")
+    bar.close()
+    return history, best_state

@@ -1,0 +1,62 @@
+"""Shared fixtures: tiny images of coloured shapes made in code, a fresh workspace, a CLI runner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHAPES = {
+    "red_circle": ((220, 30, 30), "ellipse"),
+    "green_square": ((30, 180, 40), "rectangle"),
+    "blue_triangle": ((30, 60, 220), "polygon"),
+}
+
+
+def draw_shape(path: Path, colour, shape: str, offset: int = 0, size: int = 32) -> Path:
+    """Write a small PNG/JPEG of one coloured shape on a light background."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (size, size), (240, 240, 235))
+    draw = ImageDraw.Draw(img)
+    lo, hi = 4 + offset, size - 6 + offset
+    if shape == "polygon":
+        draw.polygon([(size // 2 + offset, lo), (lo, hi), (hi, hi)], fill=colour)
+    else:
+        getattr(draw, shape)([lo, lo, hi, hi], fill=colour)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+    return path
+
+
+@pytest.fixture
+def image_tree(tmp_path: Path) -> Path:
+    """``tmp/images/<class>/<class>_<i>.png``: 3 classes × 4 distinct images."""
+    root = tmp_path / "images"
+    for name, (colour, shape) in SHAPES.items():
+        for i in range(4):
+            draw_shape(root / name / f"{name}_{i}.png", colour, shape, offset=i - 1)
+    return root
+
+
+@pytest.fixture
+def workspace(tmp_path: Path):
+    from indexer.workspace import Workspace
+
+    return Workspace.at(tmp_path / "ws")
+
+
+@pytest.fixture
+def cli(tmp_path: Path):
+    """Run the CLI in-process against a workspace in tmp_path; returns the click Result."""
+    from click.testing import CliRunner
+
+    from cli import main
+
+    runner = CliRunner()
+
+    def invoke(*args: str, workspace: Path | None = None):
+        ws = workspace or tmp_path / "ws"
+        return runner.invoke(main, ["--workspace", str(ws), *args], catch_exceptions=False)
+
+    return invoke

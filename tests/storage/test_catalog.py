@@ -1,0 +1,59 @@
+"""Catalog queries: labels, images, summary and the model/index registries."""
+
+from __future__ import annotations
+
+import pytest
+
+from storage.catalog import Catalog
+from storage.database import make_engine, upgrade
+from storage.errors import NotInCatalogError
+
+
+@pytest.fixture
+def catalog(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'c.db'}")
+    upgrade(engine)
+    with Catalog(engine) as cat:
+        yield cat
+
+
+def test_labels_are_created_once_with_preferred_ids(catalog):
+    assert catalog.label_id("passion flower", preferred_id=77) == 77
+    assert catalog.label_id("passion flower") == 77
+    rose = catalog.label_id("rose", preferred_id=77)  # taken: gets another id
+    assert rose != 77
+    assert catalog.label_names() == {77: "passion flower", rose: "rose"}
+
+
+def test_summary_counts_by_status_and_split(catalog):
+    label = catalog.label_id("a")
+    first = catalog.add_image(path="/x/1.png", sha256="1", status="ok", split="train", label_id=label)
+    catalog.add_image(path="/x/2.png", sha256="1", status="duplicate", duplicate_of=first, split="train")
+    catalog.add_image(path="/x/3.png", status="error", error="empty file (0 bytes)", split="test")
+    catalog.add_image(path="/x/4.png", sha256="4", status="ok", split="test", label_id=label)
+    summary = catalog.summary()
+    assert (summary.images_total, summary.images_ok, summary.images_error, summary.duplicates) == (4, 2, 1, 1)
+    assert summary.splits == {"train": 1, "test": 1}
+    assert summary.labels == 1
+    rows = catalog.images(splits=["test"])
+    assert [(r.path, r.label) for r in rows] == [("/x/4.png", "a")]
+
+
+def test_remove_images_detaches_duplicates(catalog):
+    first = catalog.add_image(path="/x/1.png", sha256="1", status="ok")
+    dup = catalog.add_image(path="/x/2.png", sha256="1", status="duplicate", duplicate_of=first)
+    assert catalog.remove_images([first]) == 1
+    assert catalog.images_by_ids([dup])[dup].duplicate_of is None
+
+
+def test_model_and_index_registries(catalog):
+    catalog.register_model(name="m", kind="mobilenet_v2", params={"a": 1}, metrics={"p_at_1": 0.7}, path="models/m/model.pt", dim=128)
+    catalog.register_index(name="ivf", kind="ivf", params={"nprobe": 8}, path="indexes/ivf.faiss", dim=128, ntotal=10, model_name="m")
+    assert catalog.model("m").metrics == {"p_at_1": 0.7}
+    index = catalog.index("ivf")
+    assert (index.model_name, index.ntotal, index.params) == ("m", 10, {"nprobe": 8})
+    assert catalog.summary().indexes == ["ivf"]
+    with pytest.raises(NotInCatalogError, match="no index named 'nope'.*ivf"):
+        catalog.index("nope")
+    with pytest.raises(NotInCatalogError, match="no model named 'x'"):
+        catalog.model("x")

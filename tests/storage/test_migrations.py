@@ -1,0 +1,71 @@
+"""Migrations: head equals the ORM, and an old database upgrades without losing rows."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import text
+
+from storage.database import HEAD_REVISION, MIGRATIONS_DIR, check_revision, current_revision, make_engine, upgrade
+from storage.errors import SchemaError
+from storage.schema import Base
+
+
+def test_head_revision_constant_matches_scripts():
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
+
+
+def test_migrating_empty_database_gives_exactly_the_orm_schema(tmp_path):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'c.db'}")
+    upgrade(engine)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+    assert current_revision(engine) == HEAD_REVISION
+
+
+def test_database_from_older_revision_upgrades_without_losing_rows(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(engine, "0001")
+    assert current_revision(engine) == "0001"
+    now = datetime.now(timezone.utc)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO labels (id, name) VALUES (7, 'rose')"))
+        for i in range(3):
+            conn.execute(
+                text(
+                    "INSERT INTO images (path, sha256, label_id, split, status, created_at, updated_at) "
+                    "VALUES (:p, :s, 7, 'train', 'ok', :t, :t)"
+                ),
+                {"p": f"/data/{i}.jpg", "s": f"{i:064d}", "t": now},
+            )
+    with pytest.raises(SchemaError, match="revision 0001"):
+        check_revision(engine)
+    upgrade(engine)
+    check_revision(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT path, label_id FROM images ORDER BY id")).all()
+        assert rows == [(f"/data/{i}.jpg", 7) for i in range(3)]
+        assert conn.execute(text("SELECT count(*) FROM models")).scalar() == 0
+
+
+def test_sqlite_pragmas_wal_and_foreign_keys(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+
+
+def test_check_revision_on_empty_database_says_what_to_do(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'e.db'}")
+    with pytest.raises(SchemaError, match="indexer ingest"):
+        check_revision(engine)
