@@ -121,6 +121,165 @@ def status(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"warning: {problem}", err=True)
 
 
+@main.command()
+@click.option("--network", default=None, help="'siamese' or any torchvision classifier (resnet18, resnet50, mobilenet_v2, ...).")
+@click.option("--epochs", type=int, default=None, help="Epochs (default: 60 with a frozen backbone, else 12).")
+@click.option("--image-size", type=int, default=None, help="Square input size in pixels (default 64 siamese, 128 otherwise).")
+@click.option("--weights", default=None, help="'imagenet' (torchvision registry / torch cache) or a checkpoint file.")
+@click.option("--freeze-backbone/--no-freeze-backbone", default=None, help="Train only the projection head.")
+@click.option("--loss", type=click.Choice(["multi-similarity", "triplet", "proxy-anchor"]), default=None)
+@click.option("--miner", type=click.Choice(["batch-hard", "semi-hard", "hard", "all", "multi-similarity", "none"]), default=None)
+@click.option("--batch-classes", type=int, default=None, help="P: classes per batch.")
+@click.option("--batch-per-class", type=int, default=None, help="K: images per class in a batch.")
+@click.option("--lr", type=float, default=None, help="Learning rate of the head (and of the Siamese net).")
+@click.option("--seed", type=int, default=None)
+@click.option("--name", default=None, help="Model name in the catalog (default: the network name).")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="YAML config (ours, or the seed project's); flags override it.")
+@click.option("--device", default=None, help="auto (default), cpu, cuda or cuda:N.")
+@click.pass_context
+def train(ctx: click.Context, config_file: str | None, **flags) -> None:
+    """Train an embedding network on the catalog's labelled images (all splits but test)."""
+    import dataclasses
+
+    from indexer.api import train as train_model
+    from models.config import config_from_yaml
+
+    config, seed_paths = config_from_yaml(config_file, flags)
+    if flags["name"] is None and config.name == "model":
+        config = dataclasses.replace(config, name=config.network)
+    outcome = train_model(_workspace(ctx), config, seed_paths)
+    for note in outcome.notes:
+        click.echo(note, err=True)
+    metrics = ", ".join(f"{key} {value:.4f}" for key, value in outcome.metrics.items() if isinstance(value, float))
+    click.echo(
+        f"model {outcome.name!r}: {outcome.epochs_run} epochs in {outcome.seconds:.1f} s on "
+        f"{outcome.train_images} images; validation ({outcome.val_source}, {outcome.val_images or 'held-out'} images): {metrics}"
+    )
+    click.echo(f"checkpoint: {outcome.checkpoint}")
+
+
+@main.command()
+@click.option("--model", "model_name", default=None, help="Model name (default: the most recent).")
+@click.option("--batch-size", type=int, default=128, show_default=True)
+@click.pass_context
+def embed(ctx: click.Context, model_name: str | None, batch_size: int) -> None:
+    """Embed every catalog image the model has not embedded yet (resumable)."""
+    from indexer.api import default_model_name, embed as embed_catalog
+
+    workspace = _workspace(ctx)
+    name = model_name or default_model_name(workspace)
+    report = embed_catalog(workspace, name, batch_size=batch_size)
+    for image_id, path, reason in report.failed[:MAX_PROBLEM_LINES]:
+        click.echo(f"{path}: {reason} (image {image_id} skipped)", err=True)
+    click.echo(
+        f"model {name!r}: {report.embedded} embedded, {report.skipped_existing} already embedded, "
+        f"{len(report.failed)} failed ({report.images_per_s:.0f} images/s)"
+    )
+
+
+INDEX_KINDS = ["flat", "pca", "ivf", "ivfpq", "hnsw", "pca-ivf", "raw"]
+
+
+@main.command()
+@click.option("--index", "kind", type=click.Choice(INDEX_KINDS), default=None,
+              help="Index kind (default ivf; 'raw' with --factory).")
+@click.option("--model", "model_name", default=None, help="Model whose embeddings to index (default: the most recent).")
+@click.option("--name", default=None, help="Index name (default: the kind). An existing index of that name is replaced atomically.")
+@click.option("--nlist", type=int, default=None, help="IVF lists (default about 4*sqrt(N), at most N/39).")
+@click.option("--nprobe", type=int, default=None, help="IVF lists searched (default: tuned to --target-recall).")
+@click.option("--ef-search", type=int, default=None, help="HNSW efSearch (default: tuned to --target-recall).")
+@click.option("--pca-dim", type=int, default=32, show_default=True, help="Output dimensions of PCA kinds.")
+@click.option("--factory", default=None, help="Raw FAISS factory string (with --index raw), e.g. 'OPQ16,IVF256,PQ16'.")
+@click.option("--target-recall", type=float, default=None, help="Recall@10 vs exact search to tune nprobe/efSearch to (default 0.95).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--update", "update_name", default=None, metavar="NAME", help="Add newly ingested images to index NAME without retraining.")
+@click.pass_context
+def build(ctx: click.Context, kind: str | None, update_name: str | None, **options) -> None:
+    """Embed what is missing and build (or update) a FAISS index over the catalog."""
+    from indexer import api
+
+    workspace = _workspace(ctx)
+    if update_name is not None:
+        outcome = api.update_index(workspace, update_name)
+        click.echo(f"index {outcome.name!r}: {outcome.ntotal} vectors ({outcome.embedded} newly embedded)")
+        return
+    if options["factory"] and kind is None:
+        kind = "raw"
+    outcome = api.build_index(workspace, kind or "ivf", **options)
+    tuned = f", recall@10 {outcome.tuned_recall:.3f}" if outcome.tuned_recall is not None else ""
+    params = ", ".join(f"{key} {value}" for key, value in outcome.search_params.items())
+    click.echo(
+        f"index {outcome.name!r} ({outcome.factory}, model {outcome.model!r}): {outcome.ntotal} vectors of "
+        f"{outcome.dim} dims, built in {outcome.build_s:.2f} s{'; ' + params if params else ''}{tuned}"
+    )
+    click.echo(f"file: {outcome.path}")
+
+
+@main.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--index", "index_name", default=None, help="Index name (default: the most recent).")
+@click.option("-k", type=int, default=10, show_default=True, help="Results per query.")
+@click.option("--nprobe", type=int, default=None, help="IVF lists to search (default: the tuned value).")
+@click.option("--json", "as_json", is_flag=True, help="Print only JSON on stdout.")
+@click.option("--grid", type=click.Path(dir_okay=False), default=None, help="Write a picture of the query and its results.")
+@click.pass_context
+def query(ctx: click.Context, images: tuple[str, ...], index_name, k, nprobe, as_json, grid) -> None:
+    """Find the catalog images most like each IMAGE."""
+    from indexer.api.query import draw_answer, query as run_query
+
+    outcome = run_query(_workspace(ctx), list(images), index_name=index_name, k=k, nprobe=nprobe)
+    for line in outcome.failures:
+        click.echo(f"Error: {line}", err=True)
+    pictures = []
+    if grid:
+        for number, answer in enumerate(outcome.answers, 1):
+            target = grid if number == 1 else _numbered(grid, number)
+            pictures.append(str(draw_answer(answer, target)))
+    if as_json:
+        payload = [
+            {"query": a.query, "results": [
+                {"rank": h.rank, "id": h.id, "path": h.path, "label": h.label, "score": round(h.score, 6)}
+                for h in a.results]}
+            for a in outcome.answers
+        ]
+        click.echo(json.dumps(payload, indent=2))
+    else:
+        for answer in outcome.answers:
+            label = f" (label {answer.label})" if answer.label else ""
+            click.echo(f"{answer.query}{label} — index {outcome.index!r}, model {outcome.model!r}")
+            for hit in answer.results:
+                click.echo(f"  {hit.rank:>3}  {hit.score:7.4f}  {hit.path}  {hit.label or '-'}")
+    for picture in pictures:
+        click.echo(f"grid written to {picture}", err=as_json)
+    if outcome.failures:
+        ctx.exit(1)
+
+
+def _numbered(path: str, number: int) -> str:
+    from pathlib import Path
+
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}-{number}{p.suffix}"))
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--id", "ids", type=int, multiple=True, help="Catalog image id (repeatable).")
+@click.pass_context
+def remove(ctx: click.Context, paths: tuple[str, ...], ids: tuple[int, ...]) -> None:
+    """Remove images from the catalog and from every index and embedding store that holds them."""
+    from indexer import api
+
+    if not paths and not ids:
+        raise click.UsageError("give image PATHs or --id")
+    outcome = api.remove_images(_workspace(ctx), list(paths), list(ids))
+    for missing in outcome.not_found:
+        click.echo(f"{missing}: not in the catalog", err=True)
+    per_index = ", ".join(f"{name}: {count}" for name, count in outcome.per_index.items()) or "no index"
+    click.echo(f"{outcome.removed_images} images removed from the catalog ({per_index})")
+
+
 @main.group()
 def db() -> None:
     """Catalog database maintenance."""

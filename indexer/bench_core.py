@@ -13,7 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from indexer.factory import IndexParams, build_index, find_hnsw, find_ivf, get_search_params
+from indexer.factory import (
+    IndexParams,
+    build_index,
+    find_hnsw,
+    find_ivf,
+    get_search_params,
+    set_search_params,
+)
 from indexer.fidelity import ann_recall_at_k
 from indexer.metrics import precision_at_1, precision_at_k
 from indexer.search import exact_search, search
@@ -66,16 +73,18 @@ def sweep(
     if exact_ids is None:
         exact_scores, exact_ids = exact_search(base, np.arange(len(base)), queries, k + EXTRA_EXACT)
     name = "nprobe" if find_ivf(index) is not None else "ef_search"
+    original = get_search_params(index)
     rows = []
-    for value in values if values is not None else default_sweep_values(index, k):
-        _, found = search(index, queries, k, **{name: value})
-        recall = ann_recall_at_k(found, exact_ids, k, exact_scores=exact_scores)
-
-        def fn(ix: Any, q: np.ndarray, kk: int, _v: int = value) -> Any:
-            return search(ix, q, kk, **{name: _v})
-
-        lat = latency_ms(index, queries[:n_latency], k, search_fn=fn)
-        rows.append({"value": int(value), "recall": recall, "p50_ms": lat["p50"]})
+    try:
+        for value in values if values is not None else default_sweep_values(index, k):
+            # Set once, then time plain searches: a per-call override would time its own overhead.
+            set_search_params(index, **{name: value})
+            _, found = search(index, queries, k)
+            recall = ann_recall_at_k(found, exact_ids, k, exact_scores=exact_scores)
+            lat = latency_ms(index, queries[:n_latency], k)
+            rows.append({"value": int(value), "recall": recall, "p50_ms": lat["p50"]})
+    finally:
+        set_search_params(index, nprobe=original.get("nprobe"), ef_search=original.get("efSearch"))
     return rows
 
 

@@ -14,6 +14,9 @@ from indexer.fidelity import ann_recall_at_k
 from indexer.search import drop_self, exact_search, search
 
 
+MAX_EF_SEARCH = 2048
+
+
 @dataclass(frozen=True)
 class TuneResult:
     """Chosen setting and the (value, recall@k) pairs tried, in the order tried."""
@@ -31,7 +34,7 @@ def _search_setting(index: Any) -> tuple[str, int] | None:
     if ivf is not None:
         return "nprobe", int(ivf.nlist)
     if find_hnsw(index) is not None:
-        return "efSearch", max(4096, index.ntotal)
+        return "efSearch", MAX_EF_SEARCH
     return None
 
 
@@ -55,8 +58,9 @@ def tune_search_param(
     (default 0..n-1). Queries are ``n_queries`` base rows sampled with ``seed``;
     each query's own id is excluded from both result lists, so finding itself earns
     nothing. Doubling from 1 (efSearch: from max(16, k)) then bisecting; recall is
-    assumed to rise with the setting. If the target is never reached the largest
-    value tried is returned with ``reached=False``. With ``apply`` the chosen value
+    assumed to rise with the setting. If even the largest value (nprobe = nlist)
+    misses the target, ``reached=False`` and the value returned is the smallest
+    reaching ``target_recall`` times the best recall seen. With ``apply`` the chosen value
     is set on the index. Flat and PCA indices have no setting: returns None.
     """
     setting = _search_setting(index)
@@ -83,23 +87,30 @@ def tune_search_param(
     original = get_search_params(index)
     tried: dict[int, float] = {}
     # efSearch below k acts as k in FAISS, so bisection never goes under k.
-    value, low = _first_value(param, k), (0 if param == "nprobe" else k - 1)
+    floor = 0 if param == "nprobe" else k - 1
+    value, low = _first_value(param, k), floor
     while True:
         tried[value] = recall_at(value)
         if tried[value] >= target_recall or value >= cap:
             break
         low, value = value, min(2 * value, cap)
-    if tried[value] >= target_recall:  # bisect (low, value] for the smallest passing value
-        high = value
-        while high - low > 1:
-            mid = (low + high) // 2
-            tried[mid] = recall_at(mid)
-            if tried[mid] >= target_recall:
-                high = mid
-            else:
-                low = mid
-        value = high
-    result = TuneResult(param, value, tried[value], tried[value] >= target_recall, list(tried.items()))
+    reached = tried[value] >= target_recall
+    # Unreachable (PCA or PQ caps recall below the target): aim instead for the
+    # target share of the best recall seen, so the setting is still economical.
+    goal = target_recall if reached else target_recall * max(tried.values())
+    if not reached:
+        value = min(v for v, r in tried.items() if r >= goal)
+        low = max([v for v in tried if v < value], default=floor)
+    high = value  # bisect (low, high] for the smallest value reaching the goal
+    while high - low > 1:
+        mid = (low + high) // 2
+        tried[mid] = recall_at(mid)
+        if tried[mid] >= goal:
+            high = mid
+        else:
+            low = mid
+    value = high
+    result = TuneResult(param, value, tried[value], reached, list(tried.items()))
     if apply:
         set_search_params(index, **{"nprobe" if param == "nprobe" else "ef_search": value})
     else:

@@ -35,7 +35,7 @@ def save_checkpoint(
         "metrics": dict(metrics or {}),
         "network": config.network,
         "embedding_dim": config.embedding_dim,
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
         **(extra or {}),
     }
     tmp = path.with_name(path.name + ".tmp")

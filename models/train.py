@@ -97,7 +97,7 @@ def train_model(config: TrainConfig, train_items: Sequence[Item], val_items: Seq
     onnx_path = export_onnx(model, spec, out / "model.onnx")
     seconds = time.perf_counter() - started
     sidecar = {"config": config.to_dict(), "preprocess": spec.to_dict(), "metrics": metrics, "history": history,
-               "seconds": round(seconds, 2), "torch_version": torch.__version__, **extra}
+               "seconds": round(seconds, 2), "torch_version": str(torch.__version__), **extra}
     tmp = out / "config.json.tmp"
     tmp.write_text(json.dumps(sidecar, indent=2, default=str))
     os.replace(tmp, out / "config.json")

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session
 
 from storage.errors import NotInCatalogError
-from storage.schema import Image, Index, Label, Model
+from storage.schema import Image, Index, Label, Model, utcnow
 
 
 @dataclass(frozen=True)
@@ -204,6 +204,7 @@ class Catalog:
         """Register (or replace) the model called ``name``."""
         model = self.session.scalar(select(Model).where(Model.name == name)) or Model(name=name)
         model.kind, model.params, model.metrics, model.path, model.dim = kind, params, metrics, path, dim
+        model.created_at = utcnow()  # a retrained model is a new model
         self.session.add(model)
         self.session.flush()
         return _model_row(model)
@@ -229,14 +230,18 @@ class Catalog:
         dim: int,
         ntotal: int,
         model_name: str | None,
+        replace: bool = True,
     ) -> ArtifactRow:
-        """Register (or replace) the index called ``name``."""
+        """Register (or, with ``replace``, rebuild) the index called ``name``; ``replace=False``
+        updates it in place and keeps its creation time."""
         model_id = None
         if model_name is not None:
             model_id = self.session.scalar(select(Model.id).where(Model.name == model_name))
         index = self.session.scalar(select(Index).where(Index.name == name)) or Index(name=name)
         index.kind, index.params, index.path, index.dim = kind, params, path, dim
         index.ntotal, index.model_id = ntotal, model_id
+        if index.id is None or replace:
+            index.created_at = utcnow()  # a rebuilt index is a new index
         self.session.add(index)
         self.session.flush()
         self.session.refresh(index)

@@ -1,0 +1,241 @@
+"""Index operations: build (or replace) an index from a model's embeddings, update it, remove images."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from indexer.api.models import default_model_name, embed
+from indexer.errors import IndexerError, InputError, NotFoundError
+from indexer.workspace import Workspace
+from storage.catalog import ArtifactRow, Catalog
+
+TUNED_KINDS = frozenset({"ivf", "ivfpq", "hnsw", "pca-ivf", "raw"})
+DEFAULT_TARGET_RECALL = 0.95
+TUNING_K = 10
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    name: str
+    kind: str
+    model: str
+    factory: str
+    ntotal: int
+    dim: int
+    build_s: float
+    search_params: dict
+    tuned_recall: float | None
+    embedded: int
+    path: Path
+
+
+def build(
+    workspace: Workspace,
+    kind: str,
+    *,
+    model_name: str | None = None,
+    name: str | None = None,
+    nlist: int | None = None,
+    nprobe: int | None = None,
+    ef_search: int | None = None,
+    pca_dim: int = 32,
+    factory: str | None = None,
+    target_recall: float | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> BuildOutcome:
+    """Embed what is missing, build a ``kind`` index over every ok image, tune it, save and register it.
+
+    An existing index of the same name is replaced atomically: it keeps answering until the
+    new one is complete. ``target_recall`` (default 0.95 for IVF/HNSW kinds) picks the smallest
+    nprobe / efSearch reaching that recall@10 against exact search, unless nprobe is given.
+    """
+    from indexer.factory import IndexParams, build_index
+    from indexer.index_io import save_index
+
+    model_name = model_name or default_model_name(workspace)
+    name = name or kind
+    _check_name(name)
+    params = IndexParams(
+        kind=kind, nlist=nlist, nprobe=nprobe, ef_search=ef_search, pca_dim=pca_dim, factory=factory, seed=seed
+    )
+    report = embed(workspace, model_name, progress=progress)
+    ids, vectors = catalog_vectors(workspace, model_name)
+    if len(ids) == 0:
+        raise InputError(f"model {model_name!r} has no embedded images to index; run 'indexer ingest DIR' first")
+    index, info = build_index(params, vectors, ids)
+    tuning = _tune(index, vectors, ids, kind, nprobe, ef_search, target_recall, seed)
+    path = workspace.indexes_dir / f"{name}.faiss"
+    sidecar = save_index(
+        index,
+        path,
+        {"name": name, "kind": kind, "model": model_name, "params": params.to_dict(), "build": info.to_dict(),
+         "tuning": tuning, "seed": seed},
+    )
+    _register(workspace, name, kind, params.to_dict(), sidecar, path, model_name, replace=True)
+    return BuildOutcome(
+        name=name, kind=kind, model=model_name, factory=info.factory, ntotal=int(index.ntotal), dim=info.d,
+        build_s=info.build_s, search_params=sidecar["search_params"],
+        tuned_recall=tuning.get("recall") if tuning else None, embedded=report.embedded, path=path,
+    )
+
+
+def update(workspace: Workspace, name: str, *, progress: bool = True) -> BuildOutcome:
+    """Add newly ingested images to index ``name`` without retraining it."""
+    from indexer.factory import add_vectors
+    from indexer.index_io import load_index, save_index
+    from indexer.membership import indexed_ids
+
+    row = _index_row(workspace, name)
+    model_name = _model_of(row)
+    report = embed(workspace, model_name, progress=progress)
+    path = workspace.resolve(row.path)
+    index, sidecar = load_index(path)
+    ids, vectors = catalog_vectors(workspace, model_name)
+    new = ~np.isin(ids, indexed_ids(index))
+    if new.any():
+        add_vectors(index, vectors[new], ids[new])
+    sidecar = save_index(index, path, {**_user_sidecar(sidecar), "updated_with": int(new.sum())})
+    _register(workspace, name, row.kind, row.params, sidecar, path, model_name)
+    return BuildOutcome(
+        name=name, kind=row.kind, model=model_name, factory=sidecar.get("build", {}).get("factory", ""),
+        ntotal=int(index.ntotal), dim=int(index.d), build_s=0.0, search_params=sidecar["search_params"],
+        tuned_recall=None, embedded=report.embedded, path=path,
+    )
+
+
+@dataclass(frozen=True)
+class RemoveOutcome:
+    removed_images: int
+    not_found: list[str]
+    per_index: dict[str, int]
+
+
+def remove(workspace: Workspace, paths: list[str] = (), ids: list[int] = ()) -> RemoveOutcome:
+    """Remove images (by path, resolved to absolute, or by id) from every index, embedding store and the catalog.
+
+    Indexes are updated first, the catalog last, so an interrupted removal leaves images that
+    'indexer status' reports as inconsistent rather than index entries with no catalog row.
+    """
+    from indexer.factory import find_hnsw, remove_ids
+    from indexer.index_io import load_index, save_index
+    from models.embedding_store import EmbeddingStore
+
+    engine = workspace.open_for_writing()
+    with Catalog(engine) as catalog:
+        resolved = {_resolve(p): p for p in paths}
+        by_path = catalog.images_by_paths(resolved)
+        by_id = catalog.images_by_ids(ids)
+        not_found = [given for path, given in resolved.items() if path not in by_path]
+        not_found += [str(i) for i in ids if int(i) not in by_id]
+        wanted = np.array(sorted({row.id for row in [*by_path.values(), *by_id.values()]}), dtype=np.int64)
+        index_rows, model_rows = catalog.indexes(), catalog.models()
+    per_index: dict[str, int] = {}
+    if len(wanted):
+        for row in index_rows:
+            path = workspace.resolve(row.path)
+            index, sidecar = load_index(path)
+            if find_hnsw(index) is not None:  # graphs cannot delete: rebuild without the images
+                model = _model_of(row)
+                store_ids, vectors = _store_arrays(workspace, model)
+                keep = ~np.isin(store_ids, wanted)
+                rebuilt = _rebuild(sidecar, vectors[keep], store_ids[keep])
+                per_index[row.name] = int(index.ntotal - rebuilt.ntotal)
+                index = rebuilt
+            else:
+                per_index[row.name] = remove_ids(index, wanted)
+            sidecar = save_index(index, path, _user_sidecar(sidecar))
+            _register(workspace, row.name, row.kind, row.params, sidecar, path, row.model_name)
+        for model in model_rows:
+            EmbeddingStore(workspace.embeddings_dir / model.name).remove(wanted)
+        with Catalog(engine) as catalog:
+            removed = catalog.remove_images(wanted.tolist())
+    else:
+        removed = 0
+    return RemoveOutcome(removed_images=removed, not_found=not_found, per_index=per_index)
+
+
+def catalog_vectors(workspace: Workspace, model_name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(ids (n,) int64, vectors (n, d) float32) of the model's embeddings of ok catalog images."""
+    with Catalog(workspace.open_read_only()) as catalog:
+        ok_ids = np.array([row.id for row in catalog.images()], dtype=np.int64)
+    store_ids, vectors = _store_arrays(workspace, model_name)
+    keep = np.isin(store_ids, ok_ids)
+    return store_ids[keep], np.ascontiguousarray(vectors[keep], dtype=np.float32)
+
+
+def _store_arrays(workspace: Workspace, model_name: str) -> tuple[np.ndarray, np.ndarray]:
+    from models.embedding_store import EmbeddingStore
+
+    store = EmbeddingStore(workspace.embeddings_dir / model_name)
+    return np.asarray(store.ids(), dtype=np.int64), np.asarray(store.vectors(mmap=False), dtype=np.float32)
+
+
+def _tune(index, vectors, ids, kind, nprobe, ef_search, target_recall, seed) -> dict:
+    from indexer.tuning import tune_search_param
+
+    if nprobe is not None or ef_search is not None or kind not in TUNED_KINDS:
+        return {}
+    target = DEFAULT_TARGET_RECALL if target_recall is None else target_recall
+    if len(ids) < TUNING_K + 1:
+        return {}
+    result = tune_search_param(index, vectors, ids, k=TUNING_K, target_recall=target, seed=seed)
+    if result is None:
+        return {}
+    return {"param": result.param_name, "value": result.value, "recall": result.recall, "target": target,
+            "reached": result.reached, "k": TUNING_K, "tried": result.tried}
+
+
+def _rebuild(sidecar: dict, vectors: np.ndarray, ids: np.ndarray):
+    from indexer.factory import IndexParams, build_index, set_search_params
+
+    index, _ = build_index(IndexParams(**sidecar["params"]), vectors, ids)
+    params = sidecar.get("search_params") or {}
+    set_search_params(index, nprobe=params.get("nprobe"), ef_search=params.get("efSearch"))
+    return index
+
+
+def _register(workspace, name, kind, params, sidecar, path, model_name, *, replace: bool = False) -> None:
+    with Catalog(workspace.open_for_writing()) as catalog:
+        catalog.register_index(
+            replace=replace,
+            name=name, kind=kind, params={**params, "search_params": sidecar["search_params"]},
+            path=workspace.relative(path), dim=int(sidecar["d"]), ntotal=int(sidecar["ntotal"]), model_name=model_name,
+        )
+
+
+def _user_sidecar(sidecar: dict) -> dict:
+    """The caller-given part of a sidecar (save_index recomputes sizes, checksums and search params)."""
+    computed = {"format", "d", "ntotal", "faiss_version", "search_params", "created", "index_file", "index_bytes",
+                "sha256"}
+    return {key: value for key, value in sidecar.items() if key not in computed}
+
+
+def _index_row(workspace: Workspace, name: str) -> ArtifactRow:
+    with Catalog(workspace.open_read_only()) as catalog:
+        return catalog.index(name)
+
+
+def _model_of(row: ArtifactRow) -> str:
+    if row.model_name is None:
+        raise NotFoundError(f"index {row.name!r} was built with a model that no longer exists; rebuild it")
+    return row.model_name
+
+
+def _check_name(name: str) -> None:
+    if not name or "/" in name or name.startswith(".") or os.sep in name:
+        raise InputError(f"index name {name!r} is invalid; use letters, digits, '-' or '_'")
+
+
+def _resolve(path: str) -> str:
+    try:
+        return str(Path(path).expanduser().resolve(strict=True))
+    except (OSError, RuntimeError):
+        return os.path.abspath(os.path.expanduser(path))
+
+
+__all__ = ["build", "update", "remove", "catalog_vectors", "BuildOutcome", "RemoveOutcome", "IndexerError"]

@@ -1,0 +1,140 @@
+"""Model operations: train on the catalog's labelled images, embed the catalog."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from indexer.errors import InputError
+from indexer.workspace import Workspace
+from models.config import SeedPaths, TrainConfig
+from storage.catalog import Catalog, ImageRow
+
+DEFAULT_TRAIN_SPLITS = TrainConfig().train_splits
+HELD_OUT_SPLIT = "test"
+
+
+@dataclass
+class TrainOutcome:
+    name: str
+    checkpoint: Path
+    metrics: dict
+    epochs_run: int
+    seconds: float
+    train_images: int
+    val_images: int
+    val_source: str
+    notes: list[str] = field(default_factory=list)
+
+
+def train(
+    workspace: Workspace, config: TrainConfig, seed_paths: SeedPaths | None = None, *, progress: bool = True
+) -> TrainOutcome:
+    """Train ``config`` on the catalog, register it, and drop embeddings of an older model of that name.
+
+    With the default ``train_splits`` every split but ``test`` is trained on (images with no
+    split included). Validation uses the ``val`` split when it was not trained on, otherwise a
+    seeded hold-out of the training images.
+    """
+    from models.train import train_model
+
+    engine = workspace.open_for_writing()
+    with Catalog(engine) as catalog:
+        rows = [row for row in catalog.images() if row.label_id is not None]
+    if not rows:
+        raise InputError("the catalog has no labelled images to train on: run 'indexer ingest DIR' first")
+    train_rows = [row for row in rows if _is_training_split(row, config)]
+    val_rows = [row for row in rows if row.split == "val" and "val" not in _trained_splits(train_rows)]
+    if len({row.label_id for row in train_rows}) < 2:
+        raise InputError(
+            f"training needs at least 2 labels in splits {_split_names(config)}; "
+            f"found {len({row.label_id for row in train_rows})} in {len(train_rows)} images"
+        )
+    out_dir = workspace.models_dir / config.name
+    result = train_model(config, _items(train_rows), _items(val_rows), out_dir, progress=progress)
+    store_dir = workspace.embeddings_dir / config.name
+    if store_dir.exists():  # vectors of the previous weights no longer describe this model
+        shutil.rmtree(store_dir)
+    with Catalog(engine) as catalog:
+        catalog.register_model(
+            name=config.name,
+            kind=result.config.network,
+            params={"config": result.config.to_dict(), "preprocess": result.preprocess.to_dict(),
+                    "onnx": workspace.relative(result.onnx_path)},
+            metrics=result.metrics,
+            path=workspace.relative(result.checkpoint_path),
+            dim=result.config.embedding_dim,
+        )
+    notes = _honour_seed_paths(seed_paths, result.checkpoint_path)
+    return TrainOutcome(
+        name=config.name,
+        checkpoint=result.checkpoint_path,
+        metrics=result.metrics,
+        epochs_run=result.epochs_run,
+        seconds=result.seconds,
+        train_images=len(train_rows),
+        val_images=len(val_rows),
+        val_source="val split" if val_rows else "seeded hold-out of the training images",
+        notes=notes,
+    )
+
+
+def embed(workspace: Workspace, model_name: str, *, batch_size: int = 128, progress: bool = True):
+    """Embed every ok catalog image the model's store lacks; returns the models layer's EmbedReport."""
+    from models.embed import embed_items
+    from models.embedding_store import EmbeddingStore
+
+    engine = workspace.open_for_writing()
+    with Catalog(engine) as catalog:
+        model = catalog.model(model_name)
+        rows = catalog.images()
+    store = EmbeddingStore(workspace.embeddings_dir / model_name)
+    items = [(row.id, row.path) for row in rows]
+    return embed_items(workspace.resolve(model.path), items, store, batch_size=batch_size, progress=progress)
+
+
+def default_model_name(workspace: Workspace) -> str:
+    """The most recently trained model's name."""
+    with Catalog(workspace.open_read_only()) as catalog:
+        models = catalog.models()
+    if not models:
+        raise InputError("no trained model in the catalog: run 'indexer train --network NAME' first")
+    return models[-1].name
+
+
+def _is_training_split(row: ImageRow, config: TrainConfig) -> bool:
+    if tuple(config.train_splits) == DEFAULT_TRAIN_SPLITS:
+        return row.split != HELD_OUT_SPLIT
+    return row.split in config.train_splits
+
+
+def _trained_splits(rows: list[ImageRow]) -> set[str | None]:
+    return {row.split for row in rows}
+
+
+def _split_names(config: TrainConfig) -> str:
+    if tuple(config.train_splits) == DEFAULT_TRAIN_SPLITS:
+        return f"(all but {HELD_OUT_SPLIT!r})"
+    return ", ".join(config.train_splits)
+
+
+def _items(rows: list[ImageRow]) -> list[tuple[str, int]]:
+    return [(row.path, row.label_id) for row in rows]
+
+
+def _honour_seed_paths(seed_paths: SeedPaths | None, checkpoint: Path) -> list[str]:
+    """The seed project's output keys: copy the checkpoint where it asked; explain the rest."""
+    if seed_paths is None:
+        return []
+    notes = []
+    if seed_paths.save_network_path:
+        target = Path(seed_paths.save_network_path).expanduser()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(checkpoint, target)
+        notes.append(f"checkpoint also copied to {target} (train.save_network_path)")
+    if seed_paths.labels_fpath:
+        notes.append("general.labels_fpath ignored: labels come from the catalog ('indexer ingest --labels FILE.csv')")
+    if seed_paths.embeddings_output_path:
+        notes.append("train.embeddings_output_path ignored: 'indexer embed' stores embeddings in the workspace")
+    return notes

@@ -1,0 +1,143 @@
+"""Answering queries: image → the model's ONNX embedder → FAISS search → catalog rows.
+
+This path imports neither torch nor Alembic: the model runs under onnxruntime and the
+schema revision is checked with one plain SELECT.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from indexer.errors import DimensionMismatchError, InputError, NotFoundError
+from indexer.workspace import Workspace
+from storage.catalog import ArtifactRow, Catalog
+
+
+@dataclass(frozen=True)
+class Hit:
+    rank: int
+    id: int
+    path: str
+    label: str | None
+    score: float
+
+
+@dataclass
+class Answer:
+    query: str
+    label: str | None  # the query's own label when it is in the catalog
+    results: list[Hit]
+
+
+@dataclass
+class QueryOutcome:
+    index: str
+    model: str
+    answers: list[Answer]
+    failures: list[str] = field(default_factory=list)  # one line per query image that could not be read
+
+
+def query(
+    workspace: Workspace,
+    images: list[str],
+    *,
+    index_name: str | None = None,
+    k: int = 10,
+    nprobe: int | None = None,
+    threads: int = 1,
+) -> QueryOutcome:
+    """Top-``k`` catalog images for each query image. Unreadable query images are reported in
+    ``failures`` and the others are still answered."""
+    from indexer.index_io import load_index
+    from indexer.search import search
+    from models.errors import ImageError
+    from models.images import open_rgb
+    from models.onnx_embedder import OnnxEmbedder
+    from models.preprocess import PreprocessSpec
+
+    if k < 1:
+        raise InputError(f"-k must be at least 1; got {k}")
+    with Catalog(workspace.open_read_only()) as catalog:
+        index_row = _pick_index(catalog, index_name)
+        if index_row.model_name is None:
+            raise NotFoundError(f"index {index_row.name!r} was built with a model that no longer exists; rebuild it")
+        model = catalog.model(index_row.model_name)
+    if model.dim != index_row.dim:
+        raise DimensionMismatchError(
+            f"model {model.name!r} makes {model.dim}-dim embeddings; index {index_row.name!r} holds {index_row.dim}-dim vectors"
+        )
+    onnx_path = workspace.resolve(model.params["onnx"])
+    if not onnx_path.is_file():
+        raise NotFoundError(f"model {model.name!r} has no ONNX file at {onnx_path}; train it again")
+    embedder = OnnxEmbedder(onnx_path, PreprocessSpec.from_dict(model.params["preprocess"]), threads=threads)
+
+    pictures, names, failures = [], [], []
+    for image in images:
+        if not os.path.exists(image):
+            failures.append(f"{image}: no such file")
+            continue
+        try:
+            pictures.append(open_rgb(image))
+            names.append(image)
+        except ImageError as exc:
+            failures.append(str(exc))
+    if not pictures:
+        return QueryOutcome(index_row.name, model.name, [], failures)
+    vectors = embedder.embed_images(pictures)
+    index, _ = load_index(workspace.resolve(index_row.path))
+    if vectors.shape[1] != index.d:
+        raise DimensionMismatchError(
+            f"query embedding has {vectors.shape[1]} dims; index {index_row.name!r} was built with "
+            f"model {model.name!r} ({index.d} dims)"
+        )
+    scores, ids = search(index, vectors, min(k, int(index.ntotal)), nprobe=nprobe)
+    answers = _answers(workspace, names, scores, ids)
+    return QueryOutcome(index_row.name, model.name, answers, failures)
+
+
+def draw_answer(answer: Answer, path: str | os.PathLike[str]) -> Path:
+    """The query beside its results, matches of its label framed green and others red."""
+    from indexer.grid import draw_grid
+    from models.images import open_rgb
+
+    results = [
+        {"image": open_rgb(hit.path), "label": hit.label, "score": hit.score,
+         "match": None if answer.label is None or hit.label is None else hit.label == answer.label}
+        for hit in answer.results
+    ]
+    draw_grid(open_rgb(answer.query), answer.label, results, path)
+    return Path(path)
+
+
+def _answers(workspace: Workspace, names: list[str], scores, ids) -> list[Answer]:
+    wanted = {int(i) for row in ids for i in row if i >= 0}
+    with Catalog(workspace.open_read_only()) as catalog:
+        rows = catalog.images_by_ids(wanted)
+        own = catalog.images_by_paths(_resolved(name) for name in names)
+    answers = []
+    for name, score_row, id_row in zip(names, scores, ids):
+        hits = [
+            Hit(rank=rank, id=int(i), path=rows[int(i)].path, label=rows[int(i)].label, score=float(s))
+            for rank, (s, i) in enumerate(((s, i) for s, i in zip(score_row, id_row) if i >= 0 and int(i) in rows), 1)
+        ]
+        me = own.get(_resolved(name))
+        answers.append(Answer(query=name, label=me.label if me else None, results=hits))
+    return answers
+
+
+def _pick_index(catalog: Catalog, name: str | None) -> ArtifactRow:
+    if name is not None:
+        return catalog.index(name)
+    rows = catalog.indexes()
+    if not rows:
+        raise NotFoundError("the catalog has no index yet: run 'indexer build --index ivf' first")
+    return rows[-1]
+
+
+def _resolved(path: str) -> str:
+    try:
+        return str(Path(path).resolve(strict=True))
+    except (OSError, RuntimeError):
+        return os.path.abspath(path)

@@ -1,0 +1,62 @@
+import subprocess
+import sys
+
+import numpy as np
+
+from models.embed import embed_items, measure_forward_rate
+from models.embedding_store import EmbeddingStore
+from models.onnx_embedder import OnnxEmbedder
+
+
+def test_catalog_and_query_paths_agree(trained, tmp_path):
+    result, items = trained
+    store = EmbeddingStore(tmp_path / "store")
+    report = embed_items(result.checkpoint_path, [(i, p) for i, (p, _) in enumerate(items)], store,
+                         batch_size=8, progress=False, num_workers=0)
+    assert report.embedded == len(items) and not report.failed
+    query = OnnxEmbedder(result.onnx_path, result.preprocess).embed_paths([p for p, _ in items])
+    catalog = store.vectors()
+    cosine = np.sum(query * catalog, axis=1) / np.linalg.norm(query, axis=1) / np.linalg.norm(catalog, axis=1)
+    assert cosine.min() >= 0.9999
+
+
+def test_checkpoint_round_trip_and_torch_vs_onnx(trained):
+    import torch
+
+    from models.checkpoint import load_model
+    from models.preprocess import load_and_preprocess
+
+    result, items = trained
+    batch = torch.from_numpy(np.stack([load_and_preprocess(p, result.preprocess) for p, _ in items[:5]]))
+    first, spec, meta = load_model(result.checkpoint_path)
+    second, _, _ = load_model(result.checkpoint_path)
+    with torch.no_grad():
+        a, b = first(batch).numpy(), second(batch).numpy()
+    np.testing.assert_array_equal(a, b)
+    assert spec == result.preprocess and meta["embedding_dim"] == a.shape[1] == 128
+    onnx = OnnxEmbedder(result.onnx_path, spec).embed_arrays(batch.numpy())
+    np.testing.assert_allclose(onnx, a, atol=1e-4)
+
+
+def test_bad_image_is_reported_and_run_resumes(trained, tmp_path):
+    result, items = trained
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8 truncated")
+    store = EmbeddingStore(tmp_path / "store")
+    catalog = [(i, p) for i, (p, _) in enumerate(items[:5])] + [(99, str(bad))]
+    report = embed_items(result.checkpoint_path, catalog, store, batch_size=2, progress=False, num_workers=0,
+                         flush_every=1)
+    assert report.embedded == 5 and [f[:2] for f in report.failed] == [(99, str(bad))]
+    assert "broken.jpg" in report.failed[0][2]
+    again = embed_items(result.checkpoint_path, catalog, store, batch_size=2, progress=False, num_workers=0)
+    assert (again.embedded, again.skipped_existing, len(again.failed)) == (0, 5, 1)
+
+
+def test_forward_rate_is_positive(trained):
+    assert measure_forward_rate(trained[0].checkpoint_path, batch_size=4, n_batches=2) > 0
+
+
+def test_query_path_imports_no_torch():
+    code = ("import sys, models, models.onnx_embedder, models.preprocess, models.embedding_store, "
+            "models.config, models.errors; assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,42 @@
+import numpy as np
+import pytest
+
+from models.embedding_store import EmbeddingStore
+from models.errors import ModelError
+
+
+def _vectors(n, d=4, seed=0):
+    return np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
+
+
+def test_append_resume_and_remove(tmp_path):
+    store = EmbeddingStore(tmp_path / "emb")
+    assert store.dim is None and len(store.ids()) == 0
+    first = _vectors(3)
+    store.append([10, 11, 12], first)
+    store.append([20], _vectors(1, seed=1))
+    reopened = EmbeddingStore(tmp_path / "emb")  # what a resumed run sees
+    assert reopened.dim == 4
+    np.testing.assert_array_equal(reopened.ids(), [10, 11, 12, 20])
+    np.testing.assert_array_equal(reopened.missing([12, 13, 20, 21]), [13, 21])
+    np.testing.assert_array_equal(reopened.vectors()[:3], first)
+    assert reopened.remove([11, 99]) == 1
+    np.testing.assert_array_equal(reopened.ids(), [10, 12, 20])
+    np.testing.assert_array_equal(reopened.vectors(mmap=False)[1], first[2])
+    assert len(list((tmp_path / "emb").glob("*.npy"))) == 2  # one consolidated base: ids + vectors
+
+
+def test_rejects_wrong_dim_and_duplicates(tmp_path):
+    store = EmbeddingStore(tmp_path)
+    store.append([1, 2], _vectors(2))
+    with pytest.raises(ModelError, match="3 dims"):
+        store.append([3], _vectors(1, d=3))
+    with pytest.raises(ModelError, match="already stored"):
+        store.append([2], _vectors(1))
+
+
+def test_crash_leftovers_are_ignored(tmp_path):
+    store = EmbeddingStore(tmp_path)
+    store.append([1], _vectors(1))
+    np.save(tmp_path / "chunk-000099.ids.npy", np.array([5]))  # written, never named by the manifest
+    assert EmbeddingStore(tmp_path).ids().tolist() == [1]
