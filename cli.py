@@ -280,6 +280,60 @@ def remove(ctx: click.Context, paths: tuple[str, ...], ids: tuple[int, ...]) -> 
     click.echo(f"{outcome.removed_images} images removed from the catalog ({per_index})")
 
 
+@main.command()
+@click.option("--indexes", default="flat,pca,ivf,hnsw", show_default=True, help="Comma-separated index kinds.")
+@click.option("--model", "model_name", default=None, help="Model (default: the most recent).")
+@click.option("--split", default="test", show_default=True, help="Split queried against itself; 'all' for the whole catalog.")
+@click.option("-k", type=int, default=10, show_default=True)
+@click.option("--queries", "n_queries", type=int, default=None, help="Query a seeded sample of this many images (default: all).")
+@click.option("--target-recall", type=float, default=0.95, show_default=True)
+@click.option("--synthetic", type=int, default=None, metavar="N", help="Benchmark N seeded clustered vectors instead of the catalog.")
+@click.option("--dim", type=int, default=128, show_default=True, help="Dimensions of --synthetic vectors.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the full figures as JSON.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, help="Write the recall-latency curves (PNG).")
+@click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False), default=None, help="Write a Markdown block for the docs.")
+@click.pass_context
+def bench(ctx: click.Context, indexes: str, model_name, split, k, n_queries, target_recall, synthetic, dim, seed,
+          json_path, plot_path, markdown_path) -> None:
+    """Compare index kinds: label quality, fidelity to exact search, latency, throughput, size."""
+    from indexer.api.bench import bench_catalog, bench_synthetic
+    from indexer.report import markdown_block, text_table
+
+    kinds = tuple(kind.strip() for kind in indexes.split(",") if kind.strip())
+    unknown = [kind for kind in kinds if kind not in INDEX_KINDS or kind == "raw"]
+    if unknown:
+        raise click.BadParameter(f"unknown index kind(s) {', '.join(unknown)}", param_hint="--indexes")
+    if synthetic is not None:
+        report = bench_synthetic(synthetic, dim, kinds=kinds, k=k, n_queries=n_queries,
+                                 target_recall=target_recall, seed=seed)
+    else:
+        report = bench_catalog(_workspace(ctx), kinds=kinds, model_name=model_name,
+                               split=None if split == "all" else split, k=k, n_queries=n_queries,
+                               target_recall=target_recall, seed=seed)
+    click.echo(text_table(report))
+    _write_outputs(report, json_path, plot_path, markdown_path, markdown_block(report))
+
+
+def _write_outputs(report, json_path, plot_path, markdown_path, markdown) -> None:
+    from pathlib import Path
+
+    if json_path:
+        Path(json_path).write_text(json.dumps(report, indent=2, default=float))
+        click.echo(f"JSON written to {json_path}")
+    if markdown_path:
+        Path(markdown_path).write_text(markdown + "\n")
+        click.echo(f"Markdown written to {markdown_path}")
+    if plot_path:
+        from indexer.plots import plot_sweep
+
+        if report["sweeps"]:
+            plot_sweep(report["sweeps"], plot_path)
+            click.echo(f"recall-latency plot written to {plot_path}")
+        else:
+            click.echo("no ivf/hnsw kind benchmarked: no recall-latency curve to plot", err=True)
+
+
 @main.group()
 def db() -> None:
     """Catalog database maintenance."""

@@ -114,9 +114,11 @@ def _pq_bits(n: int) -> int:
     return int(max(1, min(8, math.floor(math.log2(max(2, n // MIN_POINTS_PER_LIST))))))
 
 
-def _pca_prefix(params: IndexParams, d: int) -> str:
+def _pca_prefix(params: IndexParams, n: int, d: int) -> str:
     if params.pca_dim >= d:
         raise InputError(f"IndexParams.pca_dim must be smaller than the vectors' {d} dims; got {params.pca_dim}")
+    if params.pca_dim > n:
+        raise InputError(f"PCA to {params.pca_dim} dims needs at least {params.pca_dim} vectors; got {n} (lower --pca-dim)")
     # FAISS's PCA centres the data, so inner products after it are between centred,
     # projected vectors: every base vector gets a bias of -<y, mean> and long vectors
     # win. Re-normalising (L2norm) turns the score back into a cosine, which ranks
@@ -135,7 +137,7 @@ def factory_string(params: IndexParams, n: int, d: int) -> str:
     if params.kind == "flat":
         return "Flat"
     if params.kind == "pca":
-        return f"{_pca_prefix(params, d)},Flat"
+        return f"{_pca_prefix(params, n, d)},Flat"
     if params.kind == "ivf":
         return f"IVF{nlist},Flat"
     if params.kind == "ivfpq":
@@ -146,7 +148,7 @@ def factory_string(params: IndexParams, n: int, d: int) -> str:
     if params.kind == "hnsw":
         return f"HNSW{params.hnsw_m}"
     if params.kind == "pca-ivf":
-        return f"{_pca_prefix(params, d)},IVF{nlist},Flat"
+        return f"{_pca_prefix(params, n, d)},IVF{nlist},Flat"
     return str(params.factory)
 
 
@@ -240,7 +242,11 @@ def build_index(params: IndexParams, vectors: np.ndarray, ids: np.ndarray) -> tu
     t1 = time.perf_counter()
     index.add_with_ids(x, id_arr)
     t2 = time.perf_counter()
-    set_search_params(index, nprobe=params.nprobe, ef_search=params.ef_search)
+    set_search_params(  # like every field, a setting the kind lacks is ignored
+        index,
+        nprobe=params.nprobe if ivf is not None else None,
+        ef_search=params.ef_search if find_hnsw(index) is not None else None,
+    )
     info = BuildInfo(
         kind=params.kind, factory=factory_string(params, n, d), n=n, d=d, nlist=nlist,
         train_n=train_n, train_s=t1 - t0, add_s=t2 - t1, seed=params.seed, metric=params.metric,

@@ -34,6 +34,19 @@ class OnnxEmbedder:
         self._input = self._session.get_inputs()[0].name
         self.dim = int(self._session.get_outputs()[0].shape[-1])
 
+    @classmethod
+    def from_model_dir(cls, directory: str | os.PathLike[str], **kwargs) -> OnnxEmbedder:
+        """``model.onnx`` with the preprocess spec from ``config.json`` that :func:`train_model` wrote beside it."""
+        import json
+
+        directory = Path(directory)
+        try:
+            sidecar = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+            spec = PreprocessSpec.from_dict(sidecar["preprocess"])
+        except (OSError, ValueError, KeyError) as exc:
+            raise CheckpointError(f"{directory / 'config.json'} is missing or lacks 'preprocess' ({exc})") from None
+        return cls(directory / "model.onnx", spec, **kwargs)
+
     def embed_arrays(self, batch: np.ndarray) -> np.ndarray:
         """(n, 3, S, S) float32 preprocessed images → (n, D) float32, L2-normalised."""
         if len(batch) == 0:

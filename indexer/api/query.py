@@ -39,6 +39,65 @@ class QueryOutcome:
     failures: list[str] = field(default_factory=list)  # one line per query image that could not be read
 
 
+class Searcher:
+    """A loaded index with its model's ONNX embedder, ready to answer many queries."""
+
+    def __init__(self, workspace: Workspace, index_name: str | None = None, *, threads: int = 1) -> None:
+        from indexer.index_io import load_index
+        from models.onnx_embedder import OnnxEmbedder
+        from models.preprocess import PreprocessSpec
+
+        self.workspace = workspace
+        with Catalog(workspace.open_read_only()) as catalog:
+            index_row = _pick_index(catalog, index_name)
+            if index_row.model_name is None:
+                raise NotFoundError(
+                    f"index {index_row.name!r} was built with a model that no longer exists; rebuild it"
+                )
+            model = catalog.model(index_row.model_name)
+        if model.dim != index_row.dim:
+            raise DimensionMismatchError(
+                f"model {model.name!r} makes {model.dim}-dim embeddings; "
+                f"index {index_row.name!r} holds {index_row.dim}-dim vectors"
+            )
+        onnx_path = workspace.resolve(model.params["onnx"])
+        if not onnx_path.is_file():
+            raise NotFoundError(f"model {model.name!r} has no ONNX file at {onnx_path}; train it again")
+        self.index_name, self.model_name = index_row.name, model.name
+        self.embedder = OnnxEmbedder(onnx_path, PreprocessSpec.from_dict(model.params["preprocess"]), threads=threads)
+        self.index, _ = load_index(workspace.resolve(index_row.path))
+
+    def answer(self, images: list[str], *, k: int = 10, nprobe: int | None = None) -> QueryOutcome:
+        """Top-``k`` catalog images for each query image; unreadable ones go to ``failures``."""
+        from indexer.search import search
+        from models.errors import ImageError
+        from models.images import open_rgb
+
+        if k < 1:
+            raise InputError(f"-k must be at least 1; got {k}")
+        pictures, names, failures = [], [], []
+        for image in images:
+            if not os.path.exists(image):
+                failures.append(f"{image}: no such file")
+                continue
+            try:
+                pictures.append(open_rgb(image))
+                names.append(image)
+            except ImageError as exc:
+                failures.append(str(exc))
+        if not pictures:
+            return QueryOutcome(self.index_name, self.model_name, [], failures)
+        vectors = self.embedder.embed_images(pictures)
+        if vectors.shape[1] != self.index.d:
+            raise DimensionMismatchError(
+                f"query embedding has {vectors.shape[1]} dims; index {self.index_name!r} was built with "
+                f"model {self.model_name!r} ({self.index.d} dims)"
+            )
+        scores, ids = search(self.index, vectors, min(k, int(self.index.ntotal)), nprobe=nprobe)
+        answers = _answers(self.workspace, names, scores, ids)
+        return QueryOutcome(self.index_name, self.model_name, answers, failures)
+
+
 def query(
     workspace: Workspace,
     images: list[str],
@@ -48,53 +107,8 @@ def query(
     nprobe: int | None = None,
     threads: int = 1,
 ) -> QueryOutcome:
-    """Top-``k`` catalog images for each query image. Unreadable query images are reported in
-    ``failures`` and the others are still answered."""
-    from indexer.index_io import load_index
-    from indexer.search import search
-    from models.errors import ImageError
-    from models.images import open_rgb
-    from models.onnx_embedder import OnnxEmbedder
-    from models.preprocess import PreprocessSpec
-
-    if k < 1:
-        raise InputError(f"-k must be at least 1; got {k}")
-    with Catalog(workspace.open_read_only()) as catalog:
-        index_row = _pick_index(catalog, index_name)
-        if index_row.model_name is None:
-            raise NotFoundError(f"index {index_row.name!r} was built with a model that no longer exists; rebuild it")
-        model = catalog.model(index_row.model_name)
-    if model.dim != index_row.dim:
-        raise DimensionMismatchError(
-            f"model {model.name!r} makes {model.dim}-dim embeddings; index {index_row.name!r} holds {index_row.dim}-dim vectors"
-        )
-    onnx_path = workspace.resolve(model.params["onnx"])
-    if not onnx_path.is_file():
-        raise NotFoundError(f"model {model.name!r} has no ONNX file at {onnx_path}; train it again")
-    embedder = OnnxEmbedder(onnx_path, PreprocessSpec.from_dict(model.params["preprocess"]), threads=threads)
-
-    pictures, names, failures = [], [], []
-    for image in images:
-        if not os.path.exists(image):
-            failures.append(f"{image}: no such file")
-            continue
-        try:
-            pictures.append(open_rgb(image))
-            names.append(image)
-        except ImageError as exc:
-            failures.append(str(exc))
-    if not pictures:
-        return QueryOutcome(index_row.name, model.name, [], failures)
-    vectors = embedder.embed_images(pictures)
-    index, _ = load_index(workspace.resolve(index_row.path))
-    if vectors.shape[1] != index.d:
-        raise DimensionMismatchError(
-            f"query embedding has {vectors.shape[1]} dims; index {index_row.name!r} was built with "
-            f"model {model.name!r} ({index.d} dims)"
-        )
-    scores, ids = search(index, vectors, min(k, int(index.ntotal)), nprobe=nprobe)
-    answers = _answers(workspace, names, scores, ids)
-    return QueryOutcome(index_row.name, model.name, answers, failures)
+    """Top-``k`` catalog images for each query image (see :class:`Searcher`)."""
+    return Searcher(workspace, index_name, threads=threads).answer(images, k=k, nprobe=nprobe)
 
 
 def draw_answer(answer: Answer, path: str | os.PathLike[str]) -> Path:
