@@ -26,9 +26,7 @@ def as_vectors(vectors: np.ndarray, d: int | None = None, name: str = "vectors")
     if not np.issubdtype(arr.dtype, np.number):
         raise InputError(f"{name} must be numeric; got dtype {arr.dtype}")
     if d is not None and arr.shape[1] != d:
-        raise DimensionMismatchError(
-            f"{name} have {arr.shape[1]} dims; the index expects {d} dims"
-        )
+        raise DimensionMismatchError(f"{name} have {arr.shape[1]} dims; the index expects {d} dims")
     arr = np.ascontiguousarray(arr, dtype=np.float32)
     if arr.size and not np.isfinite(arr).all():
         raise InputError(f"{name} contain NaN or infinite values")

@@ -152,9 +152,17 @@ def bench_kind(
         neighbour_labels = np.where(found >= 0, base_labels[np.maximum(found, 0)], -1)
         row["label_precision_at_1"] = precision_at_1(query_labels, neighbour_labels)
         row["label_precision_at_k"] = precision_at_k(query_labels, neighbour_labels, k)
-    curve = sweep(index, None, queries, exact_ids, k, exact_scores=exact_scores,
-                  n_latency=min(n_latency, 100)) if with_sweep else []
+    curve = (
+        sweep(index, None, queries, exact_ids, k, exact_scores=exact_scores, n_latency=min(n_latency, 100))
+        if with_sweep
+        else []
+    )
     return row, curve
+
+
+def bench_params(kind: str, d: int, seed: int) -> IndexParams:
+    """Default params for ``kind``, with PCA to at most d/4 dims (32 at d = 128)."""
+    return IndexParams(kind, pca_dim=max(1, min(IndexParams.pca_dim, d // 4)), seed=seed)
 
 
 def _progress(items: list[str], enabled: bool, desc: str) -> Any:
@@ -200,8 +208,14 @@ def run_synthetic_bench(
         if progress:
             iterator.set_postfix_str(kind)
         row, curve = bench_kind(
-            IndexParams(kind, seed=seed), base, queries, exact, k, target_recall,
-            n_latency=n_latency, labels=(base_labels, query_labels),
+            bench_params(kind, d, seed),
+            base,
+            queries,
+            exact,
+            k,
+            target_recall,
+            n_latency=n_latency,
+            labels=(base_labels, query_labels),
         )
         results.append(row)
         if curve:
@@ -211,10 +225,18 @@ def run_synthetic_bench(
         row["speedup_vs_flat"] = flat["search_ms_p50"] / row["search_ms_p50"] if flat else None
     return {
         "params": {
-            "n": n, "d": d, "kinds": list(kinds), "k": k, "n_queries": n_queries,
-            "target_recall": target_recall, "seed": seed, "n_clusters": n_clusters,
-            "n_latency": n_latency, "faiss_version": faiss.__version__,
-            "faiss_threads": faiss.omp_get_max_threads(), "machine": platform.machine(),
+            "n": n,
+            "d": d,
+            "kinds": list(kinds),
+            "k": k,
+            "n_queries": n_queries,
+            "target_recall": target_recall,
+            "seed": seed,
+            "n_clusters": n_clusters,
+            "n_latency": n_latency,
+            "faiss_version": faiss.__version__,
+            "faiss_threads": faiss.omp_get_max_threads(),
+            "machine": platform.machine(),
         },
         "results": results,
         "sweeps": sweeps,
@@ -224,8 +246,14 @@ def run_synthetic_bench(
 
 
 def cost_curve(
-    ns: list[int], d: int, kinds: list[str], k: int = 10, n_queries: int = 200,
-    target_recall: float = 0.95, seed: int = 0, progress: bool = True,
+    ns: list[int],
+    d: int,
+    kinds: list[str],
+    k: int = 10,
+    n_queries: int = 200,
+    target_recall: float = 0.95,
+    seed: int = 0,
+    progress: bool = True,
 ) -> list[dict[str, Any]]:
     """N vs tuned single-query latency per kind: [{n, kind, search_ms_p50, ann_recall_at_k, …}]."""
     rows = []
@@ -235,7 +263,15 @@ def cost_curve(
         queries, _ = make_queries(n_queries, d, n_clusters, seed)
         exact = exact_search(base, np.arange(n), queries, k + EXTRA_EXACT)
         for kind in _progress(list(kinds), progress, f"cost n={n:,}"):
-            row, _ = bench_kind(IndexParams(kind, seed=seed), base, queries, exact, k, target_recall,
-                                n_latency=n_queries, with_sweep=False)
+            row, _ = bench_kind(
+                bench_params(kind, d, seed),
+                base,
+                queries,
+                exact,
+                k,
+                target_recall,
+                n_latency=n_queries,
+                with_sweep=False,
+            )
             rows.append(row)
     return rows

@@ -116,9 +116,13 @@ def _pq_bits(n: int) -> int:
 
 def _pca_prefix(params: IndexParams, n: int, d: int) -> str:
     if params.pca_dim >= d:
-        raise InputError(f"IndexParams.pca_dim must be smaller than the vectors' {d} dims; got {params.pca_dim}")
+        raise InputError(
+            f"IndexParams.pca_dim must be smaller than the vectors' {d} dims; got {params.pca_dim}"
+        )
     if params.pca_dim > n:
-        raise InputError(f"PCA to {params.pca_dim} dims needs at least {params.pca_dim} vectors; got {n} (lower --pca-dim)")
+        raise InputError(
+            f"PCA to {params.pca_dim} dims needs at least {params.pca_dim} vectors; got {n} (lower --pca-dim)"
+        )
     # FAISS's PCA centres the data, so inner products after it are between centred,
     # projected vectors: every base vector gets a bias of -<y, mean> and long vectors
     # win. Re-normalising (L2norm) turns the score back into a cosine, which ranks
@@ -238,7 +242,9 @@ def build_index(params: IndexParams, vectors: np.ndarray, ids: np.ndarray) -> tu
         try:
             index.train(sample)
         except RuntimeError as exc:
-            raise IndexerError(f"training {factory_string(params, n, d)!r} on {train_n} vectors failed: {exc}") from exc
+            raise IndexerError(
+                f"training {factory_string(params, n, d)!r} on {train_n} vectors failed: {exc}"
+            ) from exc
     t1 = time.perf_counter()
     index.add_with_ids(x, id_arr)
     t2 = time.perf_counter()
@@ -248,8 +254,16 @@ def build_index(params: IndexParams, vectors: np.ndarray, ids: np.ndarray) -> tu
         ef_search=params.ef_search if find_hnsw(index) is not None else None,
     )
     info = BuildInfo(
-        kind=params.kind, factory=factory_string(params, n, d), n=n, d=d, nlist=nlist,
-        train_n=train_n, train_s=t1 - t0, add_s=t2 - t1, seed=params.seed, metric=params.metric,
+        kind=params.kind,
+        factory=factory_string(params, n, d),
+        n=n,
+        d=d,
+        nlist=nlist,
+        train_n=train_n,
+        train_s=t1 - t0,
+        add_s=t2 - t1,
+        seed=params.seed,
+        metric=params.metric,
     )
     return index, info
 
@@ -283,14 +297,22 @@ def set_search_params(index: Any, nprobe: int | None = None, ef_search: int | No
     if nprobe is not None:
         ivf = find_ivf(index)
         if ivf is None:
-            raise InputError(f"nprobe applies to IVF indices; this index has no IVF part (got nprobe={nprobe})")
-        if isinstance(nprobe, bool) or not isinstance(nprobe, (int, np.integer)) or not 1 <= nprobe <= ivf.nlist:
+            raise InputError(
+                f"nprobe applies to IVF indices; this index has no IVF part (got nprobe={nprobe})"
+            )
+        if (
+            isinstance(nprobe, bool)
+            or not isinstance(nprobe, (int, np.integer))
+            or not 1 <= nprobe <= ivf.nlist
+        ):
             raise InputError(f"nprobe must be an integer in 1..{ivf.nlist} (nlist); got {nprobe!r}")
         ivf.nprobe = int(nprobe)
     if ef_search is not None:
         hnsw = find_hnsw(index)
         if hnsw is None:
-            raise InputError(f"ef_search applies to HNSW indices; this index has no HNSW part (got {ef_search})")
+            raise InputError(
+                f"ef_search applies to HNSW indices; this index has no HNSW part (got {ef_search})"
+            )
         if isinstance(ef_search, bool) or not isinstance(ef_search, (int, np.integer)) or ef_search < 1:
             raise InputError(f"ef_search must be a positive integer; got {ef_search!r}")
         hnsw.hnsw.efSearch = int(ef_search)

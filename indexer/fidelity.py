@@ -31,11 +31,17 @@ def ann_recall_at_k(
     approx_ids = np.asarray(approx_ids)
     exact_ids = np.asarray(exact_ids)
     if approx_ids.ndim != 2 or exact_ids.ndim != 2 or approx_ids.shape[0] != exact_ids.shape[0]:
-        raise InputError(f"approx_ids and exact_ids must be (q, k) arrays with equal q; got {approx_ids.shape} and {exact_ids.shape}")
+        raise InputError(
+            f"approx_ids and exact_ids must be (q, k) arrays with equal q; got {approx_ids.shape} and {exact_ids.shape}"
+        )
     if approx_ids.shape[1] < k or exact_ids.shape[1] < k:
-        raise InputError(f"need at least k={k} columns; got approx {approx_ids.shape[1]}, exact {exact_ids.shape[1]}")
+        raise InputError(
+            f"need at least k={k} columns; got approx {approx_ids.shape[1]}, exact {exact_ids.shape[1]}"
+        )
     if exact_scores is not None and np.shape(exact_scores) != exact_ids.shape:
-        raise InputError(f"exact_scores must match exact_ids' shape {exact_ids.shape}; got {np.shape(exact_scores)}")
+        raise InputError(
+            f"exact_scores must match exact_ids' shape {exact_ids.shape}; got {np.shape(exact_scores)}"
+        )
     hits = 0
     for row in range(approx_ids.shape[0]):
         allowed = exact_ids[row, :k]

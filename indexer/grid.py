@@ -40,14 +40,18 @@ def _tile(image: Image.Image, colour: tuple[int, int, int], lines: list[str], fo
     thumb.thumbnail((THUMB, THUMB), Image.Resampling.LANCZOS)
     if max(thumb.size) < THUMB:  # thumbnail() never enlarges
         scale = THUMB / max(thumb.size)
-        thumb = thumb.resize((max(1, round(thumb.width * scale)), max(1, round(thumb.height * scale))),
-                             Image.Resampling.NEAREST)
+        thumb = thumb.resize(
+            (max(1, round(thumb.width * scale)), max(1, round(thumb.height * scale))),
+            Image.Resampling.NEAREST,
+        )
     inner = Image.new("RGB", (THUMB, THUMB), "white")
     inner.paste(thumb, ((THUMB - thumb.width) // 2, (THUMB - thumb.height) // 2))
     tile.paste(inner, (BORDER, BORDER))
     draw = ImageDraw.Draw(tile)
     for i, line in enumerate(lines):
-        draw.text((2, size + 2 + i * (TEXT_H // 2)), _fit(line, font, draw, size - 4), fill="black", font=font)
+        draw.text(
+            (2, size + 2 + i * (TEXT_H // 2)), _fit(line, font, draw, size - 4), fill="black", font=font
+        )
     return tile
 
 
@@ -67,7 +71,12 @@ def draw_grid(
     font = _font()
     query_tile = _tile(query_image, QUERY_FRAME, ["query", query_label or "(no label)"], font)
     tiles = [
-        _tile(r["image"], FRAME[r.get("match")], [f"#{i + 1} {r.get('label') or '?'}", f"score {r['score']:.3f}"], font)
+        _tile(
+            r["image"],
+            FRAME[r.get("match")],
+            [f"#{i + 1} {r.get('label') or '?'}", f"score {r['score']:.3f}"],
+            font,
+        )
         for i, r in enumerate(results)
     ]
     tw, th = query_tile.size
@@ -77,7 +86,9 @@ def draw_grid(
     height = GAP + rows * (th + GAP)
     canvas = Image.new("RGB", (width, height), "white")
     canvas.paste(query_tile, (GAP, GAP))
-    ImageDraw.Draw(canvas).line([(GAP + tw + GAP, GAP), (GAP + tw + GAP, height - GAP)], fill=(200, 200, 200), width=2)
+    ImageDraw.Draw(canvas).line(
+        [(GAP + tw + GAP, GAP), (GAP + tw + GAP, height - GAP)], fill=(200, 200, 200), width=2
+    )
     x0 = GAP + tw + 2 * GAP
     for i, tile in enumerate(tiles):
         r, c = divmod(i, cols)

@@ -93,7 +93,9 @@ def _recover(faiss_path: Path, json_path: Path) -> None:
     _fsync_dir(json_path.parent)
 
 
-def save_index(index: Any, path: str | os.PathLike[str], sidecar: dict[str, Any] | None = None) -> dict[str, Any]:
+def save_index(
+    index: Any, path: str | os.PathLike[str], sidecar: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Write ``name.faiss`` + ``name.json`` crash-safely; returns the sidecar written.
 
     ``sidecar`` (JSON-serialisable: params, build info, model name, …) is stored as
@@ -152,7 +154,9 @@ def _current_sidecar(faiss_path: Path, json_path: Path, verify: bool) -> dict[st
                 meta = _read_json(candidate)
                 if meta.get("sha256") == digest:
                     return meta
-        raise IndexFileError(f"index {faiss_path} matches neither {json_path.name} nor {pending.name}; re-save it")
+        raise IndexFileError(
+            f"index {faiss_path} matches neither {json_path.name} nor {pending.name}; re-save it"
+        )
     if not json_path.exists():
         raise IndexFileError(f"index sidecar {json_path} is missing (expected next to {faiss_path.name})")
     meta = _read_json(json_path)
@@ -161,7 +165,9 @@ def _current_sidecar(faiss_path: Path, json_path: Path, verify: bool) -> dict[st
     return meta
 
 
-def load_index(path: str | os.PathLike[str], mmap: bool = False, verify: bool = False) -> tuple[Any, dict[str, Any]]:
+def load_index(
+    path: str | os.PathLike[str], mmap: bool = False, verify: bool = False
+) -> tuple[Any, dict[str, Any]]:
     """Load (index, sidecar) written by ``save_index``.
 
     ``mmap`` maps flat codes read-only instead of reading them (fast cold start;

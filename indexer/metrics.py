@@ -57,12 +57,16 @@ def map_at_r(query_labels: np.ndarray, neighbour_labels: np.ndarray, relevant_co
     match = _matches(query_labels, neighbour_labels)
     r = np.asarray(relevant_counts, dtype=np.int64)
     if r.shape != (match.shape[0],) or (r < 0).any():
-        raise InputError(f"relevant_counts must be (q,) = ({match.shape[0]},) non-negative ints; got shape {r.shape}")
+        raise InputError(
+            f"relevant_counts must be (q,) = ({match.shape[0]},) non-negative ints; got shape {r.shape}"
+        )
     keep = r > 0
     if not keep.any():
         return float("nan")
     if r.max() > match.shape[1]:
-        raise InputError(f"MAP@R needs R neighbours per query; max R is {int(r.max())} but only {match.shape[1]} given")
+        raise InputError(
+            f"MAP@R needs R neighbours per query; max R is {int(r.max())} but only {match.shape[1]} given"
+        )
     match, r = match[keep], r[keep]
     ranks = np.arange(1, match.shape[1] + 1)
     within_r = ranks[None, :] <= r[:, None]
@@ -99,10 +103,12 @@ def f1_at_k(query_labels: np.ndarray, neighbour_labels: np.ndarray, k: int) -> f
     return float(np.mean(scores))
 
 
-def relevant_counts(query_labels: np.ndarray, reference_labels: np.ndarray, queries_in_reference: bool = True) -> np.ndarray:
+def relevant_counts(
+    query_labels: np.ndarray, reference_labels: np.ndarray, queries_in_reference: bool = True
+) -> np.ndarray:
     """(q,) int64 count of references sharing each query's label, minus the query itself if it is one."""
     values, counts = np.unique(np.asarray(reference_labels), return_counts=True)
-    lookup = dict(zip(values.tolist(), counts.tolist()))
+    lookup = dict(zip(values.tolist(), counts.tolist(), strict=True))
     out = np.array([lookup.get(label, 0) for label in np.asarray(query_labels).tolist()], dtype=np.int64)
     return np.maximum(out - 1, 0) if queries_in_reference else out
 

@@ -27,8 +27,13 @@ def plot_sweep(sweeps: dict[str, list[dict[str, float]]], path: str | os.PathLik
         ys = [r["recall"] for r in rows]
         ax.plot(xs, ys, marker="o", label=kind)
         for r in rows:
-            ax.annotate(str(r["value"]), (r["p50_ms"], r["recall"]), fontsize=7,
-                        xytext=(3, -8), textcoords="offset points")
+            ax.annotate(
+                str(r["value"]),
+                (r["p50_ms"], r["recall"]),
+                fontsize=7,
+                xytext=(3, -8),
+                textcoords="offset points",
+            )
     ax.set_xscale("log")
     ax.set_xlabel("single-query p50 latency (ms, log)")
     ax.set_ylabel("recall@k vs exact search")

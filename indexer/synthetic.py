@@ -34,7 +34,9 @@ def cluster_centres(d: int, n_clusters: int, seed: int = 0) -> np.ndarray:
     return centres
 
 
-def _sample(centres: np.ndarray, n: int, rng: np.random.Generator, spread: float) -> tuple[np.ndarray, np.ndarray]:
+def _sample(
+    centres: np.ndarray, n: int, rng: np.random.Generator, spread: float
+) -> tuple[np.ndarray, np.ndarray]:
     n_clusters, d = centres.shape
     labels = rng.integers(0, n_clusters, size=n, dtype=np.int64)
     out = np.empty((n, d), dtype=np.float32)

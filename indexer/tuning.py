@@ -13,7 +13,6 @@ from indexer.factory import find_hnsw, find_ivf, get_search_params, set_search_p
 from indexer.fidelity import ann_recall_at_k
 from indexer.search import drop_self, exact_search, search
 
-
 MAX_EF_SEARCH = 2048
 
 
@@ -80,7 +79,9 @@ def tune_search_param(
     exact_scores, exact_ids = exact_search(xb, id_arr, queries, k + 10, exclude_self_ids=query_ids)
 
     def recall_at(value: int) -> float:
-        scores, found = search(index, queries, k + 1, **{"nprobe" if param == "nprobe" else "ef_search": value})
+        scores, found = search(
+            index, queries, k + 1, **{"nprobe" if param == "nprobe" else "ef_search": value}
+        )
         _, found = drop_self(scores, found, query_ids, k)
         return ann_recall_at_k(found, exact_ids, k, exact_scores=exact_scores)
 

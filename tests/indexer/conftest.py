@@ -23,7 +23,9 @@ def queries() -> np.ndarray:
     return make_queries(50, D, N_CLUSTERS, SEED)[0]
 
 
-def brute_force(base: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def brute_force(
+    base: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Plain-numpy exact inner-product top-k: ((q, k) scores, (q, k) ids)."""
     scores = queries.astype(np.float64) @ base.astype(np.float64).T
     order = np.argsort(-scores, axis=1, kind="stable")[:, :k]

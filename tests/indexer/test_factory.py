@@ -39,8 +39,14 @@ def test_default_nlist_is_about_4_sqrt_n_capped_by_n_over_39() -> None:
 
 @pytest.mark.parametrize(
     "kwargs, field",
-    [({"kind": "annoy"}, "kind"), ({"kind": "ivf", "nlist": 0}, "nlist"), ({"kind": "ivf", "metric": "cos"}, "metric"),
-     ({"kind": "raw"}, "factory"), ({"kind": "hnsw", "hnsw_m": 1}, "hnsw_m"), ({"kind": "flat", "seed": -1}, "seed")],
+    [
+        ({"kind": "annoy"}, "kind"),
+        ({"kind": "ivf", "nlist": 0}, "nlist"),
+        ({"kind": "ivf", "metric": "cos"}, "metric"),
+        ({"kind": "raw"}, "factory"),
+        ({"kind": "hnsw", "hnsw_m": 1}, "hnsw_m"),
+        ({"kind": "flat", "seed": -1}, "seed"),
+    ],
 )
 def test_params_are_validated_on_creation(kwargs: dict, field: str) -> None:
     with pytest.raises(InputError, match=field):

@@ -18,13 +18,15 @@ from indexer.search import search
 def test_round_trip_gives_identical_results(kind: str, clustered, queries, tmp_path: Path) -> None:
     base, ids, _ = clustered
     index, info = build_index(IndexParams(kind, nlist=16, nprobe=4, ef_search=32, pca_dim=8), base, ids)
-    meta = save_index(index, tmp_path / kind, {"params": IndexParams(kind).to_dict(), "build": info.to_dict()})
+    meta = save_index(
+        index, tmp_path / kind, {"params": IndexParams(kind).to_dict(), "build": info.to_dict()}
+    )
     loaded, sidecar = load_index(tmp_path / kind, verify=True)
     assert sidecar == meta
     assert sidecar["ntotal"] == len(ids) and sidecar["d"] == base.shape[1]
     assert sidecar["build"]["factory"] == info.factory and "faiss_version" in sidecar
     assert get_search_params(loaded) == get_search_params(index)
-    for a, b in zip(search(index, queries, 10), search(loaded, queries, 10)):
+    for a, b in zip(search(index, queries, 10), search(loaded, queries, 10), strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -74,8 +76,9 @@ def _old_and_new(clustered):
 
 
 @pytest.mark.parametrize("fail_at_replace", [1, 2, 3])
-def test_killed_save_leaves_a_consistent_loadable_pair(fail_at_replace: int, clustered, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_killed_save_leaves_a_consistent_loadable_pair(
+    fail_at_replace: int, clustered, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Simulate a kill before the n-th rename of a save: the pair on disk stays consistent."""
     old, new = _old_and_new(clustered)
     save_index(old, tmp_path / "x", {"version": "old"})

@@ -1,0 +1,209 @@
+"""The wired pipeline on a tiny catalog: train → embed → build → query / update / remove → bench."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from tests.conftest import SHAPES, draw_shape
+
+REQUIRED_BENCH_KEYS = {
+    "kind", "p_at_1", "p_at_k", "r_at_k", "f1_at_k", "map_at_r", "ann_recall_at_k", "search_ms_p50",
+    "search_ms_p95", "search_ms_p99", "qps", "query_ms_p50", "build_s", "bytes_per_vector",
+}
+
+
+def run(workspace: Path, *args: str, ok: bool = True):
+    result = CliRunner().invoke(main, ["--workspace", str(workspace), *args], catch_exceptions=False)
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A workspace with 3 classes × 8 images, a trained Siamese model and a flat index."""
+    root = tmp_path_factory.mktemp("pipeline")
+    images = root / "images"
+    for name, (colour, shape) in SHAPES.items():
+        for i in range(8):
+            draw_shape(images / name / f"{name}_{i}.png", colour, shape, offset=i - 4)
+    workspace = root / "ws"
+    run(workspace, "ingest", str(images))
+    run(workspace, "train", "--network", "siamese", "--image-size", "32", "--epochs", "2",
+        "--batch-classes", "3", "--batch-per-class", "2", "--name", "tiny")
+    run(workspace, "build", "--index", "flat")
+    return root
+
+
+@pytest.fixture
+def ws(trained, tmp_path):
+    """A private copy of the trained workspace (workspaces survive cp -r)."""
+    shutil.copytree(trained / "ws", tmp_path / "ws")
+    return tmp_path / "ws"
+
+
+def _image(trained, name="red_circle", i=0) -> str:
+    return str(trained / "images" / name / f"{name}_{i}.png")
+
+
+def test_query_finds_the_image_itself_first_as_json(trained, ws, tmp_path):
+    result = run(ws, "query", _image(trained), "-k", "5", "--json", "--grid", str(tmp_path / "g.png"))
+    answers = json.loads(result.stdout)
+    assert answers[0]["query"] == _image(trained)
+    hits = answers[0]["results"]
+    assert [h["rank"] for h in hits] == [1, 2, 3, 4, 5]
+    assert hits[0]["path"] == str(Path(_image(trained)).resolve())
+    assert set(hits[0]) == {"rank", "id", "path", "label", "score"}
+    from PIL import Image
+
+    assert Image.open(tmp_path / "g.png").size[0] > 5 * 64
+
+
+def test_flat_index_equals_brute_force_over_the_embeddings(trained, ws):
+    from indexer.api import query
+    from indexer.api.indexes import catalog_vectors
+    from indexer.workspace import Workspace
+    from models.onnx_embedder import OnnxEmbedder
+    from models.preprocess import PreprocessSpec
+    from storage.catalog import Catalog
+
+    workspace = Workspace.at(ws)
+    ids, vectors = catalog_vectors(workspace, "tiny")
+    with Catalog(workspace.open_read_only()) as catalog:
+        model = catalog.model("tiny")
+    embedder = OnnxEmbedder(workspace.resolve(model.params["onnx"]), PreprocessSpec.from_dict(model.params["preprocess"]))
+    q = embedder.embed_paths([_image(trained, "blue_triangle", 3)])
+    expected = np.sort((vectors @ q[0]))[::-1][:8]
+    answer = query(workspace, [_image(trained, "blue_triangle", 3)], index_name="flat", k=8).answers[0]
+    assert np.allclose([h.score for h in answer.results], expected, atol=1e-4)
+
+
+def test_ivf_build_tunes_and_registers(ws):
+    result = run(ws, "build", "--index", "ivf", "--name", "ivf")
+    assert "recall@10" in result.output
+    status = json.loads(run(ws, "status", "--json").stdout)
+    assert set(status["indexes"]) == {"flat", "ivf"}
+    sidecar = json.loads((ws / "indexes" / "ivf.json").read_text())
+    assert sidecar["model"] == "tiny" and sidecar["ntotal"] == 24 and sidecar["tuning"]["reached"]
+
+
+def test_update_adds_new_images_without_retraining_and_remove_removes(trained, ws, tmp_path):
+    from indexer.index_io import load_index
+    from indexer.membership import indexed_ids
+
+    run(ws, "build", "--index", "ivf")
+    before, _ = load_index(ws / "indexes" / "ivf.faiss")
+    extra = draw_shape(tmp_path / "more" / "red_circle" / "new.png", (210, 40, 40), "ellipse", offset=1)
+    run(ws, "ingest", str(tmp_path / "more"))
+    run(ws, "build", "--update", "ivf")
+    after, _ = load_index(ws / "indexes" / "ivf.faiss")
+    assert after.ntotal == before.ntotal + 1
+    assert np.array_equal(after.quantizer.reconstruct_n(0, after.nlist), before.quantizer.reconstruct_n(0, before.nlist))
+
+    result = run(ws, "remove", str(extra), _image(trained, "green_square", 1))
+    assert "2 images removed" in result.output
+    index, _ = load_index(ws / "indexes" / "ivf.faiss")
+    flat, _ = load_index(ws / "indexes" / "flat.faiss")
+    assert index.ntotal == flat.ntotal == 23
+    status = json.loads(run(ws, "status", "--json").stdout)
+    assert status["images_total"] == 23
+    assert len(indexed_ids(index)) == 23
+
+
+def test_query_bad_inputs_are_one_line_errors(trained, ws, tmp_path):
+    text = tmp_path / "note.jpg"
+    text.write_text("not an image")
+    result = run(ws, "query", str(tmp_path / "missing.jpg"), str(text), _image(trained), ok=False)
+    assert result.exit_code == 1
+    assert "missing.jpg: no such file" in result.stderr
+    assert "note.jpg: not an image" in result.stderr
+    assert _image(trained) in result.stdout, "the good query is still answered"
+    unknown = run(ws, "query", _image(trained), "--index", "nope", ok=False)
+    assert unknown.exit_code == 1 and "no index named 'nope'" in unknown.output
+    (ws / "indexes" / "flat.faiss").write_bytes(b"garbage")
+    corrupt = run(ws, "query", _image(trained), "--index", "flat", ok=False)
+    assert corrupt.exit_code == 1 and "corrupt" in corrupt.output or "does not match" in corrupt.output
+
+
+def test_query_when_model_is_gone_or_dimensions_differ(trained, ws):
+    import sqlite3
+
+    with sqlite3.connect(ws / "catalog.db") as db:
+        db.execute("UPDATE indexes SET dim = 64 WHERE name = 'flat'")
+    mismatch = run(ws, "query", _image(trained), ok=False)
+    assert mismatch.exit_code == 1 and "128-dim" in mismatch.output and "64-dim" in mismatch.output
+    with sqlite3.connect(ws / "catalog.db") as db:
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("DELETE FROM models")
+    gone = run(ws, "query", _image(trained), ok=False)
+    assert gone.exit_code == 1 and "model that no longer exists" in gone.output
+
+
+def test_rebuild_killed_before_rename_keeps_old_index(trained, ws, monkeypatch):
+    import os
+
+    from indexer.api import build_index, query
+    from indexer.errors import IndexFileError
+    from indexer.workspace import Workspace
+
+    workspace = Workspace.at(ws)
+    real_replace = os.replace
+
+    def crash(src, dst):
+        if str(dst).endswith(".faiss"):
+            raise OSError("killed")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(IndexFileError):
+        build_index(workspace, "flat", progress=False)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert query(workspace, [_image(trained)], index_name="flat", k=1).answers[0].results[0].path.endswith("red_circle_0.png")
+
+
+def test_query_path_imports_neither_torch_nor_alembic(trained, ws):
+    code = (
+        "import sys, cli\n"
+        "try:\n    cli.main(['--workspace', sys.argv[1], 'query', sys.argv[2], '--json'])\n"
+        "except SystemExit:\n    pass\n"
+        "print([m for m in ('torch', 'torchvision', 'alembic') if m in sys.modules], file=sys.stderr)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(ws), _image(trained)], capture_output=True, text=True)
+    assert json.loads(proc.stdout)[0]["results"]
+    assert proc.stderr.strip().splitlines()[-1] == "[]"
+
+
+def test_bench_produces_every_field(ws, tmp_path):
+    out = tmp_path / "bench.json"
+    result = run(ws, "bench", "--indexes", "flat,ivf,hnsw", "--split", "all", "--json", str(out),
+                 "--plot", str(tmp_path / "curve.png"), "--markdown", str(tmp_path / "b.md"))
+    assert "MAP@R" in result.output
+    report = json.loads(out.read_text())
+    assert set(report) >= {"params", "results", "sweeps"}
+    assert [row["kind"] for row in report["results"]] == ["flat", "ivf", "hnsw"]
+    for row in report["results"]:
+        assert REQUIRED_BENCH_KEYS <= set(row)
+    flat = report["results"][0]
+    assert flat["ann_recall_at_k"] == 1.0 and 0 <= flat["p_at_1"] <= 1
+    assert set(report["sweeps"]) == {"ivf", "hnsw"}
+    assert (tmp_path / "curve.png").stat().st_size > 0
+    assert (tmp_path / "b.md").read_text().count("|") > 10
+
+
+def test_synthetic_bench_json(tmp_path):
+    out = tmp_path / "s.json"
+    run(tmp_path / "ws", "bench", "--synthetic", "3000", "--dim", "16", "--indexes", "flat,ivf", "--queries", "50",
+        "--json", str(out))
+    report = json.loads(out.read_text())
+    keys = REQUIRED_BENCH_KEYS - {"p_at_1", "p_at_k", "r_at_k", "f1_at_k", "map_at_r", "query_ms_p50"}
+    for row in report["results"]:
+        assert keys <= set(row)
