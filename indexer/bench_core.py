@@ -23,8 +23,8 @@ from indexer.factory import (
 )
 from indexer.fidelity import ann_recall_at_k
 from indexer.metrics import precision_at_1, precision_at_k
-from indexer.search import exact_search, search
-from indexer.synthetic import default_n_clusters, make_clustered, make_queries
+from indexer.search import drop_self, exact_search, search
+from indexer.synthetic import DEFAULT_SPREAD, default_n_clusters, make_clustered, make_queries
 from indexer.timing import latency_ms, single_query_seconds, throughput_qps
 from indexer.tuning import tune_search_param
 
@@ -63,11 +63,14 @@ def sweep(
     *,
     exact_scores: np.ndarray | None = None,
     n_latency: int = 100,
+    query_ids: np.ndarray | None = None,
 ) -> list[dict[str, float]]:
     """Recall@k and single-query p50 (ms) at each nprobe / efSearch value.
 
     queries (q, d) float32; exact_ids (q, >= k) int64 — computed from ``base``
-    (ids 0..n-1) when None. Returns [{value, recall, p50_ms}]; the index's own
+    (ids 0..n-1) when None. When the queries are indexed vectors, pass their
+    ``query_ids`` (q,) so each query's own id is dropped from the results, as it
+    should be from ``exact_ids``. Returns [{value, recall, p50_ms}]; the index's own
     setting is left unchanged.
     """
     if exact_ids is None:
@@ -79,7 +82,11 @@ def sweep(
         for value in values if values is not None else default_sweep_values(index, k):
             # Set once, then time plain searches: a per-call override would time its own overhead.
             set_search_params(index, **{name: value})
-            _, found = search(index, queries, k)
+            if query_ids is None:
+                _, found = search(index, queries, k)
+            else:
+                scores, found = search(index, queries, k + 1)
+                _, found = drop_self(scores, found, query_ids, k)
             recall = ann_recall_at_k(found, exact_ids, k, exact_scores=exact_scores)
             lat = latency_ms(index, queries[:n_latency], k)
             rows.append({"value": int(value), "recall": recall, "p50_ms": lat["p50"]})
@@ -184,6 +191,7 @@ def run_synthetic_bench(
     progress: bool = True,
     n_clusters: int | None = None,
     n_latency: int = 200,
+    spread: float = DEFAULT_SPREAD,
 ) -> dict[str, Any]:
     """Benchmark each kind on n clustered vectors of d dims with held-out queries.
 
@@ -192,13 +200,14 @@ def run_synthetic_bench(
     search_ms_p50/p95/p99 (one query at a time, one thread), qps (batch, all
     threads), build_s, bytes_per_vector, index_bytes, nprobe / ef_search (tuned to
     ``target_recall`` on sampled base vectors), and ``speedup_vs_flat`` when flat ran.
+    ``spread`` is the cluster noise (see :mod:`indexer.synthetic`): larger is harder.
     """
     import faiss
 
     t_start = time.perf_counter()
     n_clusters = default_n_clusters(n) if n_clusters is None else n_clusters
-    base, base_labels = make_clustered(n, d, n_clusters, seed)
-    queries, query_labels = make_queries(n_queries, d, n_clusters, seed)
+    base, base_labels = make_clustered(n, d, n_clusters, seed, spread)
+    queries, query_labels = make_queries(n_queries, d, n_clusters, seed, spread)
     t0 = time.perf_counter()
     exact = exact_search(base, np.arange(n), queries, k + EXTRA_EXACT)
     gt_s = time.perf_counter() - t0
@@ -233,6 +242,7 @@ def run_synthetic_bench(
             "target_recall": target_recall,
             "seed": seed,
             "n_clusters": n_clusters,
+            "spread": spread,
             "n_latency": n_latency,
             "faiss_version": faiss.__version__,
             "faiss_threads": faiss.omp_get_max_threads(),

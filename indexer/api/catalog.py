@@ -37,12 +37,19 @@ def ingest_flowers102(
         return ingest_items(catalog, items, keep_duplicates=True, progress=progress)
 
 
-def catalog_status(workspace: Workspace) -> dict:
-    """Counts of images by split and status, labels, models and indexes, as a JSON-ready dict."""
+def catalog_status(workspace: Workspace, *, check: bool = True) -> dict:
+    """Counts of images by split and status, labels, models and indexes, as a JSON-ready dict.
+
+    With ``check``, ``inconsistencies`` lists every disagreement between the catalog and the
+    index and model files it registers (empty when all is well)."""
     engine = workspace.open_read_only()
     with Catalog(engine) as catalog:
         summary = asdict(catalog.summary())
     summary.update(workspace=str(workspace.root), database=_display_url(workspace.db_url))
+    if check:
+        from indexer.api.consistency import find_inconsistencies
+
+        summary["inconsistencies"] = find_inconsistencies(workspace)
     return summary
 
 

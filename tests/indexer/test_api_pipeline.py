@@ -207,3 +207,16 @@ def test_synthetic_bench_json(tmp_path):
     keys = REQUIRED_BENCH_KEYS - {"p_at_1", "p_at_k", "r_at_k", "f1_at_k", "map_at_r", "query_ms_p50"}
     for row in report["results"]:
         assert keys <= set(row)
+
+
+def test_status_reports_catalog_index_inconsistencies(trained, ws, tmp_path):
+    assert json.loads(run(ws, "status", "--json").stdout)["inconsistencies"] == []
+    draw_shape(tmp_path / "late" / "blue_triangle" / "late.png", (20, 50, 230), "polygon", offset=2)
+    run(ws, "ingest", str(tmp_path / "late"))
+    problems = json.loads(run(ws, "status", "--json").stdout)["inconsistencies"]
+    assert problems == [
+        "index 'flat' lacks 1 catalog image(s) (e.g. id 25); run 'indexer build --update flat'"
+    ]
+    assert "warning: index 'flat' lacks 1" in run(ws, "status").stderr
+    run(ws, "build", "--update", "flat")
+    assert json.loads(run(ws, "status", "--json").stdout)["inconsistencies"] == []

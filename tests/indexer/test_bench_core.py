@@ -86,3 +86,21 @@ def test_cost_curve_rows() -> None:
         (2000, "ivf"),
     ]
     assert all(np.isfinite(r["search_ms_p50"]) for r in rows)
+
+
+def test_sweep_drops_self_for_indexed_queries(clustered) -> None:
+    base, ids, _ = clustered
+    index, _ = build_index(IndexParams("ivf", nlist=16), base, ids)
+    exact_scores, exact_ids = exact_search(base, ids, base[:20], 15, exclude_self_ids=ids[:20])
+    rows = sweep(
+        index,
+        None,
+        base[:20],
+        exact_ids,
+        10,
+        [16],
+        exact_scores=exact_scores,
+        n_latency=5,
+        query_ids=ids[:20],
+    )
+    assert rows[0]["recall"] == 1.0
