@@ -123,12 +123,19 @@ def bench_kind(
     n_tune_queries: int = 200,
     labels: tuple[np.ndarray, np.ndarray] | None = None,
     with_sweep: bool = True,
+    tune_queries: np.ndarray | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, float]]]:
-    """Build one index over base (ids 0..n-1), tune it, and measure it. Returns (row, sweep)."""
+    """Build one index over base (ids 0..n-1), tune it, and measure it. Returns (row, sweep).
+
+    Tuning uses ``tune_queries`` (held out, distinct from the measured ``queries``)
+    or, without them, sampled base vectors.
+    """
     exact_scores, exact_ids = exact
     ids = np.arange(base.shape[0], dtype=np.int64)
     index, info = build_index(params, base, ids)
-    tuned = tune_search_param(index, base, ids, k, target_recall, n_queries=n_tune_queries, seed=params.seed)
+    tuned = tune_search_param(
+        index, base, ids, k, target_recall, n_queries=n_tune_queries, seed=params.seed, queries=tune_queries
+    )
     _, found = search(index, queries, k)
     lat = latency_ms(index, queries[:n_latency], k)
     size = index_bytes(index)
@@ -192,6 +199,8 @@ def run_synthetic_bench(
     n_clusters: int | None = None,
     n_latency: int = 200,
     spread: float = DEFAULT_SPREAD,
+    n_tune_queries: int = 200,
+    intrinsic_dim: int | None = None,
 ) -> dict[str, Any]:
     """Benchmark each kind on n clustered vectors of d dims with held-out queries.
 
@@ -200,14 +209,19 @@ def run_synthetic_bench(
     search_ms_p50/p95/p99 (one query at a time, one thread), qps (batch, all
     threads), build_s, bytes_per_vector, index_bytes, nprobe / ef_search (tuned to
     ``target_recall`` on sampled base vectors), and ``speedup_vs_flat`` when flat ran.
-    ``spread`` is the cluster noise (see :mod:`indexer.synthetic`): larger is harder.
+    ``spread`` (cluster noise; larger is harder) and ``intrinsic_dim`` (None:
+    isotropic) shape the data, see :mod:`indexer.synthetic`.
     """
     import faiss
 
     t_start = time.perf_counter()
     n_clusters = default_n_clusters(n) if n_clusters is None else n_clusters
-    base, base_labels = make_clustered(n, d, n_clusters, seed, spread)
-    queries, query_labels = make_queries(n_queries, d, n_clusters, seed, spread)
+    base, base_labels = make_clustered(n, d, n_clusters, seed, spread, intrinsic_dim)
+    # One draw split in two: measured queries, and held-out queries to tune on.
+    queries, query_labels = make_queries(
+        n_queries + n_tune_queries, d, n_clusters, seed, spread, intrinsic_dim
+    )
+    tune_queries, queries, query_labels = queries[n_queries:], queries[:n_queries], query_labels[:n_queries]
     t0 = time.perf_counter()
     exact = exact_search(base, np.arange(n), queries, k + EXTRA_EXACT)
     gt_s = time.perf_counter() - t0
@@ -224,7 +238,9 @@ def run_synthetic_bench(
             k,
             target_recall,
             n_latency=n_latency,
+            n_tune_queries=n_tune_queries,
             labels=(base_labels, query_labels),
+            tune_queries=tune_queries,
         )
         results.append(row)
         if curve:
@@ -243,7 +259,9 @@ def run_synthetic_bench(
             "seed": seed,
             "n_clusters": n_clusters,
             "spread": spread,
+            "intrinsic_dim": intrinsic_dim,
             "n_latency": n_latency,
+            "n_tune_queries": n_tune_queries,
             "faiss_version": faiss.__version__,
             "faiss_threads": faiss.omp_get_max_threads(),
             "machine": platform.machine(),
@@ -270,7 +288,8 @@ def cost_curve(
     for n in ns:
         n_clusters = default_n_clusters(n)
         base, _ = make_clustered(n, d, n_clusters, seed)
-        queries, _ = make_queries(n_queries, d, n_clusters, seed)
+        drawn, _ = make_queries(2 * n_queries, d, n_clusters, seed)
+        queries, tune_queries = drawn[:n_queries], drawn[n_queries:]
         exact = exact_search(base, np.arange(n), queries, k + EXTRA_EXACT)
         for kind in _progress(list(kinds), progress, f"cost n={n:,}"):
             row, _ = bench_kind(
@@ -281,7 +300,9 @@ def cost_curve(
                 k,
                 target_recall,
                 n_latency=n_queries,
+                n_tune_queries=n_queries,
                 with_sweep=False,
+                tune_queries=tune_queries,
             )
             rows.append(row)
     return rows

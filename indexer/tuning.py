@@ -50,17 +50,21 @@ def tune_search_param(
     n_queries: int = 200,
     seed: int = 0,
     apply: bool = True,
+    queries: np.ndarray | None = None,
 ) -> TuneResult | None:
     """Smallest nprobe / efSearch whose recall@k against exact search reaches the target.
 
     base: (n, d) float32, the vectors in the index, with their int64 ``ids``
-    (default 0..n-1). Queries are ``n_queries`` base rows sampled with ``seed``;
-    each query's own id is excluded from both result lists, so finding itself earns
-    nothing. Doubling from 1 (efSearch: from max(16, k)) then bisecting; recall is
-    assumed to rise with the setting. If even the largest value (nprobe = nlist)
-    misses the target, ``reached=False`` and the value returned is the smallest
-    reaching ``target_recall`` times the best recall seen. With ``apply`` the chosen value
-    is set on the index. Flat and PCA indices have no setting: returns None.
+    (default 0..n-1). Held-out ``queries`` (q, d) float32 are best; without them
+    ``n_queries`` base rows are sampled with ``seed`` and each one's own id is
+    excluded from both result lists, so finding itself earns nothing. (Indexed
+    queries flatter HNSW: a stored vector's graph links already are its neighbours.)
+
+    Search: doubling from 1 (efSearch: from max(16, k)), then bisecting; recall is
+    assumed to rise with the setting. If even the largest value (nprobe = nlist,
+    efSearch = MAX_EF_SEARCH) misses the target, ``reached=False`` and the value is
+    the smallest reaching ``target_recall`` times the best recall seen. With
+    ``apply`` the value is set on the index. Flat and PCA indices: returns None.
     """
     setting = _search_setting(index)
     if setting is None:
@@ -73,16 +77,21 @@ def tune_search_param(
     k = check_k(k)
     if xb.shape[0] < k + 1:
         raise InputError(f"tuning recall@{k} needs at least {k + 1} base vectors; got {xb.shape[0]}")
-    rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(xb.shape[0], size=min(n_queries, xb.shape[0]), replace=False))
-    queries, query_ids = xb[rows], id_arr[rows]
-    exact_scores, exact_ids = exact_search(xb, id_arr, queries, k + 10, exclude_self_ids=query_ids)
+    if queries is not None:
+        xq, query_ids = as_vectors(queries, index.d, name="tuning queries"), None
+    else:
+        rng = np.random.default_rng(seed)
+        rows = np.sort(rng.choice(xb.shape[0], size=min(n_queries, xb.shape[0]), replace=False))
+        xq, query_ids = xb[rows], id_arr[rows]
+    exact_scores, exact_ids = exact_search(xb, id_arr, xq, k + 10, exclude_self_ids=query_ids)
+    keyword = "nprobe" if param == "nprobe" else "ef_search"
 
     def recall_at(value: int) -> float:
-        scores, found = search(
-            index, queries, k + 1, **{"nprobe" if param == "nprobe" else "ef_search": value}
-        )
-        _, found = drop_self(scores, found, query_ids, k)
+        if query_ids is None:
+            _, found = search(index, xq, k, **{keyword: value})
+        else:
+            scores, found = search(index, xq, k + 1, **{keyword: value})
+            _, found = drop_self(scores, found, query_ids, k)
         return ann_recall_at_k(found, exact_ids, k, exact_scores=exact_scores)
 
     original = get_search_params(index)
@@ -113,7 +122,7 @@ def tune_search_param(
     value = high
     result = TuneResult(param, value, tried[value], reached, list(tried.items()))
     if apply:
-        set_search_params(index, **{"nprobe" if param == "nprobe" else "ef_search": value})
+        set_search_params(index, **{keyword: value})
     else:
         set_search_params(index, nprobe=original.get("nprobe"), ef_search=original.get("efSearch"))
     return result

@@ -36,7 +36,7 @@ class TrainConfig:
     image_size: int | None = None  # None: 64 for siamese, 128 otherwise
     weights: str | None = None  # None (random init), "imagenet", or a file path
     freeze_backbone: bool = False
-    head_hidden: int = 0  # 0: linear head; >0: MLP with one hidden layer of this width
+    head_hidden: int = 512  # 0: linear head; >0: MLP with one hidden layer of this width
     loss: str = "multi-similarity"
     miner: str | None = None  # None: DEFAULT_MINER[loss]
     epochs: int | None = None  # None: 60 for a frozen backbone (cheap head epochs), else 12

@@ -19,6 +19,15 @@ from indexer.factory import (
 from indexer.search import search
 
 
+def _centroids(index) -> np.ndarray:
+    # An explicit numpy output: once faiss.contrib.torch_utils is imported (as
+    # pytorch-metric-learning does), reconstruct_n() without one returns a torch tensor.
+    ivf = find_ivf(index)
+    out = np.empty((ivf.nlist, ivf.d), dtype=np.float32)
+    ivf.quantizer.reconstruct_n(0, ivf.nlist, out)
+    return out
+
+
 def test_factory_strings_for_every_kind() -> None:
     n, d = 10_000, 64
     assert factory_string(IndexParams("flat"), n, d) == "Flat"
@@ -87,8 +96,7 @@ def test_ivf_training_is_seeded(clustered) -> None:
 
     def centroids(seed: int) -> np.ndarray:
         index, _ = build_index(IndexParams("ivf", nlist=16, seed=seed), base, ids)
-        ivf = find_ivf(index)
-        return ivf.quantizer.reconstruct_n(0, ivf.nlist)
+        return _centroids(index)
 
     np.testing.assert_array_equal(centroids(3), centroids(3))
     assert not np.array_equal(centroids(3), centroids(4))
@@ -98,11 +106,10 @@ def test_add_vectors_does_not_retrain(clustered) -> None:
     base, ids, _ = clustered
     half = len(ids) // 2
     index, _ = build_index(IndexParams("ivf", nlist=16), base[:half], ids[:half])
-    ivf = find_ivf(index)
-    before = ivf.quantizer.reconstruct_n(0, ivf.nlist).copy()
+    before = _centroids(index)
     add_vectors(index, base[half:], ids[half:])
     assert index.is_trained and index.ntotal == len(ids)
-    np.testing.assert_array_equal(ivf.quantizer.reconstruct_n(0, ivf.nlist), before)
+    np.testing.assert_array_equal(_centroids(index), before)
     _, found = search(index, base[-3:], 1, nprobe=16)
     np.testing.assert_array_equal(found[:, 0], ids[-3:])
 

@@ -41,3 +41,12 @@ def test_ground_truth_equals_numpy_brute_force() -> None:
     ref_scores, ref_ids = brute_force(base, ids, q, 7)
     np.testing.assert_allclose(scores, ref_scores, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(found, ref_ids)
+
+
+def test_intrinsic_dim_puts_data_in_a_low_dim_subspace() -> None:
+    base, labels = make_clustered(2000, 32, n_clusters=10, seed=0, spread=0.3, intrinsic_dim=4)
+    q, ql = make_queries(20, 32, n_clusters=10, seed=0, spread=0.3, intrinsic_dim=4)
+    singular = np.linalg.svd(base - base.mean(0), compute_uv=False)
+    explained = (singular[:4] ** 2).sum() / (singular**2).sum()
+    assert explained > 0.9
+    assert (labels[np.argmax(q @ base.T, axis=1)] == ql).mean() > 0.9

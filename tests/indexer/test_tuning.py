@@ -52,3 +52,13 @@ def test_apply_false_leaves_index_alone(clustered) -> None:
     tune_search_param(index, base, ids, n_queries=30, apply=False)
     assert get_search_params(index) == {"nprobe": 3}
     assert np.all(ids >= 0)
+
+
+def test_tuning_on_held_out_queries(clustered, queries) -> None:
+    base, ids, _ = clustered
+    index, _ = build_index(IndexParams("ivf", nlist=32), base, ids)
+    tuned = tune_search_param(index, base, ids, k=10, target_recall=0.95, queries=queries)
+    exact_scores, exact_ids = exact_search(base, ids, queries, 20)
+    _, found = search(index, queries, 10)
+    assert tuned.reached
+    assert ann_recall_at_k(found, exact_ids, 10, exact_scores=exact_scores) == tuned.recall >= 0.95
