@@ -2,13 +2,19 @@
 # make test  - create .venv, install with dev extras, run the test suite
 #
 # Offline machines: make demo FLOWERS102_DIR=path/to/flowers102 (jpg/ + the two .mat files)
+#                   WEIGHTS=path/to/mobilenet_v2-b0353104.pth (else the torch cache, else the Siamese net)
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 WORKSPACE ?= indexer-data
 FLOWERS102_DIR ?=
+WEIGHTS ?=
+OUT ?= demo-output
 ROOT_FLAG := $(if $(FLOWERS102_DIR),--root $(FLOWERS102_DIR),)
+FLOWERS_JPG := $(if $(FLOWERS102_DIR),$(FLOWERS102_DIR)/jpg,$(WORKSPACE)/datasets/flowers-102/jpg)
+INDEXER := $(BIN)/indexer --workspace $(WORKSPACE)
+HAS_IMAGENET := $(BIN)/python -c "import sys; from models.weights import cached_imagenet_file; sys.exit(cached_imagenet_file('mobilenet_v2') is None)"
 
 .PHONY: install test demo lint clean
 
@@ -27,8 +33,24 @@ lint: install
 	$(BIN)/ruff check .
 
 demo: install
-	$(BIN)/indexer --workspace $(WORKSPACE) data flowers102 $(ROOT_FLAG)
-	$(BIN)/indexer --workspace $(WORKSPACE) status
+	$(INDEXER) data flowers102 $(ROOT_FLAG)
+	$(INDEXER) status
+	@if [ -n "$(WEIGHTS)" ]; then weights="$(WEIGHTS)"; elif $(HAS_IMAGENET); then weights=imagenet; fi; \
+	if [ -n "$$weights" ]; then \
+	  echo "training frozen ImageNet MobileNetV2 + head (weights: $$weights)"; \
+	  $(INDEXER) train --network mobilenet_v2 --weights "$$weights" --freeze-backbone --image-size 128 --name demo; \
+	else \
+	  echo "no ImageNet weights (torch cache or WEIGHTS=path): training the Siamese network"; \
+	  $(INDEXER) train --network siamese --name demo; \
+	fi
+	$(INDEXER) build --index flat --model demo
+	$(INDEXER) build --index pca --model demo
+	$(INDEXER) build --index ivf --model demo
+	mkdir -p $(OUT)
+	$(INDEXER) query $(FLOWERS_JPG)/image_00001.jpg --index ivf --grid $(OUT)/top10.png
+	$(INDEXER) bench --model demo --indexes flat,pca,ivf,hnsw --json $(OUT)/bench.json \
+	  --plot $(OUT)/recall_latency.png --markdown $(OUT)/bench.md
+	@echo "demo done: report $(OUT)/bench.md, figures $(OUT)/bench.json, pictures $(OUT)/top10.png and $(OUT)/recall_latency.png"
 
 clean:
 	rm -rf $(VENV) build *.egg-info

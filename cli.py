@@ -165,7 +165,8 @@ def train(ctx: click.Context, config_file: str | None, **flags) -> None:
 @click.pass_context
 def embed(ctx: click.Context, model_name: str | None, batch_size: int) -> None:
     """Embed every catalog image the model has not embedded yet (resumable)."""
-    from indexer.api import default_model_name, embed as embed_catalog
+    from indexer.api import default_model_name
+    from indexer.api import embed as embed_catalog
 
     workspace = _workspace(ctx)
     name = model_name or default_model_name(workspace)
@@ -226,7 +227,8 @@ def build(ctx: click.Context, kind: str | None, update_name: str | None, **optio
 @click.pass_context
 def query(ctx: click.Context, images: tuple[str, ...], index_name, k, nprobe, as_json, grid) -> None:
     """Find the catalog images most like each IMAGE."""
-    from indexer.api.query import draw_answer, query as run_query
+    from indexer.api.query import draw_answer
+    from indexer.api.query import query as run_query
 
     outcome = run_query(_workspace(ctx), list(images), index_name=index_name, k=k, nprobe=nprobe)
     for line in outcome.failures:

@@ -56,6 +56,13 @@ def embed_items(checkpoint_path: str | os.PathLike[str], items: Sequence[tuple[i
                 flush_every: int = 4, device: str = "auto") -> EmbedReport:
     """Embed the ``(id, path)`` items the store lacks, appending (n, D) float32 rows every ``flush_every``
     batches so a killed run loses little; unreadable images are reported in ``failed``, not fatal."""
+    started = time.perf_counter()
+    items = [(int(i), os.fspath(p)) for i, p in items]
+    todo_ids = set(store.missing([i for i, _ in items]).tolist())
+    todo = [item for item in items if item[0] in todo_ids]
+    if not todo:  # nothing to embed: don't pay for importing torch and loading the model
+        return EmbedReport(0, len(items), [], time.perf_counter() - started, 0.0)
+
     import torch
     from torch.utils.data import DataLoader
     from tqdm import tqdm
@@ -63,20 +70,16 @@ def embed_items(checkpoint_path: str | os.PathLike[str], items: Sequence[tuple[i
     from models.checkpoint import load_model
     from models.train import resolve_device
 
-    started = time.perf_counter()
     torch_device = resolve_device(device)
     model, spec, meta = load_model(checkpoint_path, device=str(torch_device))
     if store.dim is not None and store.dim != meta.get("embedding_dim", store.dim):
         raise ModelError(f"store {store.directory} holds {store.dim}-dim vectors; model {checkpoint_path} "
                          f"makes {meta['embedding_dim']}-dim ones")
-    items = [(int(i), os.fspath(p)) for i, p in items]
-    todo_ids = set(store.missing([i for i, _ in items]).tolist())
-    todo = [item for item in items if item[0] in todo_ids]
     cuda = torch_device.type == "cuda"
     if num_workers is None:
         num_workers = min(8, os.cpu_count() or 1) if cuda else 1
     loader = DataLoader(_ItemDataset(todo, spec), batch_size=batch_size, shuffle=False, collate_fn=_collate,
-                        num_workers=num_workers if todo else 0, pin_memory=cuda)
+                        num_workers=num_workers, pin_memory=cuda)
     failed: list[tuple[int, str, str]] = []
     pending_ids: list[np.ndarray] = []
     pending_vectors: list[np.ndarray] = []

@@ -49,11 +49,9 @@ def _imagenet_state_dict(network_name: str) -> dict[str, Any]:
         raise WeightsError(f"torchvision has no pretrained weights registered for {network_name!r}") from None
     default = enum.DEFAULT
     checkpoints = Path(torch.hub.get_dir()) / "checkpoints"
-    # Prefer any registered ImageNet file already in the cache (DEFAULT first), so offline machines work.
-    for candidate in [default, *[w for w in enum if w is not default]]:
-        cached = checkpoints / _file_name(candidate.url)
-        if cached.is_file():
-            return load_state_dict_file(cached)
+    cached = cached_imagenet_file(network_name)
+    if cached is not None:
+        return load_state_dict_file(cached)
     try:
         return default.get_state_dict(progress=False, check_hash=True)
     except (OSError, ValueError) as exc:  # URLError is an OSError; offline DNS fails fast
@@ -62,6 +60,23 @@ def _imagenet_state_dict(network_name: str) -> dict[str, Any]:
             f"cannot download ImageNet weights for {network_name!r} ({exc.__class__.__name__}: {exc}); "
             f"put {files} in {checkpoints}/ ($TORCH_HOME/hub/checkpoints/) or pass --weights PATH"
         ) from None
+
+
+def cached_imagenet_file(network_name: str) -> Path | None:
+    """A registered ImageNet checkpoint of ``network_name`` already in the torch cache (DEFAULT first), or None."""
+    import torch
+    from torchvision.models import get_model_weights
+
+    try:
+        enum = get_model_weights(network_name)
+    except (ValueError, KeyError):
+        return None
+    checkpoints = Path(torch.hub.get_dir()) / "checkpoints"
+    for candidate in [enum.DEFAULT, *[w for w in enum if w is not enum.DEFAULT]]:
+        cached = checkpoints / _file_name(candidate.url)
+        if cached.is_file():
+            return cached
+    return None
 
 
 def _file_name(url: str) -> str:

@@ -103,7 +103,7 @@ def bench_catalog(
         results.append(row)
         if kind in TUNED_KINDS:
             sweeps[kind] = sweep(index, None, query_vectors[:300], exact_ids[:300], k,
-                                 exact_scores=exact_scores[:300], n_latency=100)
+                                 exact_scores=exact_scores[:300], n_latency=100, query_ids=query_ids[:300])
     for row in results:
         row["map_at_r_change"] = None if exact_map is None else row["map_at_r"] - exact_map
     return {

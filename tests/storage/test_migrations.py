@@ -7,7 +7,14 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import text
 
-from storage.database import HEAD_REVISION, MIGRATIONS_DIR, check_revision, current_revision, make_engine, upgrade
+from storage.database import (
+    HEAD_REVISION,
+    MIGRATIONS_DIR,
+    check_revision,
+    current_revision,
+    make_engine,
+    upgrade,
+)
 from storage.errors import SchemaError
 from storage.schema import Base
 
