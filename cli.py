@@ -154,7 +154,7 @@ def train(ctx: click.Context, config_file: str | None, **flags) -> None:
     metrics = ", ".join(f"{key} {value:.4f}" for key, value in outcome.metrics.items() if isinstance(value, float))
     click.echo(
         f"model {outcome.name!r}: {outcome.epochs_run} epochs in {outcome.seconds:.1f} s on "
-        f"{outcome.train_images} images; validation ({outcome.val_source}, {outcome.val_images or 'held-out'} images): {metrics}"
+        f"{outcome.train_images} images; validation on {outcome.val_images} images ({outcome.val_source}): {metrics}"
     )
     click.echo(f"checkpoint: {outcome.checkpoint}")
 

@@ -31,6 +31,8 @@ class TrainResult:
     epochs_run: int
     seconds: float
     history: list[dict[str, float]] = field(default_factory=list)
+    num_train_items: int = 0  # after any hold-out was taken
+    num_val_items: int = 0
 
 
 def resolve_device(name: str):
@@ -101,7 +103,8 @@ def train_model(config: TrainConfig, train_items: Sequence[Item], val_items: Seq
     tmp = out / "config.json.tmp"
     tmp.write_text(json.dumps(sidecar, indent=2, default=str))
     os.replace(tmp, out / "config.json")
-    return TrainResult(checkpoint, onnx_path, metrics, config, spec, len(history), seconds, history)
+    return TrainResult(checkpoint, onnx_path, metrics, config, spec, len(history), seconds, history,
+                       len(train_items), len(val_items))
 
 
 @dataclass(frozen=True)

@@ -73,8 +73,8 @@ def train(
         metrics=result.metrics,
         epochs_run=result.epochs_run,
         seconds=result.seconds,
-        train_images=len(train_rows),
-        val_images=len(val_rows),
+        train_images=result.num_train_items,
+        val_images=result.num_val_items,
         val_source="val split" if val_rows else "seeded hold-out of the training images",
         notes=notes,
     )
