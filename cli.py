@@ -194,6 +194,7 @@ INDEX_KINDS = ["flat", "pca", "ivf", "ivfpq", "hnsw", "pca-ivf", "raw"]
 @click.option("--factory", default=None, help="Raw FAISS factory string (with --index raw), e.g. 'OPQ16,IVF256,PQ16'.")
 @click.option("--target-recall", type=float, default=None, help="Recall@10 vs exact search to tune nprobe/efSearch to (default 0.95).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--gpu/--no-gpu", "use_gpu", default=None, help="Train and fill the index on the GPU (default: when FAISS's GPU build and a GPU are present).")
 @click.option("--update", "update_name", default=None, metavar="NAME", help="Add newly ingested images to index NAME without retraining.")
 @click.pass_context
 def build(ctx: click.Context, kind: str | None, update_name: str | None, **options) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 
 from indexer.arrays import as_ids, as_vectors, check_k
 from indexer.errors import IndexerError
+from indexer.factory import get_search_params, set_search_params
 
 PAD_ID = -1
 
@@ -38,21 +39,21 @@ def search(
     Best first (highest inner product / lowest L2). ``nprobe`` / ``ef_search``
     apply to this call only. Missing results are padded (module docstring).
     """
-    from indexer.factory import get_search_params, set_search_params
-
     x = as_vectors(queries, index.d, name="query vectors")
     k = check_k(k)
     if index.ntotal == 0:
         raise IndexerError("the index is empty; add vectors before searching")
-    previous = get_search_params(index) if (nprobe is not None or ef_search is not None) else None
-    try:
-        set_search_params(index, nprobe=nprobe, ef_search=ef_search)
+    if nprobe is None and ef_search is None:  # the hot path: nothing to set or restore
         scores, ids = index.search(x, k)
-    finally:
-        if previous:
+    else:
+        previous = get_search_params(index)
+        try:
+            set_search_params(index, nprobe=nprobe, ef_search=ef_search)
+            scores, ids = index.search(x, k)
+        finally:
             set_search_params(index, nprobe=previous.get("nprobe"), ef_search=previous.get("efSearch"))
-    missing = ids < 0
-    if missing.any():
+    if ids.size and ids[:, -1].min() < 0:  # FAISS fills each row from the front: padding sits at the end
+        missing = ids < 0
         scores[missing] = -np.inf if _is_inner_product(index) else np.inf
         ids[missing] = PAD_ID
     return scores, ids

@@ -46,6 +46,7 @@ def build(
     factory: str | None = None,
     target_recall: float | None = None,
     seed: int = 0,
+    use_gpu: bool | None = None,
     progress: bool = True,
 ) -> BuildOutcome:
     """Embed what is missing, build a ``kind`` index over every ok image, tune it, save and register it.
@@ -54,7 +55,7 @@ def build(
     new one is complete. ``target_recall`` (default 0.95 for IVF/HNSW kinds) picks the smallest
     nprobe / efSearch reaching that recall@10 against exact search, unless nprobe is given.
     """
-    from indexer.factory import IndexParams, build_index
+    from indexer.factory import IndexParams
     from indexer.index_io import save_index
 
     model_name = model_name or default_model_name(workspace)
@@ -67,7 +68,7 @@ def build(
     ids, vectors = catalog_vectors(workspace, model_name)
     if len(ids) == 0:
         raise InputError(f"model {model_name!r} has no embedded images to index; run 'indexer ingest DIR' first")
-    index, info = build_index(params, vectors, ids)
+    index, info = _build_on_device(params, vectors, ids, use_gpu)
     tuning = _tune(index, vectors, ids, kind, nprobe, ef_search, target_recall, seed)
     path = workspace.indexes_dir / f"{name}.faiss"
     sidecar = save_index(
@@ -173,6 +174,31 @@ def _store_arrays(workspace: Workspace, model_name: str) -> tuple[np.ndarray, np
 
     store = EmbeddingStore(workspace.embeddings_dir / model_name)
     return np.asarray(store.ids(), dtype=np.int64), np.asarray(store.vectors(mmap=False), dtype=np.float32)
+
+
+def _build_on_device(params, vectors: np.ndarray, ids: np.ndarray, use_gpu: bool | None):
+    """Train and fill the index on the GPU when asked / available (k-means is the costly part), on the CPU otherwise."""
+    from indexer.factory import build_index, create_index
+    from indexer.gpu import resolve_gpu, to_cpu, to_gpu
+
+    if not resolve_gpu(use_gpu):
+        return build_index(params, vectors, ids)
+    import time
+
+    from indexer.factory import BuildInfo, factory_string, find_ivf
+
+    started = time.perf_counter()
+    n, d = vectors.shape
+    gpu_index = to_gpu(create_index(params, n, d))
+    gpu_index.train(vectors)
+    trained = time.perf_counter()
+    gpu_index.add_with_ids(vectors, ids)
+    index = to_cpu(gpu_index)
+    ivf = find_ivf(index)
+    info = BuildInfo(kind=params.kind, factory=factory_string(params, n, d), n=n, d=d,
+                     nlist=int(ivf.nlist) if ivf is not None else None, train_n=n, train_s=trained - started,
+                     add_s=time.perf_counter() - trained, seed=params.seed, metric=params.metric)
+    return index, info
 
 
 def _tune(index, vectors, ids, kind, nprobe, ef_search, target_recall, seed) -> dict:
