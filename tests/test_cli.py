@@ -80,3 +80,34 @@ def test_bad_labels_option_is_one_line_error(cli, image_tree):
     result = cli("ingest", str(image_tree), "--labels", "missing.csv")
     assert result.exit_code == 1
     assert "missing.csv: no such file" in result.output
+
+
+def test_data_flowers102_with_a_wrong_root_is_one_line_error(cli, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = cli("data", "flowers102", "--root", str(tmp_path / "empty"))
+    assert result.exit_code == 1
+    assert "no Flowers-102 copy there" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_train_config_unknown_key_is_one_line_error(cli, image_tree, tmp_path):
+    cli("ingest", str(image_tree))
+    config = tmp_path / "seed.yaml"
+    config.write_text("train:\n  epochs: 1\n  hw: 32\n  bogus: 3\n")
+    result = cli("train", "--config", str(config))
+    assert result.exit_code == 1
+    assert "unknown config key 'train.bogus'" in result.output
+
+
+def test_train_accepts_the_seed_yaml_and_flags_override_it(cli, image_tree, tmp_path):
+    cli("ingest", str(image_tree))
+    config = tmp_path / "seed.yaml"
+    saved = tmp_path / "seed-model.pt"
+    config.write_text(
+        "general:\n  labels_fpath: labels.csv\n"
+        f"train:\n  epochs: 5\n  hw: 32\n  network: siamese\n  save_network_path: {saved}\n"
+        "resnet:\n  freeze_backbone: false\n"
+    )
+    result = cli("train", "--config", str(config), "--epochs", "1", "--batch-classes", "3", "--batch-per-class", "2")
+    assert result.exit_code == 0, result.output
+    assert "model 'siamese': 1 epochs" in result.output
+    assert saved.is_file() and "general.labels_fpath ignored" in result.stderr
