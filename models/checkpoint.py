@@ -44,17 +44,23 @@ def save_checkpoint(
     return path
 
 
-def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The raw checkpoint dict (``torch.load(weights_only=True)``); CheckpointError when missing/corrupt."""
+def torch_load(path: str | os.PathLike[str], error: type[Exception], what: str) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU; a missing or unreadable file raises ``error``."""
     import torch
 
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {str(path)!r} not found")
+        raise error(f"{what} {str(path)!r} not found")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, pickle garbage, foreign objects
-        raise CheckpointError(f"checkpoint {str(path)!r} is unreadable ({exc.__class__.__name__})") from None
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        raise error(f"{what} {str(path)!r} is unreadable ({exc.__class__.__name__}{': ' + detail if detail else ''})") from None
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The raw checkpoint dict (``torch.load(weights_only=True)``); CheckpointError when missing/corrupt."""
+    data = torch_load(path, CheckpointError, "checkpoint")
     required = ("state_dict", "config", "preprocess")
     if not isinstance(data, dict) or any(k not in data for k in required):
         raise CheckpointError(f"checkpoint {str(path)!r} is not a models checkpoint (needs keys {required})")

@@ -24,14 +24,9 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a state dict (``torch.load(weights_only=True)``); accepts our checkpoint dicts too."""
     import torch
 
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"weights file {str(path)!r} not found")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle, zip and weights_only errors all mean "not a state dict we can read"
-        raise WeightsError(f"weights file {str(path)!r} is not a readable state dict ({exc.__class__.__name__}: "
-                           f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    from models.checkpoint import torch_load
+
+    data = torch_load(path, WeightsError, "weights file")
     if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
         data = data["state_dict"]
     if not isinstance(data, dict) or not data or not all(isinstance(v, torch.Tensor) for v in data.values()):
