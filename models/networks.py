@@ -84,17 +84,28 @@ def build_network(config: TrainConfig, *, load_weights: bool = True) -> Embeddin
         return net
 
     backbone, feature_dim, classifier_name = _torchvision_backbone(config.network)
+    head = build_head(feature_dim, config.embedding_dim, config.dropout, config.head_hidden)
     if load_weights and config.weights is not None:
         from models.weights import load_pretrained
 
         state = load_pretrained(config.network, config.weights)
-        if any(k.startswith("backbone.") for k in state):  # one of our checkpoints
+        if any(k.startswith("backbone.") for k in state):  # one of our checkpoints: backbone, and head if it fits
+            _load_head_if_it_fits(head, {k[len("head."):]: v for k, v in state.items() if k.startswith("head.")})
             state = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
         else:  # torchvision's: drop the classifier layer we replaced
             state = {k: v for k, v in state.items() if not k.startswith(f"{classifier_name}.")}
         _load_strict(backbone, state, config.weights, config.network)
-    head = build_head(feature_dim, config.embedding_dim, config.dropout, config.head_hidden)
     return EmbeddingNet(backbone, head, feature_dim)
+
+
+def _load_head_if_it_fits(head: nn.Module, state: dict) -> bool:
+    """Start from a trained head (two-stage training: head on a frozen backbone, then fine-tune) when the
+    shapes agree; a head of another size keeps its fresh initialisation."""
+    own = head.state_dict()
+    if state.keys() != own.keys() or any(state[k].shape != own[k].shape for k in own):
+        return False
+    head.load_state_dict(state)
+    return True
 
 
 def _torchvision_backbone(name: str) -> tuple[nn.Module, int, str]:

@@ -63,3 +63,22 @@ def test_amp_training_on_cuda(tiny_items, tmp_path):
     result = train_model(_config(network="mobilenet_v2", device="cuda", epochs=2, num_workers=2),
                          tiny_items, None, tmp_path / "out", progress=False)
     assert result.checkpoint_path.is_file()
+
+
+def test_our_checkpoint_initialises_backbone_and_head_for_fine_tuning(tmp_path):
+    import torch
+
+    from models.checkpoint import save_checkpoint
+    from models.config import TrainConfig
+    from models.networks import build_network
+    from models.preprocess import PreprocessSpec
+
+    config = TrainConfig(network="mobilenet_v2", image_size=32, freeze_backbone=True)
+    trained = build_network(config)
+    path = save_checkpoint(tmp_path / "model.pt", trained, config, PreprocessSpec(32), {}, {})
+    again = build_network(TrainConfig(network="mobilenet_v2", image_size=32, weights=str(path)))
+    for key, value in trained.state_dict().items():
+        assert torch.equal(again.state_dict()[key], value), key
+    other = build_network(TrainConfig(network="mobilenet_v2", image_size=32, weights=str(path), embedding_dim=64))
+    assert other.eval()(torch.randn(2, 3, 32, 32)).shape == (2, 64), "a head of another size starts fresh"
+    assert torch.equal(other.backbone.features[0][0].weight, trained.backbone.features[0][0].weight)
