@@ -102,8 +102,10 @@ def bench_catalog(
         if kind in TUNED_KINDS:
             sweeps[kind] = sweep(index, None, query_vectors[:300], exact_ids[:300], k,
                                  exact_scores=exact_scores[:300], n_latency=100, query_ids=query_ids[:300])
+    flat = next((row for row in results if row["kind"] == "flat"), None)
     for row in results:
         row["map_at_r_change"] = None if exact_map is None else row["map_at_r"] - exact_map
+        row["speedup_vs_flat"] = None if flat is None else flat["search_ms_p50"] / row["search_ms_p50"]
     return {
         "params": {
             "mode": "catalog", "model": model_name, "split": split, "k": k, "n_images": int(len(ids)),
