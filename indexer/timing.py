@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from indexer.arrays import as_vectors, check_k
+from indexer.search import search
 
 SearchFn = Callable[[Any, np.ndarray, int], Any]
 
@@ -28,8 +29,6 @@ def faiss_threads(n: int) -> Iterator[None]:
 
 
 def _default_search(index: Any, query: np.ndarray, k: int) -> Any:
-    from indexer.search import search
-
     return search(index, query, k)
 
 
