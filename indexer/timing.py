@@ -73,8 +73,6 @@ def latency_ms(
 
 def throughput_qps(index: Any, queries: np.ndarray, k: int, n_repeats: int = 1) -> float:
     """Queries per second for one batch search of all queries (q, d) float32, all threads."""
-    from indexer.search import search
-
     x = as_vectors(queries, index.d, name="query vectors")
     search(index, x[:1], k)  # warm-up
     best = np.inf
