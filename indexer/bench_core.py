@@ -160,6 +160,7 @@ def bench_kind(
         "train_n": info.train_n,
         "bytes_per_vector": size / max(1, index.ntotal),
         "index_bytes": size,
+        "our_overhead_pct": faiss_direct_overhead(index, queries[:100], k, n_repeats=1)["overhead_pct"],
     }
     if labels is not None:
         base_labels, query_labels = labels
