@@ -47,8 +47,8 @@ class Searcher:
         from models.onnx_embedder import OnnxEmbedder
         from models.preprocess import PreprocessSpec
 
-        self.workspace = workspace
-        with Catalog(workspace.open_read_only()) as catalog:
+        self.engine = workspace.open_read_only()
+        with Catalog(self.engine) as catalog:
             index_row = _pick_index(catalog, index_name)
             if index_row.model_name is None:
                 raise NotFoundError(
@@ -94,7 +94,7 @@ class Searcher:
                 f"model {self.model_name!r} ({self.index.d} dims)"
             )
         scores, ids = search(self.index, vectors, min(k, int(self.index.ntotal)), nprobe=nprobe)
-        answers = _answers(self.workspace, names, scores, ids)
+        answers = _answers(self.engine, names, scores, ids)
         return QueryOutcome(self.index_name, self.model_name, answers, failures)
 
 
@@ -125,9 +125,9 @@ def draw_answer(answer: Answer, path: str | os.PathLike[str]) -> Path:
     return Path(path)
 
 
-def _answers(workspace: Workspace, names: list[str], scores, ids) -> list[Answer]:
+def _answers(engine, names: list[str], scores, ids) -> list[Answer]:
     wanted = {int(i) for row in ids for i in row if i >= 0}
-    with Catalog(workspace.open_read_only()) as catalog:
+    with Catalog(engine) as catalog:
         rows = catalog.images_by_ids(wanted)
         own = catalog.images_by_paths(_resolved(name) for name in names)
     answers = []
