@@ -229,7 +229,9 @@ def _register(workspace, name, kind, params, sidecar, path, model_name, *, repla
     with Catalog(workspace.open_for_writing()) as catalog:
         catalog.register_index(
             replace=replace,
-            name=name, kind=kind, params={**params, "search_params": sidecar["search_params"]},
+            name=name, kind=kind,
+            params={**params, "search_params": sidecar["search_params"], "faiss_version": sidecar["faiss_version"],
+                    "factory": sidecar.get("build", {}).get("factory")},
             path=workspace.relative(path), dim=int(sidecar["d"]), ntotal=int(sidecar["ntotal"]), model_name=model_name,
         )
 

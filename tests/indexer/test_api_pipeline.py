@@ -94,6 +94,13 @@ def test_ivf_build_tunes_and_registers(ws):
     assert set(status["indexes"]) == {"flat", "ivf"}
     sidecar = json.loads((ws / "indexes" / "ivf.json").read_text())
     assert sidecar["model"] == "tiny" and sidecar["ntotal"] == 24 and sidecar["tuning"]["reached"]
+    from indexer.workspace import Workspace
+    from storage.catalog import Catalog
+
+    with Catalog(Workspace.at(ws).open_read_only()) as catalog:
+        row = catalog.index("ivf")
+    assert (row.model_name, row.dim, row.ntotal) == ("tiny", 128, 24)
+    assert row.params["seed"] == 0 and row.params["faiss_version"] and row.params["search_params"]["nprobe"] >= 1
 
 
 def test_update_adds_new_images_without_retraining_and_remove_removes(trained, ws, tmp_path):
