@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from indexer.api.models import default_model_name, embed
-from indexer.errors import IndexerError, InputError, NotFoundError
+from indexer.errors import InputError, NotFoundError
 from indexer.workspace import Workspace
 from storage.catalog import ArtifactRow, Catalog
 
@@ -266,4 +266,4 @@ def _resolve(path: str) -> str:
         return os.path.abspath(os.path.expanduser(path))
 
 
-__all__ = ["build", "update", "remove", "catalog_vectors", "BuildOutcome", "RemoveOutcome", "IndexerError"]
+__all__ = ["build", "update", "remove", "catalog_vectors", "BuildOutcome", "RemoveOutcome"]
