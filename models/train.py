@@ -18,6 +18,8 @@ from models.data import Item, holdout_split, remap_labels
 from models.errors import ConfigError
 from models.preprocess import PreprocessSpec
 
+RESUME_FILE = "train_state.pt"
+
 
 @dataclass
 class TrainResult:
@@ -77,7 +79,10 @@ def train_model(config: TrainConfig, train_items: Sequence[Item], val_items: Seq
 
     model = build_network(config).to(device)
     loss_fn = build_loss(config, num_classes).to(device)
-    setup = _Setup(config, device, generator, spec, progress, _num_workers(config, device))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    state_path = out / RESUME_FILE
+    setup = _Setup(config, device, generator, spec, progress, _num_workers(config, device), state_path)
     if config.freeze_backbone:
         from models.train_loops import fit_head_on_cached_features as fit
     else:
@@ -91,8 +96,6 @@ def train_model(config: TrainConfig, train_items: Sequence[Item], val_items: Seq
         best = history[-1]
     metrics = {k: v for k, v in best.items() if k != "epoch"}
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     extra = {"epochs_run": len(history), "best_epoch": best.get("epoch"), "num_classes": num_classes,
              "num_train_items": len(train_items), "num_val_items": len(val_items)}
     checkpoint = save_checkpoint(out / "model.pt", model, config, spec, metrics, extra)
@@ -103,6 +106,7 @@ def train_model(config: TrainConfig, train_items: Sequence[Item], val_items: Seq
     tmp = out / "config.json.tmp"
     tmp.write_text(json.dumps(sidecar, indent=2, default=str))
     os.replace(tmp, out / "config.json")
+    state_path.unlink(missing_ok=True)  # finished: nothing left to resume
     return TrainResult(checkpoint, onnx_path, metrics, config, spec, len(history), seconds, history,
                        len(train_items), len(val_items))
 
@@ -115,6 +119,7 @@ class _Setup:
     spec: PreprocessSpec
     progress: bool
     num_workers: int
+    state_path: Path | None = None  # per-epoch training state, so a killed run resumes (see train_loops)
 
 
 def _num_workers(config: TrainConfig, device) -> int:

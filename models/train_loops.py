@@ -92,6 +92,9 @@ def fit_end_to_end(model, loss_fn, miner, setup, train_items, train_labels, val_
                 lambda: val_lab[kept], forward=model, train_modules=[model])
 
 
+SAVE_EVERY_S = 30.0  # resumable state is written at most this often (cheap head epochs take well under 1 s)
+
+
 def _fit(model, loss_fn, miner, setup, batches, steps_per_epoch, evaluate, val_labels, *, forward, train_modules):
     """Shared loop: AdamW + cosine schedule, tqdm with loss and images/s, keep the best epoch's state dict."""
     import torch
@@ -106,8 +109,14 @@ def _fit(model, loss_fn, miner, setup, batches, steps_per_epoch, evaluate, val_l
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     history: list[dict[str, float]] = []
     best_state, best_score = copy.deepcopy(model.state_dict()), -float("inf")
-    bar = tqdm(total=total, desc="train", unit="step", disable=not setup.progress)
-    for epoch in range(1, config.epochs + 1):
+    first_epoch = 1
+    resumed = _load_state(setup, model, optimizer, scheduler)
+    if resumed is not None:
+        history, best_state, best_score, first_epoch = resumed
+    bar = tqdm(total=total, desc="train", unit="step", disable=not setup.progress,
+               initial=(first_epoch - 1) * max(1, steps_per_epoch))
+    last_saved = time.perf_counter()
+    for epoch in range(first_epoch, config.epochs + 1):
         for module in train_modules:
             module.train()
         seen, losses, began = 0, [], time.perf_counter()
@@ -136,5 +145,67 @@ def _fit(model, loss_fn, miner, setup, batches, steps_per_epoch, evaluate, val_l
             best_score, best_state = score, copy.deepcopy(model.state_dict())
         bar.set_postfix(epoch=epoch, loss=f"{entry['loss']:.4f}", p1=f"{entry['precision_at_1']:.3f}",
                         map_r=f"{entry['map_at_r']:.3f}")
+        if time.perf_counter() - last_saved >= SAVE_EVERY_S:
+            _save_state(setup, epoch, model, optimizer, scheduler, history, best_state, best_score)
+            last_saved = time.perf_counter()
     bar.close()
     return history, best_state
+
+
+def _save_state(setup, epoch, model, optimizer, scheduler, history, best_state, best_score) -> None:
+    """Everything needed to continue after ``epoch``, written atomically (temporary file, then rename)."""
+    import os
+    import random
+
+    import torch
+
+    if setup.state_path is None:
+        return
+    state = {
+        "config": setup.config.to_dict(), "epoch": epoch, "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "history": history,
+        "best_state": best_state, "best_score": best_score, "torch_rng": torch.get_rng_state(),
+        "generator": setup.generator.get_state(), "numpy_rng": _numpy_rng_to_saveable(),
+        "python_rng": random.getstate(),
+    }
+    tmp = setup.state_path.with_name(setup.state_path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, setup.state_path)
+
+
+def _numpy_rng_to_saveable() -> tuple:
+    """numpy's global RNG state with its key array as a tensor, so ``weights_only=True`` can load it."""
+    import torch
+
+    name, keys, position, has_gauss, gauss = np.random.get_state()
+    return name, torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss), float(gauss)
+
+
+def _load_state(setup, model, optimizer, scheduler):
+    """Restore a killed run of the same config: (history, best_state, best_score, next epoch), or None."""
+    import random
+
+    import torch
+
+    path = setup.state_path
+    if path is None or not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - a torn or foreign file: start afresh rather than fail
+        return None
+    if state.get("config") != setup.config.to_dict() or state["epoch"] >= setup.config.epochs:
+        return None
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    setup.generator.set_state(state["generator"])
+    name, keys, position, has_gauss, gauss = state["numpy_rng"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
+    random.setstate(state["python_rng"])
+    if setup.progress:
+        from tqdm import tqdm
+
+        tqdm.write(f"resuming training after epoch {state['epoch']} from {path}")
+    return state["history"], state["best_state"], state["best_score"], state["epoch"] + 1

@@ -82,3 +82,41 @@ def test_our_checkpoint_initialises_backbone_and_head_for_fine_tuning(tmp_path):
     other = build_network(TrainConfig(network="mobilenet_v2", image_size=32, weights=str(path), embedding_dim=64))
     assert other.eval()(torch.randn(2, 3, 32, 32)).shape == (2, 64), "a head of another size starts fresh"
     assert torch.equal(other.backbone.features[0][0].weight, trained.backbone.features[0][0].weight)
+
+
+def test_killed_training_resumes_where_it_stopped(tiny_items, tmp_path, monkeypatch):
+    """A run killed after epoch 2 of 3 trains only epoch 3 when started again, from the saved state."""
+    import models.train_loops as loops
+    from models.config import TrainConfig
+    from models.train import RESUME_FILE, train_model
+
+    config = TrainConfig(network="siamese", image_size=32, epochs=3, batch_classes=3, batch_per_class=2, seed=3)
+    real_save, real_metrics = loops._save_state, loops.retrieval_metrics
+    monkeypatch.setattr(loops, "SAVE_EVERY_S", 0.0)  # save after every epoch
+
+    def save_then_die(setup, epoch, *args):
+        real_save(setup, epoch, *args)
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(loops, "_save_state", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_model(config, tiny_items, None, tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / RESUME_FILE).is_file()
+
+    evaluated = []
+    monkeypatch.setattr(loops, "_save_state", real_save)
+    monkeypatch.setattr(loops, "retrieval_metrics", lambda *a: evaluated.append(1) or real_metrics(*a))
+    result = train_model(config, tiny_items, None, tmp_path / "run", progress=False)
+    assert len(evaluated) == 1, "only the third epoch is trained again"
+    assert [h["epoch"] for h in result.history] == [1, 2, 3]
+    assert not (tmp_path / "run" / RESUME_FILE).exists(), "a finished run leaves nothing to resume"
+
+    changed = TrainConfig(network="siamese", image_size=32, epochs=3, batch_classes=3, batch_per_class=2, seed=4)
+    monkeypatch.setattr(loops, "_save_state", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_model(config, tiny_items, None, tmp_path / "other", progress=False)
+    monkeypatch.setattr(loops, "_save_state", real_save)
+    evaluated.clear()
+    train_model(changed, tiny_items, None, tmp_path / "other", progress=False)
+    assert len(evaluated) == 3, "a state saved under another config is not resumed"
