@@ -24,7 +24,25 @@ class IndexerGroup(click.Group):
         except LIBRARY_ERRORS as exc:
             raise click.ClickException(str(exc)) from None
         except KeyboardInterrupt:
-            raise click.ClickException("interrupted; work done so far is saved") from None
+            raise click.ClickException(
+                "interrupted; run the same command again to continue (ingest, embed and train resume; "
+                "an interrupted build leaves the previous index in place)"
+            ) from None
+        except Exception as exc:
+            database_error = _database_error(exc)
+            if database_error is None:
+                raise
+            raise click.ClickException(database_error) from None
+
+
+def _database_error(exc: Exception) -> str | None:
+    """A one-line message for SQLAlchemy/driver errors (bad --db URL, locked or foreign database file)."""
+    errors = sys.modules.get("sqlalchemy.exc")
+    if errors is None or not isinstance(exc, errors.SQLAlchemyError):
+        return None
+    cause = getattr(exc, "orig", None) or exc
+    first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    return f"database error: {first}"
 
 
 def _workspace(ctx: click.Context):
@@ -161,7 +179,7 @@ def train(ctx: click.Context, config_file: str | None, **flags) -> None:
 
 @main.command()
 @click.option("--model", "model_name", default=None, help="Model name (default: the most recent).")
-@click.option("--batch-size", type=int, default=128, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.pass_context
 def embed(ctx: click.Context, model_name: str | None, batch_size: int) -> None:
     """Embed every catalog image the model has not embedded yet (resumable)."""
@@ -221,7 +239,7 @@ def build(ctx: click.Context, kind: str | None, update_name: str | None, **optio
 @main.command()
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--index", "index_name", default=None, help="Index name (default: the most recent).")
-@click.option("-k", type=int, default=10, show_default=True, help="Results per query.")
+@click.option("-k", type=click.IntRange(min=1), default=10, show_default=True, help="Results per query.")
 @click.option("--nprobe", type=int, default=None, help="IVF lists to search (default: the tuned value).")
 @click.option("--json", "as_json", is_flag=True, help="Print only JSON on stdout.")
 @click.option("--grid", type=click.Path(dir_okay=False), default=None, help="Write a picture of the query and its results.")
@@ -287,7 +305,7 @@ def remove(ctx: click.Context, paths: tuple[str, ...], ids: tuple[int, ...]) -> 
 @click.option("--indexes", default="flat,pca,ivf,hnsw", show_default=True, help="Comma-separated index kinds.")
 @click.option("--model", "model_name", default=None, help="Model (default: the most recent).")
 @click.option("--split", default="test", show_default=True, help="Split queried against itself; 'all' for the whole catalog.")
-@click.option("-k", type=int, default=10, show_default=True)
+@click.option("-k", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--queries", "n_queries", type=int, default=None, help="Query a seeded sample of this many images (default: all).")
 @click.option("--target-recall", type=float, default=0.95, show_default=True)
 @click.option("--synthetic", type=int, default=None, metavar="N", help="Benchmark N seeded clustered vectors instead of the catalog.")
@@ -303,6 +321,7 @@ def bench(ctx: click.Context, indexes: str, model_name, split, k, n_queries, tar
     from indexer.api.bench import bench_catalog, bench_synthetic
     from indexer.report import markdown_block, text_table
 
+    _prepare_output_paths(json_path, plot_path, markdown_path)  # fail before the run, not after it
     kinds = tuple(kind.strip() for kind in indexes.split(",") if kind.strip())
     unknown = [kind for kind in kinds if kind not in INDEX_KINDS or kind == "raw"]
     if unknown:
@@ -316,6 +335,17 @@ def bench(ctx: click.Context, indexes: str, model_name, split, k, n_queries, tar
                                target_recall=target_recall, seed=seed)
     click.echo(text_table(report))
     _write_outputs(report, json_path, plot_path, markdown_path, markdown_block(report))
+
+
+def _prepare_output_paths(*paths: str | None) -> None:
+    from pathlib import Path
+
+    for path in paths:
+        if path:
+            try:
+                Path(path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise click.ClickException(f"{path}: cannot create its folder ({exc.strerror or exc})") from None
 
 
 def _write_outputs(report, json_path, plot_path, markdown_path, markdown) -> None:

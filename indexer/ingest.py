@@ -210,7 +210,14 @@ def _walk(root: Path, report: IngestReport) -> Iterator[Path]:
     def on_error(exc: OSError) -> None:
         report.problems.append(f"{exc.filename}: cannot list folder ({_os_reason(exc)})")
 
-    for folder, dirnames, filenames in os.walk(root, onerror=on_error):
+    seen_folders: set[str] = set()
+    for folder, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen_folders:  # a symlinked folder already walked (or a loop): don't walk it twice
+            dirnames.clear()
+            report.problems.append(f"{folder}: folder already walked as {real} (symlink), skipped")
+            continue
+        seen_folders.add(real)
         dirnames.sort()
         for name in sorted(filenames):
             yield Path(folder) / name
@@ -222,6 +229,7 @@ def _read_label_csv(path: Path) -> dict[str, tuple[str, str | None]]:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             header = [name.strip() for name in reader.fieldnames or []]
+            reader.fieldnames = header
             if header[:2] != ["filename", "label"]:
                 raise InputError(
                     f"{path}: expected a header 'filename,label[,split]', found {','.join(header) or 'nothing'}"

@@ -17,6 +17,13 @@ DEFAULT_WORKSPACE = "indexer-data"
 DATABASE_FILE = "catalog.db"
 
 
+def check_artifact_name(what: str, name: str) -> str:
+    """``name`` if it is safe as a file or folder name inside the workspace, else InputError."""
+    if not name or name in (".", "..") or name.startswith(".") or any(c in name for c in "/\\") or "\0" in name:
+        raise InputError(f"{what} name {name!r} is invalid; use letters, digits, '-', '_' or '.' (no path separators)")
+    return name
+
+
 @dataclass(frozen=True)
 class Workspace:
     root: Path

@@ -157,13 +157,25 @@ class Catalog:
         return found
 
     def remove_images(self, ids: Iterable[int]) -> int:
-        """Delete images by id; duplicates that pointed at them are detached first."""
-        wanted = [int(i) for i in ids]
+        """Delete images by id. Copies of a removed image take its place: the first copy becomes the
+        usable image (status ok, unless it already was) and the other copies point at it."""
+        wanted = sorted({int(i) for i in ids})
         removed = 0
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
-            for image in self.session.scalars(select(Image).where(Image.duplicate_of.in_(chunk))):
-                image.duplicate_of = None
+            copies = self.session.scalars(
+                select(Image).where(Image.duplicate_of.in_(chunk), Image.id.not_in(chunk)).order_by(Image.id)
+            )
+            by_original: dict[int, list[Image]] = {}
+            for copy in copies:
+                by_original.setdefault(copy.duplicate_of, []).append(copy)
+            for group in by_original.values():
+                heir = next((c for c in group if c.status == "ok"), group[0])
+                heir.status, heir.duplicate_of = "ok", None
+                for other in group:
+                    if other is not heir:
+                        other.duplicate_of = heir.id
+            self.session.flush()
             result = self.session.execute(delete(Image).where(Image.id.in_(chunk)))
             removed += result.rowcount or 0
         self.session.flush()

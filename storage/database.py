@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 
-from storage.errors import SchemaError
+from storage.errors import CatalogError, SchemaError
 
 HEAD_REVISION = "0002"
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -18,7 +18,12 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL journaling and enforced foreign keys."""
-    engine = create_engine(url)
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        engine = create_engine(url)
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        raise CatalogError(f"cannot use database URL {url!r}: {exc}") from None
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")

@@ -10,7 +10,7 @@ import numpy as np
 
 from indexer.api.models import default_model_name, embed
 from indexer.errors import InputError, NotFoundError
-from indexer.workspace import Workspace
+from indexer.workspace import Workspace, check_artifact_name
 from storage.catalog import ArtifactRow, Catalog
 
 TUNED_KINDS = frozenset({"ivf", "ivfpq", "hnsw", "pca-ivf", "raw"})
@@ -59,8 +59,8 @@ def build(
     from indexer.index_io import save_index
 
     model_name = model_name or default_model_name(workspace)
-    name = name or kind
-    _check_name(name)
+    name = check_artifact_name("index", name or kind)
+    _check_search_options(kind, nprobe, ef_search)
     params = IndexParams(
         kind=kind, nlist=nlist, nprobe=nprobe, ef_search=ef_search, pca_dim=pca_dim, factory=factory, seed=seed
     )
@@ -140,13 +140,12 @@ def remove(workspace: Workspace, paths: list[str] = (), ids: list[int] = ()) -> 
         for row in index_rows:
             path = workspace.resolve(row.path)
             index, sidecar = load_index(path)
-            if find_hnsw(index) is not None:  # graphs cannot delete: rebuild without the images
-                model = _model_of(row)
-                store_ids, vectors = _store_arrays(workspace, model)
-                keep = ~np.isin(store_ids, wanted)
-                rebuilt = _rebuild(sidecar, vectors[keep], store_ids[keep])
-                per_index[row.name] = int(index.ntotal - rebuilt.ntotal)
-                index = rebuilt
+            if find_hnsw(index) is not None:  # graphs cannot delete: rebuild from their own vectors without them
+                held_ids, held_vectors = _own_vectors(index)
+                keep = ~np.isin(held_ids, wanted)
+                per_index[row.name] = int((~keep).sum())
+                if per_index[row.name]:
+                    index = _rebuild(sidecar, held_vectors[keep], held_ids[keep])
             else:
                 per_index[row.name] = remove_ids(index, wanted)
             sidecar = save_index(index, path, _user_sidecar(sidecar))
@@ -181,11 +180,11 @@ def _build_on_device(params, vectors: np.ndarray, ids: np.ndarray, use_gpu: bool
     from indexer.factory import build_index, create_index
     from indexer.gpu import resolve_gpu, to_cpu, to_gpu
 
-    if not resolve_gpu(use_gpu):
+    if params.kind == "hnsw" or not resolve_gpu(use_gpu):  # FAISS has no GPU HNSW
         return build_index(params, vectors, ids)
     import time
 
-    from indexer.factory import BuildInfo, factory_string, find_ivf
+    from indexer.factory import BuildInfo, factory_string, find_ivf, set_search_params
 
     started = time.perf_counter()
     n, d = vectors.shape
@@ -194,6 +193,7 @@ def _build_on_device(params, vectors: np.ndarray, ids: np.ndarray, use_gpu: bool
     trained = time.perf_counter()
     gpu_index.add_with_ids(vectors, ids)
     index = to_cpu(gpu_index)
+    set_search_params(index, nprobe=params.nprobe, ef_search=params.ef_search)
     ivf = find_ivf(index)
     info = BuildInfo(kind=params.kind, factory=factory_string(params, n, d), n=n, d=d,
                      nlist=int(ivf.nlist) if ivf is not None else None, train_n=n, train_s=trained - started,
@@ -204,7 +204,8 @@ def _build_on_device(params, vectors: np.ndarray, ids: np.ndarray, use_gpu: bool
 def _tune(index, vectors, ids, kind, nprobe, ef_search, target_recall, seed) -> dict:
     from indexer.tuning import tune_search_param
 
-    if nprobe is not None or ef_search is not None or kind not in TUNED_KINDS:
+    own_knob_given = ef_search is not None if kind == "hnsw" else nprobe is not None
+    if own_knob_given or kind not in TUNED_KINDS:
         return {}
     target = DEFAULT_TARGET_RECALL if target_recall is None else target_recall
     if len(ids) < TUNING_K + 1:
@@ -214,6 +215,16 @@ def _tune(index, vectors, ids, kind, nprobe, ef_search, target_recall, seed) -> 
         return {}
     return {"param": result.param_name, "value": result.value, "recall": result.recall, "target": target,
             "reached": result.reached, "k": TUNING_K, "tried": result.tried}
+
+
+def _own_vectors(index) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, vectors) stored in an IDMap-wrapped index whose storage can reconstruct (flat, HNSW)."""
+    import faiss
+
+    ids = faiss.vector_to_array(index.id_map).astype(np.int64)
+    vectors = np.empty((index.ntotal, index.d), dtype=np.float32)
+    index.index.reconstruct_n(0, index.ntotal, vectors)
+    return ids, vectors
 
 
 def _rebuild(sidecar: dict, vectors: np.ndarray, ids: np.ndarray):
@@ -254,9 +265,12 @@ def _model_of(row: ArtifactRow) -> str:
     return row.model_name
 
 
-def _check_name(name: str) -> None:
-    if not name or "/" in name or name.startswith(".") or os.sep in name:
-        raise InputError(f"index name {name!r} is invalid; use letters, digits, '-' or '_'")
+def _check_search_options(kind: str, nprobe: int | None, ef_search: int | None) -> None:
+    """An option the kind has no use for is an error, not silently dropped."""
+    if nprobe is not None and kind in ("flat", "pca", "hnsw"):
+        raise InputError(f"--nprobe applies to IVF kinds (ivf, ivfpq, pca-ivf); index kind {kind!r} has no lists")
+    if ef_search is not None and kind not in ("hnsw", "raw"):
+        raise InputError(f"--ef-search applies to hnsw; index kind {kind!r} has no graph")
 
 
 def _resolve(path: str) -> str:

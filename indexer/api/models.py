@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexer.errors import InputError
-from indexer.workspace import Workspace
+from indexer.workspace import Workspace, check_artifact_name
 from models.config import SeedPaths, TrainConfig
 from storage.catalog import Catalog, ImageRow
 
@@ -39,6 +39,7 @@ def train(
     """
     from models.train import train_model
 
+    check_artifact_name("model", config.name)
     engine = workspace.open_for_writing()
     with Catalog(engine) as catalog:
         rows = [row for row in catalog.images() if row.label_id is not None]

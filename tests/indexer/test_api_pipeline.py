@@ -239,3 +239,37 @@ def test_status_flags_indexes_older_than_their_retrained_model(ws):
     assert any("was built before model 'tiny' was retrained" in line for line in problems)
     run(ws, "build", "--index", "flat", "--model", "tiny")
     assert json.loads(run(ws, "status", "--json").stdout)["inconsistencies"] == []
+
+
+def test_names_and_options_that_do_not_apply_are_refused(ws):
+    bad_name = run(ws, "train", "--network", "siamese", "--name", "../indexes", ok=False)
+    assert bad_name.exit_code == 1 and "model name '../indexes' is invalid" in bad_name.output
+    assert (ws / "indexes" / "flat.faiss").is_file()
+    wrong_knob = run(ws, "build", "--index", "ivf", "--ef-search", "64", ok=False)
+    assert wrong_knob.exit_code == 1 and "--ef-search applies to hnsw" in wrong_knob.output
+
+
+def test_remove_from_hnsw_rebuilds_from_its_own_vectors(trained, ws, tmp_path):
+    from indexer.index_io import load_index
+
+    run(ws, "build", "--index", "hnsw")
+    draw_shape(tmp_path / "more" / "red_circle" / "extra.png", (200, 30, 40), "ellipse", offset=3)
+    run(ws, "ingest", str(tmp_path / "more"))
+    run(ws, "embed")  # embedded, but never added to the hnsw index
+    result = run(ws, "remove", _image(trained, "blue_triangle", 2))
+    assert "hnsw: 1" in result.output and "flat: 1" in result.output
+    index, _ = load_index(ws / "indexes" / "hnsw.faiss")
+    assert index.ntotal == 23, "the image embedded after the build is not slipped in"
+
+
+def test_bench_creates_output_folders_and_bad_db_url_is_one_line(tmp_path):
+    out = tmp_path / "new" / "folder" / "s.json"
+    run(tmp_path / "ws", "bench", "--synthetic", "2000", "--dim", "8", "--indexes", "flat", "--queries", "20",
+        "--json", str(out))
+    assert out.is_file()
+    result = CliRunner().invoke(main, ["--workspace", str(tmp_path / "w2"), "--db", "nonsense", "status"])
+    assert result.exit_code == 1 and "cannot use database URL 'nonsense'" in result.output
+    foreign = tmp_path / "foreign.db"
+    foreign.write_text("not a database at all, just text " * 100)
+    result = CliRunner().invoke(main, ["--workspace", str(tmp_path / "w3"), "--db", f"sqlite:///{foreign}", "status"])
+    assert result.exit_code == 1 and result.output.startswith("Error: database error:")

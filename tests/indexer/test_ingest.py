@@ -222,3 +222,23 @@ def test_workspace_can_be_copied(workspace, image_tree, tmp_path):
     moved = Workspace.at(tmp_path / "moved")
     assert catalog_status(moved)["images_ok"] == 12
     assert catalog_status(moved)["workspace"] == str((tmp_path / "moved").resolve())
+
+
+def test_symlinked_folders_are_walked_once(workspace, image_tree, tmp_path):
+    outside = tmp_path / "outside" / "purple"
+    from tests.conftest import draw_shape
+
+    draw_shape(outside / "p.png", (120, 30, 160), "ellipse")
+    (image_tree / "linked").symlink_to(outside.parent)
+    (image_tree / "loop").symlink_to(image_tree)
+    report = ingest_directory(workspace, image_tree, progress=False)
+    assert report.ingested == 13 and report.errors == 0
+    assert _rows(workspace)["p.png"].label == "linked/purple"
+    assert any("already walked" in line for line in report.problems)
+
+
+def test_csv_header_with_spaces(workspace, image_tree, tmp_path):
+    csv_file = tmp_path / "spaced.csv"
+    csv_file.write_text("filename, label\nred_circle/red_circle_0.png, warm\n")
+    ingest_directory(workspace, image_tree, labels=str(csv_file), progress=False)
+    assert _rows(workspace)["red_circle_0.png"].label == "warm"

@@ -39,11 +39,15 @@ def test_summary_counts_by_status_and_split(catalog):
     assert [(r.path, r.label) for r in rows] == [("/x/4.png", "a")]
 
 
-def test_remove_images_detaches_duplicates(catalog):
+def test_removing_an_original_promotes_its_first_copy(catalog):
     first = catalog.add_image(path="/x/1.png", sha256="1", status="ok")
     dup = catalog.add_image(path="/x/2.png", sha256="1", status="duplicate", duplicate_of=first)
+    dup2 = catalog.add_image(path="/x/3.png", sha256="1", status="duplicate", duplicate_of=first)
     assert catalog.remove_images([first]) == 1
-    assert catalog.images_by_ids([dup])[dup].duplicate_of is None
+    rows = catalog.images_by_ids([dup, dup2])
+    assert (rows[dup].status, rows[dup].duplicate_of) == ("ok", None)
+    assert (rows[dup2].status, rows[dup2].duplicate_of) == ("duplicate", dup)
+    assert catalog.summary().images_ok == 1
 
 
 def test_model_and_index_registries(catalog):
