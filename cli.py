@@ -252,6 +252,8 @@ def query(ctx: click.Context, images: tuple[str, ...], index_name, k, nprobe, as
     outcome = run_query(_workspace(ctx), list(images), index_name=index_name, k=k, nprobe=nprobe)
     for line in outcome.failures:
         click.echo(f"Error: {line}", err=True)
+    for line in outcome.warnings:
+        click.echo(f"warning: {line}", err=True)
     pictures = []
     if grid:
         for number, answer in enumerate(outcome.answers, 1):

@@ -137,9 +137,9 @@ def remove(workspace: Workspace, paths: list[str] = (), ids: list[int] = ()) -> 
         index_rows, model_rows = catalog.indexes(), catalog.models()
     per_index: dict[str, int] = {}
     if len(wanted):
-        for row in index_rows:
-            path = workspace.resolve(row.path)
-            index, sidecar = load_index(path)
+        # load every index first: a missing or corrupt one stops the removal before anything changed
+        loaded = [(row, workspace.resolve(row.path), *load_index(workspace.resolve(row.path))) for row in index_rows]
+        for row, path, index, sidecar in loaded:
             if find_hnsw(index) is not None:  # graphs cannot delete: rebuild from their own vectors without them
                 held_ids, held_vectors = _own_vectors(index)
                 keep = ~np.isin(held_ids, wanted)

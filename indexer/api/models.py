@@ -92,7 +92,12 @@ def embed(workspace: Workspace, model_name: str, *, batch_size: int = 128, progr
         rows = catalog.images()
     store = EmbeddingStore(workspace.embeddings_dir / model_name)
     items = [(row.id, row.path) for row in rows]
-    return embed_items(workspace.resolve(model.path), items, store, batch_size=batch_size, progress=progress)
+    report = embed_items(workspace.resolve(model.path), items, store, batch_size=batch_size, progress=progress)
+    if report.failed:  # a file that broke after ingestion: record it, so builds stop retrying it
+        with Catalog(engine) as catalog:
+            for image_id, _path, reason in report.failed:
+                catalog.update_image(image_id, status="error", error=f"at embedding: {reason}")
+    return report
 
 
 def default_model_name(workspace: Workspace) -> str:

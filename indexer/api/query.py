@@ -37,6 +37,7 @@ class QueryOutcome:
     model: str
     answers: list[Answer]
     failures: list[str] = field(default_factory=list)  # one line per query image that could not be read
+    warnings: list[str] = field(default_factory=list)
 
 
 class Searcher:
@@ -64,6 +65,12 @@ class Searcher:
         if not onnx_path.is_file():
             raise NotFoundError(f"model {model.name!r} has no ONNX file at {onnx_path}; train it again")
         self.index_name, self.model_name = index_row.name, model.name
+        self.warnings = []
+        if _aware(model.created_at) > _aware(index_row.created_at):
+            self.warnings.append(
+                f"index {index_row.name!r} was built before model {model.name!r} was retrained: results may be "
+                f"poor until 'indexer build --index {index_row.kind} --name {index_row.name} --model {model.name}'"
+            )
         self.embedder = OnnxEmbedder(onnx_path, PreprocessSpec.from_dict(model.params["preprocess"]), threads=threads)
         self.index, _ = load_index(workspace.resolve(index_row.path))
 
@@ -86,7 +93,7 @@ class Searcher:
             except ImageError as exc:
                 failures.append(str(exc))
         if not pictures:
-            return QueryOutcome(self.index_name, self.model_name, [], failures)
+            return QueryOutcome(self.index_name, self.model_name, [], failures, self.warnings)
         vectors = self.embedder.embed_images(pictures)
         if vectors.shape[1] != self.index.d:
             raise DimensionMismatchError(
@@ -95,7 +102,7 @@ class Searcher:
             )
         scores, ids = search(self.index, vectors, min(k, int(self.index.ntotal)), nprobe=nprobe)
         answers = _answers(self.engine, names, scores, ids)
-        return QueryOutcome(self.index_name, self.model_name, answers, failures)
+        return QueryOutcome(self.index_name, self.model_name, answers, failures, self.warnings)
 
 
 def query(
@@ -117,12 +124,31 @@ def draw_answer(answer: Answer, path: str | os.PathLike[str]) -> Path:
     from models.images import open_rgb
 
     results = [
-        {"image": open_rgb(hit.path), "label": hit.label, "score": hit.score,
+        {"image": _picture_or_placeholder(hit.path), "label": hit.label, "score": hit.score,
          "match": None if answer.label is None or hit.label is None else hit.label == answer.label}
         for hit in answer.results
     ]
     draw_grid(open_rgb(answer.query), answer.label, results, path)
     return Path(path)
+
+
+def _picture_or_placeholder(path: str):
+    """The image, or a grey tile when the catalogued file has gone or broken since it was indexed."""
+    from PIL import Image
+
+    from models.errors import ImageError
+    from models.images import open_rgb
+
+    try:
+        return open_rgb(path)
+    except ImageError:
+        return Image.new("RGB", (64, 64), (128, 128, 128))
+
+
+def _aware(moment):
+    from datetime import timezone
+
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 def _answers(engine, names: list[str], scores, ids) -> list[Answer]:

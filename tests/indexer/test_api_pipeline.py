@@ -232,11 +232,13 @@ def test_status_reports_catalog_index_inconsistencies(trained, ws, tmp_path):
     assert json.loads(run(ws, "status", "--json").stdout)["inconsistencies"] == []
 
 
-def test_status_flags_indexes_older_than_their_retrained_model(ws):
+def test_status_flags_indexes_older_than_their_retrained_model(trained, ws):
     run(ws, "train", "--network", "siamese", "--image-size", "32", "--epochs", "1",
         "--batch-classes", "3", "--batch-per-class", "2", "--name", "tiny")
     problems = json.loads(run(ws, "status", "--json").stdout)["inconsistencies"]
     assert any("was built before model 'tiny' was retrained" in line for line in problems)
+    stale_query = run(ws, "query", _image(trained), "--index", "flat")
+    assert "warning: index 'flat' was built before model 'tiny' was retrained" in stale_query.stderr
     run(ws, "build", "--index", "flat", "--model", "tiny")
     assert json.loads(run(ws, "status", "--json").stdout)["inconsistencies"] == []
 
