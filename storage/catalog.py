@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session
@@ -292,6 +292,11 @@ def _image_row(image: Image) -> ImageRow:
     )
 
 
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes for timezone-aware columns; they were written in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
 def _model_row(model: Model) -> ArtifactRow:
     return ArtifactRow(
         id=model.id,
@@ -300,7 +305,7 @@ def _model_row(model: Model) -> ArtifactRow:
         params=dict(model.params or {}),
         path=model.path,
         dim=model.dim,
-        created_at=model.created_at,
+        created_at=_aware(model.created_at),
         metrics=dict(model.metrics or {}),
     )
 
@@ -313,7 +318,7 @@ def _index_row(index: Index) -> ArtifactRow:
         params=dict(index.params or {}),
         path=index.path,
         dim=index.dim,
-        created_at=index.created_at,
+        created_at=_aware(index.created_at),
         ntotal=index.ntotal,
         model_name=index.model.name if index.model is not None else None,
     )

@@ -21,20 +21,13 @@ def find_inconsistencies(workspace: Workspace) -> list[str]:
                 problems.append(f"model {model.name!r}: {what} {stored} is missing; train it again")
     trained_at = {model.name: model.created_at for model in model_rows}
     for row in index_rows:
-        if row.model_name in trained_at and _aware(trained_at[row.model_name]) > _aware(row.created_at):
+        if row.model_name in trained_at and trained_at[row.model_name] > row.created_at:
             problems.append(
                 f"index {row.name!r} was built before model {row.model_name!r} was retrained; its vectors are stale: "
                 f"rebuild it with 'indexer build --index {row.kind} --name {row.name} --model {row.model_name}'"
             )
         problems += _index_problems(workspace, row, ok_ids)
     return problems
-
-
-def _aware(moment):
-    """SQLite returns naive datetimes for timezone-aware columns; they were written in UTC."""
-    from datetime import timezone
-
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 def _index_problems(workspace: Workspace, row, ok_ids: np.ndarray) -> list[str]:

@@ -66,7 +66,7 @@ class Searcher:
             raise NotFoundError(f"model {model.name!r} has no ONNX file at {onnx_path}; train it again")
         self.index_name, self.model_name = index_row.name, model.name
         self.warnings = []
-        if _aware(model.created_at) > _aware(index_row.created_at):
+        if model.created_at > index_row.created_at:
             self.warnings.append(
                 f"index {index_row.name!r} was built before model {model.name!r} was retrained: results may be "
                 f"poor until 'indexer build --index {index_row.kind} --name {index_row.name} --model {model.name}'"
@@ -143,12 +143,6 @@ def _picture_or_placeholder(path: str):
         return open_rgb(path)
     except ImageError:
         return Image.new("RGB", (64, 64), (128, 128, 128))
-
-
-def _aware(moment):
-    from datetime import timezone
-
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 def _answers(engine, names: list[str], scores, ids) -> list[Answer]:
