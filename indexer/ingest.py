@@ -114,7 +114,7 @@ def ingest_items(
     bar = tqdm(items, desc="ingest", unit="img", disable=not progress or len(items) < 200)
     for done, item in enumerate(bar, 1):
         report.seen += 1
-        path = _catalog_path(item.path)
+        path = catalog_path(item.path)
         previous = known.get(path)
         if previous is not None and previous[1] != "error":
             report.already_catalogued += 1
@@ -198,8 +198,10 @@ def _os_reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def _catalog_path(path: Path) -> str:
-    """The absolute, resolved path stored in the catalog (the link itself when it cannot resolve)."""
+def catalog_path(path: str | os.PathLike[str]) -> str:
+    """The absolute, resolved form of ``path`` the catalog stores and looks up (the link itself when it
+    cannot resolve: dangling or looping symlinks)."""
+    path = Path(path).expanduser()
     try:
         return str(path.resolve(strict=True))
     except (OSError, RuntimeError):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import numpy as np
 
 from indexer.api.models import default_model_name, embed
 from indexer.errors import InputError, NotFoundError
+from indexer.ingest import catalog_path
 from indexer.workspace import Workspace, check_artifact_name
 from storage.catalog import ArtifactRow, Catalog
 
@@ -128,7 +128,7 @@ def remove(workspace: Workspace, paths: list[str] = (), ids: list[int] = ()) -> 
 
     engine = workspace.open_for_writing()
     with Catalog(engine) as catalog:
-        resolved = {_resolve(p): p for p in paths}
+        resolved = {catalog_path(p): p for p in paths}
         by_path = catalog.images_by_paths(resolved)
         by_id = catalog.images_by_ids(ids)
         not_found = [given for path, given in resolved.items() if path not in by_path]
@@ -271,13 +271,6 @@ def _check_search_options(kind: str, nprobe: int | None, ef_search: int | None) 
         raise InputError(f"--nprobe applies to IVF kinds (ivf, ivfpq, pca-ivf); index kind {kind!r} has no lists")
     if ef_search is not None and kind not in ("hnsw", "raw"):
         raise InputError(f"--ef-search applies to hnsw; index kind {kind!r} has no graph")
-
-
-def _resolve(path: str) -> str:
-    try:
-        return str(Path(path).expanduser().resolve(strict=True))
-    except (OSError, RuntimeError):
-        return os.path.abspath(os.path.expanduser(path))
 
 
 __all__ = ["build", "update", "remove", "catalog_vectors", "BuildOutcome", "RemoveOutcome"]

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexer.errors import DimensionMismatchError, InputError, NotFoundError
+from indexer.ingest import catalog_path
 from indexer.workspace import Workspace
 from storage.catalog import ArtifactRow, Catalog
 
@@ -149,14 +150,14 @@ def _answers(engine, names: list[str], scores, ids) -> list[Answer]:
     wanted = {int(i) for row in ids for i in row if i >= 0}
     with Catalog(engine) as catalog:
         rows = catalog.images_by_ids(wanted)
-        own = catalog.images_by_paths(_resolved(name) for name in names)
+        own = catalog.images_by_paths(catalog_path(name) for name in names)
     answers = []
     for name, score_row, id_row in zip(names, scores, ids):
         hits = [
             Hit(rank=rank, id=int(i), path=rows[int(i)].path, label=rows[int(i)].label, score=float(s))
             for rank, (s, i) in enumerate(((s, i) for s, i in zip(score_row, id_row) if i >= 0 and int(i) in rows), 1)
         ]
-        me = own.get(_resolved(name))
+        me = own.get(catalog_path(name))
         answers.append(Answer(query=name, label=me.label if me else None, results=hits))
     return answers
 
@@ -168,10 +169,3 @@ def _pick_index(catalog: Catalog, name: str | None) -> ArtifactRow:
     if not rows:
         raise NotFoundError("the catalog has no index yet: run 'indexer build --index ivf' first")
     return rows[-1]
-
-
-def _resolved(path: str) -> str:
-    try:
-        return str(Path(path).resolve(strict=True))
-    except (OSError, RuntimeError):
-        return os.path.abspath(path)
