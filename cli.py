@@ -1,6 +1,7 @@
 """The ``indexer`` command line: parses flags, calls :mod:`indexer.api`, prints.
 
-Nothing heavy is imported at start-up; each command imports what it needs.
+Imports click, the standard library and :mod:`indexer.api` only (an import-linter contract
+keeps it so). ``indexer.api`` loads its parts on first use, so ``--help`` answers at once.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import sys
 
 import click
 
-from indexer.errors import LIBRARY_ERRORS
+from indexer import api
 
 MAX_PROBLEM_LINES = 100
 
@@ -21,7 +22,7 @@ class IndexerGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except LIBRARY_ERRORS as exc:
+        except api.LIBRARY_ERRORS as exc:
             raise click.ClickException(str(exc)) from None
         except KeyboardInterrupt:
             raise click.ClickException(
@@ -46,9 +47,7 @@ def _database_error(exc: Exception) -> str | None:
 
 
 def _workspace(ctx: click.Context):
-    from indexer.workspace import Workspace
-
-    return Workspace.at(ctx.obj["workspace"], ctx.obj["db"])
+    return api.Workspace.at(ctx.obj["workspace"], ctx.obj["db"])
 
 
 @click.group(cls=IndexerGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -57,7 +56,7 @@ def _workspace(ctx: click.Context):
     envvar="INDEXER_HOME",
     type=click.Path(file_okay=False),
     default=None,
-    help="Workspace folder (catalog, models, embeddings, indexes). Default ./indexer-data; env INDEXER_HOME.",
+    help=f"Workspace folder (catalog, models, embeddings, indexes). Default ./{api.DEFAULT_WORKSPACE}; env INDEXER_HOME.",
 )
 @click.option("--db", default=None, envvar="INDEXER_DB", help="SQLAlchemy database URL (default: SQLite in the workspace).")
 @click.version_option("0.1.0", prog_name="indexer")
@@ -82,15 +81,13 @@ def _print_report(report) -> None:
     "--labels",
     default="folders",
     show_default=True,
-    help="'folders' (sub-folder names), 'none', or a CSV file with header filename,label[,split].",
+    help=f"{' or '.join(repr(s) for s in api.LABEL_SOURCES)} (sub-folder names / no labels), or a CSV file with header filename,label[,split].",
 )
 @click.option("--split", default=None, help="Split name given to these images (a CSV split column wins).")
 @click.pass_context
 def ingest(ctx: click.Context, directory: str, labels: str, split: str | None) -> None:
     """Catalogue every image under DIRECTORY (recursively); safe to run again."""
-    from indexer.api import ingest_directory
-
-    _print_report(ingest_directory(_workspace(ctx), directory, labels=labels, split=split))
+    _print_report(api.ingest_directory(_workspace(ctx), directory, labels=labels, split=split))
 
 
 @main.group()
@@ -108,9 +105,7 @@ def data() -> None:
 @click.pass_context
 def data_flowers102(ctx: click.Context, root: str | None) -> None:
     """Get Oxford Flowers-102 (or use a local copy) and catalogue it with the official labels and split."""
-    from indexer.api import ingest_flowers102
-
-    _print_report(ingest_flowers102(_workspace(ctx), root))
+    _print_report(api.ingest_flowers102(_workspace(ctx), root))
 
 
 @main.command()
@@ -118,9 +113,7 @@ def data_flowers102(ctx: click.Context, root: str | None) -> None:
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
     """Summarise the catalog: images by split and status, labels, models, indexes."""
-    from indexer.api import catalog_status
-
-    summary = catalog_status(_workspace(ctx))
+    summary = api.catalog_status(_workspace(ctx))
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))
         return
@@ -145,8 +138,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
 @click.option("--image-size", type=int, default=None, help="Square input size in pixels (default 64 siamese, 128 otherwise).")
 @click.option("--weights", default=None, help="'imagenet' (torchvision registry / torch cache) or a checkpoint file.")
 @click.option("--freeze-backbone/--no-freeze-backbone", default=None, help="Train only the projection head.")
-@click.option("--loss", type=click.Choice(["multi-similarity", "triplet", "proxy-anchor"]), default=None)
-@click.option("--miner", type=click.Choice(["batch-hard", "semi-hard", "hard", "all", "multi-similarity", "none"]), default=None)
+@click.option("--loss", type=click.Choice(api.LOSSES), default=None)
+@click.option("--miner", type=click.Choice(api.MINERS), default=None)
 @click.option("--batch-classes", type=int, default=None, help="P: classes per batch.")
 @click.option("--batch-per-class", type=int, default=None, help="K: images per class in a batch.")
 @click.option("--lr", type=float, default=None, help="Learning rate of the head (and of the Siamese net).")
@@ -158,15 +151,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def train(ctx: click.Context, config_file: str | None, **flags) -> None:
     """Train an embedding network on the catalog's labelled images (all splits but test)."""
-    import dataclasses
-
-    from indexer.api import train as train_model
-    from models.config import config_from_yaml
-
-    config, seed_paths = config_from_yaml(config_file, flags)
-    if flags["name"] is None and config.name == "model":
-        config = dataclasses.replace(config, name=config.network)
-    outcome = train_model(_workspace(ctx), config, seed_paths)
+    config, seed_paths = api.train_config(config_file, **flags)
+    outcome = api.train(_workspace(ctx), config, seed_paths)
     for note in outcome.notes:
         click.echo(note, err=True)
     metrics = ", ".join(f"{key} {value:.4f}" for key, value in outcome.metrics.items() if isinstance(value, float))
@@ -183,12 +169,9 @@ def train(ctx: click.Context, config_file: str | None, **flags) -> None:
 @click.pass_context
 def embed(ctx: click.Context, model_name: str | None, batch_size: int) -> None:
     """Embed every catalog image the model has not embedded yet (resumable)."""
-    from indexer.api import default_model_name
-    from indexer.api import embed as embed_catalog
-
     workspace = _workspace(ctx)
-    name = model_name or default_model_name(workspace)
-    report = embed_catalog(workspace, name, batch_size=batch_size)
+    name = model_name or api.default_model_name(workspace)
+    report = api.embed(workspace, name, batch_size=batch_size)
     for image_id, path, reason in report.failed[:MAX_PROBLEM_LINES]:
         click.echo(f"{path}: {reason} (image {image_id} skipped)", err=True)
     click.echo(
@@ -197,28 +180,23 @@ def embed(ctx: click.Context, model_name: str | None, batch_size: int) -> None:
     )
 
 
-INDEX_KINDS = ["flat", "pca", "ivf", "ivfpq", "hnsw", "pca-ivf", "raw"]
-
-
 @main.command()
-@click.option("--index", "kind", type=click.Choice(INDEX_KINDS), default=None,
-              help="Index kind (default ivf; 'raw' with --factory).")
+@click.option("--index", "kind", type=click.Choice(api.INDEX_KINDS), default=None,
+              help=f"Index kind (default {api.DEFAULT_KIND}; 'raw' with --factory).")
 @click.option("--model", "model_name", default=None, help="Model whose embeddings to index (default: the most recent).")
 @click.option("--name", default=None, help="Index name (default: the kind). An existing index of that name is replaced atomically.")
 @click.option("--nlist", type=int, default=None, help="IVF lists (default about 4*sqrt(N), at most N/39).")
 @click.option("--nprobe", type=int, default=None, help="IVF lists searched (default: tuned to --target-recall).")
-@click.option("--ef-search", type=int, default=None, help="HNSW efSearch (default: tuned to --target-recall).")
-@click.option("--pca-dim", type=int, default=32, show_default=True, help="Output dimensions of PCA kinds.")
+@click.option("--efSearch", "efSearch", type=int, default=None, help="HNSW efSearch (default: tuned to --target-recall).")
+@click.option("--pca-dim", type=int, default=api.DEFAULT_PCA_DIM, show_default=True, help="Output dimensions of PCA kinds.")
 @click.option("--factory", default=None, help="Raw FAISS factory string (with --index raw), e.g. 'OPQ16,IVF256,PQ16'.")
-@click.option("--target-recall", type=float, default=None, help="Recall@10 vs exact search to tune nprobe/efSearch to (default 0.95).")
+@click.option("--target-recall", type=float, default=None, help=f"Recall@10 vs exact search to tune nprobe/efSearch to (default {api.DEFAULT_TARGET_RECALL}).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--gpu/--no-gpu", "use_gpu", default=None, help="Train and fill the index on the GPU (default: when FAISS's GPU build and a GPU are present).")
 @click.option("--update", "update_name", default=None, metavar="NAME", help="Add newly ingested images to index NAME without retraining.")
 @click.pass_context
 def build(ctx: click.Context, kind: str | None, update_name: str | None, **options) -> None:
     """Embed what is missing and build (or update) a FAISS index over the catalog."""
-    from indexer import api
-
     workspace = _workspace(ctx)
     if update_name is not None:
         outcome = api.update_index(workspace, update_name)
@@ -226,7 +204,7 @@ def build(ctx: click.Context, kind: str | None, update_name: str | None, **optio
         return
     if options["factory"] and kind is None:
         kind = "raw"
-    outcome = api.build_index(workspace, kind or "ivf", **options)
+    outcome = api.build_index(workspace, kind or api.DEFAULT_KIND, **options)
     tuned = f", recall@10 {outcome.tuned_recall:.3f}" if outcome.tuned_recall is not None else ""
     params = ", ".join(f"{key} {value}" for key, value in outcome.search_params.items())
     click.echo(
@@ -246,10 +224,7 @@ def build(ctx: click.Context, kind: str | None, update_name: str | None, **optio
 @click.pass_context
 def query(ctx: click.Context, images: tuple[str, ...], index_name, k, nprobe, as_json, grid) -> None:
     """Find the catalog images most like each IMAGE."""
-    from indexer.api.query import draw_answer
-    from indexer.api.query import query as run_query
-
-    outcome = run_query(_workspace(ctx), list(images), index_name=index_name, k=k, nprobe=nprobe)
+    outcome = api.query(_workspace(ctx), list(images), index_name=index_name, k=k, nprobe=nprobe)
     for line in outcome.failures:
         click.echo(f"Error: {line}", err=True)
     for line in outcome.warnings:
@@ -258,7 +233,7 @@ def query(ctx: click.Context, images: tuple[str, ...], index_name, k, nprobe, as
     if grid:
         for number, answer in enumerate(outcome.answers, 1):
             target = grid if number == 1 else _numbered(grid, number)
-            pictures.append(str(draw_answer(answer, target)))
+            pictures.append(str(api.draw_answer(answer, target)))
     if as_json:
         payload = [
             {"query": a.query, "results": [
@@ -292,8 +267,6 @@ def _numbered(path: str, number: int) -> str:
 @click.pass_context
 def remove(ctx: click.Context, paths: tuple[str, ...], ids: tuple[int, ...]) -> None:
     """Remove images from the catalog and from every index and embedding store that holds them."""
-    from indexer import api
-
     if not paths and not ids:
         raise click.UsageError("give image PATHs or --id")
     outcome = api.remove_images(_workspace(ctx), list(paths), list(ids))
@@ -304,12 +277,13 @@ def remove(ctx: click.Context, paths: tuple[str, ...], ids: tuple[int, ...]) -> 
 
 
 @main.command()
-@click.option("--indexes", default="flat,pca,ivf,hnsw", show_default=True, help="Comma-separated index kinds.")
+@click.option("--indexes", default=",".join(api.DEFAULT_BENCH_KINDS), show_default=True,
+              help=f"Comma-separated index kinds from {', '.join(api.BENCH_KINDS)}.")
 @click.option("--model", "model_name", default=None, help="Model (default: the most recent).")
 @click.option("--split", default="test", show_default=True, help="Split queried against itself; 'all' for the whole catalog.")
 @click.option("-k", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--queries", "n_queries", type=int, default=None, help="Query a seeded sample of this many images (default: all).")
-@click.option("--target-recall", type=float, default=0.95, show_default=True)
+@click.option("--target-recall", type=float, default=api.DEFAULT_TARGET_RECALL, show_default=True)
 @click.option("--synthetic", type=int, default=None, metavar="N", help="Benchmark N seeded clustered vectors instead of the catalog.")
 @click.option("--dim", type=int, default=128, show_default=True, help="Dimensions of --synthetic vectors.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -320,53 +294,20 @@ def remove(ctx: click.Context, paths: tuple[str, ...], ids: tuple[int, ...]) -> 
 def bench(ctx: click.Context, indexes: str, model_name, split, k, n_queries, target_recall, synthetic, dim, seed,
           json_path, plot_path, markdown_path) -> None:
     """Compare index kinds: label quality, fidelity to exact search, latency, throughput, size."""
-    from indexer.api.bench import bench_catalog, bench_synthetic
-    from indexer.report import markdown_block, text_table
-
-    _prepare_output_paths(json_path, plot_path, markdown_path)  # fail before the run, not after it
+    api.prepare_output_paths(json_path, plot_path, markdown_path)  # fail before the run, not after it
     kinds = tuple(kind.strip() for kind in indexes.split(",") if kind.strip())
-    unknown = [kind for kind in kinds if kind not in INDEX_KINDS or kind == "raw"]
-    if unknown:
-        raise click.BadParameter(f"unknown index kind(s) {', '.join(unknown)}", param_hint="--indexes")
     if synthetic is not None:
-        report = bench_synthetic(synthetic, dim, kinds=kinds, k=k, n_queries=n_queries,
-                                 target_recall=target_recall, seed=seed)
+        report = api.bench_synthetic(synthetic, dim, kinds=kinds, k=k, n_queries=n_queries,
+                                     target_recall=target_recall, seed=seed)
     else:
-        report = bench_catalog(_workspace(ctx), kinds=kinds, model_name=model_name,
-                               split=None if split == "all" else split, k=k, n_queries=n_queries,
-                               target_recall=target_recall, seed=seed)
-    click.echo(text_table(report))
-    _write_outputs(report, json_path, plot_path, markdown_path, markdown_block(report))
-
-
-def _prepare_output_paths(*paths: str | None) -> None:
-    from pathlib import Path
-
-    for path in paths:
-        if path:
-            try:
-                Path(path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise click.ClickException(f"{path}: cannot create its folder ({exc.strerror or exc})") from None
-
-
-def _write_outputs(report, json_path, plot_path, markdown_path, markdown) -> None:
-    from pathlib import Path
-
-    if json_path:
-        Path(json_path).write_text(json.dumps(report, indent=2, default=float))
-        click.echo(f"JSON written to {json_path}")
-    if markdown_path:
-        Path(markdown_path).write_text(markdown + "\n")
-        click.echo(f"Markdown written to {markdown_path}")
-    if plot_path:
-        from indexer.plots import plot_sweep
-
-        if report["sweeps"]:
-            plot_sweep(report["sweeps"], plot_path)
-            click.echo(f"recall-latency plot written to {plot_path}")
-        else:
-            click.echo("no ivf/hnsw kind benchmarked: no recall-latency curve to plot", err=True)
+        report = api.bench_catalog(_workspace(ctx), kinds=kinds, model_name=model_name,
+                                   split=None if split == "all" else split, k=k, n_queries=n_queries,
+                                   target_recall=target_recall, seed=seed)
+    for note in report["notes"]:
+        click.echo(f"note: {note}", err=True)
+    click.echo(api.report_table(report))
+    for line in api.write_outputs(report, json_path=json_path, plot_path=plot_path, markdown_path=markdown_path):
+        click.echo(line)
 
 
 @main.group()
@@ -378,9 +319,7 @@ def db() -> None:
 @click.pass_context
 def db_upgrade(ctx: click.Context) -> None:
     """Apply schema migrations (opening a workspace for writing does this too)."""
-    from indexer.api import upgrade_database
-
-    click.echo(f"catalog schema at revision {upgrade_database(_workspace(ctx))}")
+    click.echo(f"catalog schema at revision {api.upgrade_database(_workspace(ctx))}")
 
 
 if __name__ == "__main__":  # pragma: no cover

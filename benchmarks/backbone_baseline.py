@@ -23,15 +23,14 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from indexer.metrics import label_metrics, relevant_counts
-    from indexer.search import exact_search
-    from indexer.workspace import Workspace
+    from indexer.api.workspace import Workspace
+    from indexer.core.metrics import label_metrics, relevant_counts
+    from indexer.core.search import exact_search
     from models.config import TrainConfig
     from models.networks import build_network
     from models.preprocess import PreprocessSpec, load_and_preprocess
-    from storage.catalog import Catalog
 
-    with Catalog(Workspace.at(args.workspace).open_read_only()) as catalog:
+    with Workspace.at(args.workspace).catalog() as catalog:
         rows = [r for r in catalog.images(splits=[args.split]) if r.label_id is not None]
     net = build_network(TrainConfig(network=args.network, weights=args.weights, freeze_backbone=True,
                                     image_size=args.image_size)).eval()

@@ -19,8 +19,8 @@ def main() -> None:
     parser.add_argument("--plot", default=None)
     args = parser.parse_args()
 
-    from indexer.bench_core import cost_curve
-    from indexer.plots import plot_cost_curve
+    from indexer.bench.plots import plot_cost_curve
+    from indexer.bench.synthetic_bench import cost_curve
 
     rows = cost_curve([int(n) for n in args.ns.split(",")], args.dim, args.kinds.split(","))
     print(f"{'n':>9}  {'kind':<5}  {'recall@10':>9}  {'p50 ms':>8}  {'build s':>8}")

@@ -19,13 +19,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     args = parser.parse_args()
 
-    from indexer.workspace import Workspace
+    from indexer.api.workspace import Workspace
     from models.embed import embed_items, measure_forward_rate
     from models.embedding_store import EmbeddingStore
-    from storage.catalog import Catalog
 
     workspace = Workspace.at(args.workspace)
-    with Catalog(workspace.open_read_only()) as catalog:
+    with workspace.catalog() as catalog:
         checkpoint = workspace.resolve(catalog.model(args.model).path)
         rows = catalog.images()[: args.images]
     bare = measure_forward_rate(checkpoint, batch_size=args.batch_size, n_batches=max(3, args.images // args.batch_size))

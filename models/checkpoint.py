@@ -9,6 +9,7 @@ from typing import Any
 from models.config import TrainConfig
 from models.errors import CheckpointError, ConfigError
 from models.preprocess import PreprocessSpec
+from models.torch_io import torch_load
 
 CHECKPOINT_FORMAT = 1
 
@@ -42,20 +43,6 @@ def save_checkpoint(
     torch.save(payload, tmp)
     os.replace(tmp, path)
     return path
-
-
-def torch_load(path: str | os.PathLike[str], error: type[Exception], what: str) -> Any:
-    """``torch.load(path, weights_only=True)`` on the CPU; a missing or unreadable file raises ``error``."""
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise error(f"{what} {str(path)!r} not found")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated zip, pickle garbage, foreign objects
-        detail = str(exc).splitlines()[0] if str(exc) else ""
-        raise error(f"{what} {str(path)!r} is unreadable ({exc.__class__.__name__}{': ' + detail if detail else ''})") from None
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -127,8 +127,12 @@ class SeedPaths:
     save_network_path: str | None = None
     embeddings_output_path: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()  # what of the file was read but not used, one line each
 
 
+# The seed's ``resnet:`` section configures its ResNet only: it applies to torchvision backbones
+# and is set aside (with a note) when the network is the Siamese net.
+_BACKBONE_SECTION = "resnet."
 # seed YAML key → (our field or a SeedPaths field, converter)
 _SEED_KEYS = {
     "general.labels_fpath": "labels_fpath",
@@ -149,16 +153,24 @@ def config_from_yaml(
     """Read ``path`` (our flat keys, ``train.<field>``, or the seed project's keys), apply non-None
     ``overrides`` (flags win), validate. Returns the config and the seed-only path keys."""
     values: dict[str, Any] = {}
+    backbone_values: dict[str, Any] = {}
     paths: dict[str, Any] = {}
     if path is not None:
         for key, value in _flatten(_read_yaml(path)).items():
-            _apply_key(key, value, values, paths, source=os.fspath(path))
+            target = backbone_values if key.startswith(_BACKBONE_SECTION) else values
+            _apply_key(key, value, target, paths, source=os.fspath(path))
     for key, value in (overrides or {}).items():
         if value is None:
             continue
         if key not in FIELD_NAMES:
             raise ConfigError(f"unknown config override {key!r}; allowed: {', '.join(sorted(FIELD_NAMES))}")
         values[key] = value
+    notes: list[str] = []
+    if backbone_values and values.get("network", SIAMESE) == SIAMESE:
+        notes.append(f"the resnet: section of {os.fspath(path)} was not used: it configures a ResNet backbone "
+                     f"and the network is {SIAMESE!r}")
+    else:
+        values = {**backbone_values, **values}  # a flag still wins over the file
     for key in _FLOAT_FIELDS & values.keys():
         if isinstance(values[key], str):  # YAML reads "1e-3" as a string
             try:
@@ -167,6 +179,7 @@ def config_from_yaml(
                 raise ConfigError(f"{key}: {values[key]!r} is invalid; expected a number") from None
     if isinstance(values.get("train_splits"), list):
         values["train_splits"] = tuple(values["train_splits"])
+    paths["notes"] = tuple(notes)
     return TrainConfig(**values), SeedPaths(**paths)
 
 

@@ -68,7 +68,7 @@ def embed_items(checkpoint_path: str | os.PathLike[str], items: Sequence[tuple[i
     from tqdm import tqdm
 
     from models.checkpoint import load_model
-    from models.train import resolve_device
+    from models.device import resolve_device
 
     torch_device = resolve_device(device)
     model, spec, meta = load_model(checkpoint_path, device=str(torch_device))
@@ -115,7 +115,7 @@ def measure_forward_rate(checkpoint_path: str | os.PathLike[str], batch_size: in
     import torch
 
     from models.checkpoint import load_model
-    from models.train import resolve_device
+    from models.device import resolve_device
 
     torch_device = resolve_device(device)
     model, spec, _ = load_model(checkpoint_path, device=str(torch_device))

@@ -11,13 +11,7 @@ from pathlib import Path
 
 from models.errors import ImageError
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb threshold (about 0.25 GiB of RGBA)
-
-
-def has_image_extension(path: str | os.PathLike[str]) -> bool:
-    """True when the file name ends in one of :data:`IMAGE_EXTENSIONS` (any case)."""
-    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
 def open_rgb(path: str | os.PathLike[str], max_pixels: int | None = None):

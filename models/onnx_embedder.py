@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from models.errors import CheckpointError
-from models.preprocess import PreprocessSpec, load_and_preprocess, preprocess
+from models.preprocess import PreprocessSpec, preprocess
 
 
 class OnnxEmbedder:
@@ -34,19 +34,6 @@ class OnnxEmbedder:
         self._input = self._session.get_inputs()[0].name
         self.dim = int(self._session.get_outputs()[0].shape[-1])
 
-    @classmethod
-    def from_model_dir(cls, directory: str | os.PathLike[str], **kwargs) -> OnnxEmbedder:
-        """``model.onnx`` with the preprocess spec from ``config.json`` that :func:`train_model` wrote beside it."""
-        import json
-
-        directory = Path(directory)
-        try:
-            sidecar = json.loads((directory / "config.json").read_text(encoding="utf-8"))
-            spec = PreprocessSpec.from_dict(sidecar["preprocess"])
-        except (OSError, ValueError, KeyError) as exc:
-            raise CheckpointError(f"{directory / 'config.json'} is missing or lacks 'preprocess' ({exc})") from None
-        return cls(directory / "model.onnx", spec, **kwargs)
-
     def embed_arrays(self, batch: np.ndarray) -> np.ndarray:
         """(n, 3, S, S) float32 preprocessed images → (n, D) float32, L2-normalised."""
         if len(batch) == 0:
@@ -59,10 +46,6 @@ class OnnxEmbedder:
     def embed_images(self, images: Sequence) -> np.ndarray:
         """List of PIL RGB images → (n, D) float32, L2-normalised."""
         return self.embed_arrays(_stack([preprocess(img, self.spec) for img in images], self.spec))
-
-    def embed_paths(self, paths: Sequence[str | os.PathLike[str]]) -> np.ndarray:
-        """Image files → (n, D) float32; an unreadable file raises ImageError naming it."""
-        return self.embed_arrays(_stack([load_and_preprocess(p, self.spec) for p in paths], self.spec))
 
 
 def _stack(arrays: list[np.ndarray], spec: PreprocessSpec) -> np.ndarray:

@@ -9,14 +9,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from models.config import SIAMESE, TrainConfig
+from models.config import TrainConfig
 from models.data import Item, holdout_split, remap_labels
+from models.device import resolve_device
 from models.errors import ConfigError
 from models.preprocess import PreprocessSpec
+from models.train_setup import FitSetup, num_workers, selection_score
 
 RESUME_FILE = "train_state.pt"
 
@@ -35,17 +34,6 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     num_train_items: int = 0  # after any hold-out was taken
     num_val_items: int = 0
-
-
-def resolve_device(name: str):
-    """"auto" → cuda when available, else cpu."""
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device: {name!r} is invalid; no CUDA device is available (use 'auto' or 'cpu')")
-    return torch.device(name)
 
 
 def train_model(config: TrainConfig, train_items: Sequence[Item], val_items: Sequence[Item] | None,
@@ -82,7 +70,7 @@ def train_model(config: TrainConfig, train_items: Sequence[Item], val_items: Seq
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state_path = out / RESUME_FILE
-    setup = _Setup(config, device, generator, spec, progress, _num_workers(config, device), state_path)
+    setup = FitSetup(config, device, generator, spec, progress, num_workers(config, device), state_path)
     if config.freeze_backbone:
         from models.train_loops import fit_head_on_cached_features as fit
     else:
@@ -91,8 +79,8 @@ def train_model(config: TrainConfig, train_items: Sequence[Item], val_items: Seq
                               train_items, train_labels, val_items, val_labels)
     model.load_state_dict(best_state)
     model = model.to("cpu").eval()
-    best = max(history, key=_selection_score) if history else {}
-    if best and _selection_score(best) == -math.inf:  # no usable validation: the last epoch was kept
+    best = max(history, key=selection_score) if history else {}
+    if best and selection_score(best) == -math.inf:  # no usable validation: the last epoch was kept
         best = history[-1]
     metrics = {k: v for k, v in best.items() if k != "epoch"}
 
@@ -109,44 +97,3 @@ def train_model(config: TrainConfig, train_items: Sequence[Item], val_items: Seq
     state_path.unlink(missing_ok=True)  # finished: nothing left to resume
     return TrainResult(checkpoint, onnx_path, metrics, config, spec, len(history), seconds, history,
                        len(train_items), len(val_items))
-
-
-@dataclass(frozen=True)
-class _Setup:
-    config: TrainConfig
-    device: Any
-    generator: Any
-    spec: PreprocessSpec
-    progress: bool
-    num_workers: int
-    state_path: Path | None = None  # per-epoch training state, so a killed run resumes (see train_loops)
-
-
-def _num_workers(config: TrainConfig, device) -> int:
-    if config.num_workers is not None:
-        return config.num_workers
-    return min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
-
-
-def _selection_score(entry: dict[str, float]) -> float:
-    score = entry.get("map_at_r", float("nan")) + entry.get("precision_at_1", float("nan"))
-    return -math.inf if math.isnan(score) else score
-
-
-def batch_shape(config: TrainConfig, labels: np.ndarray) -> tuple[int, int]:
-    """(P, K) capped for small catalogs: P at the number of classes present."""
-    classes = len(np.unique(labels))
-    return max(1, min(config.batch_classes, classes)), config.batch_per_class
-
-
-def optimizer_groups(model, loss_fn, config: TrainConfig) -> list[dict[str, Any]]:
-    """Head at ``lr``; a pretrained backbone at ``backbone_lr`` (a random one at ``lr``); loss proxies at 100×lr."""
-    pretrained = config.weights is not None and config.network != SIAMESE
-    groups = [{"params": list(model.head.parameters()), "lr": config.lr}]
-    if not config.freeze_backbone:
-        groups.append({"params": list(model.backbone.parameters()),
-                       "lr": config.backbone_lr if pretrained else config.lr})
-    loss_params = list(loss_fn.parameters())
-    if loss_params:
-        groups.append({"params": loss_params, "lr": config.lr * 100, "weight_decay": 0.0})
-    return groups

@@ -10,6 +10,7 @@ import numpy as np
 from models.data import ImageDataset, collate_skipping_failures
 from models.evaluation import retrieval_metrics
 from models.features import cache_training_features, compute_features
+from models.train_setup import batch_shape, optimizer_groups, selection_score
 
 
 def fit_head_on_cached_features(model, loss_fn, miner, setup, train_items, train_labels, val_items, val_labels):
@@ -17,7 +18,6 @@ def fit_head_on_cached_features(model, loss_fn, miner, setup, train_items, train
     import torch
     from pytorch_metric_learning.samplers import MPerClassSampler
 
-    from models.train import batch_shape
 
     config, device = setup.config, setup.device
     model.backbone.requires_grad_(False)
@@ -53,7 +53,6 @@ def fit_end_to_end(model, loss_fn, miner, setup, train_items, train_labels, val_
     from pytorch_metric_learning.samplers import MPerClassSampler
     from torch.utils.data import DataLoader
 
-    from models.train import batch_shape
 
     config, device = setup.config, setup.device
     cuda = device.type == "cuda"
@@ -100,7 +99,6 @@ def _fit(model, loss_fn, miner, setup, batches, steps_per_epoch, evaluate, val_l
     import torch
     from tqdm import tqdm
 
-    from models.train import _selection_score, optimizer_groups
 
     config, device = setup.config, setup.device
     cuda = device.type == "cuda"
@@ -140,7 +138,7 @@ def _fit(model, loss_fn, miner, setup, batches, steps_per_epoch, evaluate, val_l
         entry = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
                  **retrieval_metrics(embeddings, labels_now)}
         history.append(entry)
-        score = _selection_score(entry)
+        score = selection_score(entry)
         if score > best_score or (best_score == -float("inf") and epoch == config.epochs):
             best_score, best_state = score, copy.deepcopy(model.state_dict())
         bar.set_postfix(epoch=epoch, loss=f"{entry['loss']:.4f}", p1=f"{entry['precision_at_1']:.3f}",

@@ -24,7 +24,7 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a state dict (``torch.load(weights_only=True)``); accepts our checkpoint dicts too."""
     import torch
 
-    from models.checkpoint import torch_load
+    from models.torch_io import torch_load
 
     data = torch_load(path, WeightsError, "weights file")
     if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):

@@ -270,13 +270,6 @@ class Catalog:
         rows = self.session.scalars(select(Index).order_by(Index.created_at)).unique()
         return [_index_row(i) for i in rows]
 
-    def set_index_ntotal(self, name: str, ntotal: int) -> None:
-        index = self.session.scalar(select(Index).where(Index.name == name))
-        if index is None:
-            raise NotInCatalogError(f"no index named {name!r} in the catalog")
-        index.ntotal = ntotal
-        self.session.flush()
-
 
 def _image_row(image: Image) -> ImageRow:
     return ImageRow(

@@ -6,6 +6,8 @@ to import) is loaded only when a migration actually has to run.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
@@ -13,6 +15,7 @@ from sqlalchemy import Engine, create_engine, event, inspect, text
 from storage.errors import CatalogError, SchemaError
 
 HEAD_REVISION = "0002"
+MIGRATION_LOCK_KEY = 0x696E6478  # "indx": the PostgreSQL advisory lock that serialises migrations
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -41,9 +44,7 @@ def make_engine(url: str) -> Engine:
 def current_revision(engine: Engine) -> str | None:
     """The database's Alembic revision, or None for a database with no catalog yet."""
     with engine.connect() as conn:
-        if not inspect(conn).has_table("alembic_version"):
-            return None
-        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        return _revision_on(conn)
 
 
 def check_revision(engine: Engine) -> None:
@@ -60,15 +61,53 @@ def check_revision(engine: Engine) -> None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply Alembic migrations up to ``revision`` (no-op when already there)."""
-    if revision in ("head", HEAD_REVISION) and current_revision(engine) == HEAD_REVISION:
-        return
-    from alembic import command
+    """Apply Alembic migrations up to ``revision`` (no-op when already there).
 
-    with engine.begin() as conn:
-        config = _alembic_config()
-        config.attributes["connection"] = conn
-        command.upgrade(config, revision)
+    Serialised across processes, so any number of commands may start at once on a new or an
+    old catalog: a file lock beside a SQLite database, PostgreSQL's advisory lock otherwise.
+    Whoever gets the lock second finds the schema at head and does nothing.
+    """
+    at_head = revision in ("head", HEAD_REVISION)
+    if at_head and current_revision(engine) == HEAD_REVISION:
+        return
+    with _migration_lock(engine):
+        if at_head and current_revision(engine) == HEAD_REVISION:
+            return
+        from alembic import command
+
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                if at_head and _revision_on(conn) == HEAD_REVISION:
+                    return
+            config = _alembic_config()
+            config.attributes["connection"] = conn
+            command.upgrade(config, revision)
+
+
+@contextlib.contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """An exclusive lock on ``<database>.migrate.lock`` for a SQLite file; nothing for other databases
+    (PostgreSQL's advisory lock is taken inside the migration's transaction)."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    import fcntl
+
+    lock_path = Path(database).with_name(Path(database).name + ".migrate.lock")
+    with open(lock_path, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _revision_on(conn) -> str | None:
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def _alembic_config():

@@ -35,7 +35,7 @@ class Image(Base):
 
     __tablename__ = "images"
     __table_args__ = (
-        CheckConstraint("status IN ('ok', 'error', 'duplicate')", name="ck_images_status"),
+        CheckConstraint(f"status IN ({', '.join(repr(s) for s in IMAGE_STATUSES)})", name="ck_images_status"),
         {"sqlite_autoincrement": True},
     )
 

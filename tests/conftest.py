@@ -41,7 +41,7 @@ def image_tree(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def workspace(tmp_path: Path):
-    from indexer.workspace import Workspace
+    from indexer.api.workspace import Workspace
 
     return Workspace.at(tmp_path / "ws")
 

@@ -1,25 +1,71 @@
 """The library API: the one place that wires storage, models and the FAISS core together.
 
-``cli.py`` only parses flags, calls these functions and prints what they return.
+The faces (``cli.py``, the HTTP service) call these functions and print or serve what they
+return. Names are loaded on first use, so ``import indexer.api`` stays light (``indexer --help``
+answers at once and the query path never imports torch).
 """
 
-from indexer.api.catalog import catalog_status, ingest_directory, ingest_flowers102, upgrade_database
-from indexer.api.indexes import build as build_index
-from indexer.api.indexes import remove as remove_images
-from indexer.api.indexes import update as update_index
-from indexer.api.models import default_model_name, embed, train
-from indexer.api.query import query
+from __future__ import annotations
 
-__all__ = [
-    "build_index",
-    "catalog_status",
-    "default_model_name",
-    "embed",
-    "ingest_directory",
-    "ingest_flowers102",
-    "query",
-    "remove_images",
-    "train",
-    "update_index",
-    "upgrade_database",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    # workspace and errors
+    "Workspace": "indexer.api.workspace",
+    "DEFAULT_WORKSPACE": "indexer.api.workspace",
+    "LIBRARY_ERRORS": "indexer.api.errors",
+    "IndexerError": "indexer.api.errors",
+    "InputError": "indexer.api.errors",
+    "NotFoundError": "indexer.api.errors",
+    # catalog
+    "ingest_directory": "indexer.api.ingest",
+    "ingest_flowers102": "indexer.api.ingest",
+    "LABEL_SOURCES": "indexer.datasets.folders",
+    "catalog_status": "indexer.api.catalog",
+    "upgrade_database": "indexer.api.catalog",
+    # models
+    "train": "indexer.api.models",
+    "train_config": "indexer.api.models",
+    "embed": "indexer.api.models",
+    "default_model_name": "indexer.api.models",
+    "LOSSES": "models.config",
+    "MINERS": "models.config",
+    # indexes
+    "build_index": "indexer.api.indexes:build",
+    "update_index": "indexer.api.indexes:update",
+    "catalog_vectors": "indexer.api.indexes",
+    "INDEX_KINDS": "indexer.core.kinds",
+    "BENCH_KINDS": "indexer.core.kinds",
+    "DEFAULT_KIND": "indexer.core.kinds",
+    "DEFAULT_PCA_DIM": "indexer.core.kinds",
+    "DEFAULT_TARGET_RECALL": "indexer.core.kinds",
+    "remove_images": "indexer.api.remove:remove",
+    # query
+    "query": "indexer.api.query",
+    "Searcher": "indexer.api.query",
+    "draw_answer": "indexer.api.query",
+    # bench
+    "bench_catalog": "indexer.api.bench",
+    "bench_synthetic": "indexer.api.bench",
+    "report_table": "indexer.api.bench",
+    "write_outputs": "indexer.api.bench",
+    "prepare_output_paths": "indexer.api.bench",
+    "DEFAULT_BENCH_KINDS": "indexer.core.kinds",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module behind ``name`` on first use ("module" or "module:attribute")."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'indexer.api' has no attribute {name!r}")
+    module, _, attribute = _EXPORTS[name].partition(":")
+    value = getattr(importlib.import_module(module), attribute or name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

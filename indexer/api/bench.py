@@ -1,30 +1,35 @@
-"""Benchmarks: what each index kind gives up and gains, on the catalog or on synthetic vectors.
+"""Benchmarks on the catalog or on synthetic vectors, through the one bench routine.
 
 Catalog mode: every image of the split is queried against the images of that same split,
-itself excluded. Each kind is built in memory over exactly those vectors (same embeddings,
-same parameters as ``indexer build``, tuned to the same target recall), so label quality,
-fidelity to exact search and speed are measured side by side. End-to-end latency (decode,
-embed with ONNX, search, catalog rows) uses the workspace's registered index of that kind,
-built first when missing.
+itself excluded. Each kind is built in memory over exactly those vectors (same params as
+``indexer build``, tuned to the same target recall) by :func:`indexer.bench.runner.run_bench`,
+which also measures synthetic data. End-to-end latency (decode, embed with ONNX, search,
+catalog rows) then uses the workspace's own registered index of each kind; where the workspace
+has none, the API builds and registers one first and the report's ``notes`` say so.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import platform
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from indexer.api.indexes import TUNED_KINDS, build, catalog_vectors
+from indexer.api.indexes import build, catalog_vectors
 from indexer.api.models import default_model_name
-from indexer.errors import InputError
-from indexer.workspace import Workspace
-from storage.catalog import Catalog
+from indexer.api.workspace import Workspace
+from indexer.core.errors import InputError
+from indexer.core.kinds import BENCH_KINDS, DEFAULT_BENCH_KINDS
 
-DEFAULT_KINDS = ("flat", "pca", "ivf", "hnsw")
+DEFAULT_KINDS = DEFAULT_BENCH_KINDS
 END_TO_END_QUERIES = 30
 MIN_IMAGES = 3
+
+__all__ = ["BENCH_KINDS", "DEFAULT_KINDS", "bench_catalog", "bench_synthetic", "report_table", "write_outputs"]
 
 
 def bench_catalog(
@@ -39,101 +44,107 @@ def bench_catalog(
     seed: int = 0,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Compare index kinds on the catalog; returns ``{"params", "results", "sweeps"}``."""
+    """Compare index kinds on the catalog; returns ``{"params", "results", "sweeps", "notes"}``."""
     import faiss
 
-    from indexer.bench_core import bytes_per_vector, faiss_direct_overhead, index_bytes, sweep
-    from indexer.factory import IndexParams, build_index, get_search_params
-    from indexer.fidelity import ann_recall_at_k
-    from indexer.metrics import label_metrics, relevant_counts
-    from indexer.search import drop_self, exact_search, search
-    from indexer.timing import latency_ms, throughput_qps
-    from indexer.tuning import tune_search_param
+    from indexer.bench.runner import BenchData, run_bench
 
+    _check_kinds(kinds)
     model_name = model_name or default_model_name(workspace)
-    # end-to-end timing uses the workspace's own index of each kind for this model, built when missing
-    served_by = {kind: _workspace_index(workspace, kind, model_name, target_recall, seed, progress) for kind in kinds}
+    notes: list[str] = []
+    served_by = {kind: _workspace_index(workspace, kind, model_name, target_recall, seed, progress, notes)
+                 for kind in kinds}
     ids, vectors, labels, paths = _split_vectors(workspace, model_name, split)
     queries_at = _query_rows(len(ids), n_queries, seed)
-    query_ids, query_vectors, query_labels = ids[queries_at], vectors[queries_at], labels[queries_at]
-    relevant = relevant_counts(query_labels, labels)
-    depth = int(max(k, relevant.max(initial=0)))  # MAP@R needs the top R of every query
-    exact_scores, exact_ids = exact_search(vectors, ids, query_vectors, depth + 10, exclude_self_ids=query_ids)
-    label_of = dict(zip(ids.tolist(), labels.tolist()))
-
-    results, sweeps = [], {}
-    exact_map = None
-    for kind in _progress(kinds, progress):
-        params = IndexParams(kind=kind, seed=seed)
-        index, info = build_index(params, vectors, ids)
-        tuned = None
-        if kind in TUNED_KINDS:
-            tuned = tune_search_param(index, vectors, ids, k=k, target_recall=target_recall, seed=seed)
-        scores, found = search(index, query_vectors, min(depth + 1, len(ids)))
-        scores, found = drop_self(scores, found, query_ids, min(depth, len(ids) - 1))
-        neighbour_labels = np.vectorize(lambda i: label_of.get(int(i), -1), otypes=[np.int64])(found)
-        quality = label_metrics(query_labels, neighbour_labels, relevant, k)
-        if kind == "flat":
-            exact_map = quality["map_at_r"]
-        latency = latency_ms(index, query_vectors[:300], k)
-        overhead = faiss_direct_overhead(index, query_vectors[:200], k)
-        row = {
-            "kind": kind,
-            "factory": info.factory,
-            **{key: get_search_params(index).get(src) for key, src in (("nprobe", "nprobe"), ("ef_search", "efSearch"))},
-            "p_at_1": quality["precision_at_1"],
-            "p_at_k": quality["precision_at_k"],
-            "r_at_k": quality["recall_at_k"],
-            "f1_at_k": quality["f1_at_k"],
-            "map_at_r": quality["map_at_r"],
-            "ann_recall_at_k": ann_recall_at_k(found[:, :k], exact_ids, k, exact_scores=exact_scores),
-            "search_ms_p50": latency["p50"],
-            "search_ms_p95": latency["p95"],
-            "search_ms_p99": latency["p99"],
-            "qps": throughput_qps(index, query_vectors, k),
-            "build_s": info.build_s,
-            "bytes_per_vector": bytes_per_vector(index),
-            "index_bytes": index_bytes(index),
-            "our_overhead_pct": overhead["overhead_pct"],
-            "tuned_recall": None if tuned is None else tuned.recall,
-        }
-        row["query_ms_p50"] = _end_to_end_ms(workspace, served_by[kind], paths[queries_at][:END_TO_END_QUERIES], k)
-        results.append(row)
-        if kind in TUNED_KINDS:
-            sweeps[kind] = sweep(index, None, query_vectors[:300], exact_ids[:300], k,
-                                 exact_scores=exact_scores[:300], n_latency=100, query_ids=query_ids[:300])
-    flat = next((row for row in results if row["kind"] == "flat"), None)
-    for row in results:
-        row["map_at_r_change"] = None if exact_map is None else row["map_at_r"] - exact_map
-        row["speedup_vs_flat"] = None if flat is None else flat["search_ms_p50"] / row["search_ms_p50"]
-    return {
-        "params": {
-            "mode": "catalog", "model": model_name, "split": split, "k": k, "n_images": int(len(ids)),
-            "n_queries": int(len(query_ids)), "target_recall": target_recall, "seed": seed,
-            "kinds": list(kinds), "faiss_version": faiss.__version__, "machine": _machine(),
-            "date": time.strftime("%Y-%m-%d"),
-        },
-        "results": results,
-        "sweeps": sweeps,
+    data = BenchData(base=vectors, base_ids=ids, queries=vectors[queries_at], query_ids=ids[queries_at],
+                     base_labels=labels, query_labels=labels[queries_at])
+    report = run_bench(data, kinds, k=k, target_recall=target_recall, seed=seed, n_latency=300,
+                       progress=progress)
+    for row in report["results"]:
+        row["query_ms_p50"] = _end_to_end_ms(workspace, served_by[row["kind"]],
+                                             paths[queries_at][:END_TO_END_QUERIES], k)
+    report["params"] = {
+        "mode": "catalog", "model": model_name, "split": split, "k": k, "n_images": int(len(ids)),
+        "n_queries": int(len(queries_at)), "target_recall": target_recall, "seed": seed, "kinds": list(kinds),
+        "faiss_version": faiss.__version__, "machine": _machine(), "date": time.strftime("%Y-%m-%d"),
     }
+    report["notes"] = notes
+    return report
 
 
 def bench_synthetic(
     n: int, dim: int, *, kinds: tuple[str, ...] = DEFAULT_KINDS, k: int = 10, n_queries: int | None = None,
     target_recall: float = 0.95, seed: int = 0, progress: bool = True,
 ) -> dict[str, Any]:
-    """The same comparison on ``n`` seeded clustered vectors of ``dim`` dims (no label metrics)."""
-    from indexer.bench_core import run_synthetic_bench
+    """The same comparison on ``n`` seeded clustered vectors of ``dim`` dims (cluster labels, no MAP@R)."""
+    from indexer.bench.synthetic_bench import run_synthetic_bench
 
+    _check_kinds(kinds)
     report = run_synthetic_bench(n, dim, list(kinds), k=k, n_queries=n_queries or 300,
                                  target_recall=target_recall, seed=seed, progress=progress)
     report["params"].update(mode="synthetic", machine=_machine(), date=time.strftime("%Y-%m-%d"))
+    report["notes"] = []
     return report
+
+
+def report_table(report: dict[str, Any]) -> str:
+    """The report as a terminal table."""
+    from indexer.bench.report import text_table
+
+    return text_table(report)
+
+
+def write_outputs(
+    report: dict[str, Any],
+    *,
+    json_path: str | os.PathLike[str] | None = None,
+    plot_path: str | os.PathLike[str] | None = None,
+    markdown_path: str | os.PathLike[str] | None = None,
+) -> list[str]:
+    """Write the report as JSON, a Markdown block and a recall-latency plot; one line per file written
+    (or why a plot could not be drawn)."""
+    from indexer.bench.report import markdown_block
+
+    lines = []
+    if json_path:
+        Path(json_path).write_text(json.dumps(report, indent=2, default=float))
+        lines.append(f"JSON written to {json_path}")
+    if markdown_path:
+        Path(markdown_path).write_text(markdown_block(report) + "\n")
+        lines.append(f"Markdown written to {markdown_path}")
+    if plot_path:
+        from indexer.bench.plots import plot_sweep
+
+        if report["sweeps"]:
+            plot_sweep(report["sweeps"], plot_path)
+            lines.append(f"recall-latency plot written to {plot_path}")
+        else:
+            lines.append("no ivf/hnsw kind benchmarked: no recall-latency curve to plot")
+    return lines
+
+
+def prepare_output_paths(*paths: str | os.PathLike[str] | None) -> None:
+    """Create the folders of the output files before a long run, so a bad path fails first."""
+    for path in paths:
+        if path:
+            try:
+                Path(path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise InputError(f"{path}: cannot create its folder ({exc.strerror or exc})") from None
+
+
+def _check_kinds(kinds: tuple[str, ...]) -> None:
+    unknown = [kind for kind in kinds if kind not in BENCH_KINDS]
+    if unknown or not kinds:
+        raise InputError(
+            f"unknown index kind(s) {', '.join(unknown) or '(none given)'} for --indexes; "
+            f"expected some of {', '.join(BENCH_KINDS)}"
+        )
 
 
 def _split_vectors(workspace: Workspace, model_name: str, split: str | None):
     ids, vectors = catalog_vectors(workspace, model_name)
-    with Catalog(workspace.open_read_only()) as catalog:
+    with workspace.catalog() as catalog:
         rows = {row.id: row for row in catalog.images()}
     keep = np.array([rows[i].label_id is not None and (split is None or rows[i].split == split) for i in ids.tolist()],
                     dtype=bool)
@@ -152,11 +163,11 @@ def _query_rows(n: int, n_queries: int | None, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=n_queries, replace=False))
 
 
-def _end_to_end_ms(workspace: Workspace, kind: str, paths: np.ndarray, k: int) -> float:
+def _end_to_end_ms(workspace: Workspace, index_name: str, paths: np.ndarray, k: int) -> float:
     """Median ms to answer one image query in process: decode, ONNX embed, search, catalog rows."""
     from indexer.api.query import Searcher
 
-    searcher = Searcher(workspace, kind)
+    searcher = Searcher(workspace, index_name)
     searcher.answer([paths[0]], k=k)  # warm-up
     times = []
     for path in paths:
@@ -167,26 +178,24 @@ def _end_to_end_ms(workspace: Workspace, kind: str, paths: np.ndarray, k: int) -
 
 
 def _workspace_index(workspace: Workspace, kind: str, model_name: str, target_recall: float, seed: int,
-                     progress: bool) -> str:
-    """Name of a registered ``kind`` index over ``model_name`` (preferring the one named ``kind``); built if none."""
-    with Catalog(workspace.open_read_only()) as catalog:
+                     progress: bool, notes: list[str]) -> str:
+    """Name of a registered ``kind`` index over ``model_name`` (preferring the one named ``kind``).
+
+    Built and registered when the workspace has none, and ``notes`` says so.
+    """
+    with workspace.catalog() as catalog:
         rows = catalog.indexes()
     names = {row.name for row in rows}
     matching = sorted((row.name != kind, row.name) for row in rows if row.kind == kind and row.model_name == model_name)
     if matching:
         return matching[0][1]
     name = kind if kind not in names else f"{model_name}-{kind}"
-    build(workspace, kind, model_name=model_name, name=name, target_recall=target_recall, seed=seed, progress=progress)
+    outcome = build(workspace, kind, model_name=model_name, name=name, target_recall=target_recall, seed=seed,
+                    progress=progress)
+    notes.append(f"the workspace had no {kind} index of model {model_name!r}: built and registered {name!r} "
+                 f"({outcome.factory}, {outcome.ntotal} vectors) for the end-to-end timing")
     return name
 
 
-def _progress(kinds, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(list(kinds), desc="bench", unit="kind", disable=not enabled)
-
-
 def _machine() -> str:
-    import os
-
     return f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_implementation()} {platform.python_version()}"

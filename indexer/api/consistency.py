@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from indexer.errors import IndexerError
-from indexer.workspace import Workspace
-from storage.catalog import Catalog
+from indexer.api.indexes import stale_index_message
+from indexer.api.workspace import Workspace
+from indexer.core.errors import IndexerError
 
 
 def find_inconsistencies(workspace: Workspace) -> list[str]:
     """One line per problem: missing files, index ids that are not ok catalog images, ok images an index lacks."""
-    with Catalog(workspace.open_read_only()) as catalog:
+    with workspace.catalog() as catalog:
         index_rows, model_rows = catalog.indexes(), catalog.models()
         ok_ids = np.array([row.id for row in catalog.images()], dtype=np.int64) if index_rows else None
     problems = []
@@ -19,20 +19,18 @@ def find_inconsistencies(workspace: Workspace) -> list[str]:
         for what, stored in (("checkpoint", model.path), ("ONNX file", model.params.get("onnx"))):
             if stored is None or not workspace.resolve(stored).is_file():
                 problems.append(f"model {model.name!r}: {what} {stored} is missing; train it again")
-    trained_at = {model.name: model.created_at for model in model_rows}
+    models_by_name = {model.name: model for model in model_rows}
     for row in index_rows:
-        if row.model_name in trained_at and trained_at[row.model_name] > row.created_at:
-            problems.append(
-                f"index {row.name!r} was built before model {row.model_name!r} was retrained; its vectors are stale: "
-                f"rebuild it with 'indexer build --index {row.kind} --name {row.name} --model {row.model_name}'"
-            )
+        stale = stale_index_message(row, models_by_name[row.model_name]) if row.model_name in models_by_name else None
+        if stale is not None:
+            problems.append(f"{stale} (its vectors are stale)")
         problems += _index_problems(workspace, row, ok_ids)
     return problems
 
 
 def _index_problems(workspace: Workspace, row, ok_ids: np.ndarray) -> list[str]:
-    from indexer.index_io import load_index
-    from indexer.membership import indexed_ids
+    from indexer.core.index_io import load_index
+    from indexer.core.membership import indexed_ids
 
     if row.model_name is None:
         return [f"index {row.name!r}: its model no longer exists; rebuild it with 'indexer build --index {row.kind}'"]

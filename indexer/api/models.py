@@ -6,13 +6,29 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from indexer.errors import InputError
-from indexer.workspace import Workspace, check_artifact_name
-from models.config import SeedPaths, TrainConfig
-from storage.catalog import Catalog, ImageRow
+from indexer.api.workspace import Workspace, check_artifact_name
+from indexer.core.errors import InputError
+from models.config import LOSSES, MINERS, SeedPaths, TrainConfig, config_from_yaml
+from storage.catalog import ImageRow
 
 DEFAULT_TRAIN_SPLITS = TrainConfig().train_splits
 HELD_OUT_SPLIT = "test"
+DEFAULT_MODEL_NAME = TrainConfig().name  # replaced by the network's name when none is given
+
+__all__ = ["LOSSES", "MINERS", "TrainOutcome", "default_model_name", "embed", "train", "train_config"]
+
+
+def train_config(config_file: str | None = None, **overrides) -> tuple[TrainConfig, SeedPaths]:
+    """The training config from a YAML file (ours or the seed project's) and flag overrides (None: unset).
+
+    The model is named after its network unless a name is given.
+    """
+    import dataclasses
+
+    config, seed_paths = config_from_yaml(config_file, overrides)
+    if overrides.get("name") is None and config.name == DEFAULT_MODEL_NAME:
+        config = dataclasses.replace(config, name=config.network)
+    return config, seed_paths
 
 
 @dataclass
@@ -40,8 +56,7 @@ def train(
     from models.train import train_model
 
     check_artifact_name("model", config.name)
-    engine = workspace.open_for_writing()
-    with Catalog(engine) as catalog:
+    with workspace.catalog(write=True) as catalog:
         rows = [row for row in catalog.images() if row.label_id is not None]
     if not rows:
         raise InputError("the catalog has no labelled images to train on: run 'indexer ingest DIR' first")
@@ -57,7 +72,7 @@ def train(
     store_dir = workspace.embeddings_dir / config.name
     if store_dir.exists():  # vectors of the previous weights no longer describe this model
         shutil.rmtree(store_dir)
-    with Catalog(engine) as catalog:
+    with workspace.catalog(write=True) as catalog:
         catalog.register_model(
             name=config.name,
             kind=result.config.network,
@@ -86,15 +101,14 @@ def embed(workspace: Workspace, model_name: str, *, batch_size: int = 128, progr
     from models.embed import embed_items
     from models.embedding_store import EmbeddingStore
 
-    engine = workspace.open_for_writing()
-    with Catalog(engine) as catalog:
+    with workspace.catalog(write=True) as catalog:
         model = catalog.model(model_name)
         rows = catalog.images()
     store = EmbeddingStore(workspace.embeddings_dir / model_name)
     items = [(row.id, row.path) for row in rows]
     report = embed_items(workspace.resolve(model.path), items, store, batch_size=batch_size, progress=progress)
     if report.failed:  # a file that broke after ingestion: record it, so builds stop retrying it
-        with Catalog(engine) as catalog:
+        with workspace.catalog(write=True) as catalog:
             for image_id, _path, reason in report.failed:
                 catalog.update_image(image_id, status="error", error=f"at embedding: {reason}")
     return report
@@ -102,7 +116,7 @@ def embed(workspace: Workspace, model_name: str, *, batch_size: int = 128, progr
 
 def default_model_name(workspace: Workspace) -> str:
     """The most recently trained model's name."""
-    with Catalog(workspace.open_read_only()) as catalog:
+    with workspace.catalog() as catalog:
         models = catalog.models()
     if not models:
         raise InputError("no trained model in the catalog: run 'indexer train --network NAME' first")
@@ -133,7 +147,7 @@ def _honour_seed_paths(seed_paths: SeedPaths | None, checkpoint: Path) -> list[s
     """The seed project's output keys: copy the checkpoint where it asked; explain the rest."""
     if seed_paths is None:
         return []
-    notes = []
+    notes = list(seed_paths.notes)
     if seed_paths.save_network_path:
         target = Path(seed_paths.save_network_path).expanduser()
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -10,9 +10,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from indexer.errors import DimensionMismatchError, InputError, NotFoundError
-from indexer.ingest import catalog_path
-from indexer.workspace import Workspace
+from indexer.api.workspace import Workspace
+from indexer.core.errors import DimensionMismatchError, InputError, NotFoundError
+from indexer.datasets.folders import catalog_path
 from storage.catalog import ArtifactRow, Catalog
 
 
@@ -42,15 +42,20 @@ class QueryOutcome:
 
 
 class Searcher:
-    """A loaded index with its model's ONNX embedder, ready to answer many queries."""
+    """A loaded index with its model's ONNX embedder, ready to answer many queries.
+
+    :meth:`answer` may be called from several threads at once: search settings travel with
+    each call and every catalog read opens its own session.
+    """
 
     def __init__(self, workspace: Workspace, index_name: str | None = None, *, threads: int = 1) -> None:
-        from indexer.index_io import load_index
+        from indexer.api.indexes import stale_index_message
+        from indexer.core.index_io import load_index
         from models.onnx_embedder import OnnxEmbedder
         from models.preprocess import PreprocessSpec
 
-        self.engine = workspace.open_read_only()
-        with Catalog(self.engine) as catalog:
+        self.workspace = workspace
+        with workspace.catalog() as catalog:
             index_row = _pick_index(catalog, index_name)
             if index_row.model_name is None:
                 raise NotFoundError(
@@ -66,18 +71,14 @@ class Searcher:
         if not onnx_path.is_file():
             raise NotFoundError(f"model {model.name!r} has no ONNX file at {onnx_path}; train it again")
         self.index_name, self.model_name = index_row.name, model.name
-        self.warnings = []
-        if model.created_at > index_row.created_at:
-            self.warnings.append(
-                f"index {index_row.name!r} was built before model {model.name!r} was retrained: results may be "
-                f"poor until 'indexer build --index {index_row.kind} --name {index_row.name} --model {model.name}'"
-            )
+        stale = stale_index_message(index_row, model)
+        self.warnings = [] if stale is None else [f"{stale}; until then results may be poor"]
         self.embedder = OnnxEmbedder(onnx_path, PreprocessSpec.from_dict(model.params["preprocess"]), threads=threads)
         self.index, _ = load_index(workspace.resolve(index_row.path))
 
     def answer(self, images: list[str], *, k: int = 10, nprobe: int | None = None) -> QueryOutcome:
         """Top-``k`` catalog images for each query image; unreadable ones go to ``failures``."""
-        from indexer.search import search
+        from indexer.core.search import search
         from models.errors import ImageError
         from models.images import open_rgb
 
@@ -102,7 +103,8 @@ class Searcher:
                 f"model {self.model_name!r} ({self.index.d} dims)"
             )
         scores, ids = search(self.index, vectors, min(k, int(self.index.ntotal)), nprobe=nprobe)
-        answers = _answers(self.engine, names, scores, ids)
+        with self.workspace.catalog() as catalog:
+            answers = _answers(catalog, names, scores, ids)
         return QueryOutcome(self.index_name, self.model_name, answers, failures, self.warnings)
 
 
@@ -121,7 +123,7 @@ def query(
 
 def draw_answer(answer: Answer, path: str | os.PathLike[str]) -> Path:
     """The query beside its results, matches of its label framed green and others red."""
-    from indexer.grid import draw_grid
+    from indexer.api.grid import draw_grid
     from models.images import open_rgb
 
     results = [
@@ -146,11 +148,10 @@ def _picture_or_placeholder(path: str):
         return Image.new("RGB", (64, 64), (128, 128, 128))
 
 
-def _answers(engine, names: list[str], scores, ids) -> list[Answer]:
+def _answers(catalog: Catalog, names: list[str], scores, ids) -> list[Answer]:
     wanted = {int(i) for row in ids for i in row if i >= 0}
-    with Catalog(engine) as catalog:
-        rows = catalog.images_by_ids(wanted)
-        own = catalog.images_by_paths(catalog_path(name) for name in names)
+    rows = catalog.images_by_ids(wanted)
+    own = catalog.images_by_paths(catalog_path(name) for name in names)
     answers = []
     for name, score_row, id_row in zip(names, scores, ids):
         hits = [

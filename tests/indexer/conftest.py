@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from indexer.synthetic import make_clustered, make_queries
+from indexer.bench.synthetic import make_clustered, make_queries
 
 N, D, N_CLUSTERS, SEED = 4000, 32, 40, 7
 

@@ -5,6 +5,7 @@ import numpy as np
 
 from models.embed import embed_items, measure_forward_rate
 from models.embedding_store import EmbeddingStore
+from models.images import open_rgb
 from models.onnx_embedder import OnnxEmbedder
 
 
@@ -14,7 +15,7 @@ def test_catalog_and_query_paths_agree(trained, tmp_path):
     report = embed_items(result.checkpoint_path, [(i, p) for i, (p, _) in enumerate(items)], store,
                          batch_size=8, progress=False, num_workers=0)
     assert report.embedded == len(items) and not report.failed
-    query = OnnxEmbedder.from_model_dir(result.onnx_path.parent).embed_paths([p for p, _ in items])
+    query = OnnxEmbedder(result.onnx_path, result.preprocess).embed_images([open_rgb(p) for p, _ in items])
     catalog = store.vectors()
     cosine = np.sum(query * catalog, axis=1) / np.linalg.norm(query, axis=1) / np.linalg.norm(catalog, axis=1)
     assert cosine.min() >= 0.9999

@@ -1,0 +1,75 @@
+"""Removing images from every index, every embedding store and the catalog."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from indexer.api.indexes import register, user_sidecar
+from indexer.api.workspace import Workspace
+from indexer.datasets.folders import catalog_path
+
+
+@dataclass(frozen=True)
+class RemoveOutcome:
+    removed_images: int
+    not_found: list[str]
+    per_index: dict[str, int]
+
+
+def remove(workspace: Workspace, paths: Sequence[str] = (), ids: Sequence[int] = ()) -> RemoveOutcome:
+    """Remove images (by path, resolved to absolute, or by id) from every index, embedding store and the catalog.
+
+    Indexes are updated first, the catalog last: an interrupted removal leaves the images in the
+    catalog (``indexer status`` reports the indexes that lack them), and running the same removal
+    again finishes it.
+    """
+    from indexer.core.build import remove_ids, stored_vectors
+    from indexer.core.factory import find_hnsw
+    from indexer.core.index_io import load_index, save_index
+    from models.embedding_store import EmbeddingStore
+
+    with workspace.catalog(write=True) as catalog:
+        resolved = {catalog_path(p): p for p in paths}
+        by_path = catalog.images_by_paths(resolved)
+        by_id = catalog.images_by_ids(ids)
+        not_found = [given for path, given in resolved.items() if path not in by_path]
+        not_found += [str(i) for i in ids if int(i) not in by_id]
+        wanted = np.array(sorted({row.id for row in [*by_path.values(), *by_id.values()]}), dtype=np.int64)
+        index_rows, model_rows = catalog.indexes(), catalog.models()
+    per_index: dict[str, int] = {}
+    if not len(wanted):
+        return RemoveOutcome(removed_images=0, not_found=not_found, per_index=per_index)
+    # load every index first: a missing or corrupt one stops the removal before anything changed
+    loaded = [(row, workspace.resolve(row.path), *load_index(workspace.resolve(row.path))) for row in index_rows]
+    for row, path, index, sidecar in loaded:
+        if find_hnsw(index) is not None:  # graphs cannot delete: rebuild from their own vectors without them
+            held_ids, held_vectors = stored_vectors(index)
+            keep = ~np.isin(held_ids, wanted)
+            per_index[row.name] = int((~keep).sum())
+            if per_index[row.name]:
+                index = _rebuild(sidecar, held_vectors[keep], held_ids[keep])
+        else:
+            per_index[row.name] = remove_ids(index, wanted)
+        if per_index[row.name]:
+            sidecar = save_index(index, path, user_sidecar(sidecar))
+            register(workspace, row.name, row.kind, row.params, sidecar, path, row.model_name)
+    for model in model_rows:
+        EmbeddingStore(workspace.embeddings_dir / model.name).remove(wanted)
+    with workspace.catalog(write=True) as catalog:
+        removed = catalog.remove_images(wanted.tolist())
+    return RemoveOutcome(removed_images=removed, not_found=not_found, per_index=per_index)
+
+
+def _rebuild(sidecar: dict, vectors: np.ndarray, ids: np.ndarray):
+    """The index the sidecar describes, built again over these vectors, with its search settings."""
+    from indexer.core.build import build_index
+    from indexer.core.factory import IndexParams
+    from indexer.core.settings import set_default_settings
+
+    index, _ = build_index(IndexParams.from_dict(sidecar["params"]), vectors, ids)
+    settings = sidecar.get("search_params") or {}
+    set_default_settings(index, nprobe=settings.get("nprobe"), efSearch=settings.get("efSearch"))
+    return index

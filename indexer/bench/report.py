@@ -1,0 +1,73 @@
+"""Bench reports as text: a terminal table and a Markdown block for the docs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+COLUMNS = [
+    ("kind", "kind", "{}"),
+    ("p_at_1", "P@1", "{:.3f}"),
+    ("p_at_k", "P@k", "{:.3f}"),
+    ("r_at_k", "R@k", "{:.3f}"),
+    ("f1_at_k", "F1@k", "{:.3f}"),
+    ("map_at_r", "MAP@R", "{:.3f}"),
+    ("ann_recall_at_k", "recall@k", "{:.3f}"),
+    ("nprobe", "nprobe", "{}"),
+    ("efSearch", "efSearch", "{}"),
+    ("search_ms_p50", "search p50 ms", "{:.3f}"),
+    ("search_ms_p99", "p99 ms", "{:.3f}"),
+    ("qps", "batch q/s", "{:,.0f}"),
+    ("query_ms_p50", "end-to-end ms", "{:.1f}"),
+    ("build_s", "build s", "{:.2f}"),
+    ("bytes_per_vector", "bytes/vec", "{:.0f}"),
+    ("speedup_vs_flat", "vs flat", "{:.1f}x"),
+]
+
+
+def _cells(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    rows = report["results"]
+    present = [(key, title, fmt) for key, title, fmt in COLUMNS if any(row.get(key) is not None for row in rows)]
+    header = [title for _, title, _ in present]
+    body = [[_format(row.get(key), fmt) for key, _, fmt in present] for row in rows]
+    return header, body
+
+
+def _format(value: Any, fmt: str) -> str:
+    if value is None:
+        return "-"
+    try:
+        return fmt.format(value)
+    except (ValueError, TypeError):
+        return str(value)
+
+
+def _describe(params: dict[str, Any]) -> str:
+    if params.get("mode") == "synthetic":
+        return f"synthetic: {params['n']:,} clustered vectors, d={params['d']}, k={params['k']}, {params['n_queries']} queries"
+    split = params.get("split") or "whole catalog"
+    return (
+        f"model {params['model']!r}, {split} ({params['n_images']} images, {params['n_queries']} queries vs the rest), "
+        f"k={params['k']}"
+    )
+
+
+def text_table(report: dict[str, Any]) -> str:
+    header, body = _cells(report)
+    widths = [max(len(cell) for cell in column) for column in zip(header, *body)]
+    lines = [_describe(report["params"]), "  ".join(h.rjust(w) for h, w in zip(header, widths))]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in body]
+    return "\n".join(lines)
+
+
+def markdown_block(report: dict[str, Any]) -> str:
+    header, body = _cells(report)
+    params = report["params"]
+    lines = [
+        f"{_describe(params)}; target recall {params.get('target_recall')}; "
+        f"{params.get('machine', '')}; {params.get('date', '')}",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    return "\n".join(lines)

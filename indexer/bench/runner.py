@@ -1,0 +1,277 @@
+"""The one bench routine: build each index kind over the same vectors, tune it, and measure it.
+
+Catalog and synthetic runs differ only in their :class:`BenchData`: catalog queries are stored
+vectors (each one's own id is left out of its results), synthetic queries are held out; catalog
+data carries labels deep enough for MAP@R, synthetic data its cluster labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from indexer.bench.timing import latency_ms, single_query_seconds, throughput_qps
+from indexer.core.build import build_index
+from indexer.core.factory import IndexParams, find_ivf
+from indexer.core.fidelity import ann_recall_at_k
+from indexer.core.kinds import DEFAULT_PCA_DIM, EF_SEARCH, KINDS, NPROBE
+from indexer.core.metrics import label_metrics, relevant_counts
+from indexer.core.search import drop_self, exact_search, search
+from indexer.core.settings import default_settings, knob_of, search_parameters
+from indexer.core.tuning import tune_search_param
+
+EXTRA_EXACT = 10  # exact neighbours beyond k, so ties past rank k are visible
+SWEEP_QUERIES = 300
+NPROBE_SWEEP = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+EF_SEARCH_SWEEP = (16, 32, 64, 128, 256, 512)
+
+
+@dataclass(frozen=True)
+class BenchData:
+    """The vectors one bench run measures every kind on.
+
+    base (n, d) float32 L2-normalised with ids (n,) int64; queries (q, d) float32.
+    query_ids (q,): the ids of queries that are base vectors (left out of their own results),
+    or None for held-out queries. tune_queries (t, d): held-out queries to tune on (None: tune
+    on sampled base vectors). base_labels (n,) / query_labels (q,): for label metrics (P@1,
+    MAP@R, F1@k), or None. deep_labels: search the top R of each query so MAP@R is exact.
+    """
+
+    base: np.ndarray
+    base_ids: np.ndarray
+    queries: np.ndarray
+    query_ids: np.ndarray | None = None
+    tune_queries: np.ndarray | None = None
+    base_labels: np.ndarray | None = None
+    query_labels: np.ndarray | None = None
+    deep_labels: bool = True
+
+
+def bench_params(kind: str, d: int, seed: int) -> IndexParams:
+    """The params ``indexer build`` uses for ``kind``, with PCA to at most d/4 dims (32 at d = 128)."""
+    return IndexParams(kind, pca_dim=max(1, min(DEFAULT_PCA_DIM, d // 4)), seed=seed)
+
+
+def index_bytes(index: Any) -> int:
+    """Size of the serialised index in bytes."""
+    import faiss
+
+    return int(faiss.serialize_index(index).size)
+
+
+def bytes_per_vector(index: Any) -> float:
+    """Serialised index size / ntotal (includes ids, centroids, graph links)."""
+    return index_bytes(index) / max(1, index.ntotal)
+
+
+def default_sweep_values(index: Any, k: int) -> list[int]:
+    """Powers of two for nprobe (up to min(nlist, 512)), efSearch from max(16, k) to 512."""
+    knob = knob_of(index)
+    if knob == NPROBE:
+        return [v for v in NPROBE_SWEEP if v <= find_ivf(index).nlist]
+    if knob == EF_SEARCH:
+        return [v for v in EF_SEARCH_SWEEP if v >= k]
+    return []
+
+
+def _results(index: Any, queries: np.ndarray, query_ids: np.ndarray | None, k: int, params: Any = None):
+    """Top-k with each query's own id left out when the queries are stored vectors."""
+    if query_ids is None:
+        return search(index, queries, k, params=params)
+    scores, found = search(index, queries, min(k + 1, int(index.ntotal)), params=params)
+    return drop_self(scores, found, query_ids, min(k, int(index.ntotal) - 1))
+
+
+def sweep(
+    index: Any,
+    queries: np.ndarray,
+    exact: tuple[np.ndarray, np.ndarray],
+    k: int,
+    values: Sequence[int] | None = None,
+    *,
+    n_latency: int = 100,
+    query_ids: np.ndarray | None = None,
+) -> list[dict[str, float]]:
+    """Recall@k and single-query p50 (ms) at each nprobe / efSearch value, set per call.
+
+    queries (q, d) float32; exact = (scores, ids) (q, >= k), each query's own id already left
+    out when ``query_ids`` (q,) says the queries are stored vectors. Returns
+    [{value, recall, p50_ms}]; the index is never modified.
+    """
+    knob = knob_of(index)
+    exact_scores, exact_ids = exact
+    rows = []
+    for value in values if values is not None else default_sweep_values(index, k):
+        params = search_parameters(index, **{knob: int(value)})  # made once, outside the timed calls
+        _, found = _results(index, queries, query_ids, k, params)
+        recall = ann_recall_at_k(found, exact_ids, k, exact_scores=exact_scores)
+        lat = latency_ms(index, queries[:n_latency], k, params=params)
+        rows.append({"value": int(value), "recall": recall, "p50_ms": lat["p50"]})
+    return rows
+
+
+def faiss_direct_overhead(index: Any, queries: np.ndarray, k: int, n_repeats: int = 3) -> dict[str, float]:
+    """Single-query p50 of our ``search()`` vs ``index.search`` directly, interleaved, one thread."""
+    x = np.ascontiguousarray(queries, dtype=np.float32)
+    ours, direct = [], []
+    for _ in range(n_repeats):  # interleave so drift from other load hits both equally
+        direct.append(single_query_seconds(index, x, k, search_fn=lambda ix, q, kk: ix.search(q, kk)))
+        ours.append(single_query_seconds(index, x, k))
+    ours_ms = float(np.median(np.concatenate(ours)) * 1e3)
+    direct_ms = float(np.median(np.concatenate(direct)) * 1e3)
+    return {
+        "ours_p50_ms": ours_ms,
+        "direct_p50_ms": direct_ms,
+        "overhead_us_per_query": (ours_ms - direct_ms) * 1e3,
+        "overhead_pct": 100.0 * (ours_ms - direct_ms) / direct_ms,
+    }
+
+
+NO_LABEL = np.iinfo(np.int64).min  # the label of a padding slot: no query has it
+
+
+def _neighbour_labels(found: np.ndarray, base_ids: np.ndarray, base_labels: np.ndarray) -> np.ndarray:
+    """(q, k) int64 labels of the found ids; padding (-1) gets NO_LABEL."""
+    order = np.argsort(base_ids)
+    sorted_ids = base_ids[order]
+    at = np.clip(np.searchsorted(sorted_ids, found), 0, len(sorted_ids) - 1)
+    known = (found >= 0) & (sorted_ids[at] == found)
+    return np.where(known, np.asarray(base_labels, dtype=np.int64)[order][at], NO_LABEL)
+
+
+def bench_kind(
+    params: IndexParams,
+    data: BenchData,
+    exact: tuple[np.ndarray, np.ndarray],
+    k: int,
+    target_recall: float,
+    *,
+    n_latency: int = 200,
+    n_tune_queries: int = 200,
+    overhead_repeats: int = 3,
+    with_sweep: bool = True,
+) -> tuple[dict[str, Any], list[dict[str, float]]]:
+    """Build one index over ``data.base``, tune it, and measure it. Returns (row, sweep)."""
+    exact_scores, exact_ids = exact
+    index, info = build_index(params, data.base, data.base_ids)
+    tuned = tune_search_param(
+        index, data.base, data.base_ids, k, target_recall, n_queries=n_tune_queries, seed=params.seed,
+        queries=data.tune_queries,
+    )
+    labelled = data.base_labels is not None and data.query_labels is not None
+    relevant = (
+        relevant_counts(data.query_labels, data.base_labels, queries_in_reference=data.query_ids is not None)
+        if labelled else None
+    )
+    depth = int(max(k, relevant.max(initial=0))) if labelled and data.deep_labels else k
+    _, found = _results(index, data.queries, data.query_ids, depth)
+    lat = latency_ms(index, data.queries[:n_latency], k)
+    size = index_bytes(index)
+    settings = default_settings(index)
+    row: dict[str, Any] = {
+        "kind": params.kind,
+        "factory": info.factory,
+        "n": info.n,
+        "d": info.d,
+        "nlist": info.nlist,
+        "nprobe": settings.get("nprobe"),
+        "efSearch": settings.get("efSearch"),
+        "tune_reached_target": None if tuned is None else tuned.reached,
+        "tuned_recall": None if tuned is None else tuned.recall,
+        "ann_recall_at_k": ann_recall_at_k(found[:, :k], exact_ids, k, exact_scores=exact_scores),
+        "search_ms_p50": lat["p50"],
+        "search_ms_p95": lat["p95"],
+        "search_ms_p99": lat["p99"],
+        "qps": throughput_qps(index, data.queries, k),
+        "build_s": info.build_s,
+        "train_s": info.train_s,
+        "add_s": info.add_s,
+        "train_n": info.train_n,
+        "bytes_per_vector": size / max(1, index.ntotal),
+        "index_bytes": size,
+        "our_overhead_pct": faiss_direct_overhead(
+            index, data.queries[: min(n_latency, 200)], k, n_repeats=overhead_repeats
+        )["overhead_pct"],
+    }
+    if labelled:
+        quality = label_metrics(
+            data.query_labels, _neighbour_labels(found, data.base_ids, data.base_labels), relevant, k
+        )
+        row.update(
+            p_at_1=quality["precision_at_1"], p_at_k=quality["precision_at_k"], r_at_k=quality["recall_at_k"],
+            f1_at_k=quality["f1_at_k"], map_at_r=quality["map_at_r"] if data.deep_labels else None,
+        )
+    curve = []
+    if with_sweep and knob_of(index) is not None:
+        n = min(SWEEP_QUERIES, len(data.queries))
+        curve = sweep(
+            index, data.queries[:n], (exact_scores[:n], exact_ids[:n]), k, n_latency=min(n_latency, 100),
+            query_ids=None if data.query_ids is None else data.query_ids[:n],
+        )
+    return row, curve
+
+
+def run_bench(
+    data: BenchData,
+    kinds: Sequence[str],
+    *,
+    k: int = 10,
+    target_recall: float = 0.95,
+    seed: int = 0,
+    n_latency: int = 200,
+    n_tune_queries: int = 200,
+    overhead_repeats: int = 3,
+    with_sweep: bool = True,
+    progress: bool = True,
+    desc: str = "bench",
+) -> dict[str, Any]:
+    """Benchmark every kind on ``data``; returns {"results": [row per kind], "sweeps": {kind: [...]},
+    "ground_truth_s"}.
+
+    Each row: kind, factory, ann_recall_at_k (against exact search, ties tolerated),
+    search_ms_p50/p95/p99 (one query at a time, one thread), qps (one batch, all threads),
+    build_s, bytes_per_vector, index_bytes, nprobe / efSearch (tuned to ``target_recall``),
+    our_overhead_pct, speedup_vs_flat (when flat ran), and with labels P@1, P@k, R@k, F1@k,
+    MAP@R and map_at_r_change (against flat).
+    """
+    import time
+
+    for kind in kinds:
+        if kind not in KINDS or kind == "raw":
+            from indexer.core.errors import InputError
+
+            raise InputError(f"cannot bench index kind {kind!r}; expected kinds from {', '.join(KINDS)} but raw")
+    started = time.perf_counter()
+    exact = exact_search(
+        data.base, data.base_ids, data.queries, k + EXTRA_EXACT, exclude_self_ids=data.query_ids
+    )
+    ground_truth_s = time.perf_counter() - started
+    results, sweeps = [], {}
+    iterator = _progress(list(kinds), progress, desc)
+    for kind in iterator:
+        if progress:
+            iterator.set_postfix_str(kind)
+        row, curve = bench_kind(
+            bench_params(kind, data.base.shape[1], seed), data, exact, k, target_recall, n_latency=n_latency,
+            n_tune_queries=n_tune_queries, overhead_repeats=overhead_repeats, with_sweep=with_sweep,
+        )
+        results.append(row)
+        if curve:
+            sweeps[kind] = curve
+    flat = next((row for row in results if row["kind"] == "flat"), None)
+    for row in results:
+        row["speedup_vs_flat"] = flat["search_ms_p50"] / row["search_ms_p50"] if flat else None
+        if row.get("map_at_r") is not None and flat is not None and flat.get("map_at_r") is not None:
+            row["map_at_r_change"] = row["map_at_r"] - flat["map_at_r"]
+    return {"results": results, "sweeps": sweeps, "ground_truth_s": ground_truth_s}
+
+
+def _progress(items: list[str], enabled: bool, desc: str) -> Any:
+    if not enabled:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, unit="kind")

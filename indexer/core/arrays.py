@@ -1,0 +1,67 @@
+"""Validation of the numpy arrays that enter the FAISS core.
+
+Every public function of the core funnels its inputs through here so that a bad
+shape, dtype or dimension fails with one clear :mod:`indexer.errors` exception
+instead of a FAISS assertion deep in C++.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from indexer.core.errors import DimensionMismatchError, InputError
+
+
+def as_vectors(vectors: np.ndarray, d: int | None = None, name: str = "vectors") -> np.ndarray:
+    """Return ``vectors`` as a C-contiguous (n, d) float32 array.
+
+    Raises InputError for a wrong rank or non-finite values and
+    DimensionMismatchError when ``d`` is given and the column count differs.
+    """
+    if (
+        type(vectors) is np.ndarray
+        and vectors.dtype == np.float32
+        and vectors.ndim == 2
+        and vectors.flags.c_contiguous
+        and (d is None or vectors.shape[1] == d)
+    ):  # fast path for the hot search loop: already what FAISS wants
+        if not np.isfinite(vectors).all():
+            raise InputError(f"{name} contain NaN or infinite values")
+        return vectors
+    arr = np.asarray(vectors)
+    if arr.ndim == 1 and d is not None and arr.shape[0] == d:
+        arr = arr[None, :]
+    if arr.ndim != 2:
+        raise InputError(f"{name} must be a 2-D (n, d) array; got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.number):
+        raise InputError(f"{name} must be numeric; got dtype {arr.dtype}")
+    if d is not None and arr.shape[1] != d:
+        raise DimensionMismatchError(f"{name} have {arr.shape[1]} dims; the index expects {d} dims")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if arr.size and not np.isfinite(arr).all():
+        raise InputError(f"{name} contain NaN or infinite values")
+    return arr
+
+
+def as_ids(ids: np.ndarray, n: int | None = None, name: str = "ids") -> np.ndarray:
+    """Return ``ids`` as a C-contiguous (n,) int64 array of unique non-negative ids."""
+    arr = np.asarray(ids)
+    if arr.ndim != 1:
+        raise InputError(f"{name} must be a 1-D array; got shape {arr.shape}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise InputError(f"{name} must be integers; got dtype {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=np.int64)
+    if n is not None and arr.shape[0] != n:
+        raise InputError(f"{name} has {arr.shape[0]} entries; expected one per vector ({n})")
+    if arr.size and arr.min() < 0:
+        raise InputError(f"{name} must be non-negative; got {int(arr.min())}")
+    if np.unique(arr).size != arr.size:
+        raise InputError(f"{name} contains duplicates; each vector needs its own id")
+    return arr
+
+
+def check_k(k: int) -> int:
+    """Return ``k`` as an int, raising InputError unless it is a positive integer."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise InputError(f"k must be a positive integer; got {k!r}")
+    return int(k)

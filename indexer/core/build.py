@@ -1,0 +1,150 @@
+"""Building an index: create, train on one seeded sample, fill; adding and removing vectors later.
+
+The CPU and the GPU build are one function with a ``device`` argument: both train on the
+same seeded sub-sample, so they differ only in where k-means runs.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from indexer.core.arrays import as_ids, as_vectors
+from indexer.core.errors import IndexerError, InputError
+from indexer.core.factory import IndexParams, create_index, factory_string, find_hnsw, find_ivf
+from indexer.core.settings import set_default_settings
+
+TRAIN_POINTS_PER_LIST = 64  # k-means sample per IVF list; FAISS warns below 39
+MIN_TRAIN_POINTS = 10_000  # PQ codebooks of 256 centroids need >= 39 * 256 points
+DEVICES = ("cpu", "gpu", "auto")
+
+
+@dataclass(frozen=True)
+class BuildInfo:
+    """What ``build_index`` did: factory string, sizes, training sample, device and timings (s)."""
+
+    kind: str
+    factory: str
+    n: int
+    d: int
+    nlist: int | None
+    train_n: int
+    train_s: float
+    add_s: float
+    seed: int
+    metric: str
+    device: str = "cpu"
+
+    @property
+    def build_s(self) -> float:
+        return self.train_s + self.add_s
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "build_s": self.build_s}
+
+
+def training_sample(vectors: np.ndarray, nlist: int | None, seed: int) -> np.ndarray:
+    """The rows k-means trains on: all of them up to a budget, else a seeded sorted sample."""
+    n = vectors.shape[0]
+    budget = max(MIN_TRAIN_POINTS, TRAIN_POINTS_PER_LIST * (nlist or 0))
+    if n <= budget:
+        return vectors
+    rows = np.sort(np.random.default_rng(seed).choice(n, size=budget, replace=False))
+    return vectors[rows]
+
+
+def build_index(
+    params: IndexParams, vectors: np.ndarray, ids: np.ndarray, *, device: str = "cpu"
+) -> tuple[Any, BuildInfo]:
+    """Create, train (seeded, on a sub-sample) and fill an index.
+
+    vectors: (n, d) float32, L2-normalised; ids: (n,) int64, unique. ``device``: "cpu",
+    "gpu" (FAISS's GPU build; HNSW has no GPU form and stays on the CPU) or "auto".
+    Returns a CPU index (default search settings from ``params`` applied) and a BuildInfo.
+    """
+    from indexer.core.gpu import resolve_gpu, to_cpu, to_gpu
+
+    if device not in DEVICES:
+        raise InputError(f"device must be one of {', '.join(DEVICES)}; got {device!r}")
+    x = as_vectors(vectors)
+    n, d = x.shape
+    id_arr = as_ids(ids, n)
+    index = create_index(params, n, d)
+    on_gpu = params.kind != "hnsw" and find_hnsw(index) is None and resolve_gpu(
+        None if device == "auto" else device == "gpu"
+    )
+    ivf = find_ivf(index)
+    nlist = int(ivf.nlist) if ivf is not None else None
+    sample = training_sample(x, nlist, params.seed) if not index.is_trained else x[:0]
+    if ivf is not None and len(sample):  # we sub-sampled already; stop FAISS from doing it again
+        ivf.cp.max_points_per_centroid = math.ceil(len(sample) / nlist) + 1
+    work = to_gpu(index) if on_gpu else index
+    if on_gpu and ivf is not None and hasattr(work, "cp"):  # the GPU copy clusters with its own parameters
+        work.cp.seed, work.cp.max_points_per_centroid = ivf.cp.seed, ivf.cp.max_points_per_centroid
+    train_n = 0
+    t0 = time.perf_counter()
+    if not work.is_trained:
+        train_n = sample.shape[0]
+        try:
+            work.train(sample)
+        except RuntimeError as exc:
+            raise IndexerError(
+                f"training {factory_string(params, n, d)!r} on {train_n} vectors failed: {exc}"
+            ) from exc
+    t1 = time.perf_counter()
+    work.add_with_ids(x, id_arr)
+    t2 = time.perf_counter()
+    index = to_cpu(work) if on_gpu else work
+    set_default_settings(  # like every field, a setting the kind lacks is ignored
+        index,
+        nprobe=params.nprobe if find_ivf(index) is not None else None,
+        efSearch=params.efSearch if find_hnsw(index) is not None else None,
+    )
+    info = BuildInfo(
+        kind=params.kind,
+        factory=factory_string(params, n, d),
+        n=n,
+        d=d,
+        nlist=nlist,
+        train_n=train_n,
+        train_s=t1 - t0,
+        add_s=t2 - t1,
+        seed=params.seed,
+        metric=params.metric,
+        device="gpu" if on_gpu else "cpu",
+    )
+    return index, info
+
+
+def add_vectors(index: Any, vectors: np.ndarray, ids: np.ndarray) -> None:
+    """Add (n, d) float32 vectors with (n,) int64 ids to a trained index, without retraining."""
+    x = as_vectors(vectors, index.d)
+    id_arr = as_ids(ids, x.shape[0])
+    if not index.is_trained:
+        raise IndexerError("cannot add vectors to an untrained index; build it with build_index first")
+    index.add_with_ids(x, id_arr)
+
+
+def remove_ids(index: Any, ids: np.ndarray) -> int:
+    """Remove the vectors with these int64 ids; returns how many were removed (unknown ids are skipped)."""
+    id_arr = np.ascontiguousarray(np.asarray(ids, dtype=np.int64).reshape(-1))
+    if find_hnsw(index) is not None:
+        raise IndexerError("HNSW indexes cannot remove vectors; rebuild the index without them")
+    try:
+        return int(index.remove_ids(id_arr))
+    except RuntimeError as exc:
+        raise IndexerError(f"this index ({type(index).__name__}) cannot remove vectors: {exc}") from exc
+
+
+def stored_vectors(index: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(ids (n,) int64, vectors (n, d) float32) held by an IDMap-wrapped index that can reconstruct (flat, HNSW)."""
+    import faiss
+
+    ids = faiss.vector_to_array(index.id_map).astype(np.int64)
+    vectors = np.empty((index.ntotal, index.d), dtype=np.float32)
+    index.index.reconstruct_n(0, index.ntotal, vectors)
+    return ids, vectors

@@ -1,0 +1,195 @@
+"""Saving and loading an index with its JSON sidecar, crash-safely.
+
+Files for ``path = dir/name``: ``name.faiss`` (the index) and ``name.json`` (the
+sidecar: what was passed, plus d, ntotal, faiss version, search settings, created
+time and the index file's SHA-256).
+
+Two files cannot be replaced in one atomic step, so a save runs as a tiny journal:
+
+1. write ``name.faiss.tmp`` and ``name.json.tmp`` and fsync them;
+2. rename ``name.json.tmp`` -> ``name.json.pending``  (the new sidecar is now known);
+3. rename ``name.faiss.tmp`` -> ``name.faiss``;
+4. rename ``name.json.pending`` -> ``name.json``.
+
+Killed before 3, the old pair is untouched. Killed between 3 and 4, the index is
+new and ``name.json.pending`` describes it: loading sees that the index's checksum
+matches the pending sidecar and uses it (and the next save completes the rename).
+Without a pending file the pair is consistent by construction, so loading only
+checks d/ntotal cheaply (the full checksum with ``verify=True``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from indexer.core.errors import IndexFileError
+from indexer.core.settings import default_settings, set_default_settings
+
+SIDECAR_FORMAT = 1
+
+
+def index_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """(``name.faiss``, ``name.json``) for ``dir/name`` or ``dir/name.faiss``."""
+    p = Path(path)
+    stem = p.with_suffix("") if p.suffix in (".faiss", ".json") else p
+    return stem.with_name(stem.name + ".faiss"), stem.with_name(stem.name + ".json")
+
+
+def _with_suffix(p: Path, suffix: str) -> Path:
+    return p.with_name(p.name + suffix)
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 8 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(8 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return  # not possible on every platform; rename atomicity still holds
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise IndexFileError(f"index sidecar {path} is unreadable or not JSON: {exc}") from exc
+
+
+def _recover(faiss_path: Path, json_path: Path) -> None:
+    """Finish or discard an interrupted save (see module docstring)."""
+    pending = _with_suffix(json_path, ".pending")
+    if not pending.exists():
+        return
+    try:
+        meta = json.loads(pending.read_text())
+        complete = faiss_path.exists() and file_sha256(faiss_path) == meta.get("sha256")
+    except (OSError, ValueError):
+        complete = False
+    if complete:
+        os.replace(pending, json_path)
+    else:
+        pending.unlink(missing_ok=True)
+    _fsync_dir(json_path.parent)
+
+
+def save_index(
+    index: Any, path: str | os.PathLike[str], sidecar: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Write ``name.faiss`` + ``name.json`` crash-safely; returns the sidecar written.
+
+    ``sidecar`` (JSON-serialisable: params, build info, model name, …) is stored as
+    given, plus d, ntotal, faiss_version, search_params, created, index_bytes, sha256.
+    """
+    import faiss
+
+    faiss_path, json_path = index_paths(path)
+    faiss_path.parent.mkdir(parents=True, exist_ok=True)
+    _recover(faiss_path, json_path)
+    tmp_index = _with_suffix(faiss_path, ".tmp")
+    tmp_json = _with_suffix(json_path, ".tmp")
+    try:
+        faiss.write_index(index, str(tmp_index))
+        _fsync_file(tmp_index)
+        meta = {
+            **(sidecar or {}),
+            "format": SIDECAR_FORMAT,
+            "d": int(index.d),
+            "ntotal": int(index.ntotal),
+            "faiss_version": faiss.__version__,
+            "search_params": default_settings(index),
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "index_file": faiss_path.name,
+            "index_bytes": tmp_index.stat().st_size,
+            "sha256": file_sha256(tmp_index),
+        }
+        with open(tmp_json, "w") as f:
+            json.dump(meta, f, indent=2, sort_keys=True, default=str)
+            f.flush()
+            os.fsync(f.fileno())
+    except (OSError, RuntimeError, TypeError, ValueError) as exc:
+        tmp_index.unlink(missing_ok=True)
+        tmp_json.unlink(missing_ok=True)
+        raise IndexFileError(f"could not write index {faiss_path}: {exc}") from exc
+    pending = _with_suffix(json_path, ".pending")
+    try:  # no clean-up on failure here: the journal lets the next load/save recover
+        os.replace(tmp_json, pending)
+        _fsync_dir(json_path.parent)
+        os.replace(tmp_index, faiss_path)
+        _fsync_dir(faiss_path.parent)
+        os.replace(pending, json_path)
+        _fsync_dir(json_path.parent)
+    except OSError as exc:
+        raise IndexFileError(f"could not move the new index into place at {faiss_path}: {exc}") from exc
+    return meta
+
+
+def _current_sidecar(faiss_path: Path, json_path: Path, verify: bool) -> dict[str, Any]:
+    """The sidecar describing the index file now on disk (read-only; see module docstring)."""
+    pending = _with_suffix(json_path, ".pending")
+    if pending.exists():
+        digest = file_sha256(faiss_path)
+        for candidate in (pending, json_path):
+            if candidate.exists():
+                meta = _read_json(candidate)
+                if meta.get("sha256") == digest:
+                    return meta
+        raise IndexFileError(
+            f"index {faiss_path} matches neither {json_path.name} nor {pending.name}; re-save it"
+        )
+    if not json_path.exists():
+        raise IndexFileError(f"index sidecar {json_path} is missing (expected next to {faiss_path.name})")
+    meta = _read_json(json_path)
+    if verify and meta.get("sha256") != file_sha256(faiss_path):
+        raise IndexFileError(f"index {faiss_path} does not match the checksum in {json_path.name}")
+    return meta
+
+
+def load_index(
+    path: str | os.PathLike[str], mmap: bool = False, verify: bool = False
+) -> tuple[Any, dict[str, Any]]:
+    """Load (index, sidecar) written by ``save_index``.
+
+    ``mmap`` maps flat codes read-only instead of reading them (fast cold start;
+    the index must then not be modified). ``verify`` checks the SHA-256.
+    Raises IndexFileError for a missing, corrupt or inconsistent pair.
+    """
+    import faiss
+
+    faiss_path, json_path = index_paths(path)
+    if not faiss_path.exists():
+        raise IndexFileError(f"index file {faiss_path} does not exist")
+    meta = _current_sidecar(faiss_path, json_path, verify)
+    flags = (faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY) if mmap else 0
+    try:
+        index = faiss.read_index(str(faiss_path), flags)
+    except RuntimeError as exc:
+        raise IndexFileError(f"index file {faiss_path} is corrupt or not a FAISS index") from exc
+    for key, actual in (("d", index.d), ("ntotal", index.ntotal)):
+        if key in meta and meta[key] != actual:
+            raise IndexFileError(
+                f"index {faiss_path} has {key}={actual} but its sidecar {json_path.name} says {meta[key]}"
+            )
+    params = meta.get("search_params") or {}
+    set_default_settings(index, nprobe=params.get("nprobe"), efSearch=params.get("efSearch"))
+    return index, meta

@@ -1,0 +1,69 @@
+"""The one table of index kinds: FAISS factory template, search knob, removal, defaults.
+
+The CLI's choices, the API's checks, the bench and the tuner all read this table; a kind
+differs from another in data, never in code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+NPROBE = "nprobe"  # IVF: inverted lists visited per query
+EF_SEARCH = "efSearch"  # HNSW: candidate list size per query (FAISS's own name, used everywhere)
+KNOBS = (NPROBE, EF_SEARCH)
+
+DEFAULT_KIND = "ivf"
+DEFAULT_TARGET_RECALL = 0.95  # recall@10 against exact search that tuning aims for
+DEFAULT_PCA_DIM = 32
+DEFAULT_HNSW_M = 32
+MAX_EF_SEARCH = 2048  # the tuner's ceiling for efSearch (nprobe's is nlist)
+
+
+@dataclass(frozen=True)
+class IndexKind:
+    """One index kind.
+
+    factory: FAISS factory template; ``{pca}``, ``{nlist}``, ``{pq_m}``, ``{pq_bits}``,
+    ``{hnsw_m}`` are filled in by :func:`indexer.core.factory.factory_string`; ``{factory}``
+    is the user's own string. knob: the per-call search setting the tuner adjusts (None:
+    exact search, nothing to tune; ``raw``: read from the built index). removes: vectors can
+    be removed in place (HNSW graphs cannot: the API rebuilds them without the vectors).
+    """
+
+    name: str
+    factory: str
+    knob: str | None
+    removes: bool
+    summary: str
+
+    @property
+    def tuned(self) -> bool:
+        """True when builds tune a search setting to the target recall."""
+        return self.knob is not None or self.name == "raw"
+
+
+KINDS: dict[str, IndexKind] = {
+    kind.name: kind
+    for kind in (
+        IndexKind("flat", "Flat", None, True, "exact inner-product search over every vector"),
+        IndexKind("pca", "{pca},Flat", None, True, "PCA to --pca-dim dims, re-normalised, then exact search"),
+        IndexKind("ivf", "IVF{nlist},Flat", NPROBE, True, "k-means inverted lists; nprobe lists searched"),
+        IndexKind("ivfpq", "IVF{nlist},PQ{pq_m}x{pq_bits}", NPROBE, True, "inverted lists of PQ codes"),
+        IndexKind("hnsw", "HNSW{hnsw_m}", EF_SEARCH, False, "HNSW graph; efSearch candidates per query"),
+        IndexKind("pca-ivf", "{pca},IVF{nlist},Flat", NPROBE, True, "PCA, then inverted lists"),
+        IndexKind("raw", "{factory}", None, True, "any FAISS factory string given with --factory"),
+    )
+}
+INDEX_KINDS: tuple[str, ...] = tuple(KINDS)
+BENCH_KINDS: tuple[str, ...] = tuple(name for name in KINDS if name != "raw")  # raw needs a factory string
+DEFAULT_BENCH_KINDS: tuple[str, ...] = ("flat", "pca", "ivf", "hnsw")
+
+
+def index_kind(name: str) -> IndexKind:
+    """The table entry for ``name``; InputError naming the known kinds otherwise."""
+    from indexer.core.errors import InputError
+
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise InputError(f"unknown index kind {name!r}; expected one of {', '.join(INDEX_KINDS)}") from None

@@ -1,0 +1,99 @@
+"""Search settings: the knob an index has, its stored default, and per-call FAISS SearchParameters.
+
+Per-call settings travel as FAISS ``SearchParametersIVF`` / ``SearchParametersHNSW`` objects
+(wrapped for a PCA pre-transform), never by setting and restoring a field on a shared index,
+so one loaded index can be searched from many threads at once with different settings.
+The stored default (the tuned value saved in the sidecar) is set once, before sharing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from indexer.core.errors import InputError
+from indexer.core.factory import find_hnsw, find_ivf
+from indexer.core.kinds import EF_SEARCH, NPROBE
+
+
+def knob_of(index: Any) -> str | None:
+    """``"nprobe"`` for an index with an IVF part, ``"efSearch"`` for HNSW, None for exact kinds."""
+    if find_ivf(index) is not None:
+        return NPROBE
+    if find_hnsw(index) is not None:
+        return EF_SEARCH
+    return None
+
+
+def _checked(index: Any, nprobe: Any, efSearch: Any) -> tuple[int | None, int | None]:  # noqa: N803
+    if nprobe is not None:
+        ivf = find_ivf(index)
+        if ivf is None:
+            raise InputError(f"nprobe applies to IVF indexes; this index has no IVF part (got nprobe={nprobe})")
+        if isinstance(nprobe, bool) or not isinstance(nprobe, (int, np.integer)) or not 1 <= nprobe <= ivf.nlist:
+            raise InputError(f"nprobe must be an integer in 1..{ivf.nlist} (nlist); got {nprobe!r}")
+        nprobe = int(nprobe)
+    if efSearch is not None:
+        if find_hnsw(index) is None:
+            raise InputError(f"efSearch applies to HNSW indexes; this index has no HNSW part (got {efSearch})")
+        if isinstance(efSearch, bool) or not isinstance(efSearch, (int, np.integer)) or efSearch < 1:
+            raise InputError(f"efSearch must be a positive integer; got {efSearch!r}")
+        efSearch = int(efSearch)
+    return nprobe, efSearch
+
+
+def search_parameters(index: Any, nprobe: int | None = None, efSearch: int | None = None) -> Any | None:  # noqa: N803
+    """A FAISS SearchParameters object for one call on ``index``, or None when both are None.
+
+    Raises InputError for a setting the index lacks or an nprobe above nlist. The object is
+    read-only during a search, so one may be shared by threads.
+    """
+    import faiss
+
+    nprobe, efSearch = _checked(index, nprobe, efSearch)
+    if nprobe is None and efSearch is None:
+        return None
+    inner = faiss.SearchParametersIVF(nprobe=nprobe) if nprobe is not None else faiss.SearchParametersHNSW(
+        efSearch=efSearch
+    )
+    if isinstance(faiss.downcast_index(_unwrap_idmap(index)), faiss.IndexPreTransform):
+        outer = faiss.SearchParametersPreTransform()
+        outer.index_params = inner
+        outer.referenced_objects = [inner]  # FAISS holds a raw pointer: keep the Python object alive
+        return outer
+    return inner
+
+
+def _unwrap_idmap(index: Any) -> Any:
+    import faiss
+
+    current = faiss.downcast_index(index)
+    while isinstance(current, (faiss.IndexIDMap, faiss.IndexIDMap2)):
+        current = faiss.downcast_index(current.index)
+    return current
+
+
+def set_default_settings(index: Any, nprobe: int | None = None, efSearch: int | None = None) -> None:  # noqa: N803
+    """Store the index's default search setting (saved with it); ``None`` leaves a setting alone.
+
+    For an index nobody else is searching yet (just built or just loaded): per-call settings
+    go through :func:`search_parameters` instead.
+    """
+    nprobe, efSearch = _checked(index, nprobe, efSearch)
+    if nprobe is not None:
+        find_ivf(index).nprobe = nprobe
+    if efSearch is not None:
+        find_hnsw(index).hnsw.efSearch = efSearch
+
+
+def default_settings(index: Any) -> dict[str, int]:
+    """The index's stored default search settings: ``{"nprobe": …}`` and/or ``{"efSearch": …}``."""
+    out: dict[str, int] = {}
+    ivf = find_ivf(index)
+    if ivf is not None:
+        out[NPROBE] = int(ivf.nprobe)
+    hnsw = find_hnsw(index)
+    if hnsw is not None:
+        out[EF_SEARCH] = int(hnsw.hnsw.efSearch)
+    return out

@@ -1,0 +1,125 @@
+"""Pick the smallest search setting (IVF nprobe / HNSW efSearch) that reaches a recall target."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from indexer.core.arrays import as_ids, as_vectors, check_k
+from indexer.core.errors import InputError
+from indexer.core.factory import find_ivf
+from indexer.core.fidelity import ann_recall_at_k
+from indexer.core.kinds import MAX_EF_SEARCH, NPROBE
+from indexer.core.search import drop_self, exact_search, search
+from indexer.core.settings import knob_of, search_parameters, set_default_settings
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """Chosen setting and the (value, recall@k) pairs tried, in the order tried."""
+
+    param_name: str  # "nprobe" or "efSearch"
+    value: int
+    recall: float
+    reached: bool
+    tried: list[tuple[int, float]] = field(default_factory=list)
+
+
+def knob_range(index: Any, k: int) -> tuple[str, int, int] | None:
+    """(knob, first value tried, largest value) for the index's search knob; None for exact kinds.
+
+    nprobe runs from 1 to nlist; efSearch from max(16, k) to MAX_EF_SEARCH (below k FAISS uses k).
+    """
+    knob = knob_of(index)
+    if knob is None:
+        return None
+    if knob == NPROBE:
+        return knob, 1, int(find_ivf(index).nlist)
+    return knob, max(16, k), MAX_EF_SEARCH
+
+
+def tune_search_param(
+    index: Any,
+    base: np.ndarray,
+    ids: np.ndarray | None = None,
+    k: int = 10,
+    target_recall: float = 0.95,
+    n_queries: int = 200,
+    seed: int = 0,
+    apply: bool = True,
+    queries: np.ndarray | None = None,
+) -> TuneResult | None:
+    """Smallest nprobe / efSearch whose recall@k against exact search reaches the target.
+
+    base: (n, d) float32, the vectors in the index, with their int64 ``ids``
+    (default 0..n-1). Held-out ``queries`` (q, d) float32 are best; without them
+    ``n_queries`` base rows are sampled with ``seed`` and each one's own id is
+    excluded from both result lists, so finding itself earns nothing. (Indexed
+    queries flatter HNSW: a stored vector's graph links already are its neighbours.)
+
+    Search: doubling from 1 (efSearch: from max(16, k)), then bisecting; recall is
+    assumed to rise with the setting. If even the largest value (nprobe = nlist,
+    efSearch = MAX_EF_SEARCH) misses the target, ``reached=False`` and the value is
+    the smallest reaching ``target_recall`` times the best recall seen. With
+    ``apply`` the value becomes the index's stored default (do this before the index is
+    shared); tuning itself searches with per-call settings. Exact kinds (flat, PCA): None.
+    """
+    k = check_k(k)
+    setting = knob_range(index, k)
+    if setting is None:
+        return None
+    param, first, cap = setting
+    if not 0.0 < target_recall <= 1.0:
+        raise InputError(f"target_recall must be in (0, 1]; got {target_recall}")
+    xb = as_vectors(base, index.d, name="base vectors")
+    id_arr = np.arange(xb.shape[0], dtype=np.int64) if ids is None else as_ids(ids, xb.shape[0])
+    if xb.shape[0] < k + 1:
+        raise InputError(f"tuning recall@{k} needs at least {k + 1} base vectors; got {xb.shape[0]}")
+    if queries is not None:
+        xq, query_ids = as_vectors(queries, index.d, name="tuning queries"), None
+    else:
+        rng = np.random.default_rng(seed)
+        rows = np.sort(rng.choice(xb.shape[0], size=min(n_queries, xb.shape[0]), replace=False))
+        xq, query_ids = xb[rows], id_arr[rows]
+    exact_scores, exact_ids = exact_search(xb, id_arr, xq, k + 10, exclude_self_ids=query_ids)
+
+    def recall_at(value: int) -> float:  # per-call settings: the index itself is left alone
+        params = search_parameters(index, **{param: value})
+        if query_ids is None:
+            _, found = search(index, xq, k, params=params)
+        else:
+            scores, found = search(index, xq, k + 1, params=params)
+            _, found = drop_self(scores, found, query_ids, k)
+        return ann_recall_at_k(found, exact_ids, k, exact_scores=exact_scores)
+
+    tried: dict[int, float] = {}
+    # efSearch below k acts as k in FAISS, so bisection never goes under k.
+    floor = 0 if param == NPROBE else k - 1
+    value, low = first, floor
+    while True:
+        tried[value] = recall_at(value)
+        if tried[value] >= target_recall or value >= cap:
+            break
+        low, value = value, min(2 * value, cap)
+    reached = tried[value] >= target_recall
+    # Unreachable (PCA or PQ caps recall below the target): aim instead for the
+    # target share of the best recall seen, so the setting is still economical.
+    goal = target_recall if reached else target_recall * max(tried.values())
+    if not reached:
+        value = min(v for v, r in tried.items() if r >= goal)
+        low = max([v for v in tried if v < value], default=floor)
+    high = value  # bisect (low, high] for the smallest value reaching the goal
+    while high - low > 1:
+        mid = (low + high) // 2
+        tried[mid] = recall_at(mid)
+        if tried[mid] >= goal:
+            high = mid
+        else:
+            low = mid
+    value = high
+    result = TuneResult(param, value, tried[value], reached, list(tried.items()))
+    if apply:
+        set_default_settings(index, **{param: value})
+    return result
