@@ -1,5 +1,5 @@
 # make demo  - create .venv, install, run the main job on Oxford Flowers-102
-# make test  - create .venv, install with dev extras, run the test suite
+# make test  - create .venv, install with dev extras, check the layers (lint-imports) and style (ruff), run the tests
 #
 # Offline machines: make demo FLOWERS102_DIR=path/to/flowers102 (jpg/ + the two .mat files)
 #                   WEIGHTS=path/to/mobilenet_v2-b0353104.pth (else the torch cache, else the Siamese net)
@@ -27,6 +27,8 @@ $(BIN)/.installed: setup.cfg pyproject.toml
 install: $(BIN)/.installed
 
 test: install
+	$(BIN)/lint-imports
+	$(BIN)/ruff check .
 	FLOWERS102_DIR=$(FLOWERS102_DIR) $(BIN)/pytest -q
 
 lint: install

@@ -111,3 +111,57 @@ def test_train_accepts_the_seed_yaml_and_flags_override_it(cli, image_tree, tmp_
     assert result.exit_code == 0, result.output
     assert "model 'siamese': 1 epochs" in result.output
     assert saved.is_file() and "general.labels_fpath ignored" in result.stderr
+
+
+def test_the_seed_yaml_with_a_resnet_section_trains_a_siamese_network_as_written(cli, image_tree, tmp_path):
+    """The seed's resnet: section configures its ResNet only; with network siamese it is set aside, with a note."""
+    cli("ingest", str(image_tree))
+    config = tmp_path / "seed.yaml"
+    config.write_text(
+        'train:\n  network: "siamese"\n  epochs: 1\n  hw: 32\n'
+        "resnet:\n  freeze_backbone: True\n"
+    )
+    result = cli("train", "--config", str(config), "--batch-classes", "3", "--batch-per-class", "2")
+    assert result.exit_code == 0, result.output
+    assert "model 'siamese': 1 epochs" in result.stdout
+    assert "the resnet: section" in result.stderr and "was not used" in result.stderr
+
+
+def test_the_resnet_section_applies_to_a_torchvision_backbone():
+    import tempfile
+    from pathlib import Path
+
+    from models.config import config_from_yaml
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "seed.yaml"
+        path.write_text('train:\n  network: "resnet"\n  hw: 224\nresnet:\n  freeze_backbone: True\n')
+        config, seed_paths = config_from_yaml(path)
+        assert (config.network, config.freeze_backbone, config.image_size) == ("resnet50", True, 224)
+        assert seed_paths.notes == ()
+        flagged, _ = config_from_yaml(path, {"freeze_backbone": False})
+        assert flagged.freeze_backbone is False, "a flag still wins over the file"
+
+
+def test_commands_started_together_on_a_new_workspace_do_not_race_on_the_schema(tmp_path):
+    """Six processes migrate one new catalog at the same instant: all succeed, the schema is created once."""
+    import sqlite3
+    import time
+
+    workspace = tmp_path / "fresh"
+    start_at = time.time() + 4.0  # every process has imported everything by then
+    code = (
+        "import sys, time\n"
+        "from indexer import api\n"
+        "import storage.database, alembic.command\n"
+        "workspace = api.Workspace.at(sys.argv[1])\n"
+        "time.sleep(max(0.0, float(sys.argv[2]) - time.time()))\n"
+        "print(api.upgrade_database(workspace))\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(workspace), str(start_at)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    outcomes = [proc.communicate(timeout=120) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0] * 6, [err for _, err in outcomes]
+    assert {out.strip() for out, _ in outcomes} == {"0002"}
+    with sqlite3.connect(workspace / "catalog.db") as db:
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]

@@ -61,3 +61,17 @@ def test_model_and_index_registries(catalog):
         catalog.index("nope")
     with pytest.raises(NotInCatalogError, match="no model named 'x'"):
         catalog.model("x")
+
+
+def test_image_ids_are_never_reused_after_removal(catalog):
+    """Ids are FAISS ids in every index: a removed image's id must never name a new image."""
+    first = catalog.add_image(path="/x/a.png", sha256="a", status="ok")
+    second = catalog.add_image(path="/x/b.png", sha256="b", status="ok")
+    catalog.commit()
+    assert catalog.remove_images([second]) == 1
+    catalog.commit()
+    third = catalog.add_image(path="/x/c.png", sha256="c", status="ok")
+    assert third > second > first
+    catalog.remove_images([first, third])
+    catalog.commit()
+    assert catalog.add_image(path="/x/a.png", sha256="a", status="ok") > third, "same path, new id"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,46 +12,14 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from tests.conftest import SHAPES, draw_shape
+from tests.conftest import draw_shape
+from tests.indexer.api.conftest import image_path as _image
+from tests.indexer.api.conftest import run
 
 REQUIRED_BENCH_KEYS = {
     "kind", "p_at_1", "p_at_k", "r_at_k", "f1_at_k", "map_at_r", "ann_recall_at_k", "search_ms_p50",
     "search_ms_p95", "search_ms_p99", "qps", "query_ms_p50", "build_s", "bytes_per_vector",
 }
-
-
-def run(workspace: Path, *args: str, ok: bool = True):
-    result = CliRunner().invoke(main, ["--workspace", str(workspace), *args], catch_exceptions=False)
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A workspace with 3 classes × 8 images, a trained Siamese model and a flat index."""
-    root = tmp_path_factory.mktemp("pipeline")
-    images = root / "images"
-    for name, (colour, shape) in SHAPES.items():
-        for i in range(8):
-            draw_shape(images / name / f"{name}_{i}.png", colour, shape, offset=i - 4)
-    workspace = root / "ws"
-    run(workspace, "ingest", str(images))
-    run(workspace, "train", "--network", "siamese", "--image-size", "32", "--epochs", "2",
-        "--batch-classes", "3", "--batch-per-class", "2", "--name", "tiny")
-    run(workspace, "build", "--index", "flat")
-    return root
-
-
-@pytest.fixture
-def ws(trained, tmp_path):
-    """A private copy of the trained workspace (workspaces survive cp -r)."""
-    shutil.copytree(trained / "ws", tmp_path / "ws")
-    return tmp_path / "ws"
-
-
-def _image(trained, name="red_circle", i=0) -> str:
-    return str(trained / "images" / name / f"{name}_{i}.png")
 
 
 def test_query_finds_the_image_itself_first_as_json(trained, ws, tmp_path):
@@ -276,3 +243,41 @@ def test_bench_creates_output_folders_and_bad_db_url_is_one_line(tmp_path):
     foreign.write_text("not a database at all, just text " * 100)
     result = CliRunner().invoke(main, ["--workspace", str(tmp_path / "w3"), "--db", f"sqlite:///{foreign}", "status"])
     assert result.exit_code == 1 and result.output.startswith("Error: database error:")
+
+
+def test_update_after_the_model_was_retrained_is_refused(trained, ws, tmp_path):
+    run(ws, "train", "--network", "siamese", "--image-size", "32", "--epochs", "1",
+        "--batch-classes", "3", "--batch-per-class", "2", "--name", "tiny")
+    draw_shape(tmp_path / "new" / "red_circle" / "late.png", (215, 35, 30), "ellipse", offset=2)
+    run(ws, "ingest", str(tmp_path / "new"))
+    refused = run(ws, "build", "--update", "flat", ok=False)
+    assert refused.exit_code == 1 and len(refused.output.strip().splitlines()) == 1
+    assert "cannot update: index 'flat' was built before model 'tiny' was retrained" in refused.output
+    assert "indexer build --index flat --name flat --model tiny" in refused.output
+    from indexer.core.index_io import load_index
+
+    assert load_index(ws / "indexes" / "flat.faiss")[0].ntotal == 24, "nothing was added"
+    run(ws, "build", "--index", "flat", "--name", "flat", "--model", "tiny")
+    run(ws, "build", "--update", "flat")
+
+
+def test_a_command_opens_one_engine_and_checks_the_schema_once(trained, ws, monkeypatch):
+    import storage.database as database
+    from indexer.api import Searcher, Workspace, build_index
+
+    calls = {"make_engine": 0, "check_revision": 0, "upgrade": 0}
+    for name in calls:
+        real = getattr(database, name)
+
+        def counted(*args, _real=real, _name=name, **kwargs):
+            calls[_name] += 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(database, name, counted)
+    workspace = Workspace.at(ws)
+    build_index(workspace, "ivf", progress=False)  # reads, embeds, writes, registers: many catalog calls
+    searcher = Searcher(workspace, "ivf")
+    for _ in range(3):
+        searcher.answer([_image(trained)], k=3)
+    assert calls["make_engine"] == 1
+    assert calls["check_revision"] + calls["upgrade"] == 1, calls

@@ -2,9 +2,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PIL import Image
-
-from indexer.api.grid import draw_grid
 from indexer.bench.plots import plot_cost_curve, plot_sweep
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -28,25 +25,20 @@ def test_plot_cost_curve_writes_png(tmp_path: Path) -> None:
     assert plot_cost_curve(rows, tmp_path / "cost.png").read_bytes()[:8] == PNG_MAGIC
 
 
-def test_draw_grid_writes_png_with_upscaled_tiles(tmp_path: Path) -> None:
-    def square(colour: str) -> Image.Image:
-        return Image.new("RGB", (64, 64), colour)
+def test_plotting_never_switches_the_callers_matplotlib_backend(tmp_path: Path) -> None:
+    """A notebook keeps its own backend: the plots draw on a bare Figure with the Agg canvas."""
+    import subprocess
+    import sys
 
-    results = [
-        {"image": square("red"), "label": "rose", "score": 0.91, "match": True},
-        {
-            "image": square("yellow"),
-            "label": "sunflower with a very long name",
-            "score": 0.55,
-            "match": False,
-        },
-        {"image": square("pink"), "label": None, "score": 0.42, "match": None},
-    ]
-    out = draw_grid(square("red"), "rose", results, tmp_path / "grid.png", columns=2)
-    image = Image.open(out)
-    assert image.format == "PNG"
-    assert image.width > 3 * 128 and image.height > 2 * 128  # query + 2 columns, 2 rows of >= 128-px tiles
-    # frame colours: green for the match, red for the miss, grey for unknown
-    pixels = {image.getpixel((x, 14)) for x in range(image.width)}
-    assert (34, 160, 60) in pixels and (210, 40, 40) in pixels
-    assert draw_grid(square("red"), None, [], tmp_path / "empty.png").exists()
+    code = (
+        "import sys, matplotlib\n"
+        "matplotlib.use('svg')\n"
+        "from indexer.bench import plots\n"
+        "plots.plot_sweep({'ivf': [{'value': 1, 'recall': 0.5, 'p50_ms': 0.1}]}, sys.argv[1])\n"
+        "plots.plot_cost_curve([{'n': 10, 'kind': 'flat', 'search_ms_p50': 0.1}], sys.argv[1])\n"
+        "print(matplotlib.get_backend(), 'matplotlib.pyplot' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "p.png")], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["svg", "False"]
+    assert (tmp_path / "p.png").read_bytes()[:8] == PNG_MAGIC

@@ -50,13 +50,42 @@ def test_bad_k_and_empty_index(clustered) -> None:
         search(index, base[:1], 1)
 
 
-def test_per_call_nprobe_is_restored(clustered, queries) -> None:
-    base, ids, _ = clustered
-    index, _ = build_index(IndexParams("ivf", nlist=16, nprobe=2), base, ids)
-    search(index, queries, 5, nprobe=16)
+def test_per_call_settings_leave_the_index_alone(clustered, queries) -> None:
     from indexer.core.settings import default_settings
 
+    base, ids, _ = clustered
+    index, _ = build_index(IndexParams("ivf", nlist=16, nprobe=2), base, ids)
+    wide = search(index, queries, 5, nprobe=16)[1]
     assert default_settings(index) == {"nprobe": 2}
+    assert not np.array_equal(wide, search(index, queries, 5)[1]), "nprobe=16 reached lists that 2 does not"
+    assert np.array_equal(wide, search(index, queries, 5, nprobe=16)[1])
+
+
+@pytest.mark.parametrize(("kind", "knob", "values"), [
+    ("ivf", "nprobe", [1, 2, 3, 5, 8, 13, 16, 4]),
+    ("pca-ivf", "nprobe", [1, 16, 2, 8, 3, 5, 4, 12]),
+    ("hnsw", "efSearch", [10, 16, 24, 40, 64, 12, 200, 32]),
+])
+def test_one_index_searched_from_8_threads_at_different_settings_gives_the_sequential_results(
+    kind, knob, values, clustered, queries
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    base, ids, _ = clustered
+    index, _ = build_index(IndexParams(kind, nlist=16, pca_dim=8, hnsw_m=8), base, ids)
+    sequential = [search(index, queries, 10, **{knob: value}) for value in values]
+    assert len({found.tobytes() for _, found in sequential}) > 2, "the settings must change the answers"
+
+    def one_thread(position: int):
+        value = values[position]
+        return [search(index, queries, 10, **{knob: value}) for _ in range(20)]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        threaded = list(pool.map(one_thread, range(8)))
+    for expected, repeats in zip(sequential, threaded):
+        for scores, found in repeats:
+            assert np.array_equal(found, expected[1])
+            assert np.array_equal(scores, expected[0])
 
 
 def test_drop_self_drops_own_id_or_last() -> None:

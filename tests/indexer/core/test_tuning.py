@@ -48,12 +48,15 @@ def test_unreachable_target_is_reported(clustered) -> None:
     assert tuned.recall >= 0.99 * max(r for _, r in tuned.tried)
 
 
-def test_apply_false_leaves_index_alone(clustered) -> None:
+def test_apply_false_leaves_index_alone(clustered, queries) -> None:
     base, ids, _ = clustered
     index, _ = build_index(IndexParams("ivf", nlist=32, nprobe=3), base, ids)
-    tune_search_param(index, base, ids, n_queries=30, apply=False)
+    before = search(index, queries, 10)
+    tuned = tune_search_param(index, base, ids, n_queries=30, apply=False)
+    assert tuned.value != 3, "the tuned value differs, so leaving the index alone is observable"
     assert default_settings(index) == {"nprobe": 3}
-    assert np.all(ids >= 0)
+    after = search(index, queries, 10)
+    assert np.array_equal(before[1], after[1]), "searches still use nprobe 3"
 
 
 def test_tuning_on_held_out_queries(clustered, queries) -> None:
