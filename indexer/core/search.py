@@ -66,7 +66,10 @@ def search(
     if params is None and (nprobe is not None or efSearch is not None):
         params = search_parameters(index, nprobe=nprobe, efSearch=efSearch)
     scores, ids = _faiss_search(index, x, k, params)
-    if ids.size and ids[:, -1].min() < 0:  # FAISS fills each row from the front: padding sits at the end
+    # FAISS fills each row from the front, so padding shows in the last column; one query (the
+    # latency-bound case) reads one element instead of paying for a numpy reduction.
+    last = ids[:, -1]
+    if len(last) and (last[0] < 0 if len(last) == 1 else last.min() < 0):
         missing = ids < 0
         scores[missing] = -np.inf if _is_inner_product(index) else np.inf
         ids[missing] = PAD_ID
