@@ -14,5 +14,12 @@ def torch_exact_search(base: np.ndarray, queries: np.ndarray, k: int, device: st
 
     xb = torch.as_tensor(np.ascontiguousarray(base, dtype=np.float32), device=device)
     xq = torch.as_tensor(np.ascontiguousarray(queries, dtype=np.float32), device=device)
-    scores, rows = torch.topk(xq @ xb.T, min(k, xb.shape[0]), dim=1)
+    return torch_topk(xb, xq, k)
+
+
+def torch_topk(base, queries, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k inner products of (q, d) query tensors against (n, d) base tensors on their device, as CPU arrays."""
+    import torch
+
+    scores, rows = torch.topk(queries @ base.T, min(k, base.shape[0]), dim=1)
     return scores.cpu().numpy(), rows.cpu().numpy().astype(np.int64)

@@ -1,0 +1,300 @@
+"""One prepared run of every GPU path: environment, training throughput, the Flowers recipe, embedding, exact search.
+
+Usage (device machine):  PYTHONPATH=. python benchmarks/gpu_check.py OUT.json --flowers DIR --weights FILE
+Usage (CPU, tiny sizes): python benchmarks/gpu_check.py OUT.json --small --device cpu   (what the test runs)
+
+Writes the figures as JSON to OUT.json (also after a failed step: each step records its own error and the
+run goes on) and prints one line per step. Steps:
+1. environment: GPU name, torch / CUDA / cuDNN / onnxruntime versions;
+2. training throughput (images/s, bf16 autocast + channels-last on CUDA) of the Siamese net at 64 px,
+   MobileNetV2 at 128 px and ResNet-50 at 224 px, fresh weights, the largest batch that fits;
+3. the two-stage Flowers recipe (frozen MobileNetV2 + head, then fine-tuned) on train+val, the test split
+   embedded and scored with exact search on the device: P@1, MAP@R, F1@10, training seconds;
+4. catalog embedding rate (DataLoader workers + device forward) against the bare forward rate, and torch
+   exact search (matmul + top-k) over N random unit vectors × 128 (1M and 10M; 10k and 20k with --small);
+5. device catalog vectors against the ONNX CPU query vectors of the same images (min cosine, target 0.999).
+Needs on the device machine, besides torch/torchvision/onnx/onnxruntime: pytorch-metric-learning (carry its
+wheel). FAISS is not needed there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+THROUGHPUT_NETS = (("siamese", 64), ("mobilenet_v2", 128), ("resnet50", 224))
+BATCHES = (1024, 512, 256, 128, 64, 32)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out", help="JSON file to write")
+    parser.add_argument("--device", default="auto", help="auto (cuda when present), cuda or cpu")
+    parser.add_argument("--small", action="store_true", help="tiny sizes and generated images (CPU test)")
+    parser.add_argument("--flowers", default=None, help="Flowers-102 folder (jpg/ + the two .mat files)")
+    parser.add_argument("--weights", default=None, help="ImageNet MobileNetV2 checkpoint file")
+    parser.add_argument("--stage2-epochs", type=int, default=25)
+    args = parser.parse_args()
+
+    import torch
+
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if args.device == "auto" else args.device))
+    report: dict[str, Any] = {"device": str(device), "small": args.small, "errors": {}}
+    work = Path(tempfile.mkdtemp(prefix="gpu-check-"))
+    steps = [
+        ("environment", lambda: environment(device)),
+        ("train_throughput", lambda: train_throughput(device, args.small)),
+        ("flowers_recipe", lambda: flowers_recipe(device, args, work, report)),
+        ("embedding", lambda: embedding_rates(device, report, args.small)),
+        ("exact_search", lambda: exact_search_rates(device, args.small)),
+        ("onnx_agreement", lambda: onnx_agreement(device, report)),
+    ]
+    for name, step in steps:
+        started = time.perf_counter()
+        try:
+            report[name] = step()
+        except Exception as exc:  # noqa: BLE001 - a failed step is recorded and the run goes on
+            report["errors"][name] = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc()
+        report.setdefault("step_seconds", {})[name] = round(time.perf_counter() - started, 2)
+        Path(args.out).write_text(json.dumps(_public(report), indent=2, default=str))
+        print(f"{name}: {json.dumps(_public(report).get(name, report['errors'].get(name)), default=str)[:400]}",
+              flush=True)
+
+
+def _public(report: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in report.items() if not key.startswith("_")}
+
+
+def environment(device) -> dict[str, Any]:
+    import onnxruntime
+    import torch
+
+    cuda = device.type == "cuda"
+    return {
+        "torch": torch.__version__, "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
+        "onnxruntime": onnxruntime.__version__, "gpu": torch.cuda.get_device_name(device) if cuda else None,
+        "gpu_memory_gib": round(torch.cuda.get_device_properties(device).total_memory / 2**30, 1) if cuda else None,
+        "python": sys.version.split()[0],
+    }
+
+
+def train_throughput(device, small: bool) -> dict[str, Any]:
+    """Images/s of full training steps (forward, loss, backward, AdamW) on random images, per network."""
+    import torch
+    from pytorch_metric_learning import losses
+
+    from models.config import TrainConfig
+    from models.networks import build_network
+
+    out = {}
+    for network, size in THROUGHPUT_NETS:
+        size = 32 if small else size
+        model = build_network(TrainConfig(network=network, image_size=size)).to(device)
+        if device.type == "cuda":
+            model = model.to(memory_format=torch.channels_last)
+        optimiser = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        for batch in ((4,) if small else BATCHES):
+            try:
+                _training_rate(model, optimiser, losses.MultiSimilarityLoss(), device, batch, size, 1)  # warm-up
+                rate = _training_rate(model, optimiser, losses.MultiSimilarityLoss(), device, batch, size,
+                                      1 if small else 20)
+                out[network] = {"image_size": size, "batch": batch, "images_per_s": round(rate, 1)}
+                break
+            except torch.OutOfMemoryError:  # too large a batch: try the next one down
+                torch.cuda.empty_cache()
+        del model, optimiser
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return out
+
+
+def _training_rate(model, optimiser, loss_fn, device, batch: int, size: int, steps: int) -> float:
+    """Images/s of ``steps`` training steps on one random (batch, 3, size, size) batch, bf16 autocast on CUDA."""
+    import torch
+
+    cuda = device.type == "cuda"
+    images = torch.randn(batch, 3, size, size, device=device)
+    if cuda:
+        images = images.contiguous(memory_format=torch.channels_last)
+        torch.cuda.synchronize()
+    labels = torch.arange(batch, device=device) // 2
+    began = time.perf_counter()
+    for _ in range(steps):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            embeddings = model(images)
+        loss = loss_fn(embeddings.float(), labels)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+    if cuda:
+        torch.cuda.synchronize()
+    return batch * steps / (time.perf_counter() - began)
+
+
+def _items(args, work: Path) -> list:
+    """(path, label, split) of every image: Flowers-102, or generated shapes with --small."""
+    if args.small:
+        return _generated_items(work / "images")
+    from indexer.datasets.flowers102 import flowers102_items
+
+    return [(str(item.path), item.label_id, item.split) for item in flowers102_items(args.flowers, work / "download")]
+
+
+def _generated_items(root: Path, classes: int = 4, per_class: int = 12) -> list:
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True, exist_ok=True)
+    items = []
+    for label in range(classes):
+        for i in range(per_class):
+            img = Image.new("RGB", (48, 48), (20, 20, 20))
+            colour = tuple(int(v) for v in rng.integers(90, 256, 3))
+            box = [int(v) for v in (*rng.integers(2, 12, 2), *rng.integers(30, 46, 2))]
+            (ImageDraw.Draw(img).ellipse if label % 2 else ImageDraw.Draw(img).rectangle)(box, fill=colour)
+            path = root / f"c{label}_{i}.png"
+            img.save(path)
+            items.append((str(path), label + 1, ("train", "val", "test", "test")[i % 4]))
+    return items
+
+
+def flowers_recipe(device, args, work: Path, report: dict[str, Any]) -> dict[str, Any]:
+    """Two stages on train+val (frozen backbone + head, then the whole network), scored on test."""
+    import numpy as np
+
+    from indexer.core.metrics import label_metrics, relevant_counts
+    from models.config import TrainConfig
+    from models.embed import embed_items
+    from models.embedding_store import EmbeddingStore
+    from models.exact_search import torch_exact_search
+    from models.train import train_model
+
+    items = _items(args, work)
+    train = [(path, label) for path, label, split in items if split != "test"]
+    test = [(path, label) for path, label, split in items if split == "test"]
+    dev = "cuda" if device.type == "cuda" else "cpu"
+    if args.weights or not args.small:
+        first = TrainConfig(name="stage1", network="mobilenet_v2", weights=args.weights, freeze_backbone=True,
+                            image_size=64 if args.small else 128, epochs=2 if args.small else 60, device=dev)
+        second_network = "mobilenet_v2"
+    else:  # no ImageNet weights on a CPU test: the Siamese net stands in
+        first = TrainConfig(name="stage1", network="siamese", image_size=32, epochs=1, batch_classes=4,
+                            batch_per_class=2, device=dev)
+        second_network = "siamese"
+    began = time.perf_counter()
+    stage1 = train_model(first, train, None, work / "stage1", progress=False)
+    second = TrainConfig(name="stage2", network=second_network, weights=str(stage1.checkpoint_path),
+                         image_size=first.image_size, epochs=1 if args.small else args.stage2_epochs,
+                         batch_classes=4 if args.small else 16, batch_per_class=2 if args.small else 4,
+                         lr=3e-4, device=dev)
+    stage2 = train_model(second, train, None, work / "stage2", progress=False)
+    train_s = time.perf_counter() - began
+
+    store = EmbeddingStore(work / "test-store")
+    embedded = embed_items(stage2.checkpoint_path, list(enumerate(path for path, _ in test)), store,
+                           progress=False, device=dev)
+    ids, vectors = store.ids(), np.asarray(store.vectors(mmap=False))
+    labels = np.array([test[i][1] for i in ids])
+    relevant = relevant_counts(labels, labels)
+    depth = int(min(len(ids) - 1, max(10, relevant.max())))
+    _, rows = torch_exact_search(vectors, vectors, depth + 1, device=dev)
+    neighbours = np.array([[r for r in row if r != own][:depth] for own, row in enumerate(rows)])
+    metrics = label_metrics(labels, labels[neighbours], relevant, min(10, depth))
+    report["_recipe"] = (stage2.checkpoint_path, test)  # for the embedding and ONNX steps
+    return {"train_s": round(train_s, 1), "stage1_s": round(stage1.seconds, 1), "stage2_s": round(stage2.seconds, 1),
+            "train_images": len(train), "test_images": len(ids), "embed_images_per_s": round(embedded.images_per_s, 1),
+            "p_at_1": metrics["precision_at_1"], "map_at_r": metrics["map_at_r"], "f1_at_10": metrics["f1_at_k"],
+            "targets": {"p_at_1": 0.85, "map_at_r": 0.50, "train_s": 300}}
+
+
+def embedding_rates(device, report: dict[str, Any], small: bool) -> dict[str, Any]:
+    from models.embed import embed_items, measure_forward_rate
+    from models.embedding_store import EmbeddingStore
+
+    checkpoint, test = _trained(report)
+    dev = "cuda" if device.type == "cuda" else "cpu"
+    batch = 16 if small else 256
+    bare = measure_forward_rate(checkpoint, batch_size=batch, n_batches=2 if small else 20, device=dev)
+    with tempfile.TemporaryDirectory() as tmp:
+        pipeline = embed_items(checkpoint, list(enumerate(path for path, _ in test)), EmbeddingStore(tmp),
+                               batch_size=batch, progress=False, device=dev)
+    return {"bare_forward_images_per_s": round(bare, 1), "catalog_path_images_per_s": round(pipeline.images_per_s, 1),
+            "share_of_bare": round(pipeline.images_per_s / bare, 3), "batch": batch, "images": pipeline.embedded}
+
+
+def _trained(report: dict[str, Any]):
+    """(checkpoint path, test items) of the recipe's model."""
+    if "_recipe" not in report:
+        raise RuntimeError("the flowers_recipe step did not produce a model")
+    return report["_recipe"]
+
+
+def exact_search_rates(device, small: bool) -> dict[str, Any]:
+    """Torch exact search over N random unit vectors: one query at a time (p50 ms) and batches of 250 (q/s)."""
+    import numpy as np
+    import torch
+
+    from models.exact_search import torch_topk
+
+    out = {}
+    cuda = device.type == "cuda"
+    for n in ((10_000, 20_000) if small else (1_000_000, 10_000_000)):
+        base = torch.nn.functional.normalize(torch.randn(n, 128, device=device), dim=1)
+        queries = torch.nn.functional.normalize(torch.randn(1000, 128, device=device), dim=1)
+        torch_topk(base, queries[:1], 10)  # warm-up
+        single = []
+        for i in range(20 if small else 200):
+            began = time.perf_counter()
+            torch_topk(base, queries[i:i + 1], 10)  # returns CPU arrays: the device has finished
+            single.append(time.perf_counter() - began)
+        began = time.perf_counter()
+        for start in range(0, 1000, 250):
+            torch_topk(base, queries[start:start + 250], 10)
+        out[str(n)] = {"single_query_p50_ms": round(float(np.median(single)) * 1e3, 3),
+                       "batch_qps": round(1000 / (time.perf_counter() - began), 1)}
+        del base
+        if cuda:
+            torch.cuda.empty_cache()
+    out["faiss_cpu_reference"] = "flat, 1M x 128, one query at a time on 2 CPU cores: 20.6 ms p50 (docs/BENCHMARKS.md)"
+    return out
+
+
+def onnx_agreement(device, report: dict[str, Any]) -> dict[str, Any]:
+    """The device's catalog vectors (bf16 autocast on CUDA) against the ONNX CPU query path, same images."""
+    import numpy as np
+
+    from models.checkpoint import load_model
+    from models.embed import embed_items
+    from models.embedding_store import EmbeddingStore
+    from models.images import open_rgb
+    from models.onnx_embedder import OnnxEmbedder
+
+    checkpoint, test = _trained(report)
+    sample = test[:64]
+    dev = "cuda" if device.type == "cuda" else "cpu"
+    with tempfile.TemporaryDirectory() as tmp:
+        store = EmbeddingStore(tmp)
+        embed_items(checkpoint, list(enumerate(path for path, _ in sample)), store, progress=False, device=dev)
+        catalog = np.asarray(store.vectors(mmap=False))[np.argsort(store.ids())]
+    _, spec, _ = load_model(checkpoint)
+    onnx = OnnxEmbedder(Path(checkpoint).with_name("model.onnx"), spec)
+    query = onnx.embed_images([open_rgb(path) for path, _ in sample])
+    cosine = np.sum(catalog * query, axis=1) / np.linalg.norm(catalog, axis=1) / np.linalg.norm(query, axis=1)
+    return {"images": len(sample), "min_cosine": float(cosine.min()), "mean_cosine": float(cosine.mean()),
+            "target_min_cosine": 0.999}
+
+
+if __name__ == "__main__":
+    main()
