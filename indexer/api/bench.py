@@ -22,6 +22,7 @@ import numpy as np
 from indexer.api.indexes import build, catalog_vectors
 from indexer.api.models import default_model_name
 from indexer.api.workspace import Workspace
+from indexer.bench.runner import check_bench_kinds
 from indexer.core.errors import InputError
 from indexer.core.kinds import BENCH_KINDS, DEFAULT_BENCH_KINDS
 
@@ -49,7 +50,7 @@ def bench_catalog(
 
     from indexer.bench.runner import BenchData, run_bench
 
-    _check_kinds(kinds)
+    check_bench_kinds(kinds)
     model_name = model_name or default_model_name(workspace)
     notes: list[str] = []
     served_by = {kind: _workspace_index(workspace, kind, model_name, target_recall, seed, progress, notes)
@@ -79,7 +80,7 @@ def bench_synthetic(
     """The same comparison on ``n`` seeded clustered vectors of ``dim`` dims (cluster labels, no MAP@R)."""
     from indexer.bench.synthetic_bench import run_synthetic_bench
 
-    _check_kinds(kinds)
+    check_bench_kinds(kinds)
     report = run_synthetic_bench(n, dim, list(kinds), k=k, n_queries=n_queries or 300,
                                  target_recall=target_recall, seed=seed, progress=progress)
     report["params"].update(mode="synthetic", machine=_machine(), date=time.strftime("%Y-%m-%d"))
@@ -131,15 +132,6 @@ def prepare_output_paths(*paths: str | os.PathLike[str] | None) -> None:
                 Path(path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise InputError(f"{path}: cannot create its folder ({exc.strerror or exc})") from None
-
-
-def _check_kinds(kinds: tuple[str, ...]) -> None:
-    unknown = [kind for kind in kinds if kind not in BENCH_KINDS]
-    if unknown or not kinds:
-        raise InputError(
-            f"unknown index kind(s) {', '.join(unknown) or '(none given)'} for --indexes; "
-            f"expected some of {', '.join(BENCH_KINDS)}"
-        )
 
 
 def _split_vectors(workspace: Workspace, model_name: str, split: str | None):

@@ -15,9 +15,10 @@ import numpy as np
 
 from indexer.bench.timing import latency_ms, single_query_seconds, throughput_qps
 from indexer.core.build import build_index
+from indexer.core.errors import InputError
 from indexer.core.factory import IndexParams, find_ivf
 from indexer.core.fidelity import ann_recall_at_k
-from indexer.core.kinds import DEFAULT_PCA_DIM, EF_SEARCH, KINDS, NPROBE
+from indexer.core.kinds import BENCH_KINDS, DEFAULT_PCA_DIM, EF_SEARCH, NPROBE
 from indexer.core.metrics import label_metrics, relevant_counts
 from indexer.core.search import drop_self, exact_search, search
 from indexer.core.settings import default_settings, knob_of, search_parameters
@@ -48,6 +49,16 @@ class BenchData:
     base_labels: np.ndarray | None = None
     query_labels: np.ndarray | None = None
     deep_labels: bool = True
+
+
+def check_bench_kinds(kinds: Sequence[str]) -> None:
+    """InputError unless ``kinds`` is a non-empty list of benchable kinds (every kind but raw)."""
+    unknown = [kind for kind in kinds if kind not in BENCH_KINDS]
+    if unknown or not kinds:
+        raise InputError(
+            f"cannot bench index kind(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
+            f"choose from {', '.join(BENCH_KINDS)}"
+        )
 
 
 def bench_params(kind: str, d: int, seed: int) -> IndexParams:
@@ -239,11 +250,7 @@ def run_bench(
     """
     import time
 
-    for kind in kinds:
-        if kind not in KINDS or kind == "raw":
-            from indexer.core.errors import InputError
-
-            raise InputError(f"cannot bench index kind {kind!r}; expected kinds from {', '.join(KINDS)} but raw")
+    check_bench_kinds(kinds)
     started = time.perf_counter()
     exact = exact_search(
         data.base, data.base_ids, data.queries, k + EXTRA_EXACT, exclude_self_ids=data.query_ids

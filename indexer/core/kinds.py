@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from indexer.core.errors import InputError
+
 NPROBE = "nprobe"  # IVF: inverted lists visited per query
 EF_SEARCH = "efSearch"  # HNSW: candidate list size per query (FAISS's own name, used everywhere)
 KNOBS = (NPROBE, EF_SEARCH)
@@ -61,8 +63,6 @@ DEFAULT_BENCH_KINDS: tuple[str, ...] = ("flat", "pca", "ivf", "hnsw")
 
 def index_kind(name: str) -> IndexKind:
     """The table entry for ``name``; InputError naming the known kinds otherwise."""
-    from indexer.core.errors import InputError
-
     try:
         return KINDS[name]
     except KeyError:

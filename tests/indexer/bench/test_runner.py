@@ -79,7 +79,7 @@ def test_unknown_bench_kind_is_refused(clustered) -> None:
     from indexer.core.errors import InputError
 
     base, ids, _ = clustered
-    with pytest.raises(InputError, match="cannot bench index kind 'raw'"):
+    with pytest.raises(InputError, match=r"cannot bench index kind\(s\) 'raw'"):
         run_bench(BenchData(base=base[:100], base_ids=ids[:100], queries=base[:5]), ["raw"], progress=False)
 
 
