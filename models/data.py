@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from models.errors import ImageError
-from models.preprocess import PreprocessSpec, load_and_preprocess, normalise
+from models.preprocess import PreprocessSpec, load_and_preprocess, load_for_model, normalise
 
 Item = tuple[str, int]  # (path, label)
 
@@ -72,9 +72,7 @@ class ImageDataset:
             if self.transform is None:
                 array = load_and_preprocess(path, self.spec)
             else:
-                from models.images import open_rgb
-
-                array = normalise(np.asarray(self.transform(open_rgb(path)), dtype=np.uint8), self.spec)
+                array = normalise(np.asarray(self.transform(load_for_model(path, self.spec)), dtype=np.uint8), self.spec)
         except ImageError:
             return None
         return torch.from_numpy(array), int(self.labels[index]), index

@@ -40,6 +40,12 @@ class PreprocessSpec:
                 raise ConfigError(f"std: {value!r} is invalid; every value must be > 0")
             object.__setattr__(self, name, floats)
 
+    @property
+    def decode_side(self) -> int:
+        """Images are decoded no smaller than this on their shorter side (twice the model's input), and no
+        larger than they need to be: see :func:`load_for_model`."""
+        return 2 * self.image_size
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists)."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -85,8 +91,16 @@ def preprocess(img, spec: PreprocessSpec) -> np.ndarray:
     return normalise(np.asarray(square, dtype=np.uint8), spec)
 
 
-def load_and_preprocess(path: str | os.PathLike[str], spec: PreprocessSpec) -> np.ndarray:
-    """Open ``path`` with :func:`models.images.open_rgb` (raises ImageError) and :func:`preprocess` it."""
+def load_for_model(path: str | os.PathLike[str], spec: PreprocessSpec):
+    """The one loader every model path uses (training, catalog embedding, CLI query, service): ``path``
+    decoded as RGB at the smallest size whose shorter side is at least ``spec.decode_side`` (JPEG draft
+    mode or an integer reduce; see :func:`models.images.open_rgb`). Catalogue and query therefore see
+    identical pixels. Raises ImageError."""
     from models.images import open_rgb
 
-    return preprocess(open_rgb(path), spec)
+    return open_rgb(path, min_side=spec.decode_side)
+
+
+def load_and_preprocess(path: str | os.PathLike[str], spec: PreprocessSpec) -> np.ndarray:
+    """:func:`load_for_model` then :func:`preprocess`: (3, S, S) float32. Raises ImageError."""
+    return preprocess(load_for_model(path, spec), spec)

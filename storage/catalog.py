@@ -28,6 +28,9 @@ class ImageRow:
     error: str | None = None
     sha256: str | None = None
     duplicate_of: int | None = None
+    width: int | None = None  # the file's own size (EXIF orientation applied), not a reduced decode's
+    height: int | None = None
+    format: str | None = None
 
 
 @dataclass(frozen=True)
@@ -282,6 +285,9 @@ def _image_row(image: Image) -> ImageRow:
         error=image.error,
         sha256=image.sha256,
         duplicate_of=image.duplicate_of,
+        width=image.width,
+        height=image.height,
+        format=image.format,
     )
 
 

@@ -15,6 +15,8 @@ from indexer.core.errors import DimensionMismatchError, InputError, NotFoundErro
 from indexer.datasets.folders import catalog_path
 from storage.catalog import ArtifactRow, Catalog
 
+THUMB_SIDE = 256  # grid tiles are 128 px: decode pictures no larger than twice that
+
 
 @dataclass(frozen=True)
 class Hit:
@@ -80,7 +82,7 @@ class Searcher:
         """Top-``k`` catalog images for each query image; unreadable ones go to ``failures``."""
         from indexer.core.search import search
         from models.errors import ImageError
-        from models.images import open_rgb
+        from models.preprocess import load_for_model
 
         if k < 1:
             raise InputError(f"-k must be at least 1; got {k}")
@@ -90,7 +92,7 @@ class Searcher:
                 failures.append(f"{image}: no such file")
                 continue
             try:
-                pictures.append(open_rgb(image))
+                pictures.append(load_for_model(image, self.embedder.spec))  # the catalogue's own loader
                 names.append(image)
             except ImageError as exc:
                 failures.append(str(exc))
@@ -131,7 +133,7 @@ def draw_answer(answer: Answer, path: str | os.PathLike[str]) -> Path:
          "match": None if answer.label is None or hit.label is None else hit.label == answer.label}
         for hit in answer.results
     ]
-    draw_grid(open_rgb(answer.query), answer.label, results, path)
+    draw_grid(open_rgb(answer.query, min_side=THUMB_SIDE), answer.label, results, path)
     return Path(path)
 
 
@@ -143,7 +145,7 @@ def _picture_or_placeholder(path: str):
     from models.images import open_rgb
 
     try:
-        return open_rgb(path)
+        return open_rgb(path, min_side=THUMB_SIDE)
     except ImageError:
         return Image.new("RGB", (64, 64), (128, 128, 128))
 

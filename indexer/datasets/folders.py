@@ -15,7 +15,9 @@ from pathlib import Path
 from indexer.core.errors import InputError
 
 LABEL_SOURCES = ("folders", "none")
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif", ".avif"}
+)
 
 
 @dataclass(frozen=True)

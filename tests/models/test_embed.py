@@ -5,17 +5,25 @@ import numpy as np
 
 from models.embed import embed_items, measure_forward_rate
 from models.embedding_store import EmbeddingStore
-from models.images import open_rgb
 from models.onnx_embedder import OnnxEmbedder
 
 
 def test_catalog_and_query_paths_agree(trained, tmp_path):
+    """The catalog (torch, DataLoader) and query (ONNX) paths give one vector per image, a large photo included."""
+    from PIL import Image
+
+    from models.preprocess import load_for_model
+
     result, items = trained
+    big = tmp_path / "big.jpg"
+    Image.open(items[0][0]).convert("RGB").resize((2400, 1800), Image.Resampling.BICUBIC).save(big, quality=92)
+    items = [*items, (str(big), items[0][1])]
     store = EmbeddingStore(tmp_path / "store")
     report = embed_items(result.checkpoint_path, [(i, p) for i, (p, _) in enumerate(items)], store,
                          batch_size=8, progress=False, num_workers=0)
     assert report.embedded == len(items) and not report.failed
-    query = OnnxEmbedder(result.onnx_path, result.preprocess).embed_images([open_rgb(p) for p, _ in items])
+    query = OnnxEmbedder(result.onnx_path, result.preprocess).embed_images(
+        [load_for_model(p, result.preprocess) for p, _ in items])
     catalog = store.vectors()
     cosine = np.sum(query * catalog, axis=1) / np.linalg.norm(query, axis=1) / np.linalg.norm(catalog, axis=1)
     assert cosine.min() >= 0.9999

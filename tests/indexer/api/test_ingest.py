@@ -241,3 +241,27 @@ def test_csv_header_with_spaces(workspace, image_tree, tmp_path):
     csv_file.write_text("filename, label\nred_circle/red_circle_0.png, warm\n")
     ingest_directory(workspace, image_tree, labels=str(csv_file), progress=False)
     assert _rows(workspace)["red_circle_0.png"].label == "warm"
+
+
+def test_phone_formats_and_large_photos_are_catalogued_with_their_own_size(workspace, tmp_path):
+    from PIL import Image
+
+    from tests.models.test_images import _photo
+
+    pillow_heif = pytest.importorskip("pillow_heif")
+    pillow_heif.register_heif_opener()
+    folder = tmp_path / "phone"
+    folder.mkdir()
+    _photo(folder / "a.heic", size=(640, 480), fmt="HEIF", quality=90)
+    _photo(folder / "b.avif", size=(480, 640), fmt="AVIF", quality=90)
+    _photo(folder / "c.jpg", size=(3000, 2000), quality=90)
+    whole = (folder / "c.jpg").read_bytes()
+    (folder / "d.jpg").write_bytes(whole[: len(whole) // 2])
+    report = ingest_directory(workspace, folder, labels="none", progress=False)
+    assert (report.ingested, report.errors) == (3, 1)
+    rows = _rows(workspace)
+    sizes = {name: (row.status, row.width, row.height) for name, row in rows.items()}
+    assert sizes["a.heic"] == ("ok", 640, 480) and sizes["b.avif"] == ("ok", 480, 640)
+    assert sizes["c.jpg"] == ("ok", 3000, 2000), "the original's size, not the reduced decode's"
+    assert rows["d.jpg"].status == "error" and "cannot decode" in rows["d.jpg"].error
+    assert Image.open(folder / "c.jpg").size == (3000, 2000)
