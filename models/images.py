@@ -57,13 +57,16 @@ def open_rgb(
     *,
     min_side: int | None = None,
     max_decoded_pixels: int = DECODED_PIXEL_BUDGET,
+    thumbnails: bool = False,
 ):
     """Decode ``path`` completely into an 8-bit RGB ``PIL.Image``, no larger than needed.
 
     With ``min_side`` the image is decoded at the smallest size whose shorter side is still at least
     ``min_side``: JPEGs through the decoder's DCT scaling (draft mode, 1/2 to 1/8 of the size, the whole
     stream still read, so truncation is still caught), other formats by an integer ``reduce`` right after
-    decoding. EXIF orientation is applied, animated images give their first frame, and every mode (CMYK,
+    decoding. With ``thumbnails`` a HEIC/HEIF file's embedded thumbnail is decoded instead of the image when
+    one is large enough (the main image is then not read: never for proving a file whole). EXIF orientation
+    is applied, animated images give their first frame, and every mode (CMYK,
     16-bit grey, palette, alpha) is normalised to 8-bit RGB; transparent pixels are composited on white.
     ``info["original_size"]`` holds the file's own (width, height), orientation applied, and
     ``info["format"]`` Pillow's name of its format. More than
@@ -86,7 +89,7 @@ def open_rgb(
                         f"the limit of {max_pixels:,} (possible decompression bomb)"
                     )
                 img.seek(0)
-                if min_side and min(width, height) > min_side and img.format == "JPEG":
+                if min_side and min(width, height) > min_side and (img.format == "JPEG" or thumbnails):
                     ratio = min_side / min(width, height)
                     img.draft("RGB", (max(1, math.ceil(width * ratio)), max(1, math.ceil(height * ratio))))
                 if img.size[0] * img.size[1] > max_decoded_pixels:

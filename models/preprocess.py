@@ -94,11 +94,11 @@ def preprocess(img, spec: PreprocessSpec) -> np.ndarray:
 def load_for_model(path: str | os.PathLike[str], spec: PreprocessSpec):
     """The one loader every model path uses (training, catalog embedding, CLI query, service): ``path``
     decoded as RGB at the smallest size whose shorter side is at least ``spec.decode_side`` (JPEG draft
-    mode or an integer reduce; see :func:`models.images.open_rgb`). Catalogue and query therefore see
-    identical pixels. Raises ImageError."""
+    mode, a large enough embedded HEIC thumbnail, or an integer reduce; see :func:`models.images.open_rgb`).
+    Catalogue and query therefore see identical pixels. Raises ImageError."""
     from models.images import open_rgb
 
-    return open_rgb(path, min_side=spec.decode_side)
+    return open_rgb(path, min_side=spec.decode_side, thumbnails=True)
 
 
 def load_and_preprocess(path: str | os.PathLike[str], spec: PreprocessSpec) -> np.ndarray:

@@ -77,3 +77,12 @@ def test_a_missing_plugin_is_named(monkeypatch, tmp_path):
                         lambda name, *a: None if name == "pillow_heif" else real_find_spec(name, *a))
     assert "pip install pillow-heif" in missing_plugin_hint(".HEIC")
     assert missing_plugin_hint(".png") is None
+
+
+def test_a_heic_thumbnail_serves_the_model_but_never_proves_the_file_whole(tmp_path):
+    pytest.importorskip("pillow_heif").register_heif_opener()
+    path = _photo(tmp_path / "phone.heic", size=(1600, 1200), fmt="HEIF", quality=80, thumbnails=[500])
+    for_model = open_rgb(path, min_side=256, thumbnails=True)
+    assert for_model.size[0] == 500 and for_model.info["original_size"] == (1600, 1200)  # 500 x 374
+    whole = open_rgb(path, min_side=256)  # what ingest does: the main image decoded, then reduced by 4
+    assert whole.size == (400, 300)
