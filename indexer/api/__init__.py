@@ -18,15 +18,18 @@ _EXPORTS = {
     "IndexerError": "indexer.api.errors",
     "InputError": "indexer.api.errors",
     "NotFoundError": "indexer.api.errors",
+    "MissingDependencyError": "indexer.api.errors",
     # catalog
     "ingest_directory": "indexer.api.ingest",
     "ingest_flowers102": "indexer.api.ingest",
     "LABEL_SOURCES": "indexer.datasets.folders",
     "catalog_status": "indexer.api.catalog",
+    "CatalogStatus": "indexer.api.catalog",
     "upgrade_database": "indexer.api.catalog",
     # models
     "train": "indexer.api.models",
     "train_config": "indexer.api.models",
+    "TrainOutcome": "indexer.api.models",
     "embed": "indexer.api.models",
     "default_model_name": "indexer.api.models",
     "LOSSES": "models.config",
@@ -35,6 +38,7 @@ _EXPORTS = {
     "build_index": "indexer.api.indexes:build",
     "update_index": "indexer.api.indexes:update",
     "catalog_vectors": "indexer.api.indexes",
+    "BuildOutcome": "indexer.api.indexes",
     "INDEX_KINDS": "indexer.core.kinds",
     "BENCH_KINDS": "indexer.core.kinds",
     "DEFAULT_KIND": "indexer.core.kinds",
@@ -45,6 +49,9 @@ _EXPORTS = {
     "query": "indexer.api.query",
     "Searcher": "indexer.api.query",
     "draw_answer": "indexer.api.query",
+    "QueryOutcome": "indexer.api.query",
+    "Answer": "indexer.api.query",
+    "Hit": "indexer.api.query",
     # bench
     "bench_catalog": "indexer.api.bench",
     "bench_synthetic": "indexer.api.bench",
@@ -52,6 +59,11 @@ _EXPORTS = {
     "write_outputs": "indexer.api.bench",
     "prepare_output_paths": "indexer.api.bench",
     "DEFAULT_BENCH_KINDS": "indexer.core.kinds",
+    "BenchReport": "indexer.api.bench",
+    # vectors out
+    "export_vectors": "indexer.api.export",
+    "ExportOutcome": "indexer.api.export",
+    "EXPORT_FORMATS": "indexer.api.export:FORMATS",
 }
 
 __all__ = sorted(_EXPORTS)
