@@ -8,6 +8,8 @@ answers at once and the query path never imports torch).
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 _EXPORTS = {
@@ -25,11 +27,13 @@ _EXPORTS = {
     "LABEL_SOURCES": "indexer.datasets.folders",
     "catalog_status": "indexer.api.catalog",
     "CatalogStatus": "indexer.api.catalog",
+    "catalog_images": "indexer.api.catalog",
     "upgrade_database": "indexer.api.catalog",
     # models
     "train": "indexer.api.models",
     "train_config": "indexer.api.models",
     "TrainOutcome": "indexer.api.models",
+    "cached_imagenet_file": "models.weights",
     "embed": "indexer.api.models",
     "default_model_name": "indexer.api.models",
     "LOSSES": "models.config",
@@ -81,3 +85,20 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return __all__
+
+
+class _PublicNamesFirst(types.ModuleType):
+    """Keeps an exported name from being shadowed by the submodule of the same name.
+
+    Importing ``indexer.api.query`` (for ``Searcher``, say) makes Python bind the submodule as
+    the package attribute ``query``, hiding the exported function; this refuses that binding.
+    The submodule stays importable by its full name (``from indexer.api.query import ...``).
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _EXPORTS and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _PublicNamesFirst

@@ -7,6 +7,7 @@ from typing import Any
 
 from indexer.api.tables import to_dataframe
 from indexer.api.workspace import Workspace
+from storage.catalog import ImageRow
 
 SPLIT_COLUMNS = ("split", "ok", "errors")
 
@@ -43,6 +44,15 @@ def catalog_status(workspace: Workspace, *, check: bool = True) -> CatalogStatus
 
         summary["inconsistencies"] = find_inconsistencies(workspace)
     return summary
+
+
+def catalog_images(workspace: Workspace, *, splits: list[str] | None = None, status: str | None = "ok") -> list[ImageRow]:
+    """The catalog's images in id order (frozen ``ImageRow``: id, path, label_id, label, split, status, ...).
+
+    ``splits``: only these splits; ``status``: "ok" (default), "error", or None for every image.
+    """
+    with workspace.catalog() as catalog:
+        return catalog.images(status=status, splits=splits)
 
 
 def upgrade_database(workspace: Workspace) -> str:
