@@ -34,6 +34,7 @@ class Hit:
     score: float
 
     def to_dict(self) -> dict[str, Any]:
+        """The hit as a JSON-ready dict (the keys of ``indexer query --json``)."""
         return asdict(self)
 
 
@@ -50,6 +51,7 @@ class Answer:
     query_id: int | None = None  # the query's catalog id when it is a catalogued image
 
     def to_dict(self) -> dict[str, Any]:
+        """The answer as a JSON-ready dict: query, label, query_id and results (a list of hit dicts)."""
         return {"query": self.query, "label": self.label, "query_id": self.query_id,
                 "results": [hit.to_dict() for hit in self.results]}
 
