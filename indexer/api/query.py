@@ -168,25 +168,22 @@ class Searcher:
         wanted = [int(i) for i in ids]
         with self.workspace.catalog() as catalog:
             rows = catalog.images_by_ids(wanted)
+        in_catalog = [image_id for image_id in wanted if image_id in rows]
         store = EmbeddingStore(self.workspace.embeddings_dir / self.model_name)
-        store_ids = store.ids()
-        order = np.argsort(store_ids, kind="stable")
-        slots = np.searchsorted(store_ids, wanted, sorter=order) if len(store_ids) else np.zeros(len(wanted), int)
-        queries, rows_at, failures = [], [], []
-        for image_id, slot in zip(wanted, slots):
+        found, vectors = store.lookup(in_catalog)  # reads only: safe beside a running 'indexer embed'
+        embedded = {image_id for image_id, ok in zip(in_catalog, found) if ok}
+        failures = []
+        for image_id in wanted:
             if image_id not in rows:
                 failures.append(f"id {image_id}: not in the catalog")
-            elif slot >= len(store_ids) or store_ids[order[slot]] != image_id:
+            elif image_id not in embedded:
                 failures.append(
                     f"id {image_id}: not embedded by model {self.model_name!r} "
                     f"(run 'indexer embed --model {self.model_name}')"
                 )
-            else:
-                queries.append((rows[image_id].path, rows[image_id]))
-                rows_at.append(int(order[slot]))
+        queries = [(rows[image_id].path, rows[image_id]) for image_id, ok in zip(in_catalog, found) if ok]
         if not queries:
             return QueryOutcome(self.index_name, self.model_name, [], failures, self.warnings)
-        vectors = np.ascontiguousarray(store.vectors(mmap=True)[rows_at], dtype=np.float32)
         return self._search(queries, vectors, k, nprobe, failures)
 
     def _search(self, queries: list[tuple[str, ImageRow | None]], vectors: np.ndarray, k: int,
