@@ -6,9 +6,9 @@ group per batch. ``npy``: a folder with ``ids.npy`` ((n,) int64), ``vectors.npy`
 float32) and ``meta.csv`` (``id,path,label,split``), rows aligned.
 
 Rows are every ok catalog image the model has embedded, in id order. The export streams: it
-holds one batch of rows (plus the (n,) id column of the store) however large the catalog, and
-reads vectors through a memory map. Each file is written under a temporary name and renamed
-when complete, so a failed export leaves no half-written file.
+holds one batch of rows (plus the (n,) id column of the store) however large the catalog: vectors
+are read through a memory map opened per batch and written with plain appends. Each file is
+written under a temporary name and renamed when complete, so a failed export leaves no half-written file.
 """
 
 from __future__ import annotations
@@ -94,9 +94,10 @@ def export_vectors(
 def _batches(workspace: Workspace, store, batch_rows: int) -> Iterator[_Batch]:
     """The store's vectors of ok catalog images in id order, ``batch_rows`` store rows at a time."""
     store_ids = store.ids()
-    vectors = store.vectors(mmap=True)
     order = np.argsort(store_ids, kind="stable")
     for start in range(0, len(order), batch_rows):
+        # a fresh memory map per batch, dropped after it: pages read stay out of the process's memory
+        vectors = store.vectors(mmap=True)
         positions = np.sort(order[start:start + batch_rows])  # ascending file offsets for the memory map
         ids = store_ids[positions]
         with workspace.catalog() as catalog:
@@ -107,8 +108,9 @@ def _batches(workspace: Workspace, store, batch_rows: int) -> Iterator[_Batch]:
         positions, ids = positions[keep], ids[keep]
         by_id = np.argsort(ids, kind="stable")
         positions, ids = positions[by_id], ids[by_id]
-        yield _Batch(ids=ids, rows=[found[int(i)] for i in ids],
-                     vectors=np.ascontiguousarray(vectors[positions], dtype=np.float32))
+        batch_vectors = np.array(vectors[positions], dtype=np.float32)
+        del vectors
+        yield _Batch(ids=ids, rows=[found[int(i)] for i in ids], vectors=batch_vectors)
 
 
 def _write_parquet(batches, dest: Path, model_name: str, dim: int) -> tuple[int, list[Path]]:
@@ -162,26 +164,31 @@ def _write_npy(batches, dest: Path, model_name: str, dim: int) -> tuple[int, lis
             for batch in batches():
                 meta.writerows((int(i), row.path, row.label or "", row.split or "") for i, row in zip(batch.ids, batch.rows))
                 rows += len(batch.ids)
-        ids_out = np.lib.format.open_memmap(ids_tmp, mode="w+", dtype=np.int64, shape=(rows,))
-        vectors_out = np.lib.format.open_memmap(vectors_tmp, mode="w+", dtype=np.float32, shape=(rows, dim))
         at = 0
-        for batch in batches():
-            stop = at + len(batch.ids)
-            if stop > rows:
-                raise InputError("the catalog changed during the export (more rows on the second pass); run it again")
-            ids_out[at:stop], vectors_out[at:stop] = batch.ids, batch.vectors
-            at = stop
+        with open(ids_tmp, "wb") as ids_out, open(vectors_tmp, "wb") as vectors_out:
+            # plain appends after a header of the known shape: no memory map, so memory stays one batch
+            np.lib.format.write_array_header_1_0(ids_out, _header(np.int64, (rows,)))
+            np.lib.format.write_array_header_1_0(vectors_out, _header(np.float32, (rows, dim)))
+            for batch in batches():
+                at += len(batch.ids)
+                if at > rows:
+                    raise InputError("the catalog changed during the export (more rows on the second pass); run it again")
+                ids_out.write(np.ascontiguousarray(batch.ids, dtype="<i8").tobytes())
+                vectors_out.write(np.ascontiguousarray(batch.vectors, dtype="<f4").tobytes())
         if at != rows:
             raise InputError("the catalog changed during the export (fewer rows on the second pass); run it again")
-        ids_out.flush()
-        vectors_out.flush()
-        del ids_out, vectors_out
         for tmp, target in zip(temporaries, targets):
             os.replace(tmp, target)
     finally:
         for tmp in temporaries:
             tmp.unlink(missing_ok=True)
     return rows, targets
+
+
+def _header(dtype: type, shape: tuple[int, ...]) -> dict:
+    """The .npy header of a C-ordered little-endian array of ``dtype`` and ``shape``."""
+    return {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype).newbyteorder("<")), "fortran_order": False,
+            "shape": shape}
 
 
 def _temporary(path: Path) -> Path:
