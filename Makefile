@@ -1,5 +1,6 @@
 # make demo  - create .venv, install, run the main job on Oxford Flowers-102
-# make test  - create .venv, install with dev extras, check the layers (lint-imports) and style (ruff), run the tests
+# make test  - create .venv, install with the dev and notebook extras, check the layers (lint-imports) and style (ruff),
+#              run the tests (examples/flowers.ipynb too when FLOWERS102_DIR is set; NOTEBOOK=0 leaves it out)
 #
 # Offline machines: make demo FLOWERS102_DIR=path/to/flowers102 (jpg/ + the two .mat files)
 #                   WEIGHTS=path/to/mobilenet_v2-b0353104.pth (else the torch cache, else the Siamese net)
@@ -10,6 +11,8 @@ BIN := $(VENV)/bin
 WORKSPACE ?= indexer-data
 FLOWERS102_DIR ?=
 WEIGHTS ?=
+NOTEBOOK ?= 1
+PYTEST_MARKERS := $(if $(filter 0,$(NOTEBOOK)),-m "not slow and not notebook",)
 OUT ?= demo-output
 ROOT_FLAG := $(if $(FLOWERS102_DIR),--root $(FLOWERS102_DIR),)
 FLOWERS_JPG := $(if $(FLOWERS102_DIR),$(FLOWERS102_DIR)/jpg,$(WORKSPACE)/datasets/flowers-102/jpg)
@@ -21,7 +24,7 @@ HAS_IMAGENET := $(BIN)/python -c "import sys; from models.weights import cached_
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,notebook]'
 	touch $@
 
 install: $(BIN)/.installed
@@ -29,7 +32,7 @@ install: $(BIN)/.installed
 test: install
 	$(BIN)/lint-imports
 	$(BIN)/ruff check .
-	FLOWERS102_DIR=$(FLOWERS102_DIR) $(BIN)/pytest -q
+	FLOWERS102_DIR=$(FLOWERS102_DIR) WEIGHTS=$(WEIGHTS) $(BIN)/pytest -q $(PYTEST_MARKERS)
 
 lint: install
 	$(BIN)/ruff check .

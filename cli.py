@@ -102,10 +102,12 @@ def data() -> None:
     default=None,
     help="Local copy: DIR/flowers-102/jpg or DIR/jpg with imagelabels.mat and setid.mat. Used in place.",
 )
+@click.option("--classes", type=click.IntRange(1, 102), default=None,
+              help="Only labels 1..N (official ids), for a small subset (8: 431 images).")
 @click.pass_context
-def data_flowers102(ctx: click.Context, root: str | None) -> None:
+def data_flowers102(ctx: click.Context, root: str | None, classes: int | None) -> None:
     """Get Oxford Flowers-102 (or use a local copy) and catalogue it with the official labels and split."""
-    _print_report(api.ingest_flowers102(_workspace(ctx), root))
+    _print_report(api.ingest_flowers102(_workspace(ctx), root, classes=classes))
 
 
 @main.command()
@@ -215,16 +217,20 @@ def build(ctx: click.Context, kind: str | None, update_name: str | None, **optio
 
 
 @main.command()
-@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.argument("images", nargs=-1, type=click.Path())
+@click.option("--id", "ids", type=int, multiple=True, help="Query with a catalogued image by its id (repeatable).")
 @click.option("--index", "index_name", default=None, help="Index name (default: the most recent).")
 @click.option("-k", type=click.IntRange(min=1), default=10, show_default=True, help="Results per query.")
 @click.option("--nprobe", type=int, default=None, help="IVF lists to search (default: the tuned value).")
 @click.option("--json", "as_json", is_flag=True, help="Print only JSON on stdout.")
 @click.option("--grid", type=click.Path(dir_okay=False), default=None, help="Write a picture of the query and its results.")
 @click.pass_context
-def query(ctx: click.Context, images: tuple[str, ...], index_name, k, nprobe, as_json, grid) -> None:
-    """Find the catalog images most like each IMAGE."""
-    outcome = api.query(_workspace(ctx), list(images), index_name=index_name, k=k, nprobe=nprobe)
+def query(ctx: click.Context, images: tuple[str, ...], ids: tuple[int, ...], index_name, k, nprobe, as_json,
+          grid) -> None:
+    """Find the catalog images most like each IMAGE (and each catalogued image --id N)."""
+    if not images and not ids:
+        raise click.UsageError("give IMAGE files or --id")
+    outcome = api.query(_workspace(ctx), list(images), ids=list(ids), index_name=index_name, k=k, nprobe=nprobe)
     for line in outcome.failures:
         click.echo(f"Error: {line}", err=True)
     for line in outcome.warnings:
@@ -308,6 +314,26 @@ def bench(ctx: click.Context, indexes: str, model_name, split, k, n_queries, tar
     click.echo(api.report_table(report))
     for line in api.write_outputs(report, json_path=json_path, plot_path=plot_path, markdown_path=markdown_path):
         click.echo(line)
+
+
+@main.command("export")
+@click.argument("dest", type=click.Path())
+@click.option("--model", "model_name", default=None, help="Model whose vectors to export (default: the most recent).")
+@click.option("--format", "export_format", type=click.Choice(api.EXPORT_FORMATS), default="parquet", show_default=True,
+              help="parquet: one file with id, path, label, split and a fixed-size vector column; "
+                   "npy: a folder with ids.npy, vectors.npy and meta.csv.")
+@click.option("--batch-rows", type=click.IntRange(min=1), default=4096, show_default=True,
+              help="Rows read and written at a time (memory stays flat).")
+@click.pass_context
+def export(ctx: click.Context, dest: str, model_name: str | None, export_format: str, batch_rows: int) -> None:
+    """Write every embedded image's id, path, label, split and vector to DEST (for pandas, DuckDB, ...)."""
+    outcome = api.export_vectors(_workspace(ctx), dest, model_name=model_name, format=export_format,
+                                 batch_rows=batch_rows)
+    if outcome.not_embedded:
+        click.echo(f"note: {outcome.not_embedded} catalog images are not embedded by model {outcome.model!r} and were "
+                   f"left out; run 'indexer embed --model {outcome.model}' first to include them", err=True)
+    click.echo(f"model {outcome.model!r}: {outcome.rows} vectors of {outcome.dim} dims written as {outcome.format} "
+               f"to {', '.join(str(path) for path in outcome.files)}")
 
 
 @main.group()

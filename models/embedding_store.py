@@ -47,6 +47,25 @@ class EmbeddingStore:
             return np.zeros((0, self.dim or 0), np.float32)
         return self._load(self._manifest["base"], "vectors", mmap=mmap)
 
+    def lookup(self, ids) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of ``ids`` without writing anything (no consolidation, safe beside a running embed).
+
+        Returns ``(found (m,) bool, vectors (found.sum(), D) float32)``, vectors in the order of the
+        ids that were found.
+        """
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        found = np.zeros(len(ids), dtype=bool)
+        out = np.zeros((len(ids), self.dim or 0), dtype=np.float32)
+        for name in self._parts():
+            part_ids = np.asarray(self._load(name, "ids", mmap=False), dtype=np.int64)
+            hit = np.isin(ids, part_ids) & ~found
+            if hit.any():
+                order = np.argsort(part_ids, kind="stable")
+                rows = order[np.searchsorted(part_ids, ids[hit], sorter=order)]
+                out[hit] = self._load(name, "vectors", mmap=True)[rows]
+                found |= hit
+        return found, out[found]
+
     def missing(self, ids) -> np.ndarray:
         """The given ids (order kept) that the store lacks: (m,) int64."""
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)

@@ -38,3 +38,15 @@ def test_the_check_sees_function_level_imports(tmp_path):
     probe = tmp_path / "probe.py"
     probe.write_text("import click\n\ndef f():\n    from indexer.core.search import search\n")
     assert "indexer.core.search" in imported_modules(probe)
+
+
+def test_an_exported_function_is_not_shadowed_by_its_submodule():
+    """``query`` is both a function of indexer.api and a submodule; importing the submodule first keeps the function."""
+    import subprocess
+    import sys
+
+    code = ("from indexer.api.query import Searcher\nfrom indexer.api import Searcher as S, draw_answer, query\n"
+            "assert callable(query) and S is Searcher, query\nimport indexer.api\n"
+            "assert indexer.api.query is query\nprint('ok')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.stdout.strip() == "ok", result.stderr

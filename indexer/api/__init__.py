@@ -8,6 +8,8 @@ answers at once and the query path never imports torch).
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 _EXPORTS = {
@@ -18,15 +20,20 @@ _EXPORTS = {
     "IndexerError": "indexer.api.errors",
     "InputError": "indexer.api.errors",
     "NotFoundError": "indexer.api.errors",
+    "MissingDependencyError": "indexer.api.errors",
     # catalog
     "ingest_directory": "indexer.api.ingest",
     "ingest_flowers102": "indexer.api.ingest",
     "LABEL_SOURCES": "indexer.datasets.folders",
     "catalog_status": "indexer.api.catalog",
+    "CatalogStatus": "indexer.api.catalog",
+    "catalog_images": "indexer.api.catalog",
     "upgrade_database": "indexer.api.catalog",
     # models
     "train": "indexer.api.models",
     "train_config": "indexer.api.models",
+    "TrainOutcome": "indexer.api.models",
+    "cached_imagenet_file": "models.weights",
     "embed": "indexer.api.models",
     "default_model_name": "indexer.api.models",
     "LOSSES": "models.config",
@@ -35,6 +42,7 @@ _EXPORTS = {
     "build_index": "indexer.api.indexes:build",
     "update_index": "indexer.api.indexes:update",
     "catalog_vectors": "indexer.api.indexes",
+    "BuildOutcome": "indexer.api.indexes",
     "INDEX_KINDS": "indexer.core.kinds",
     "BENCH_KINDS": "indexer.core.kinds",
     "DEFAULT_KIND": "indexer.core.kinds",
@@ -45,6 +53,9 @@ _EXPORTS = {
     "query": "indexer.api.query",
     "Searcher": "indexer.api.query",
     "draw_answer": "indexer.api.query",
+    "QueryOutcome": "indexer.api.query",
+    "Answer": "indexer.api.query",
+    "Hit": "indexer.api.query",
     # bench
     "bench_catalog": "indexer.api.bench",
     "bench_synthetic": "indexer.api.bench",
@@ -52,6 +63,11 @@ _EXPORTS = {
     "write_outputs": "indexer.api.bench",
     "prepare_output_paths": "indexer.api.bench",
     "DEFAULT_BENCH_KINDS": "indexer.core.kinds",
+    "BenchReport": "indexer.api.bench",
+    # vectors out
+    "export_vectors": "indexer.api.export",
+    "ExportOutcome": "indexer.api.export",
+    "EXPORT_FORMATS": "indexer.api.export:FORMATS",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -69,3 +85,20 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return __all__
+
+
+class _PublicNamesFirst(types.ModuleType):
+    """Keeps an exported name from being shadowed by the submodule of the same name.
+
+    Importing ``indexer.api.query`` (for ``Searcher``, say) makes Python bind the submodule as
+    the package attribute ``query``, hiding the exported function; this refuses that binding.
+    The submodule stays importable by its full name (``from indexer.api.query import ...``).
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _EXPORTS and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _PublicNamesFirst

@@ -21,6 +21,7 @@ import numpy as np
 
 from indexer.api.indexes import build, catalog_vectors
 from indexer.api.models import default_model_name
+from indexer.api.tables import to_dataframe
 from indexer.api.workspace import Workspace
 from indexer.bench.runner import check_bench_kinds
 from indexer.core.errors import InputError
@@ -30,7 +31,32 @@ DEFAULT_KINDS = DEFAULT_BENCH_KINDS
 END_TO_END_QUERIES = 30
 MIN_IMAGES = 3
 
-__all__ = ["BENCH_KINDS", "DEFAULT_KINDS", "bench_catalog", "bench_synthetic", "report_table", "write_outputs"]
+__all__ = [
+    "BENCH_KINDS", "DEFAULT_KINDS", "BenchReport", "bench_catalog", "bench_synthetic", "report_table", "write_outputs",
+]
+
+
+class BenchReport(dict):
+    """The JSON-ready dict a bench returns, plus :meth:`to_pandas` and :meth:`sweeps_to_pandas`.
+
+    Keys: ``params`` (the run's settings, machine and date), ``results`` (one dict per index
+    kind: ``kind``, P@1 ``p_at_1``, ``p_at_k``, ``r_at_k``, ``f1_at_k``, ``map_at_r``, recall
+    against exact search ``ann_recall_at_k``, ``search_ms_p50/p95/p99``, ``qps``, end-to-end
+    ``query_ms_p50`` (catalog mode), ``build_s``, ``bytes_per_vector``, ...), ``sweeps``
+    (recall-latency points per IVF/HNSW kind) and ``notes`` (lines worth showing).
+    """
+
+    def to_pandas(self) -> Any:
+        """One row per index kind, the columns of ``results`` in their order (needs pandas)."""
+        rows = self["results"]
+        columns = list(dict.fromkeys(key for row in rows for key in row))
+        return to_dataframe(rows, columns)
+
+    def sweeps_to_pandas(self) -> Any:
+        """The recall-latency points, one row each, with the kind they belong to (needs pandas)."""
+        rows = [{"kind": kind, **point} for kind, points in self["sweeps"].items() for point in points]
+        columns = list(dict.fromkeys(key for row in rows for key in row)) or ["kind"]
+        return to_dataframe(rows, columns)
 
 
 def bench_catalog(
@@ -44,8 +70,8 @@ def bench_catalog(
     target_recall: float = 0.95,
     seed: int = 0,
     progress: bool = True,
-) -> dict[str, Any]:
-    """Compare index kinds on the catalog; returns ``{"params", "results", "sweeps", "notes"}``."""
+) -> BenchReport:
+    """Compare index kinds on the catalog; returns a :class:`BenchReport` (``params``, ``results``, ``sweeps``, ``notes``)."""
     import faiss
 
     from indexer.bench.runner import BenchData, run_bench
@@ -70,13 +96,13 @@ def bench_catalog(
         "faiss_version": faiss.__version__, "machine": _machine(), "date": time.strftime("%Y-%m-%d"),
     }
     report["notes"] = notes
-    return report
+    return BenchReport(report)
 
 
 def bench_synthetic(
     n: int, dim: int, *, kinds: tuple[str, ...] = DEFAULT_KINDS, k: int = 10, n_queries: int | None = None,
     target_recall: float = 0.95, seed: int = 0, progress: bool = True,
-) -> dict[str, Any]:
+) -> BenchReport:
     """The same comparison on ``n`` seeded clustered vectors of ``dim`` dims (cluster labels, no MAP@R)."""
     from indexer.bench.synthetic_bench import run_synthetic_bench
 
@@ -85,7 +111,7 @@ def bench_synthetic(
                                  target_recall=target_recall, seed=seed, progress=progress)
     report["params"].update(mode="synthetic", machine=_machine(), date=time.strftime("%Y-%m-%d"))
     report["notes"] = []
-    return report
+    return BenchReport(report)
 
 
 def report_table(report: dict[str, Any]) -> str:

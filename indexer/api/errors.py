@@ -11,6 +11,7 @@ from indexer.core.errors import (
     IndexerError,
     IndexFileError,
     InputError,
+    MissingDependencyError,
     NotFoundError,
 )
 from models.errors import ModelError
@@ -25,6 +26,7 @@ __all__ = [
     "IndexFileError",
     "IndexerError",
     "InputError",
+    "MissingDependencyError",
     "ModelError",
     "NotFoundError",
 ]

@@ -62,7 +62,20 @@ def draw_grid(
     path: str | os.PathLike[str],
     columns: int = COLUMNS,
 ) -> Path:
-    """Save a PNG: the query (blue frame) left of its results in rank order.
+    """Save :func:`render_grid`'s picture as a PNG at ``path`` (its folder is created)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    render_grid(query_image, query_label, results, columns).save(out, format="PNG")
+    return out
+
+
+def render_grid(
+    query_image: Image.Image,
+    query_label: str | None,
+    results: list[dict[str, Any]],
+    columns: int = COLUMNS,
+) -> Image.Image:
+    """The query (blue frame) left of its results in rank order, as an RGB picture.
 
     results: [{"image": PIL RGB, "label": str | None, "score": float, "match": bool | None}];
     frames are green for a match, red for a non-match, grey when unknown. Each tile
@@ -93,7 +106,4 @@ def draw_grid(
     for i, tile in enumerate(tiles):
         r, c = divmod(i, cols)
         canvas.paste(tile, (x0 + c * (tw + GAP), GAP + r * (th + GAP)))
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(out, format="PNG")
-    return out
+    return canvas

@@ -33,6 +33,13 @@ __all__ = [
 
 @dataclass(frozen=True)
 class BuildOutcome:
+    """What :func:`build` and :func:`update` did: the index ``name`` of ``kind`` over ``model``'s vectors.
+
+    ``factory``: the FAISS factory string; ``ntotal`` vectors of ``dim`` dims; ``search_params``:
+    the saved settings (``nprobe`` / ``efSearch``); ``tuned_recall``: recall@10 reached by tuning
+    (None when not tuned); ``embedded``: images embedded first; ``path``: the index file.
+    """
+
     name: str
     kind: str
     model: str

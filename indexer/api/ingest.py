@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexer.api.workspace import Workspace
+from indexer.core.errors import InputError
 from indexer.datasets.folders import ImageItem, catalog_path, discover_images, os_reason
 from models.errors import ImageError
 from models.images import open_rgb
@@ -145,11 +146,23 @@ def ingest_directory(
 
 
 def ingest_flowers102(
-    workspace: Workspace, root: str | os.PathLike[str] | None = None, *, progress: bool = True
+    workspace: Workspace,
+    root: str | os.PathLike[str] | None = None,
+    *,
+    classes: int | None = None,
+    progress: bool = True,
 ) -> IngestReport:
-    """Obtain Oxford Flowers-102 (local copy or download) and catalogue all 8,189 images."""
+    """Obtain Oxford Flowers-102 (local copy or download) and catalogue all 8,189 images.
+
+    ``classes``: only the images of labels 1..``classes`` (official ids), with their official
+    split, for a small subset (8 classes: 431 images).
+    """
     from indexer.datasets.flowers102 import flowers102_items
 
+    if classes is not None and not 1 <= classes <= 102:
+        raise InputError(f"classes must be between 1 and 102; got {classes}")
     items = flowers102_items(root, workspace.datasets_dir)
+    if classes is not None:
+        items = [item for item in items if item.label_id is not None and item.label_id <= classes]
     with workspace.catalog(write=True) as catalog:
         return ingest_items(catalog, items, keep_duplicates=True, progress=progress)

@@ -5,11 +5,15 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from indexer.api.workspace import Workspace, check_artifact_name
 from indexer.core.errors import InputError
 from models.config import LOSSES, MINERS, SeedPaths, TrainConfig, config_from_yaml
 from storage.catalog import ImageRow
+
+if TYPE_CHECKING:
+    from models.embed import EmbedReport
 
 DEFAULT_TRAIN_SPLITS = TrainConfig().train_splits
 HELD_OUT_SPLIT = "test"
@@ -18,7 +22,7 @@ DEFAULT_MODEL_NAME = TrainConfig().name  # replaced by the network's name when n
 __all__ = ["LOSSES", "MINERS", "TrainOutcome", "default_model_name", "embed", "train", "train_config"]
 
 
-def train_config(config_file: str | None = None, **overrides) -> tuple[TrainConfig, SeedPaths]:
+def train_config(config_file: str | None = None, **overrides: Any) -> tuple[TrainConfig, SeedPaths]:
     """The training config from a YAML file (ours or the seed project's) and flag overrides (None: unset).
 
     The model is named after its network unless a name is given.
@@ -33,6 +37,9 @@ def train_config(config_file: str | None = None, **overrides) -> tuple[TrainConf
 
 @dataclass
 class TrainOutcome:
+    """What :func:`train` did: model ``name``, its ``checkpoint``, validation ``metrics`` (precision_at_1,
+    map_at_r, ...), ``epochs_run`` in ``seconds``, the image counts, and ``notes`` worth showing."""
+
     name: str
     checkpoint: Path
     metrics: dict
@@ -96,8 +103,12 @@ def train(
     )
 
 
-def embed(workspace: Workspace, model_name: str, *, batch_size: int = 128, progress: bool = True):
-    """Embed every ok catalog image the model's store lacks; returns the models layer's EmbedReport."""
+def embed(workspace: Workspace, model_name: str, *, batch_size: int = 128, progress: bool = True) -> EmbedReport:
+    """Embed every ok catalog image the model's store lacks.
+
+    Returns an :class:`models.embed.EmbedReport`: ``embedded``, ``skipped_existing``, ``failed``
+    (``(id, path, reason)`` of files that broke since ingestion; they are marked ``error``), ``images_per_s``.
+    """
     from models.embed import embed_items
     from models.embedding_store import EmbeddingStore
 

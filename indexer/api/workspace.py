@@ -13,9 +13,14 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from indexer.core.errors import InputError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from storage.catalog import Catalog
 
 DEFAULT_WORKSPACE = "indexer-data"
 DATABASE_FILE = "catalog.db"
@@ -39,6 +44,8 @@ class _Connection:
 
 @dataclass(frozen=True)
 class Workspace:
+    """The folder holding the catalog (``db_url``), models, embeddings and indexes; open one with :meth:`at`."""
+
     root: Path
     db_url: str
     _connection: _Connection = field(default_factory=_Connection, compare=False, repr=False)
@@ -54,18 +61,22 @@ class Workspace:
 
     @property
     def models_dir(self) -> Path:
+        """Trained models, one folder each (checkpoint, ONNX export, config)."""
         return self.root / "models"
 
     @property
     def embeddings_dir(self) -> Path:
+        """Embedding stores, one folder per model."""
         return self.root / "embeddings"
 
     @property
     def indexes_dir(self) -> Path:
+        """FAISS index files with their JSON sidecars."""
         return self.root / "indexes"
 
     @property
     def datasets_dir(self) -> Path:
+        """Downloaded data sets (Flowers-102 when no local copy is given)."""
         return self.root / "datasets"
 
     def relative(self, path: str | os.PathLike[str]) -> str:
@@ -76,7 +87,7 @@ class Workspace:
         """A stored artifact path back to an absolute one."""
         return self.root / stored
 
-    def engine(self, *, write: bool = False):
+    def engine(self, *, write: bool = False) -> Engine:
         """The workspace's one engine, its schema at head.
 
         ``write``: create the folders and migrate the schema (serialised across processes, see
@@ -107,7 +118,7 @@ class Workspace:
                 state.at_head = True
             return state.engine
 
-    def catalog(self, *, write: bool = False):
+    def catalog(self, *, write: bool = False) -> Catalog:
         """A :class:`storage.catalog.Catalog` unit of work on :meth:`engine` (use as a context manager)."""
         from storage.catalog import Catalog
 

@@ -26,3 +26,7 @@ class IndexFileError(IndexerError):
 
 class DimensionMismatchError(IndexerError):
     """Query vectors and index have different dimensions."""
+
+
+class MissingDependencyError(IndexerError):
+    """An optional package a call needs is not installed (the message says how to install it)."""

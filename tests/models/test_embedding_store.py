@@ -40,3 +40,18 @@ def test_crash_leftovers_are_ignored(tmp_path):
     store.append([1], _vectors(1))
     np.save(tmp_path / "chunk-000099.ids.npy", np.array([5]))  # written, never named by the manifest
     assert EmbeddingStore(tmp_path).ids().tolist() == [1]
+
+
+def test_lookup_reads_rows_across_parts_without_writing(tmp_path):
+    store = EmbeddingStore(tmp_path / "s")
+    rng = np.random.default_rng(0)
+    first, second = rng.standard_normal((5, 4)).astype(np.float32), rng.standard_normal((3, 4)).astype(np.float32)
+    store.append([10, 11, 12, 13, 14], first)
+    store.append([30, 31, 32], second)
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in (tmp_path / "s").iterdir())
+    found, vectors = store.lookup([31, 99, 12, 10])
+    assert found.tolist() == [True, False, True, True]
+    assert np.array_equal(vectors, np.stack([second[1], first[2], first[0]]))
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in (tmp_path / "s").iterdir()) == before  # no consolidation
+    found, vectors = EmbeddingStore(tmp_path / "empty").lookup([1])
+    assert found.tolist() == [False] and vectors.shape == (0, 0)
