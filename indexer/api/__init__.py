@@ -8,6 +8,8 @@ answers at once and the query path never imports torch).
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 _EXPORTS = {
@@ -28,6 +30,7 @@ _EXPORTS = {
     "train": "indexer.api.models",
     "train_config": "indexer.api.models",
     "embed": "indexer.api.models",
+    "train_sift_vlad": "indexer.api.classical",
     "default_model_name": "indexer.api.models",
     "LOSSES": "models.config",
     "MINERS": "models.config",
@@ -45,6 +48,13 @@ _EXPORTS = {
     "query": "indexer.api.query",
     "Searcher": "indexer.api.query",
     "draw_answer": "indexer.api.query",
+    # re-ranking
+    "Rerank": "indexer.core.rerank",
+    "RERANK_MODES": "indexer.core.rerank",
+    # near-duplicates
+    "find_duplicates": "indexer.api.dupes",
+    "draw_duplicates": "indexer.api.dupes",
+    "DEFAULT_DUPLICATE_THRESHOLD": "indexer.api.dupes:DEFAULT_THRESHOLD",
     # bench
     "bench_catalog": "indexer.api.bench",
     "bench_synthetic": "indexer.api.bench",
@@ -69,3 +79,19 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return __all__
+
+
+class _ApiModule(types.ModuleType):
+    """Keeps an exported name (``query``) from being replaced by the submodule of the same name.
+
+    Importing ``indexer.api.query`` makes Python set the package attribute ``query`` to that module,
+    which would shadow the ``query`` function for every later ``api.query(...)`` in the process.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and name in _EXPORTS:  # exports are never modules
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _ApiModule
