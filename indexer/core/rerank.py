@@ -26,8 +26,8 @@ from indexer.core.search import PAD_ID, search
 
 RERANK_MODES = ("none", "qe", "dba")
 # Chosen on the Flowers train+val split with model mnv2 (docs/BENCHMARKS.md, "Re-ranking"); never on test.
-DEFAULT_NEIGHBOURS = {"qe": 2, "dba": 2}
-DEFAULT_ALPHA = {"qe": 3.0, "dba": 3.0}
+DEFAULT_NEIGHBOURS = {"qe": 2, "dba": 8}
+DEFAULT_ALPHA = {"qe": 0.0, "dba": 12.0}
 DBA_BATCH = 4096
 
 VectorLookup = Callable[[np.ndarray], np.ndarray]
