@@ -9,7 +9,9 @@ with the same number of descriptors, which is what category-level retrieval want
 Pipeline: image → grey, ``image_size`` px → (m, 128) SIFT on a grid → RootSIFT (L1, square root) →
 VLAD against a k-means codebook (k, 128) fitted with FAISS: residuals summed per nearest centroid,
 signed square root (power normalisation), L2 per centroid (intra normalisation), L2 overall →
-(k·128,) → PCA-whitening to ``dim`` → L2. "Training" fits the codebook and the PCA on the
+(k·128,) → PCA to ``dim``, each axis divided by its standard deviation to the power ``whitening``
+(1 = full whitening, 0 = plain PCA) → L2. The default 0.25 was chosen on train + val: full whitening
+lifts the weakest axes to equal weight and lost MAP@R there (docs/BENCHMARKS.md, "SIFT-VLAD"). "Training" fits the codebook and the PCA on the
 training images; the model is one ``.npz`` file.
 """
 
@@ -33,9 +35,9 @@ WHITEN_EPS = 1e-6
 
 @dataclass(frozen=True)
 class SiftVladSpec:
-    """codebook: k-means centroids; dim: output dims after PCA-whitening; image_size: px the image is
-    resized to (square) before SIFT; step / patch: the dense grid's spacing and SIFT patch size (px);
-    seed: k-means and sampling seed."""
+    """codebook: k-means centroids; dim: output dims after PCA; image_size: px the image is resized to
+    (square) before SIFT; step / patch: the dense grid's spacing and SIFT patch size (px); seed: k-means
+    and sampling seed; whitening: the power of 1/std each PCA axis is scaled by (0 none, 1 full)."""
 
     codebook: int = 64
     dim: int = 128
@@ -43,8 +45,13 @@ class SiftVladSpec:
     step: int = 8
     patch: int = 16
     seed: int = 0
+    whitening: float = 0.25
 
     def __post_init__(self) -> None:
+        if isinstance(self.whitening, bool) or not isinstance(self.whitening, (int, float)) or not (
+                0.0 <= self.whitening <= 1.0):
+            raise ModelError(f"sift-vlad whitening must be a number in [0, 1]; got {self.whitening!r}")
+        object.__setattr__(self, "whitening", float(self.whitening))
         for name, minimum in (("codebook", 2), ("dim", 1), ("image_size", 16), ("step", 1), ("patch", 4),
                               ("seed", 0)):
             value = getattr(self, name)
@@ -189,7 +196,7 @@ def fit_sift_vlad(images: Sequence, spec: SiftVladSpec, *, progress: bool = Fals
     # singular values / sqrt(n - 1) the standard deviations to whiten by.
     _, singular, axes = np.linalg.svd((raw - mean).astype(np.float64), full_matrices=False)
     std = singular[:dim] / np.sqrt(max(1, raw.shape[0] - 1))
-    projection = (axes[:dim].T / (std + WHITEN_EPS)).astype(np.float32)
+    projection = (axes[:dim].T * (std + WHITEN_EPS) ** -spec.whitening).astype(np.float32)
     # Fix each axis's sign (SVD's is arbitrary) so refits on the same data agree bit for bit.
     signs = np.sign(projection[np.abs(projection).argmax(axis=0), np.arange(dim)])
     projection *= np.where(signs == 0, 1.0, signs).astype(np.float32)

@@ -27,16 +27,18 @@ def train_sift_vlad(
     step: int = 8,
     patch: int = 16,
     seed: int = 0,
+    whitening: float | None = None,
     progress: bool = True,
 ) -> TrainOutcome:
-    """Fit SIFT-VLAD (``codebook`` centroids, PCA-whitened to ``dim``) on every catalog image outside the
+    """Fit SIFT-VLAD (``codebook`` centroids, PCA to ``dim`` with ``whitening``, default the measured one) on every catalog image outside the
     test split, save it under ``models/NAME/`` and register it (kind ``sift-vlad``)."""
     from models.errors import ImageError
     from models.images import open_rgb
     from models.sift_vlad import SiftVladSpec, fit_sift_vlad
 
     name = check_artifact_name("model", name or SIFT_VLAD)
-    spec = SiftVladSpec(codebook=codebook, dim=dim, image_size=image_size, step=step, patch=patch, seed=seed)
+    spec = SiftVladSpec(codebook=codebook, dim=dim, image_size=image_size, step=step, patch=patch, seed=seed,
+                        **({} if whitening is None else {"whitening": whitening}))
     with workspace.catalog(write=True) as catalog:
         rows = [row for row in catalog.images() if row.split != HELD_OUT_SPLIT]
     if not rows:

@@ -87,6 +87,8 @@ def test_vlad_puts_the_same_family_closer_than_the_other(fitted):
 def test_bad_spec_and_too_few_images_are_refused():
     with pytest.raises(ModelError, match="codebook"):
         SiftVladSpec(codebook=1)
+    with pytest.raises(ModelError, match="whitening"):
+        SiftVladSpec(whitening=1.5)
     with pytest.raises(ModelError, match="dim"):
         fit_sift_vlad(_images(4), SiftVladSpec(codebook=4, dim=10, image_size=64))
 
