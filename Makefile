@@ -1,6 +1,6 @@
 # make demo  - create .venv, install, run the main job on Oxford Flowers-102
-# make test  - create .venv, install with the dev and notebook extras, check the layers (lint-imports) and style (ruff),
-#              run the tests (examples/flowers.ipynb too when FLOWERS102_DIR is set; NOTEBOOK=0 leaves it out)
+# make test  - create .venv, install with every extra (dev, notebook, classical, ...), check the layers (lint-imports)
+#              and style (ruff), run the tests (examples/flowers.ipynb too when FLOWERS102_DIR is set; NOTEBOOK=0 leaves it out)
 #
 # Offline machines: make demo FLOWERS102_DIR=path/to/flowers102 (jpg/ + the two .mat files)
 #                   WEIGHTS=path/to/mobilenet_v2-b0353104.pth (else the torch cache, else the Siamese net)
@@ -24,7 +24,7 @@ HAS_IMAGENET := $(BIN)/python -c "import sys; from models.weights import cached_
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,notebook]'
+	$(BIN)/pip install --quiet -e '.[dev,notebook,classical]'
 	touch $@
 
 install: $(BIN)/.installed

@@ -135,7 +135,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--network", default=None, help="'siamese' or any torchvision classifier (resnet18, resnet50, mobilenet_v2, ...).")
+@click.option("--network", default=None, help="'siamese', any torchvision classifier (resnet18, resnet50, mobilenet_v2, ...) or 'sift-vlad'.")
 @click.option("--epochs", type=int, default=None, help="Epochs (default: 60 with a frozen backbone, else 12).")
 @click.option("--image-size", type=int, default=None, help="Square input size in pixels (default 64 siamese, 128 otherwise).")
 @click.option("--weights", default=None, help="'imagenet' (torchvision registry / torch cache) or a checkpoint file.")
@@ -150,11 +150,21 @@ def status(ctx: click.Context, as_json: bool) -> None:
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="YAML config (ours, or the seed project's); flags override it.")
 @click.option("--device", default=None, help="auto (default), cpu, cuda or cuda:N.")
+@click.option("--codebook", type=click.IntRange(min=2), default=None, help="sift-vlad: k-means centroids (default 64).")
+@click.option("--dim", type=click.IntRange(min=1), default=None, help="sift-vlad: dims after PCA-whitening (default 128).")
 @click.pass_context
-def train(ctx: click.Context, config_file: str | None, **flags) -> None:
-    """Train an embedding network on the catalog's labelled images (all splits but test)."""
-    config, seed_paths = api.train_config(config_file, **flags)
-    outcome = api.train(_workspace(ctx), config, seed_paths)
+def train(ctx: click.Context, config_file: str | None, codebook, dim, **flags) -> None:
+    """Train an embedding network on the catalog's labelled images (all splits but test).
+
+    --network sift-vlad fits the classical baseline instead (dense SIFT, VLAD, PCA-whitening).
+    """
+    if flags["network"] == "sift-vlad":
+        outcome = _fit_sift_vlad(ctx, config_file, codebook, dim, flags)
+    else:
+        if codebook is not None or dim is not None:
+            raise click.UsageError("--codebook and --dim apply to --network sift-vlad")
+        config, seed_paths = api.train_config(config_file, **flags)
+        outcome = api.train(_workspace(ctx), config, seed_paths)
     for note in outcome.notes:
         click.echo(note, err=True)
     metrics = ", ".join(f"{key} {value:.4f}" for key, value in outcome.metrics.items() if isinstance(value, float))
@@ -163,6 +173,17 @@ def train(ctx: click.Context, config_file: str | None, **flags) -> None:
         f"{outcome.train_images} images; validation on {outcome.val_images} images ({outcome.val_source}): {metrics}"
     )
     click.echo(f"checkpoint: {outcome.checkpoint}")
+
+
+def _fit_sift_vlad(ctx: click.Context, config_file, codebook, dim, flags):
+    used = sorted(f"--{key.replace('_', '-')}" for key, value in flags.items()
+                  if value is not None and key not in ("network", "name", "seed", "image_size"))
+    if config_file or used:
+        raise click.UsageError(f"--network sift-vlad takes --codebook, --dim, --image-size, --seed and --name; "
+                               f"not {', '.join(used or ['--config'])}")
+    options = {key: value for key, value in (("codebook", codebook), ("dim", dim), ("image_size", flags["image_size"]),
+                                             ("seed", flags["seed"]), ("name", flags["name"])) if value is not None}
+    return api.train_sift_vlad(_workspace(ctx), **options)
 
 
 @main.command()
@@ -182,6 +203,22 @@ def embed(ctx: click.Context, model_name: str | None, batch_size: int) -> None:
     )
 
 
+def _rerank_options(modes: tuple[str, ...], what: str):
+    """--rerank MODE, --rerank-n N, --rerank-alpha A (None: the mode's measured default)."""
+    def decorate(command):
+        command = click.option("--rerank-alpha", type=click.FloatRange(min=0), default=None,
+                               help="Re-ranking weight exponent (default: the measured one).")(command)
+        command = click.option("--rerank-n", type=click.IntRange(min=1), default=None,
+                               help="Neighbours a vector is averaged with (default: the measured number).")(command)
+        return click.option("--rerank", type=click.Choice(modes), default="none", show_default=True,
+                            help=what)(command)
+    return decorate
+
+
+def _rerank(rerank: str, rerank_n: int | None, rerank_alpha: float | None):
+    return api.Rerank(mode=rerank, n=rerank_n, alpha=rerank_alpha)
+
+
 @main.command()
 @click.option("--index", "kind", type=click.Choice(api.INDEX_KINDS), default=None,
               help=f"Index kind (default {api.DEFAULT_KIND}; 'raw' with --factory).")
@@ -196,10 +233,13 @@ def embed(ctx: click.Context, model_name: str | None, batch_size: int) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--gpu/--no-gpu", "use_gpu", default=None, help="Train and fill the index on the GPU (default: when FAISS's GPU build and a GPU are present).")
 @click.option("--update", "update_name", default=None, metavar="NAME", help="Add newly ingested images to index NAME without retraining.")
+@_rerank_options(("none", "dba"), "dba: store every vector averaged with its nearest neighbours (database-side augmentation).")
 @click.pass_context
-def build(ctx: click.Context, kind: str | None, update_name: str | None, **options) -> None:
+def build(ctx: click.Context, kind: str | None, update_name: str | None, rerank, rerank_n, rerank_alpha,
+          **options) -> None:
     """Embed what is missing and build (or update) a FAISS index over the catalog."""
     workspace = _workspace(ctx)
+    options["rerank"] = _rerank(rerank, rerank_n, rerank_alpha)
     if update_name is not None:
         outcome = api.update_index(workspace, update_name)
         click.echo(f"index {outcome.name!r}: {outcome.ntotal} vectors ({outcome.embedded} newly embedded)")
@@ -224,13 +264,16 @@ def build(ctx: click.Context, kind: str | None, update_name: str | None, **optio
 @click.option("--nprobe", type=int, default=None, help="IVF lists to search (default: the tuned value).")
 @click.option("--json", "as_json", is_flag=True, help="Print only JSON on stdout.")
 @click.option("--grid", type=click.Path(dir_okay=False), default=None, help="Write a picture of the query and its results.")
+@_rerank_options(("none", "qe", "dba"), "qe: average the query with its top neighbours and search again; "
+                 "dba: the index must have been built with --rerank dba.")
 @click.pass_context
 def query(ctx: click.Context, images: tuple[str, ...], ids: tuple[int, ...], index_name, k, nprobe, as_json,
-          grid) -> None:
+          grid, rerank, rerank_n, rerank_alpha) -> None:
     """Find the catalog images most like each IMAGE (and each catalogued image --id N)."""
     if not images and not ids:
         raise click.UsageError("give IMAGE files or --id")
-    outcome = api.query(_workspace(ctx), list(images), ids=list(ids), index_name=index_name, k=k, nprobe=nprobe)
+    outcome = api.query(_workspace(ctx), list(images), ids=list(ids), index_name=index_name, k=k, nprobe=nprobe,
+                        rerank=_rerank(rerank, rerank_n, rerank_alpha))
     for line in outcome.failures:
         click.echo(f"Error: {line}", err=True)
     for line in outcome.warnings:
@@ -296,19 +339,23 @@ def remove(ctx: click.Context, paths: tuple[str, ...], ids: tuple[int, ...]) -> 
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the full figures as JSON.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, help="Write the recall-latency curves (PNG).")
 @click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False), default=None, help="Write a Markdown block for the docs.")
+@_rerank_options(("none", "qe", "dba"), "Re-ranking the label metrics are measured with (catalog mode).")
 @click.pass_context
 def bench(ctx: click.Context, indexes: str, model_name, split, k, n_queries, target_recall, synthetic, dim, seed,
-          json_path, plot_path, markdown_path) -> None:
+          json_path, plot_path, markdown_path, rerank, rerank_n, rerank_alpha) -> None:
     """Compare index kinds: label quality, fidelity to exact search, latency, throughput, size."""
     api.prepare_output_paths(json_path, plot_path, markdown_path)  # fail before the run, not after it
     kinds = tuple(kind.strip() for kind in indexes.split(",") if kind.strip())
+    if synthetic is not None and rerank != "none":
+        raise click.UsageError("--rerank applies to catalog benches, not --synthetic")
     if synthetic is not None:
         report = api.bench_synthetic(synthetic, dim, kinds=kinds, k=k, n_queries=n_queries,
                                      target_recall=target_recall, seed=seed)
     else:
         report = api.bench_catalog(_workspace(ctx), kinds=kinds, model_name=model_name,
                                    split=None if split == "all" else split, k=k, n_queries=n_queries,
-                                   target_recall=target_recall, seed=seed)
+                                   target_recall=target_recall, seed=seed,
+                                   rerank=_rerank(rerank, rerank_n, rerank_alpha))
     for note in report["notes"]:
         click.echo(f"note: {note}", err=True)
     click.echo(api.report_table(report))
@@ -334,6 +381,36 @@ def export(ctx: click.Context, dest: str, model_name: str | None, export_format:
                    f"left out; run 'indexer embed --model {outcome.model}' first to include them", err=True)
     click.echo(f"model {outcome.model!r}: {outcome.rows} vectors of {outcome.dim} dims written as {outcome.format} "
                f"to {', '.join(str(path) for path in outcome.files)}")
+
+
+@main.command()
+@click.option("--model", "model_name", default=None, help="Model whose embeddings to compare (default: the most recent).")
+@click.option("--threshold", type=click.FloatRange(min=0, max=1, min_open=True), default=None,
+              help="Cosine similarity at or above which two images are near copies "
+                   f"(default {api.DEFAULT_DUPLICATE_THRESHOLD}, chosen on Flowers; 1.0: exact copies only).")
+@click.option("--json", "as_json", is_flag=True, help="Print only JSON on stdout.")
+@click.option("--grid", type=click.Path(dir_okay=False), default=None, help="Write a picture, one row per group.")
+@click.pass_context
+def dupes(ctx: click.Context, model_name, threshold, as_json, grid) -> None:
+    """Find groups of near-identical images (range search over the embeddings)."""
+    if grid:
+        api.prepare_output_paths(grid)
+    threshold = api.DEFAULT_DUPLICATE_THRESHOLD if threshold is None else threshold
+    report = api.find_duplicates(_workspace(ctx), model_name=model_name, threshold=threshold, progress=not as_json)
+    if grid:
+        click.echo(f"grid written to {api.draw_duplicates(report, grid)}", err=as_json)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    crossing = sum(group.crosses_split for group in report.groups)
+    click.echo(f"model {report.model!r}, threshold {report.threshold}: {len(report.groups)} groups among "
+               f"{report.n_images} images ({report.exact_pairs} byte-identical pairs; {crossing} groups cross "
+               f"the test split)")
+    for group in report.groups:
+        marks = [mark for mark, on in (("exact copies", group.exact_copies), ("crosses split", group.crosses_split)) if on]
+        click.echo(f"min similarity {group.min_similarity:.4f}{'  [' + ', '.join(marks) + ']' if marks else ''}")
+        for row in group.images:
+            click.echo(f"  {row.id:>6}  {row.split or '-':<5}  {row.label or '-':<20}  {row.path}")
 
 
 @main.group()

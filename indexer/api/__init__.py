@@ -35,6 +35,7 @@ _EXPORTS = {
     "TrainOutcome": "indexer.api.models",
     "cached_imagenet_file": "models.weights",
     "embed": "indexer.api.models",
+    "train_sift_vlad": "indexer.api.classical",
     "default_model_name": "indexer.api.models",
     "LOSSES": "models.config",
     "MINERS": "models.config",
@@ -56,6 +57,13 @@ _EXPORTS = {
     "QueryOutcome": "indexer.api.query",
     "Answer": "indexer.api.query",
     "Hit": "indexer.api.query",
+    # re-ranking
+    "Rerank": "indexer.core.rerank",
+    "RERANK_MODES": "indexer.core.rerank",
+    # near-duplicates
+    "find_duplicates": "indexer.api.dupes",
+    "draw_duplicates": "indexer.api.dupes",
+    "DEFAULT_DUPLICATE_THRESHOLD": "indexer.api.dupes:DEFAULT_THRESHOLD",
     # bench
     "bench_catalog": "indexer.api.bench",
     "bench_synthetic": "indexer.api.bench",

@@ -15,8 +15,13 @@ def find_inconsistencies(workspace: Workspace) -> list[str]:
         index_rows, model_rows = catalog.indexes(), catalog.models()
         ok_ids = np.array([row.id for row in catalog.images()], dtype=np.int64) if index_rows else None
     problems = []
+    from models.embedders import ONNX, embedder_file, embedder_kind
+
     for model in model_rows:
-        for what, stored in (("checkpoint", model.path), ("ONNX file", model.params.get("onnx"))):
+        kind = embedder_kind(model.params)
+        files = (("checkpoint", model.path), ("ONNX file", model.params.get("onnx"))) if kind == ONNX else (
+            (f"{kind} file", embedder_file(model.params)),)
+        for what, stored in files:
             if stored is None or not workspace.resolve(stored).is_file():
                 problems.append(f"model {model.name!r}: {what} {stored} is missing; train it again")
     models_by_name = {model.name: model for model in model_rows}

@@ -107,3 +107,22 @@ def render_grid(
         r, c = divmod(i, cols)
         canvas.paste(tile, (x0 + c * (tw + GAP), GAP + r * (th + GAP)))
     return canvas
+
+
+def draw_rows(rows: list[list[dict[str, Any]]], path: str | os.PathLike[str]) -> Path:
+    """Save a PNG with one row of tiles per list: [{"image": PIL RGB, "lines": [str, str], "match": bool | None}].
+
+    Frames as in :func:`draw_grid` (green / red / grey for ``match`` True / False / None).
+    """
+    font = _font()
+    tiled = [[_tile(cell["image"], FRAME[cell.get("match")], cell["lines"], font) for cell in row] for row in rows]
+    tw, th = (THUMB + 2 * BORDER, THUMB + 2 * BORDER + TEXT_H)
+    cols = max([len(row) for row in tiled] + [1])
+    canvas = Image.new("RGB", (GAP + cols * (tw + GAP), GAP + max(1, len(tiled)) * (th + GAP)), "white")
+    for r, row in enumerate(tiled):
+        for c, tile in enumerate(row):
+            canvas.paste(tile, (GAP + c * (tw + GAP), GAP + r * (th + GAP)))
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(out, format="PNG")
+    return out

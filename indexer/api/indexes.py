@@ -21,6 +21,7 @@ from indexer.core.kinds import (
     NPROBE,
     index_kind,
 )
+from indexer.core.rerank import Rerank, as_rerank
 from storage.catalog import ArtifactRow
 
 TUNING_K = 10
@@ -68,13 +69,16 @@ def build(
     seed: int = 0,
     use_gpu: bool | None = None,
     progress: bool = True,
+    rerank: str | Rerank | None = None,
 ) -> BuildOutcome:
     """Embed what is missing, build a ``kind`` index over every ok image, tune it, save and register it.
 
     An existing index of the same name is replaced atomically: it keeps answering until the
     new one is complete. ``target_recall`` (default 0.95 for IVF/HNSW kinds) picks the smallest
     nprobe / efSearch reaching that recall@10 against exact search, unless one is given.
-    ``use_gpu``: None uses FAISS's GPU build when there is one.
+    ``use_gpu``: None uses FAISS's GPU build when there is one. ``rerank`` "dba" stores every vector
+    augmented with its nearest neighbours (:func:`indexer.core.rerank.augment_database`) and records
+    it in the sidecar; "qe" is a query-time setting and is refused here.
     """
     from indexer.core.build import build_index
     from indexer.core.factory import IndexParams
@@ -83,6 +87,10 @@ def build(
     model_name = model_name or default_model_name(workspace)
     name = check_artifact_name("index", name or kind)
     _check_search_options(kind, nprobe, efSearch)
+    rerank = as_rerank(rerank)
+    if rerank.mode == "qe":
+        raise InputError("query expansion happens at query time: use 'indexer query --rerank qe' (build takes "
+                         "--rerank none or dba)")
     params = IndexParams(
         kind=kind, nlist=nlist, nprobe=nprobe, efSearch=efSearch, pca_dim=pca_dim, factory=factory, seed=seed
     )
@@ -90,6 +98,10 @@ def build(
     ids, vectors = catalog_vectors(workspace, model_name)
     if len(ids) == 0:
         raise InputError(f"model {model_name!r} has no embedded images to index; run 'indexer ingest DIR' first")
+    if rerank.mode == "dba":
+        from indexer.core.rerank import augment_database
+
+        vectors = augment_database(vectors, rerank.n, rerank.alpha)
     device = "auto" if use_gpu is None else ("gpu" if use_gpu else "cpu")
     index, info = build_index(params, vectors, ids, device=device)
     tuning = _tune(index, vectors, ids, kind, nprobe, efSearch, target_recall, seed)
@@ -98,7 +110,7 @@ def build(
         index,
         path,
         {"name": name, "kind": kind, "model": model_name, "params": params.to_dict(), "build": info.to_dict(),
-         "tuning": tuning, "seed": seed},
+         "tuning": tuning, "seed": seed, "rerank": rerank.to_dict()},
     )
     register(workspace, name, kind, params.to_dict(), sidecar, path, model_name, replace=True)
     return BuildOutcome(
@@ -129,6 +141,12 @@ def update(workspace: Workspace, name: str, *, progress: bool = True) -> BuildOu
     index, sidecar = load_index(path)
     ids, vectors = catalog_vectors(workspace, model_name)
     new = ~np.isin(ids, indexed_ids(index))
+    augmentation = as_rerank(Rerank.from_dict(sidecar.get("rerank")))
+    if new.any() and augmentation.mode == "dba":
+        from indexer.core.rerank import augment_database
+
+        # New vectors are augmented among all of them; stored ones keep their old neighbours until a rebuild.
+        vectors = augment_database(vectors, augmentation.n, augmentation.alpha)
     if new.any():
         add_vectors(index, vectors[new], ids[new])
     sidecar = save_index(index, path, {**user_sidecar(sidecar), "updated_with": int(new.sum())})

@@ -110,6 +110,7 @@ def embed(workspace: Workspace, model_name: str, *, batch_size: int = 128, progr
     (``(id, path, reason)`` of files that broke since ingestion; they are marked ``error``), ``images_per_s``.
     """
     from models.embed import embed_items
+    from models.embedders import ONNX, embed_with, embedder_kind, open_embedder
     from models.embedding_store import EmbeddingStore
 
     with workspace.catalog(write=True) as catalog:
@@ -117,7 +118,11 @@ def embed(workspace: Workspace, model_name: str, *, batch_size: int = 128, progr
         rows = catalog.images()
     store = EmbeddingStore(workspace.embeddings_dir / model_name)
     items = [(row.id, row.path) for row in rows]
-    report = embed_items(workspace.resolve(model.path), items, store, batch_size=batch_size, progress=progress)
+    if embedder_kind(model.params) == ONNX:  # the torch model embeds the catalog; its ONNX export, queries
+        report = embed_items(workspace.resolve(model.path), items, store, batch_size=batch_size, progress=progress)
+    else:
+        embedder = open_embedder(model.params, workspace.resolve)
+        report = embed_with(embedder, items, store, batch_size=batch_size, progress=progress)
     if report.failed:  # a file that broke after ingestion: record it, so builds stop retrying it
         with workspace.catalog(write=True) as catalog:
             for image_id, _path, reason in report.failed:

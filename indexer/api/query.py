@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import numpy as np
 from indexer.api.tables import to_dataframe
 from indexer.api.workspace import Workspace
 from indexer.core.errors import DimensionMismatchError, InputError, NotFoundError
+from indexer.core.rerank import Rerank, as_rerank
 from indexer.datasets.folders import catalog_path
 from storage.catalog import ArtifactRow, Catalog, ImageRow
 
@@ -97,7 +99,7 @@ class QueryOutcome:
 
 
 class Searcher:
-    """A loaded index with its model's ONNX embedder, ready to answer many queries.
+    """A loaded index with its model's embedder (ONNX, or SIFT-VLAD: see :mod:`models.embedders`), ready to answer many queries.
 
     :meth:`answer` may be called from several threads at once: search settings travel with
     each call and every catalog read opens its own session.
@@ -106,8 +108,7 @@ class Searcher:
     def __init__(self, workspace: Workspace, index_name: str | None = None, *, threads: int = 1) -> None:
         from indexer.api.indexes import stale_index_message
         from indexer.core.index_io import load_index
-        from models.onnx_embedder import OnnxEmbedder
-        from models.preprocess import PreprocessSpec
+        from models.embedders import open_embedder
 
         self.workspace = workspace
         with workspace.catalog() as catalog:
@@ -122,22 +123,30 @@ class Searcher:
                 f"model {model.name!r} makes {model.dim}-dim embeddings; "
                 f"index {index_row.name!r} holds {index_row.dim}-dim vectors"
             )
-        onnx_path = workspace.resolve(model.params["onnx"])
-        if not onnx_path.is_file():
-            raise NotFoundError(f"model {model.name!r} has no ONNX file at {onnx_path}; train it again")
         self.index_name, self.model_name = index_row.name, model.name
         stale = stale_index_message(index_row, model)
         self.warnings = [] if stale is None else [f"{stale}; until then results may be poor"]
-        self.embedder = OnnxEmbedder(onnx_path, PreprocessSpec.from_dict(model.params["preprocess"]), threads=threads)
-        self.index, _ = load_index(workspace.resolve(index_row.path))
+        self.embedder = open_embedder(model.params, workspace.resolve, threads=threads)
+        self.index, sidecar = load_index(workspace.resolve(index_row.path))
+        self.kind = index_row.kind
+        self.augmentation = Rerank.from_dict(sidecar.get("rerank"))  # "dba" when built so
+        self._lookup = None
+        self._lookup_lock = threading.Lock()
 
-    def answer(self, images: list[str], *, k: int = 10, nprobe: int | None = None) -> QueryOutcome:
-        """Top-``k`` catalog images for each query image file; unreadable ones go to ``failures``."""
+    def answer(
+        self, images: list[str], *, k: int = 10, nprobe: int | None = None, rerank: str | Rerank | None = None,
+    ) -> QueryOutcome:
+        """Top-``k`` catalog images for each query image file; unreadable ones go to ``failures``.
+
+        ``rerank``: "qe" expands each query with its nearest stored vectors and searches again;
+        "dba" requires an index built with ``rerank="dba"`` (its stored vectors were augmented).
+        """
         from models.errors import ImageError
         from models.preprocess import load_for_model
 
         if k < 1:
             raise InputError(f"-k must be at least 1; got {k}")
+        rerank = self._check_rerank(as_rerank(rerank))
         pictures, names, failures = [], [], []
         for image in images:
             if not os.path.exists(image):
@@ -154,9 +163,11 @@ class Searcher:
         with self.workspace.catalog() as catalog:
             own = catalog.images_by_paths(catalog_path(name) for name in names)
         queries = [(name, own.get(catalog_path(name))) for name in names]
-        return self._search(queries, vectors, k, nprobe, failures)
+        return self._search(queries, vectors, k, nprobe, rerank, failures)
 
-    def answer_ids(self, ids: list[int], *, k: int = 10, nprobe: int | None = None) -> QueryOutcome:
+    def answer_ids(
+        self, ids: list[int], *, k: int = 10, nprobe: int | None = None, rerank: str | Rerank | None = None,
+    ) -> QueryOutcome:
         """Top-``k`` catalog images for stored images, by catalog id, using their stored embeddings.
 
         Nothing is decoded or embedded: the vectors come from the model's embedding store. An
@@ -167,6 +178,7 @@ class Searcher:
 
         if k < 1:
             raise InputError(f"-k must be at least 1; got {k}")
+        rerank = self._check_rerank(as_rerank(rerank))
         wanted = [int(i) for i in ids]
         with self.workspace.catalog() as catalog:
             rows = catalog.images_by_ids(wanted)
@@ -186,10 +198,10 @@ class Searcher:
         queries = [(rows[image_id].path, rows[image_id]) for image_id, ok in zip(in_catalog, found) if ok]
         if not queries:
             return QueryOutcome(self.index_name, self.model_name, [], failures, self.warnings)
-        return self._search(queries, vectors, k, nprobe, failures)
+        return self._search(queries, vectors, k, nprobe, rerank, failures)
 
     def _search(self, queries: list[tuple[str, ImageRow | None]], vectors: np.ndarray, k: int,
-                nprobe: int | None, failures: list[str]) -> QueryOutcome:
+                nprobe: int | None, rerank: Rerank, failures: list[str]) -> QueryOutcome:
         from indexer.core.search import search
 
         if vectors.shape[1] != self.index.d:
@@ -197,10 +209,36 @@ class Searcher:
                 f"query embedding has {vectors.shape[1]} dims; index {self.index_name!r} was built with "
                 f"model {self.model_name!r} ({self.index.d} dims)"
             )
-        scores, ids = search(self.index, vectors, min(k, int(self.index.ntotal)), nprobe=nprobe)
+        depth = min(k, int(self.index.ntotal))
+        if rerank.mode == "qe":
+            from indexer.core.rerank import search_expanded
+
+            scores, ids = search_expanded(self.index, vectors, depth, self._vector_lookup(), rerank, nprobe=nprobe)
+        else:
+            scores, ids = search(self.index, vectors, depth, nprobe=nprobe)
         with self.workspace.catalog() as catalog:
             answers = _answers(catalog, queries, scores, ids)
         return QueryOutcome(self.index_name, self.model_name, answers, failures, self.warnings)
+
+    def _check_rerank(self, rerank: Rerank) -> Rerank:
+        if rerank.mode == "dba" and self.augmentation.mode != "dba":
+            raise InputError(
+                f"index {self.index_name!r} was built without database-side augmentation; rebuild it with "
+                f"'indexer build --index {self.kind} --name {self.index_name} --rerank dba'"
+            )
+        return rerank
+
+    def _vector_lookup(self):
+        """The model's stored embeddings by id (loaded once, on the first expanded query)."""
+        with self._lookup_lock:
+            if self._lookup is None:
+                from indexer.core.rerank import lookup_vectors
+                from models.embedding_store import EmbeddingStore
+
+                store = EmbeddingStore(self.workspace.embeddings_dir / self.model_name)
+                vectors = store.vectors(mmap=False)  # first: it folds appended chunks into the base part
+                self._lookup = lookup_vectors(store.ids(), vectors)
+            return self._lookup
 
 
 def query(
@@ -212,18 +250,19 @@ def query(
     k: int = 10,
     nprobe: int | None = None,
     threads: int = 1,
+    rerank: str | Rerank | None = None,
 ) -> QueryOutcome:
     """Top-``k`` catalog images for each query image file and each stored image id (see :class:`Searcher`).
 
     ``index_name``: default the most recently built index. Answers come in the order given,
-    image files first, then ids.
+    image files first, then ids. ``rerank``: "none", "qe" or "dba" (see :meth:`Searcher.answer`).
     """
     if not images and not ids:
         raise InputError("give query image files or catalog ids")
     searcher = Searcher(workspace, index_name, threads=threads)
-    outcome = searcher.answer(list(images), k=k, nprobe=nprobe) if images else None
+    outcome = searcher.answer(list(images), k=k, nprobe=nprobe, rerank=rerank) if images else None
     if ids:
-        by_id = searcher.answer_ids(list(ids), k=k, nprobe=nprobe)
+        by_id = searcher.answer_ids(list(ids), k=k, nprobe=nprobe, rerank=rerank)
         if outcome is None:
             return by_id
         outcome.answers += by_id.answers

@@ -7,6 +7,7 @@ data carries labels deep enough for MAP@R, synthetic data its cluster labels.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from indexer.core.factory import IndexParams, find_ivf
 from indexer.core.fidelity import ann_recall_at_k
 from indexer.core.kinds import BENCH_KINDS, DEFAULT_PCA_DIM, EF_SEARCH, NPROBE
 from indexer.core.metrics import label_metrics, relevant_counts
+from indexer.core.rerank import Rerank, augment_database, lookup_vectors, search_expanded
 from indexer.core.search import drop_self, exact_search, search
 from indexer.core.settings import default_settings, knob_of, search_parameters
 from indexer.core.tuning import tune_search_param
@@ -96,6 +98,30 @@ def _results(index: Any, queries: np.ndarray, query_ids: np.ndarray | None, k: i
     return drop_self(scores, found, query_ids, min(k, int(index.ntotal) - 1))
 
 
+def _expanded_results(index: Any, data: BenchData, k: int, rerank: Rerank):
+    """Top-k after query expansion; a stored query is never expanded with, nor returned as, itself."""
+    lookup = lookup_vectors(data.base_ids, data.base)
+    if data.query_ids is None:
+        return search_expanded(index, data.queries, k, lookup, rerank)
+    scores, found = search_expanded(index, data.queries, min(k + 1, int(index.ntotal)), lookup, rerank,
+                                    exclude_ids=data.query_ids)
+    return drop_self(scores, found, data.query_ids, min(k, int(index.ntotal) - 1))
+
+
+def expanded_latency_ms(index: Any, data: BenchData, k: int, rerank: Rerank, n: int) -> float:
+    """Single-query p50 (ms, one thread) of the whole query-expansion path: two searches and a lookup."""
+    from indexer.bench.timing import faiss_threads
+
+    lookup = lookup_vectors(data.base_ids, data.base)
+    times = []
+    with faiss_threads(1):
+        for i in range(min(n, len(data.queries))):
+            started = time.perf_counter()
+            search_expanded(index, data.queries[i : i + 1], k, lookup, rerank)
+            times.append(time.perf_counter() - started)
+    return float(np.median(times) * 1e3)
+
+
 def sweep(
     index: Any,
     queries: np.ndarray,
@@ -164,8 +190,16 @@ def bench_kind(
     n_tune_queries: int = 200,
     overhead_repeats: int = 3,
     with_sweep: bool = True,
+    rerank: Rerank | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, float]]]:
-    """Build one index over ``data.base``, tune it, and measure it. Returns (row, sweep)."""
+    """Build one index over ``data.base``, tune it, and measure it. Returns (row, sweep).
+
+    ``rerank`` "qe": the label metrics (P@1, MAP@R, ...) come from expanded queries and the row adds
+    ``rerank_ms_p50``, the single-query latency of the expanded search; fidelity (ann recall),
+    tuning and the latency sweep stay those of the plain search. "dba" is applied to ``data.base``
+    by :func:`run_bench` before this is called.
+    """
+    rerank = rerank or Rerank()
     exact_scores, exact_ids = exact
     index, info = build_index(params, data.base, data.base_ids)
     tuned = tune_search_param(
@@ -179,6 +213,9 @@ def bench_kind(
     )
     depth = int(max(k, relevant.max(initial=0))) if labelled and data.deep_labels else k
     _, found = _results(index, data.queries, data.query_ids, depth)
+    plain_found = found
+    if rerank.mode == "qe":
+        _, found = _expanded_results(index, data, depth, rerank)
     lat = latency_ms(index, data.queries[:n_latency], k)
     size = index_bytes(index)
     settings = default_settings(index)
@@ -192,7 +229,8 @@ def bench_kind(
         "efSearch": settings.get("efSearch"),
         "tune_reached_target": None if tuned is None else tuned.reached,
         "tuned_recall": None if tuned is None else tuned.recall,
-        "ann_recall_at_k": ann_recall_at_k(found[:, :k], exact_ids, k, exact_scores=exact_scores),
+        "rerank": rerank.label(),
+        "ann_recall_at_k": ann_recall_at_k(plain_found[:, :k], exact_ids, k, exact_scores=exact_scores),
         "search_ms_p50": lat["p50"],
         "search_ms_p95": lat["p95"],
         "search_ms_p99": lat["p99"],
@@ -207,6 +245,8 @@ def bench_kind(
             index, data.queries[: min(n_latency, 200)], k, n_repeats=overhead_repeats
         )["overhead_pct"],
     }
+    if rerank.mode == "qe":
+        row["rerank_ms_p50"] = expanded_latency_ms(index, data, k, rerank, n_latency)
     if labelled:
         quality = label_metrics(
             data.query_labels, _neighbour_labels(found, data.base_ids, data.base_labels), relevant, k
@@ -238,6 +278,7 @@ def run_bench(
     with_sweep: bool = True,
     progress: bool = True,
     desc: str = "bench",
+    rerank: Rerank | None = None,
 ) -> dict[str, Any]:
     """Benchmark every kind on ``data``; returns {"results": [row per kind], "sweeps": {kind: [...]},
     "ground_truth_s"}.
@@ -246,9 +287,17 @@ def run_bench(
     search_ms_p50/p95/p99 (one query at a time, one thread), qps (one batch, all threads),
     build_s, bytes_per_vector, index_bytes, nprobe / efSearch (tuned to ``target_recall``),
     our_overhead_pct, speedup_vs_flat (when flat ran), and with labels P@1, P@k, R@k, F1@k,
-    MAP@R and map_at_r_change (against flat).
+    MAP@R and map_at_r_change (against flat); ``rerank`` (its label) and, for "qe", rerank_ms_p50.
+
+    ``rerank`` "dba" augments ``data.base`` once before anything is built (the queries stay as
+    they are, as they would at query time); ground truth is then exact search over the
+    augmented vectors.
     """
-    import time
+    rerank = rerank or Rerank()
+    if rerank.mode == "dba":
+        from dataclasses import replace
+
+        data = replace(data, base=augment_database(data.base, rerank.n, rerank.alpha))
 
     check_bench_kinds(kinds)
     started = time.perf_counter()
@@ -264,6 +313,7 @@ def run_bench(
         row, curve = bench_kind(
             bench_params(kind, data.base.shape[1], seed), data, exact, k, target_recall, n_latency=n_latency,
             n_tune_queries=n_tune_queries, overhead_repeats=overhead_repeats, with_sweep=with_sweep,
+            rerank=rerank,
         )
         results.append(row)
         if curve:

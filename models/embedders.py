@@ -1,0 +1,103 @@
+"""Query-time embedders, one per kind of model, behind one interface; none imports torch.
+
+A registered model's params say its kind (``"embedder"``): ``"onnx"`` (the learned networks,
+exported at training time; the default for models registered before kinds existed) or
+``"sift-vlad"`` (:mod:`models.sift_vlad`). Each embedder has ``dim`` and
+``embed_images(list of PIL images) -> (n, dim) float32``, L2-normalised.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from models.errors import CheckpointError, ImageError, ModelError
+
+ONNX = "onnx"
+SIFT_VLAD = "sift-vlad"
+EMBEDDER_KINDS = (ONNX, SIFT_VLAD)
+
+
+class Embedder(Protocol):
+    dim: int
+
+    def embed_images(self, images: Sequence) -> np.ndarray: ...
+
+
+def embedder_kind(params: dict) -> str:
+    """The embedder kind a model's registered params name (``onnx`` when they name none)."""
+    kind = params.get("embedder", ONNX)
+    if kind not in EMBEDDER_KINDS:
+        raise ModelError(f"unknown embedder kind {kind!r}; expected one of {', '.join(EMBEDDER_KINDS)}")
+    return kind
+
+
+def embedder_file(params: dict) -> str:
+    """The stored (workspace-relative) file the model's embedder loads."""
+    return params["sift_vlad"] if embedder_kind(params) == SIFT_VLAD else params["onnx"]
+
+
+def open_embedder(params: dict, resolve: Callable[[str], Path], *, threads: int = 1) -> Embedder:
+    """The embedder of a model with registered ``params``; ``resolve`` maps stored paths to files."""
+    path = resolve(embedder_file(params))
+    if not Path(path).is_file():
+        raise CheckpointError(f"model file {str(path)!r} not found; train the model again")
+    if embedder_kind(params) == SIFT_VLAD:
+        from models.sift_vlad import SiftVladModel
+
+        return _SiftVladEmbedder(SiftVladModel.load(path))
+    from models.onnx_embedder import OnnxEmbedder
+    from models.preprocess import PreprocessSpec
+
+    return OnnxEmbedder(path, PreprocessSpec.from_dict(params["preprocess"]), threads=threads)
+
+
+class _SiftVladEmbedder:
+    def __init__(self, model) -> None:
+        self.model = model
+        self.dim = model.dim
+
+    def embed_images(self, images: Sequence) -> np.ndarray:
+        return self.model.embed_images(images)
+
+
+def embed_with(embedder: Embedder, items: Sequence[tuple[int, str]], store, *, batch_size: int = 64,
+               progress: bool = True):
+    """Embed the ``(id, path)`` items ``store`` lacks with a torch-free embedder, appending per batch.
+
+    Returns :class:`models.embed.EmbedReport`; unreadable images go to ``failed``.
+    """
+    from tqdm import tqdm
+
+    from models.embed import EmbedReport
+    from models.images import open_rgb
+
+    started = time.perf_counter()
+    items = [(int(i), os.fspath(p)) for i, p in items]
+    todo_ids = set(store.missing([i for i, _ in items]).tolist())
+    todo = [item for item in items if item[0] in todo_ids]
+    if store.dim is not None and todo and store.dim != embedder.dim:
+        raise ModelError(f"store {store.directory} holds {store.dim}-dim vectors; the model makes {embedder.dim}")
+    failed: list[tuple[int, str, str]] = []
+    embedded = 0
+    bar = tqdm(total=len(todo), desc="embed", unit="img", disable=not progress)
+    for start in range(0, len(todo), batch_size):
+        pictures, ids = [], []
+        for item_id, path in todo[start : start + batch_size]:
+            try:
+                pictures.append(open_rgb(path))
+                ids.append(item_id)
+            except ImageError as exc:
+                failed.append((item_id, path, str(exc)))
+        if pictures:
+            store.append(np.asarray(ids, dtype=np.int64), embedder.embed_images(pictures))
+            embedded += len(ids)
+        bar.update(min(batch_size, len(todo) - start))
+    bar.close()
+    seconds = time.perf_counter() - started
+    return EmbedReport(embedded, len(items) - len(todo), failed, seconds, embedded / seconds if seconds else 0.0)
