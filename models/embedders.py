@@ -26,6 +26,8 @@ EMBEDDER_KINDS = (ONNX, SIFT_VLAD)
 class Embedder(Protocol):
     dim: int
 
+    def load(self, path: str | os.PathLike[str]): ...  # the image, decoded no larger than this embedder needs
+
     def embed_images(self, images: Sequence) -> np.ndarray: ...
 
 
@@ -62,6 +64,12 @@ class _SiftVladEmbedder:
         self.model = model
         self.dim = model.dim
 
+    def load(self, path: str | os.PathLike[str]):
+        """``path`` as RGB, decoded no smaller than twice the descriptor grid's size (ImageError)."""
+        from models.images import open_rgb
+
+        return open_rgb(path, min_side=2 * self.model.spec.image_size, thumbnails=True)
+
     def embed_images(self, images: Sequence) -> np.ndarray:
         return self.model.embed_images(images)
 
@@ -75,7 +83,6 @@ def embed_with(embedder: Embedder, items: Sequence[tuple[int, str]], store, *, b
     from tqdm import tqdm
 
     from models.embed import EmbedReport
-    from models.images import open_rgb
 
     started = time.perf_counter()
     items = [(int(i), os.fspath(p)) for i, p in items]
@@ -90,7 +97,7 @@ def embed_with(embedder: Embedder, items: Sequence[tuple[int, str]], store, *, b
         pictures, ids = [], []
         for item_id, path in todo[start : start + batch_size]:
             try:
-                pictures.append(open_rgb(path))
+                pictures.append(embedder.load(path))
                 ids.append(item_id)
             except ImageError as exc:
                 failed.append((item_id, path, str(exc)))

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from models.errors import CheckpointError
-from models.preprocess import PreprocessSpec, preprocess
+from models.preprocess import PreprocessSpec, load_for_model, preprocess
 
 
 class OnnxEmbedder:
@@ -33,6 +33,10 @@ class OnnxEmbedder:
         self.batch_size = batch_size
         self._input = self._session.get_inputs()[0].name
         self.dim = int(self._session.get_outputs()[0].shape[-1])
+
+    def load(self, path: str | os.PathLike[str]):
+        """``path`` decoded for this model by the catalogue's own loader (:func:`models.preprocess.load_for_model`)."""
+        return load_for_model(path, self.spec)
 
     def embed_arrays(self, batch: np.ndarray) -> np.ndarray:
         """(n, 3, S, S) float32 preprocessed images → (n, D) float32, L2-normalised."""

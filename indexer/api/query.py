@@ -142,7 +142,6 @@ class Searcher:
         "dba" requires an index built with ``rerank="dba"`` (its stored vectors were augmented).
         """
         from models.errors import ImageError
-        from models.preprocess import load_for_model
 
         if k < 1:
             raise InputError(f"-k must be at least 1; got {k}")
@@ -153,7 +152,7 @@ class Searcher:
                 failures.append(f"{image}: no such file")
                 continue
             try:
-                pictures.append(load_for_model(image, self.embedder.spec))  # the catalogue's own loader
+                pictures.append(self.embedder.load(image))  # the catalogue's own loader for this model
                 names.append(image)
             except ImageError as exc:
                 failures.append(str(exc))
