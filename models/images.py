@@ -21,14 +21,38 @@ def open_rgb(path: str | os.PathLike[str], max_pixels: int | None = None):
     mode (CMYK, 16-bit grey, palette, alpha) is normalised to 8-bit RGB; transparent
     pixels are composited on white. Raises :class:`ImageError` with a one-line reason.
     """
+    path = Path(path)
+    return _decode(path, path, lambda: _size_or_none(path), max_pixels)
+
+
+def decode_rgb(data: bytes, name: str, max_pixels: int | None = None):
+    """:func:`open_rgb` for bytes in memory (an upload); ``name`` only labels the error messages."""
+    import io
+
+    return _decode(io.BytesIO(data), name, lambda: len(data), max_pixels)
+
+
+def image_format(data: bytes) -> str | None:
+    """Pillow's name for the format of encoded image bytes ("JPEG", "PNG", ...), or None."""
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.format
+    except Exception:  # noqa: BLE001 - only asked of bytes decode_rgb accepted; the format is cosmetic
+        return None
+
+
+def _decode(source, path, size_of, max_pixels: int | None):
     from PIL import Image, ImageOps
 
-    path = Path(path)
     max_pixels = max_pixels or MAX_PIXELS
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with Image.open(path) as img:
+            with Image.open(source) as img:
                 width, height = img.size
                 if width * height > max_pixels:
                     raise ImageError(
@@ -47,7 +71,7 @@ def open_rgb(path: str | os.PathLike[str], max_pixels: int | None = None):
     except PermissionError:
         raise ImageError(f"{path}: permission denied") from None
     except Image.UnidentifiedImageError:
-        size = _size_or_none(path)
+        size = size_of()
         reason = "empty file (0 bytes)" if size == 0 else "not an image Pillow can identify"
         raise ImageError(f"{path}: {reason}") from None
     except OSError as exc:

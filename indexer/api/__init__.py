@@ -45,6 +45,10 @@ _EXPORTS = {
     "query": "indexer.api.query",
     "Searcher": "indexer.api.query",
     "draw_answer": "indexer.api.query",
+    # a long-running face (the HTTP service): queries, adds and deletes on one opened workspace
+    "LiveCatalog": "indexer.api.live",
+    "MAX_K": "indexer.api.live",
+    "content_type": "indexer.api.uploads",
     # bench
     "bench_catalog": "indexer.api.bench",
     "bench_synthetic": "indexer.api.bench",
