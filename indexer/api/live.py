@@ -131,6 +131,7 @@ class LiveCatalog:
         self.embedder = OnnxEmbedder(onnx_path, PreprocessSpec.from_dict(model.params["preprocess"]), threads=threads)
         self._held: dict[str, HeldIndex] = {row.name: self._load(row) for row in rows}
         self._vectors: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros((0, model.dim), np.float32))
+        self._rows: dict[int, tuple[str, str | None]] = {}  # ok catalog images: id -> (path, label)
         self.reconcile()
 
     # -- reads (any thread, no lock) -------------------------------------------------------------------------
@@ -194,10 +195,15 @@ class LiveCatalog:
             scores, ids = search(held.index, vector, wanted)
             searched = time.perf_counter()
             pairs = [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0 and int(i) != exclude]
-            with self.workspace.catalog() as catalog:
-                rows = catalog.images_by_ids([i for _, i in pairs])
+            rows = self._rows
+            unknown = [i for _, i in pairs if i not in rows]
+            if unknown:  # catalogued by another process since the last reload: ask the database
+                with self.workspace.catalog() as catalog:
+                    found = catalog.images_by_ids(unknown)
+                rows = {**{i: rows[i] for _, i in pairs if i in rows},
+                        **{i: (row.path, row.label) for i, row in found.items() if row.status == "ok"}}
             kept = [(s, i) for s, i in pairs if i in rows][:k]  # a row deleted meanwhile is skipped
-            hits = [LiveHit(rank, i, rows[i].path, rows[i].label, s) for rank, (s, i) in enumerate(kept, 1)]
+            hits = [LiveHit(rank, i, *rows[i], s) for rank, (s, i) in enumerate(kept, 1)]
         done = time.perf_counter()
         return LiveAnswer(query=name, index=held.name, results=hits,
                           timings_ms={"search": (searched - started) * 1e3, "catalog": (done - searched) * 1e3})
@@ -234,6 +240,7 @@ class LiveCatalog:
                     width=upload.picture.width, height=upload.picture.height, format=upload.format,
                     label_id=catalog.label_id(label) if label else None, split=split, status="ok",
                 )
+            self._rows = {**self._rows, image_id: (str(path.resolve()), label)}
             ids = np.array([image_id], dtype=np.int64)
             EmbeddingStore(self.workspace.embeddings_dir / self.model_name).append(ids, vector)
             self._publish_vectors(add=(ids, vector))
@@ -254,6 +261,7 @@ class LiveCatalog:
                     raise NotFoundError(f"no image with id {image_id} in the catalog")
                 catalog.remove_images(ids.tolist())
                 models, index_rows = catalog.models(), catalog.indexes()
+                self._rows = {i: row for i, row in self._rows.items() if i != int(image_id)}
             for model in models:
                 store_dir = self.workspace.embeddings_dir / model.name
                 if store_dir.is_dir():
@@ -281,6 +289,7 @@ class LiveCatalog:
             with self.workspace.catalog() as catalog:
                 ok_rows = catalog.images()
             ok_ids = np.array([row.id for row in ok_rows], dtype=np.int64)
+            self._rows = {row.id: (row.path, row.label) for row in ok_rows}
             store = EmbeddingStore(self.workspace.embeddings_dir / self.model_name)
             lacking = set(store.missing(ok_ids).tolist())
             pictures, new_ids = [], []
