@@ -254,3 +254,27 @@ def test_readers_and_a_writer_together_see_consistent_answers(make_client, train
         assert scores == sorted(scores, reverse=True)
     assert {row["name"]: row["ntotal"] for row in client.get("/indexes").json()} == {"ivf": 27, "flat": 27}
     assert client.get("/status").json()["inconsistencies"] == []
+
+
+def test_serve_warns_beyond_loopback_and_fails_in_one_line_without_an_index(ws, tmp_path, monkeypatch):
+    import uvicorn
+
+    from indexer.service import ServiceConfig, serve
+
+    started = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.append(options))
+    lines: list[str] = []
+    serve(ServiceConfig(workspace=str(ws), host="0.0.0.0", port=8123), announce=lines.append)
+    assert lines[0].startswith("warning: listening on 0.0.0.0") and "writes are refused" in lines[0]
+    assert any("http://0.0.0.0:8123/" in line for line in lines)
+    assert started == [{"host": "0.0.0.0", "port": 8123, "log_level": "warning", "access_log": False}]
+    lines.clear()
+    serve(ServiceConfig(workspace=str(ws)), announce=lines.append)
+    assert not any(line.startswith("warning") for line in lines)
+
+    run(tmp_path / "empty", "ingest", str(tmp_path))  # a catalog with no model and no index
+    result = run(tmp_path / "empty", "serve", "--port", "0", ok=False)
+    assert result.exit_code == 1 and result.output.strip().splitlines() == [
+        "Error: the catalog has no index yet: run 'indexer build --index ivf' first"]
+    bad_k = run(ws, "serve", "-k", "0", ok=False)
+    assert bad_k.exit_code == 2 and "-k" in bad_k.output
