@@ -105,7 +105,9 @@ def run_phase(url: str, queries, total: int, clients: int, time_limit: float, k:
         rng = np.random.default_rng(1)
         previous = None
         with httpx.Client(base_url=url, timeout=30) as session:
-            while not stop.wait(1.0):
+            tick = time.perf_counter()
+            while not stop.wait(max(0.0, tick + 1.0 - time.perf_counter())):  # one write a second, on the clock
+                tick = max(tick + 1.0, time.perf_counter() - 1.0)
                 began = time.perf_counter()
                 try:
                     if previous is not None:
