@@ -20,13 +20,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from indexer.api.indexes import register, stale_index_message, user_sidecar
+from indexer.api.live_types import AddOutcome, HeldIndex, LiveAnswer, LiveHit, file_signature
 from indexer.api.uploads import UPLOADS_DIR, read_upload, store_upload
 from indexer.api.workspace import Workspace
 from indexer.core.errors import IndexerError, InputError, NotFoundError
@@ -36,65 +36,6 @@ MAX_K = 100
 MAX_NOTES = 100
 DELETE_SLACK = 4  # extra neighbours fetched: a delete commits in the catalog just before the index swap
 DEFAULT_WATCH_S = 1.0
-
-
-@dataclass(frozen=True)
-class HeldIndex:
-    """A loaded index as published to readers; never modified after publication."""
-
-    name: str
-    kind: str
-    model: str
-    path: Path  # the .faiss file
-    index: Any
-    sidecar: dict
-    params: dict
-    signature: tuple
-
-    @property
-    def ntotal(self) -> int:
-        return int(self.index.ntotal)
-
-    def describe(self) -> dict:
-        return {"name": self.name, "kind": self.kind, "model": self.model, "ntotal": self.ntotal,
-                "dim": int(self.index.d)}
-
-
-@dataclass(frozen=True)
-class LiveHit:
-    rank: int
-    id: int
-    path: str
-    label: str | None
-    score: float
-
-    def to_dict(self) -> dict:
-        return {"rank": self.rank, "id": self.id, "path": self.path, "label": self.label,
-                "score": round(self.score, 6)}
-
-
-@dataclass(frozen=True)
-class LiveAnswer:
-    query: str
-    index: str
-    results: list[LiveHit]
-    timings_ms: dict[str, float]  # decode, embed, search, catalog
-
-    @property
-    def took_ms(self) -> float:
-        return sum(self.timings_ms.values())
-
-
-@dataclass(frozen=True)
-class AddOutcome:
-    id: int
-    path: str
-    duplicate_of: int | None
-    indexes: list[str]
-
-    @property
-    def created(self) -> bool:
-        return self.duplicate_of is None
 
 
 class LiveCatalog:
@@ -325,7 +266,7 @@ class LiveCatalog:
         reloaded = []
         with self._write_lock:
             for name, held in list(self._held.items()):
-                if _signature(held.path) == held.signature:
+                if file_signature(held.path) == held.signature:
                     continue
                 try:
                     with self.workspace.catalog() as catalog:
@@ -380,7 +321,7 @@ class LiveCatalog:
         from indexer.core.index_io import index_paths, load_index
 
         path = index_paths(self.workspace.resolve(row.path))[0]
-        signature = _signature(path)
+        signature = file_signature(path)
         index, sidecar = load_index(path)
         return HeldIndex(row.name, row.kind, row.model_name, path, index, sidecar, row.params, signature)
 
@@ -418,21 +359,9 @@ class LiveCatalog:
             sidecar = save_index(index, held.path, user_sidecar(held.sidecar))
             register(self.workspace, name, held.kind, held.params, sidecar, held.path, held.model)
             self._held = {**self._held, name: replace(held, index=index, sidecar=sidecar,
-                                                      signature=_signature(held.path))}
+                                                      signature=file_signature(held.path))}
             names.append(name)
         return names
-
-
-def _signature(faiss_path: Path) -> tuple:
-    """What identifies the index files' current version: (inode, size, mtime) of the index and its sidecar."""
-    out = []
-    for path in (faiss_path, faiss_path.with_suffix(".json")):
-        try:
-            stat = path.stat()
-            out.append((stat.st_ino, stat.st_size, stat.st_mtime_ns))
-        except OSError:
-            out.append(None)
-    return tuple(out)
 
 
 def _check_k(k: int) -> None:
