@@ -413,6 +413,27 @@ def dupes(ctx: click.Context, model_name, threshold, as_json, grid) -> None:
             click.echo(f"  {row.id:>6}  {row.split or '-':<5}  {row.label or '-':<20}  {row.path}")
 
 
+@main.command()
+@click.option("--index", "index_name", default=None, help="Default index (default: the most recent); every index of its model is served.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; beyond loopback, writes need --token.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("-k", type=click.IntRange(1, 100), default=10, show_default=True, help="Default results per query.")
+@click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=20.0, show_default=True,
+              help="Largest accepted upload (larger: 413).")
+@click.option("--token", envvar="INDEXER_TOKEN", default=None, help="Bearer token the write endpoints require (env INDEXER_TOKEN).")
+@click.pass_context
+def serve(ctx: click.Context, index_name, host, port, k, max_upload_mb, token) -> None:
+    """Serve queries, uploads and deletes over HTTP, with a web page at / (FastAPI on uvicorn)."""
+    try:
+        from indexer.service import ServiceConfig
+        from indexer.service import serve as run_service
+    except ImportError as exc:
+        raise click.ClickException(f"the service needs the 'serve' extra: pip install -e '.[serve]' ({exc})") from None
+    config = ServiceConfig(workspace=ctx.obj["workspace"], db=ctx.obj["db"], index=index_name, host=host, port=port,
+                           k=k, max_upload_mb=max_upload_mb, token=token)
+    run_service(config, announce=lambda line: click.echo(line, err=line.startswith("warning")))
+
+
 @main.group()
 def db() -> None:
     """Catalog database maintenance."""

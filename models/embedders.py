@@ -28,6 +28,8 @@ class Embedder(Protocol):
 
     def load(self, path: str | os.PathLike[str]): ...  # the image, decoded no larger than this embedder needs
 
+    def load_bytes(self, data: bytes, name: str): ...  # the same for encoded bytes (an upload)
+
     def embed_images(self, images: Sequence) -> np.ndarray: ...
 
 
@@ -69,6 +71,12 @@ class _SiftVladEmbedder:
         from models.images import open_rgb
 
         return open_rgb(path, min_side=2 * self.model.spec.image_size, thumbnails=True)
+
+    def load_bytes(self, data: bytes, name: str):
+        """Encoded image bytes decoded exactly as :meth:`load` decodes a file (ImageError)."""
+        from models.images import decode_rgb
+
+        return decode_rgb(data, name, min_side=2 * self.model.spec.image_size, thumbnails=True)
 
     def embed_images(self, images: Sequence) -> np.ndarray:
         return self.model.embed_images(images)

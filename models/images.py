@@ -66,22 +66,44 @@ def open_rgb(
     stream still read, so truncation is still caught), other formats by an integer ``reduce`` right after
     decoding. With ``thumbnails`` a HEIC/HEIF file's embedded thumbnail is decoded instead of the image when
     one is large enough (the main image is then not read: never for proving a file whole). EXIF orientation
-    is applied, animated images give their first frame, and every mode (CMYK,
-    16-bit grey, palette, alpha) is normalised to 8-bit RGB; transparent pixels are composited on white.
+    is applied, animated images give their first frame, and every mode (CMYK, 16-bit grey, palette, alpha)
+    is normalised to 8-bit RGB; transparent pixels are composited on white.
     ``info["original_size"]`` holds the file's own (width, height), orientation applied, and
-    ``info["format"]`` Pillow's name of its format. More than
-    ``max_pixels`` in the file (a decompression bomb) or more than ``max_decoded_pixels`` to decode is an
-    error. Raises :class:`ImageError` with a one-line reason.
+    ``info["format"]`` Pillow's name of its format. More than ``max_pixels`` in the file (a decompression
+    bomb) or more than ``max_decoded_pixels`` to decode is an error. Raises :class:`ImageError` with a
+    one-line reason.
     """
+    path = Path(path)
+    return _decode(path, path, lambda: _size_or_none(path), path.suffix, max_pixels, min_side,
+                   max_decoded_pixels, thumbnails)
+
+
+def decode_rgb(
+    data: bytes,
+    name: str,
+    max_pixels: int | None = None,
+    *,
+    min_side: int | None = None,
+    max_decoded_pixels: int = DECODED_PIXEL_BUDGET,
+    thumbnails: bool = False,
+):
+    """:func:`open_rgb` for bytes in memory (an upload); ``name`` labels the error messages."""
+    import io
+
+    return _decode(io.BytesIO(data), name, lambda: len(data), Path(name).suffix, max_pixels, min_side,
+                   max_decoded_pixels, thumbnails)
+
+
+def _decode(source, path, size_of, suffix: str, max_pixels: int | None, min_side: int | None,
+            max_decoded_pixels: int, thumbnails: bool):
     from PIL import Image, ImageOps
 
     register_plugins()
-    path = Path(path)
     max_pixels = max_pixels or MAX_PIXELS
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with Image.open(path) as img:
+            with Image.open(source) as img:
                 width, height, file_format = *img.size, img.format
                 if width * height > max_pixels:
                     raise ImageError(
@@ -114,8 +136,8 @@ def open_rgb(
     except PermissionError:
         raise ImageError(f"{path}: permission denied") from None
     except Image.UnidentifiedImageError:
-        size = _size_or_none(path)
-        hint = missing_plugin_hint(path.suffix)
+        size = size_of()
+        hint = missing_plugin_hint(suffix)
         reason = "empty file (0 bytes)" if size == 0 else (hint or "not an image Pillow can identify")
         raise ImageError(f"{path}: {reason}") from None
     except OSError as exc:

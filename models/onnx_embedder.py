@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from models.errors import CheckpointError
-from models.preprocess import PreprocessSpec, load_for_model, preprocess
+from models.preprocess import PreprocessSpec, decode_for_model, load_for_model, preprocess
 
 
 class OnnxEmbedder:
@@ -37,6 +37,10 @@ class OnnxEmbedder:
     def load(self, path: str | os.PathLike[str]):
         """``path`` decoded for this model by the catalogue's own loader (:func:`models.preprocess.load_for_model`)."""
         return load_for_model(path, self.spec)
+
+    def load_bytes(self, data: bytes, name: str):
+        """Encoded image bytes decoded exactly as :meth:`load` decodes a file (ImageError)."""
+        return decode_for_model(data, name, self.spec)
 
     def embed_arrays(self, batch: np.ndarray) -> np.ndarray:
         """(n, 3, S, S) float32 preprocessed images → (n, D) float32, L2-normalised."""

@@ -101,6 +101,13 @@ def load_for_model(path: str | os.PathLike[str], spec: PreprocessSpec):
     return open_rgb(path, min_side=spec.decode_side, thumbnails=True)
 
 
+def decode_for_model(data: bytes, name: str, spec: PreprocessSpec):
+    """:func:`load_for_model` for encoded bytes in memory (an upload); ``name`` labels errors. Raises ImageError."""
+    from models.images import decode_rgb
+
+    return decode_rgb(data, name, min_side=spec.decode_side, thumbnails=True)
+
+
 def load_and_preprocess(path: str | os.PathLike[str], spec: PreprocessSpec) -> np.ndarray:
     """:func:`load_for_model` then :func:`preprocess`: (3, S, S) float32. Raises ImageError."""
     return preprocess(load_for_model(path, spec), spec)

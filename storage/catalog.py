@@ -116,6 +116,13 @@ class Catalog:
         )
         return dict(rows.all())
 
+    def image_by_sha256(self, sha256: str) -> ImageRow | None:
+        """The first usable (status ok) image with this content hash, or None."""
+        image = self.session.scalars(
+            select(Image).where(Image.sha256 == sha256, Image.status == "ok").order_by(Image.id).limit(1)
+        ).first()
+        return _image_row(image) if image is not None else None
+
     def add_image(self, **fields) -> int:
         image = Image(**fields)
         self.session.add(image)

@@ -64,6 +64,10 @@ _EXPORTS = {
     "find_duplicates": "indexer.api.dupes",
     "draw_duplicates": "indexer.api.dupes",
     "DEFAULT_DUPLICATE_THRESHOLD": "indexer.api.dupes:DEFAULT_THRESHOLD",
+    # a long-running face (the HTTP service): queries, adds and deletes on one opened workspace
+    "LiveCatalog": "indexer.api.live",
+    "MAX_K": "indexer.api.live",
+    "content_type": "indexer.api.uploads",
     # bench
     "bench_catalog": "indexer.api.bench",
     "bench_synthetic": "indexer.api.bench",

@@ -26,8 +26,6 @@ def remove(workspace: Workspace, paths: Sequence[str] = (), ids: Sequence[int] =
     catalog (``indexer status`` reports the indexes that lack them), and running the same removal
     again finishes it.
     """
-    from indexer.core.build import remove_ids, stored_vectors
-    from indexer.core.factory import find_hnsw
     from indexer.core.index_io import load_index, save_index
     from models.embedding_store import EmbeddingStore
 
@@ -45,14 +43,7 @@ def remove(workspace: Workspace, paths: Sequence[str] = (), ids: Sequence[int] =
     # load every index first: a missing or corrupt one stops the removal before anything changed
     loaded = [(row, workspace.resolve(row.path), *load_index(workspace.resolve(row.path))) for row in index_rows]
     for row, path, index, sidecar in loaded:
-        if find_hnsw(index) is not None:  # graphs cannot delete: rebuild from their own vectors without them
-            held_ids, held_vectors = stored_vectors(index)
-            keep = ~np.isin(held_ids, wanted)
-            per_index[row.name] = int((~keep).sum())
-            if per_index[row.name]:
-                index = _rebuild(sidecar, held_vectors[keep], held_ids[keep])
-        else:
-            per_index[row.name] = remove_ids(index, wanted)
+        index, per_index[row.name] = remove_from_index(index, sidecar, wanted)
         if per_index[row.name]:
             sidecar = save_index(index, path, user_sidecar(sidecar))
             register(workspace, row.name, row.kind, row.params, sidecar, path, row.model_name)
@@ -61,6 +52,20 @@ def remove(workspace: Workspace, paths: Sequence[str] = (), ids: Sequence[int] =
     with workspace.catalog(write=True) as catalog:
         removed = catalog.remove_images(wanted.tolist())
     return RemoveOutcome(removed_images=removed, not_found=not_found, per_index=per_index)
+
+
+def remove_from_index(index, sidecar: dict, ids: np.ndarray):
+    """(index without ``ids``, how many went). Modifies ``index`` in place, except an HNSW graph (it cannot
+    delete), which is rebuilt from its own vectors into a new object."""
+    from indexer.core.build import remove_ids, stored_vectors
+    from indexer.core.factory import find_hnsw
+
+    if find_hnsw(index) is None:
+        return index, remove_ids(index, ids)
+    held_ids, held_vectors = stored_vectors(index)
+    keep = ~np.isin(held_ids, ids)
+    removed = int((~keep).sum())
+    return (_rebuild(sidecar, held_vectors[keep], held_ids[keep]) if removed else index), removed
 
 
 def _rebuild(sidecar: dict, vectors: np.ndarray, ids: np.ndarray):
@@ -73,3 +78,16 @@ def _rebuild(sidecar: dict, vectors: np.ndarray, ids: np.ndarray):
     settings = sidecar.get("search_params") or {}
     set_default_settings(index, nprobe=settings.get("nprobe"), efSearch=settings.get("efSearch"))
     return index
+
+
+def remove_from_index_file(workspace: Workspace, row, ids: np.ndarray) -> int:
+    """Remove ``ids`` from the saved index of catalog row ``row`` (load, remove, save, register); how many went."""
+    from indexer.core.index_io import load_index, save_index
+
+    path = workspace.resolve(row.path)
+    index, sidecar = load_index(path)
+    index, removed = remove_from_index(index, sidecar, ids)
+    if removed:
+        sidecar = save_index(index, path, user_sidecar(sidecar))
+        register(workspace, row.name, row.kind, row.params, sidecar, path, row.model_name)
+    return removed

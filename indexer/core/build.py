@@ -148,3 +148,16 @@ def stored_vectors(index: Any) -> tuple[np.ndarray, np.ndarray]:
     vectors = np.empty((index.ntotal, index.d), dtype=np.float32)
     index.index.reconstruct_n(0, index.ntotal, vectors)
     return ids, vectors
+
+
+def copy_index(index: Any) -> Any:
+    """A deep copy of ``index`` with the same default search settings (for copy-on-write updates: change the
+    copy, then publish it, so readers of the original never see a half-applied change)."""
+    import faiss
+
+    from indexer.core.settings import default_settings
+
+    copy = faiss.clone_index(index)
+    settings = default_settings(index)
+    set_default_settings(copy, nprobe=settings.get("nprobe"), efSearch=settings.get("efSearch"))
+    return copy

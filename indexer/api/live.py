@@ -1,0 +1,382 @@
+"""A workspace opened once for a long-running face (the HTTP service): queries, adds and deletes together.
+
+Reads run in parallel from any thread; writes are serialised by one lock. Indexes are copy-on-write: a write
+copies each index, changes the copy, saves it and then publishes it by swapping one reference, so a query
+holds either the old or the new index and never a half-updated one.
+
+Durability of an acknowledged write, in order: the uploaded file (fsynced, renamed), the catalog row
+(committed), the embedding (appended to the model's :class:`EmbeddingStore`, fsynced), every held index
+(saved with the crash-safe journal of :mod:`indexer.core.index_io`). A ``kill -9`` between these steps is
+repaired at the next start: :meth:`LiveCatalog.reconcile` embeds ok catalog images the store lacks and adds to
+(or removes from) each held index whatever the catalog says it should hold, as ``indexer build --update`` does.
+A delete commits at the catalog row; the store and the indexes follow (and are replayed the same way).
+
+Index files replaced by another process (``indexer build --name NAME``, ``--update NAME``) are noticed by
+:meth:`LiveCatalog.refresh` (file identity and times), loaded, reconciled and published the same way.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from indexer.api.indexes import register, stale_index_message, user_sidecar
+from indexer.api.live_types import AddOutcome, HeldIndex, LiveAnswer, LiveHit, file_signature
+from indexer.api.uploads import UPLOADS_DIR, read_upload, store_upload
+from indexer.api.workspace import Workspace
+from indexer.core.errors import IndexerError, InputError, NotFoundError
+from storage.catalog import ImageRow
+
+MAX_K = 100
+MAX_NOTES = 100
+DELETE_SLACK = 4  # extra neighbours fetched: a delete commits in the catalog just before the index swap
+DEFAULT_WATCH_S = 1.0
+
+
+class LiveCatalog:
+    """The served model (its ONNX embedder), the indexes of that model, and the catalog, opened once.
+
+    ``index_name`` picks the default index (the most recent when None); every other index of the same
+    model that is not stale is held too. ``threads``: onnxruntime threads per query (1 suits many
+    concurrent queries).
+    """
+
+    def __init__(self, workspace: Workspace, index_name: str | None = None, *, threads: int = 1,
+                 max_pixels: int | None = None, notify: Callable[[str], None] | None = None) -> None:
+        from models.onnx_embedder import OnnxEmbedder
+        from models.preprocess import PreprocessSpec
+
+        self.workspace = workspace
+        self.max_pixels = max_pixels
+        self._write_lock = threading.RLock()
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self.notes: list[str] = []  # the last events a face may want to show (reloads, dropped indexes)
+        self._notify = notify
+        with workspace.catalog() as catalog:
+            default = _pick_index(catalog, index_name)
+            if default.model_name is None:
+                raise NotFoundError(f"index {default.name!r} was built with a model that no longer exists; rebuild it")
+            model = catalog.model(default.model_name)
+            rows = [row for row in catalog.indexes() if row.model_name == model.name
+                    and (row.name == default.name or stale_index_message(row, model) is None)]
+        onnx_path = workspace.resolve(model.params["onnx"])
+        if not onnx_path.is_file():
+            raise NotFoundError(f"model {model.name!r} has no ONNX file at {onnx_path}; train it again")
+        self.model_name, self.default_index = model.name, default.name
+        self.embedder = OnnxEmbedder(onnx_path, PreprocessSpec.from_dict(model.params["preprocess"]), threads=threads)
+        self._held: dict[str, HeldIndex] = {row.name: self._load(row) for row in rows}
+        self._vectors: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros((0, model.dim), np.float32))
+        self._rows: dict[int, tuple[str, str | None]] = {}  # ok catalog images: id -> (path, label)
+        self.reconcile()
+
+    # -- reads (any thread, no lock) -------------------------------------------------------------------------
+
+    def indexes(self) -> list[dict]:
+        """``[{"name", "kind", "model", "ntotal", "dim"}]`` of the held indexes, the default first."""
+        held = self._held
+        return [held[name].describe() for name in sorted(held, key=lambda n: (n != self.default_index, n))]
+
+    def held(self, index_name: str | None = None) -> HeldIndex:
+        """The published index called ``index_name`` (default: the default index)."""
+        held = self._held
+        name = index_name or self.default_index
+        if name not in held:
+            known = ", ".join(sorted(held)) or "none"
+            raise NotFoundError(f"index {name!r} is not served (served: {known})")
+        return held[name]
+
+    def search_bytes(self, data: bytes, name: str, *, k: int = 10, index_name: str | None = None) -> LiveAnswer:
+        """Top-``k`` catalog images for an encoded image (an upload); InputError when it does not decode."""
+        held = self.held(index_name)
+        _check_k(k)
+        started = time.perf_counter()
+        upload = read_upload(data, name, max_pixels=self.max_pixels, load=self.embedder.load_bytes)
+        decoded = time.perf_counter()
+        vector = self.embedder.embed_images([upload.picture])
+        embedded = time.perf_counter()
+        answer = self._search(held, vector, k, upload.name, exclude=None)
+        timings = {"decode": (decoded - started) * 1e3, "embed": (embedded - decoded) * 1e3, **answer.timings_ms}
+        return replace(answer, timings_ms=timings)
+
+    def similar(self, image_id: int, *, k: int = 10, index_name: str | None = None) -> LiveAnswer:
+        """Top-``k`` catalog images like catalog image ``image_id`` (its stored vector), itself excluded."""
+        held = self.held(index_name)
+        _check_k(k)
+        with self.workspace.catalog() as catalog:
+            row = catalog.images_by_ids([image_id]).get(int(image_id))
+        if row is None:
+            raise NotFoundError(f"no image with id {image_id} in the catalog")
+        vector = self._vector_of(int(image_id))
+        return self._search(held, vector, k, row.path, exclude=int(image_id))
+
+    def image(self, image_id: int) -> ImageRow:
+        """The catalog row of image ``image_id`` whose file exists (NotFoundError otherwise)."""
+        with self.workspace.catalog() as catalog:
+            row = catalog.images_by_ids([image_id]).get(int(image_id))
+        if row is None:
+            raise NotFoundError(f"no image with id {image_id} in the catalog")
+        if not Path(row.path).is_file():
+            raise NotFoundError(f"image {image_id}: its file {row.path} is gone")
+        return row
+
+    def _search(self, held: HeldIndex, vector: np.ndarray, k: int, name: str, exclude: int | None) -> LiveAnswer:
+        from indexer.core.search import search
+
+        started = time.perf_counter()
+        wanted = min(k + (exclude is not None) + DELETE_SLACK, held.ntotal)
+        hits: list[LiveHit] = []
+        searched = started
+        if wanted > 0:
+            scores, ids = search(held.index, vector, wanted)
+            searched = time.perf_counter()
+            pairs = [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0 and int(i) != exclude]
+            rows = self._rows
+            unknown = [i for _, i in pairs if i not in rows]
+            if unknown:  # catalogued by another process since the last reload: ask the database
+                with self.workspace.catalog() as catalog:
+                    found = catalog.images_by_ids(unknown)
+                rows = {**{i: rows[i] for _, i in pairs if i in rows},
+                        **{i: (row.path, row.label) for i, row in found.items() if row.status == "ok"}}
+            kept = [(s, i) for s, i in pairs if i in rows][:k]  # a row deleted meanwhile is skipped
+            hits = [LiveHit(rank, i, *rows[i], s) for rank, (s, i) in enumerate(kept, 1)]
+        done = time.perf_counter()
+        return LiveAnswer(query=name, index=held.name, results=hits,
+                          timings_ms={"search": (searched - started) * 1e3, "catalog": (done - searched) * 1e3})
+
+    def _vector_of(self, image_id: int) -> np.ndarray:
+        ids, vectors = self._vectors
+        position = int(np.searchsorted(ids, image_id))
+        if position < len(ids) and ids[position] == image_id:
+            return vectors[position:position + 1]
+        raise NotFoundError(f"image {image_id} has no embedding for model {self.model_name!r}")
+
+    # -- writes (serialised) ---------------------------------------------------------------------------------
+
+    def add_image(self, data: bytes, name: str, *, label: str | None = None, split: str | None = None) -> AddOutcome:
+        """Store, catalogue, embed and index an uploaded image; durable when this returns.
+
+        A byte-identical copy of an ok catalog image is not stored again: the answer names that image
+        (``duplicate_of``)."""
+        from models.embedding_store import EmbeddingStore
+
+        upload = read_upload(data, name, max_pixels=self.max_pixels, load=self.embedder.load_bytes)
+        vector = self.embedder.embed_images([upload.picture])  # outside the lock: queries and uploads overlap
+        label = (label or "").strip() or None
+        split = (split or "").strip() or None
+        with self._write_lock:
+            with self.workspace.catalog(write=True) as catalog:
+                existing = catalog.image_by_sha256(upload.sha256)
+            if existing is not None:
+                return AddOutcome(existing.id, existing.path, existing.id, self._holding(existing.id))
+            path = store_upload(self.workspace.root / UPLOADS_DIR, upload)
+            with self.workspace.catalog(write=True) as catalog:
+                image_id = catalog.add_image(
+                    path=str(path.resolve()), sha256=upload.sha256, size_bytes=len(upload.data),
+                    width=upload.width, height=upload.height, format=upload.format,
+                    label_id=catalog.label_id(label) if label else None, split=split, status="ok",
+                )
+            self._rows = {**self._rows, image_id: (str(path.resolve()), label)}
+            ids = np.array([image_id], dtype=np.int64)
+            EmbeddingStore(self.workspace.embeddings_dir / self.model_name).append(ids, vector)
+            self._publish_vectors(add=(ids, vector))
+            names = self._change_indexes(add=(ids, vector))
+        return AddOutcome(image_id, str(path.resolve()), None, names)
+
+    def delete_image(self, image_id: int) -> None:
+        """Remove image ``image_id`` from the catalog, every embedding store and every index (NotFoundError if
+        unknown). The catalog commit decides; the rest follows and is replayed at start-up if interrupted."""
+        from indexer.api.remove import remove_from_index_file
+        from models.embedding_store import EmbeddingStore
+
+        ids = np.array([int(image_id)], dtype=np.int64)
+        with self._write_lock:
+            with self.workspace.catalog(write=True) as catalog:
+                row = catalog.images_by_ids(ids.tolist()).get(int(image_id))
+                if row is None:
+                    raise NotFoundError(f"no image with id {image_id} in the catalog")
+                catalog.remove_images(ids.tolist())
+                models, index_rows = catalog.models(), catalog.indexes()
+                self._rows = {i: row for i, row in self._rows.items() if i != int(image_id)}
+            for model in models:
+                store_dir = self.workspace.embeddings_dir / model.name
+                if store_dir.is_dir():
+                    EmbeddingStore(store_dir).remove(ids)
+            self._publish_vectors(remove=ids)
+            self._change_indexes(remove=ids)
+            for index_row in index_rows:  # indexes this service does not hold (other models) are files only
+                if index_row.name not in self._held:
+                    remove_from_index_file(self.workspace, index_row, ids)
+            uploads = (self.workspace.root / UPLOADS_DIR).resolve()
+            if Path(row.path).parent == uploads:
+                Path(row.path).unlink(missing_ok=True)
+
+    def reconcile(self) -> dict[str, tuple[int, int]]:
+        """Make the store and every held index agree with the catalog; ``{name: (added, removed)}``.
+
+        Ok catalog images the model's store lacks are embedded (ONNX, the served model); each index gets
+        the stored vectors of ok images it lacks and loses ids that are no longer ok catalog images."""
+        from indexer.core.membership import indexed_ids
+        from models.embedding_store import EmbeddingStore
+        from models.errors import ImageError
+
+        with self._write_lock:
+            with self.workspace.catalog() as catalog:
+                ok_rows = catalog.images()
+            ok_ids = np.array([row.id for row in ok_rows], dtype=np.int64)
+            self._rows = {row.id: (row.path, row.label) for row in ok_rows}
+            store = EmbeddingStore(self.workspace.embeddings_dir / self.model_name)
+            lacking = set(store.missing(ok_ids).tolist())
+            pictures, new_ids = [], []
+            for row in ok_rows:
+                if row.id in lacking:
+                    try:
+                        pictures.append(self.embedder.load(row.path))  # the catalogue's loader
+                        new_ids.append(row.id)
+                    except ImageError as exc:
+                        self._note(f"image {row.id} not embedded: {exc}")
+            if pictures:
+                store.append(np.array(new_ids, np.int64), self.embedder.embed_images(pictures))
+            store_ids = store.ids()
+            vectors = np.asarray(store.vectors(mmap=False), dtype=np.float32)
+            keep = np.isin(store_ids, ok_ids)
+            order = np.argsort(store_ids[keep], kind="stable")
+            ids, vectors = store_ids[keep][order], np.ascontiguousarray(vectors[keep][order])
+            self._vectors = (ids, vectors)
+            changes = {}
+            for held in list(self._held.values()):
+                have = indexed_ids(held.index)
+                add = ~np.isin(ids, have)
+                extra = have[~np.isin(have, ids)]
+                if add.any() or len(extra):
+                    self._change_indexes(add=(ids[add], vectors[add]), remove=extra, only=[held.name])
+                changes[held.name] = (int(add.sum()), len(extra))
+            return changes
+
+    def refresh(self) -> list[str]:
+        """Reload every held index whose files another process replaced; returns their names."""
+        from indexer.core.errors import IndexFileError
+
+        reloaded = []
+        with self._write_lock:
+            for name, held in list(self._held.items()):
+                if file_signature(held.path) == held.signature:
+                    continue
+                try:
+                    with self.workspace.catalog() as catalog:
+                        row = catalog.index(name)
+                    if row.model_name != self.model_name:
+                        self._held = {n: h for n, h in self._held.items() if n != name}
+                        self._note(f"index {name!r} was rebuilt with model {row.model_name!r}; "
+                                          f"no longer served (this service embeds with {self.model_name!r})")
+                        continue
+                    self._held = {**self._held, name: self._load(row)}
+                except (IndexFileError, NotFoundError, IndexerError) as exc:
+                    self._note(f"index {name!r} changed on disk but could not be loaded yet: {exc}")
+                    continue
+                except Exception as exc:  # noqa: BLE001 - a half-written file from another process; retry later
+                    self._note(f"index {name!r} changed on disk but could not be loaded yet: {exc}")
+                    continue
+                reloaded.append(name)
+                self._note(f"index {name!r} reloaded ({self._held[name].ntotal} vectors)")
+            if reloaded:
+                self.reconcile()
+        return reloaded
+
+    def start_watching(self, interval_s: float = DEFAULT_WATCH_S) -> None:
+        """Call :meth:`refresh` every ``interval_s`` seconds on a daemon thread until :meth:`close`."""
+        if self._watcher is not None:
+            return
+
+        def watch() -> None:
+            while not self._stop.wait(interval_s):
+                try:
+                    self.refresh()
+                except Exception as exc:  # noqa: BLE001 - the watcher must outlive one bad moment
+                    self._note(f"watching the index files failed once: {exc}")
+
+        self._watcher = threading.Thread(target=watch, name="index-watcher", daemon=True)
+        self._watcher.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+            self._watcher = None
+
+    # -- internals -------------------------------------------------------------------------------------------
+
+    def _note(self, line: str) -> None:
+        self.notes = [*self.notes[-(MAX_NOTES - 1):], line]
+        if self._notify is not None:
+            self._notify(line)
+
+    def _load(self, row) -> HeldIndex:
+        from indexer.core.index_io import index_paths, load_index
+
+        path = index_paths(self.workspace.resolve(row.path))[0]
+        signature = file_signature(path)
+        index, sidecar = load_index(path)
+        return HeldIndex(row.name, row.kind, row.model_name, path, index, sidecar, row.params, signature)
+
+    def _holding(self, image_id: int) -> list[str]:
+        from indexer.core.membership import indexed_ids
+
+        return [name for name, held in self._held.items() if image_id in set(indexed_ids(held.index).tolist())]
+
+    def _publish_vectors(self, *, add=None, remove=None) -> None:
+        ids, vectors = self._vectors
+        if remove is not None:
+            keep = ~np.isin(ids, remove)
+            ids, vectors = ids[keep], vectors[keep]
+        if add is not None:
+            ids, vectors = np.concatenate([ids, add[0]]), np.concatenate([vectors, add[1]])
+            order = np.argsort(ids, kind="stable")
+            ids, vectors = ids[order], vectors[order]
+        self._vectors = (ids, np.ascontiguousarray(vectors, dtype=np.float32))
+
+    def _change_indexes(self, *, add=None, remove=None, only: list[str] | None = None) -> list[str]:
+        """Copy each held index, apply the change, save it (journal) and register it, then publish."""
+        from indexer.api.remove import remove_from_index
+        from indexer.core.build import add_vectors, copy_index
+        from indexer.core.index_io import save_index
+
+        names = []
+        for name, held in list(self._held.items()):
+            if only is not None and name not in only:
+                continue
+            index = copy_index(held.index)
+            if remove is not None and len(remove):
+                index, _ = remove_from_index(index, held.sidecar, np.asarray(remove, np.int64))
+            if add is not None and len(add[0]):
+                add_vectors(index, add[1], add[0])
+            sidecar = save_index(index, held.path, user_sidecar(held.sidecar))
+            register(self.workspace, name, held.kind, held.params, sidecar, held.path, held.model)
+            self._held = {**self._held, name: replace(held, index=index, sidecar=sidecar,
+                                                      signature=file_signature(held.path))}
+            names.append(name)
+        return names
+
+
+def _check_k(k: int) -> None:
+    if not 1 <= k <= MAX_K:
+        raise InputError(f"k must be in 1..{MAX_K}; got {k}")
+
+
+def _pick_index(catalog, name: str | None):
+    if name is not None:
+        from storage.errors import NotInCatalogError
+
+        try:
+            return catalog.index(name)
+        except NotInCatalogError as exc:
+            raise NotFoundError(str(exc)) from None
+    rows = catalog.indexes()
+    if not rows:
+        raise NotFoundError("the catalog has no index yet: run 'indexer build --index ivf' first")
+    return rows[-1]

@@ -1,0 +1,29 @@
+"""Running the app under uvicorn (``indexer serve``)."""
+
+from __future__ import annotations
+
+import sys
+
+from indexer.service.app import ServiceConfig, create_app
+
+
+def serve(config: ServiceConfig, *, announce=print) -> None:
+    """Open the model and indexes, then serve until Ctrl-C (uvicorn stops cleanly on SIGINT/SIGTERM).
+
+    Library errors while opening (no index, no model, a corrupt file) propagate before anything listens."""
+    import uvicorn
+
+    if not config.loopback:
+        announce(f"warning: listening on {config.host}, beyond loopback: anyone who can reach it can query; "
+                 + ("writes need the bearer token" if config.token else "writes are refused (no --token)"))
+    live = config.open(notify=lambda line: print(f"note: {line}", file=sys.stderr, flush=True))
+    names = ", ".join(f"{row['name']} ({row['ntotal']} vectors)" for row in live.indexes())
+    announce(f"model {live.model_name!r}, indexes: {names}")
+    announce(f"open http://{_url_host(config.host)}:{config.port}/ (API docs at /docs); Ctrl-C stops")
+    sys.stdout.flush()
+    app = create_app(config, live)
+    uvicorn.run(app, host=config.host, port=config.port, log_level="warning", access_log=False)
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
