@@ -23,7 +23,7 @@ from indexer.api.indexes import build, catalog_vectors
 from indexer.api.models import default_model_name
 from indexer.api.workspace import Workspace
 from indexer.core.errors import InputError
-from indexer.core.kinds import BENCH_KINDS, DEFAULT_BENCH_KINDS
+from indexer.core.kinds import AUTO, BENCH_CHOICES, BENCH_KINDS, DEFAULT_BENCH_KINDS
 
 DEFAULT_KINDS = DEFAULT_BENCH_KINDS
 END_TO_END_QUERIES = 30
@@ -43,8 +43,15 @@ def bench_catalog(
     target_recall: float = 0.95,
     seed: int = 0,
     progress: bool = True,
+    peers: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Compare index kinds on the catalog; returns ``{"params", "results", "sweeps", "notes"}``."""
+    """Compare index kinds (and ``peers``) on the catalog; returns ``{"params", "results", "sweeps",
+    "data", "notes"}``.
+
+    Besides the image-in ``query_ms_p50``, each of our rows gets ``rows_ms_p50``: one stored
+    vector in, catalog rows (path, label) out, the call a database peer's ``rows_ms_p50`` is
+    compared with (the peers store path and label as their metadata).
+    """
     import faiss
 
     from indexer.bench.runner import BenchData, run_bench
@@ -53,37 +60,46 @@ def bench_catalog(
     model_name = model_name or default_model_name(workspace)
     notes: list[str] = []
     served_by = {kind: _workspace_index(workspace, kind, model_name, target_recall, seed, progress, notes)
-                 for kind in kinds}
+                 for kind in kinds if kind != AUTO}
     ids, vectors, labels, paths = _split_vectors(workspace, model_name, split)
     queries_at = _query_rows(len(ids), n_queries, seed)
+    metadata = [{"path": str(path), "label": int(label)} for path, label in zip(paths, labels)] if peers else None
     data = BenchData(base=vectors, base_ids=ids, queries=vectors[queries_at], query_ids=ids[queries_at],
-                     base_labels=labels, query_labels=labels[queries_at])
+                     base_labels=labels, query_labels=labels[queries_at], metadata=metadata)
     report = run_bench(data, kinds, k=k, target_recall=target_recall, seed=seed, n_latency=300,
-                       progress=progress)
+                       progress=progress, peers=peers)
     for row in report["results"]:
-        row["query_ms_p50"] = _end_to_end_ms(workspace, served_by[row["kind"]],
-                                             paths[queries_at][:END_TO_END_QUERIES], k)
+        if row["system"] == "indexer" and row["kind"] in served_by:
+            row["query_ms_p50"] = _end_to_end_ms(workspace, served_by[row["kind"]],
+                                                 paths[queries_at][:END_TO_END_QUERIES], k)
+            row["rows_ms_p50"] = _vector_to_rows_ms(workspace, served_by[row["kind"]], data.queries[:100], k)
     report["params"] = {
         "mode": "catalog", "model": model_name, "split": split, "k": k, "n_images": int(len(ids)),
         "n_queries": int(len(queries_at)), "target_recall": target_recall, "seed": seed, "kinds": list(kinds),
-        "faiss_version": faiss.__version__, "machine": _machine(), "date": time.strftime("%Y-%m-%d"),
+        "peers": list(peers), "faiss_version": faiss.__version__, "machine": _machine(),
+        "date": time.strftime("%Y-%m-%d"),
     }
-    report["notes"] = notes
+    report["notes"] = notes + report["notes"]
     return report
 
 
 def bench_synthetic(
     n: int, dim: int, *, kinds: tuple[str, ...] = DEFAULT_KINDS, k: int = 10, n_queries: int | None = None,
-    target_recall: float = 0.95, seed: int = 0, progress: bool = True,
+    target_recall: float = 0.95, seed: int = 0, progress: bool = True, data: str = "realistic",
+    peers: tuple[str, ...] = (), export_vectors: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
-    """The same comparison on ``n`` seeded clustered vectors of ``dim`` dims (cluster labels, no MAP@R)."""
+    """The same comparison on ``n`` seeded synthetic vectors of ``dim`` dims (cluster labels, no MAP@R).
+
+    ``data``: "realistic" (shaped like trained embeddings) or "blobs" (isotropic clusters).
+    ``export_vectors``: a folder for base.npy, queries.npy and gt.npy (exact top 100).
+    """
     from indexer.bench.synthetic_bench import run_synthetic_bench
 
     _check_kinds(kinds)
     report = run_synthetic_bench(n, dim, list(kinds), k=k, n_queries=n_queries or 300,
-                                 target_recall=target_recall, seed=seed, progress=progress)
+                                 target_recall=target_recall, seed=seed, progress=progress, data=data,
+                                 peers=peers, export_vectors=None if export_vectors is None else str(export_vectors))
     report["params"].update(mode="synthetic", machine=_machine(), date=time.strftime("%Y-%m-%d"))
-    report["notes"] = []
     return report
 
 
@@ -116,8 +132,13 @@ def write_outputs(
         from indexer.bench.plots import plot_sweep
 
         if report["sweeps"]:
+            from indexer.bench.plots import plot_pareto
+
             plot_sweep(report["sweeps"], plot_path)
             lines.append(f"recall-latency plot written to {plot_path}")
+            pareto_path = Path(plot_path).with_name(Path(plot_path).stem + "-pareto" + Path(plot_path).suffix)
+            plot_pareto(report["sweeps"], pareto_path)
+            lines.append(f"recall-QPS Pareto plot written to {pareto_path}")
         else:
             lines.append("no ivf/hnsw kind benchmarked: no recall-latency curve to plot")
     return lines
@@ -134,12 +155,26 @@ def prepare_output_paths(*paths: str | os.PathLike[str] | None) -> None:
 
 
 def _check_kinds(kinds: tuple[str, ...]) -> None:
-    unknown = [kind for kind in kinds if kind not in BENCH_KINDS]
+    unknown = [kind for kind in kinds if kind not in BENCH_CHOICES]
     if unknown or not kinds:
         raise InputError(
             f"unknown index kind(s) {', '.join(unknown) or '(none given)'} for --indexes; "
-            f"expected some of {', '.join(BENCH_KINDS)}"
+            f"expected some of {', '.join(BENCH_CHOICES)}"
         )
+
+
+def _vector_to_rows_ms(workspace: Workspace, index_name: str, vectors: np.ndarray, k: int) -> float:
+    """Median ms of one stored vector in, its top-k catalog rows out (no image decoding or embedding)."""
+    from indexer.api.query import Searcher
+
+    searcher = Searcher(workspace, index_name)
+    searcher.hits_for_vectors(vectors[:1], k=k)  # warm-up
+    times = []
+    for row in range(len(vectors)):
+        started = time.perf_counter()
+        searcher.hits_for_vectors(vectors[row : row + 1], k=k)
+        times.append(time.perf_counter() - started)
+    return float(np.median(times) * 1e3)
 
 
 def _split_vectors(workspace: Workspace, model_name: str, split: str | None):
