@@ -1,5 +1,5 @@
 # make demo  - create .venv, install, run the main job on Oxford Flowers-102
-# make test  - create .venv, install with dev extras, check the layers (lint-imports) and style (ruff), run the tests
+# make test  - create .venv, install with dev and peers extras, check the layers (lint-imports) and style (ruff), run the tests
 #
 # Offline machines: make demo FLOWERS102_DIR=path/to/flowers102 (jpg/ + the two .mat files)
 #                   WEIGHTS=path/to/mobilenet_v2-b0353104.pth (else the torch cache, else the Siamese net)
@@ -21,7 +21,7 @@ HAS_IMAGENET := $(BIN)/python -c "import sys; from models.weights import cached_
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,peers]'
 	touch $@
 
 install: $(BIN)/.installed

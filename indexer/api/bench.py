@@ -56,7 +56,7 @@ def bench_catalog(
 
     from indexer.bench.runner import BenchData, run_bench
 
-    _check_kinds(kinds)
+    _check_kinds(kinds, peers)
     model_name = model_name or default_model_name(workspace)
     notes: list[str] = []
     served_by = {kind: _workspace_index(workspace, kind, model_name, target_recall, seed, progress, notes)
@@ -95,7 +95,7 @@ def bench_synthetic(
     """
     from indexer.bench.synthetic_bench import run_synthetic_bench
 
-    _check_kinds(kinds)
+    _check_kinds(kinds, peers)
     report = run_synthetic_bench(n, dim, list(kinds), k=k, n_queries=n_queries or 300,
                                  target_recall=target_recall, seed=seed, progress=progress, data=data,
                                  peers=peers, export_vectors=None if export_vectors is None else str(export_vectors))
@@ -154,7 +154,10 @@ def prepare_output_paths(*paths: str | os.PathLike[str] | None) -> None:
                 raise InputError(f"{path}: cannot create its folder ({exc.strerror or exc})") from None
 
 
-def _check_kinds(kinds: tuple[str, ...]) -> None:
+def _check_kinds(kinds: tuple[str, ...], peers: tuple[str, ...] = ()) -> None:
+    from indexer.bench.peer_bench import check_peers
+
+    check_peers(peers)
     unknown = [kind for kind in kinds if kind not in BENCH_CHOICES]
     if unknown or not kinds:
         raise InputError(
