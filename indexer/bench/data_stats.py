@@ -13,6 +13,7 @@ distances, so a synthetic set and real embeddings can be compared number for num
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -43,7 +44,8 @@ def lid_mle(distances: np.ndarray) -> np.ndarray:
     """
     r = np.asarray(distances, dtype=np.float64)
     r_k = r[:, -1:]
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows (duplicates) are expected here
         logs = np.log(np.where(r > 0, r, np.nan) / r_k)
         mean_log = np.nanmean(logs[:, :-1], axis=1)  # log(r_k / r_k) = 0 adds nothing but a count
         return np.where(mean_log < 0, -1.0 / mean_log, np.nan)

@@ -37,6 +37,10 @@ class ChromaPeer(Peer):
 
     def set_knob(self, value: int) -> None:
         self.collection.modify(configuration={"hnsw": {"ef_search": int(value)}})
+        # A loaded HNSW segment keeps the ef_search it was opened with: reopen so the new one serves.
+        self.client.clear_system_cache()
+        self.client = chromadb.PersistentClient(path=str(self.workdir / "chroma"))
+        self.collection = self.client.get_collection("bench")
 
     def query(self, vector: np.ndarray, k: int) -> np.ndarray:
         found = self.collection.query(query_embeddings=[vector], n_results=k, include=[])
