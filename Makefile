@@ -24,7 +24,7 @@ HAS_IMAGENET := $(BIN)/python -c "import sys; from models.weights import cached_
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,notebook,classical,serve]'
+	$(BIN)/pip install --quiet -e '.[dev,notebook,classical,serve,peers]'
 	touch $@
 
 install: $(BIN)/.installed

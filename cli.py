@@ -220,8 +220,8 @@ def _rerank(rerank: str, rerank_n: int | None, rerank_alpha: float | None):
 
 
 @main.command()
-@click.option("--index", "kind", type=click.Choice(api.INDEX_KINDS), default=None,
-              help=f"Index kind (default {api.DEFAULT_KIND}; 'raw' with --factory).")
+@click.option("--index", "kind", type=click.Choice(api.BUILD_CHOICES), default=None,
+              help=f"Index kind (default {api.DEFAULT_KIND}; 'raw' with --factory; 'auto' picks one for the data).")
 @click.option("--model", "model_name", default=None, help="Model whose embeddings to index (default: the most recent).")
 @click.option("--name", default=None, help="Index name (default: the kind). An existing index of that name is replaced atomically.")
 @click.option("--nlist", type=int, default=None, help="IVF lists (default about 4*sqrt(N), at most N/39).")
@@ -230,6 +230,7 @@ def _rerank(rerank: str, rerank_n: int | None, rerank_alpha: float | None):
 @click.option("--pca-dim", type=int, default=api.DEFAULT_PCA_DIM, show_default=True, help="Output dimensions of PCA kinds.")
 @click.option("--factory", default=None, help="Raw FAISS factory string (with --index raw), e.g. 'OPQ16,IVF256,PQ16'.")
 @click.option("--target-recall", type=float, default=None, help=f"Recall@10 vs exact search to tune nprobe/efSearch to (default {api.DEFAULT_TARGET_RECALL}).")
+@click.option("--max-memory-mb", type=float, default=None, help="With --index auto: memory budget for the index (MB).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--gpu/--no-gpu", "use_gpu", default=None, help="Train and fill the index on the GPU (default: when FAISS's GPU build and a GPU are present).")
 @click.option("--update", "update_name", default=None, metavar="NAME", help="Add newly ingested images to index NAME without retraining.")
@@ -253,6 +254,8 @@ def build(ctx: click.Context, kind: str | None, update_name: str | None, rerank,
         f"index {outcome.name!r} ({outcome.factory}, model {outcome.model!r}): {outcome.ntotal} vectors of "
         f"{outcome.dim} dims, built in {outcome.build_s:.2f} s{'; ' + params if params else ''}{tuned}"
     )
+    if outcome.reason:
+        click.echo(f"why: {outcome.reason}")
     click.echo(f"file: {outcome.path}")
 
 
@@ -327,7 +330,9 @@ def remove(ctx: click.Context, paths: tuple[str, ...], ids: tuple[int, ...]) -> 
 
 @main.command()
 @click.option("--indexes", default=",".join(api.DEFAULT_BENCH_KINDS), show_default=True,
-              help=f"Comma-separated index kinds from {', '.join(api.BENCH_KINDS)}.")
+              help=f"Comma-separated index kinds from {', '.join(api.BENCH_CHOICES)}.")
+@click.option("--peers", default="", metavar="LIST",
+              help=f"Comma-separated peer systems measured beside ours, from {', '.join(api.PEERS)} (pip install 'indexer[peers]').")
 @click.option("--model", "model_name", default=None, help="Model (default: the most recent).")
 @click.option("--split", default="test", show_default=True, help="Split queried against itself; 'all' for the whole catalog.")
 @click.option("-k", type=click.IntRange(min=1), default=10, show_default=True)
@@ -335,26 +340,35 @@ def remove(ctx: click.Context, paths: tuple[str, ...], ids: tuple[int, ...]) -> 
 @click.option("--target-recall", type=float, default=api.DEFAULT_TARGET_RECALL, show_default=True)
 @click.option("--synthetic", type=int, default=None, metavar="N", help="Benchmark N seeded clustered vectors instead of the catalog.")
 @click.option("--dim", type=int, default=128, show_default=True, help="Dimensions of --synthetic vectors.")
+@click.option("--data", "data_kind", type=click.Choice(["realistic", "blobs"]), default="realistic", show_default=True,
+              help="--synthetic vectors shaped like trained embeddings, or isotropic clusters.")
+@click.option("--export-vectors", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="With --synthetic: write base.npy, queries.npy and gt.npy (exact top 100) to DIR.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the full figures as JSON.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, help="Write the recall-latency curves (PNG).")
 @click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False), default=None, help="Write a Markdown block for the docs.")
 @_rerank_options(("none", "qe", "dba"), "Re-ranking the label metrics are measured with (catalog mode).")
 @click.pass_context
-def bench(ctx: click.Context, indexes: str, model_name, split, k, n_queries, target_recall, synthetic, dim, seed,
-          json_path, plot_path, markdown_path, rerank, rerank_n, rerank_alpha) -> None:
-    """Compare index kinds: label quality, fidelity to exact search, latency, throughput, size."""
+def bench(ctx: click.Context, indexes: str, peers: str, model_name, split, k, n_queries, target_recall, synthetic,
+          dim, data_kind, export_vectors, seed, json_path, plot_path, markdown_path, rerank, rerank_n,
+          rerank_alpha) -> None:
+    """Compare index kinds (and peer systems): label quality, fidelity to exact search, latency, throughput, size."""
     api.prepare_output_paths(json_path, plot_path, markdown_path)  # fail before the run, not after it
     kinds = tuple(kind.strip() for kind in indexes.split(",") if kind.strip())
+    peer_names = tuple(name.strip() for name in peers.split(",") if name.strip())
+    if export_vectors and synthetic is None:
+        raise click.UsageError("--export-vectors needs --synthetic N")
     if synthetic is not None and rerank != "none":
         raise click.UsageError("--rerank applies to catalog benches, not --synthetic")
     if synthetic is not None:
         report = api.bench_synthetic(synthetic, dim, kinds=kinds, k=k, n_queries=n_queries,
-                                     target_recall=target_recall, seed=seed)
+                                     target_recall=target_recall, seed=seed, data=data_kind, peers=peer_names,
+                                     export_vectors=export_vectors)
     else:
         report = api.bench_catalog(_workspace(ctx), kinds=kinds, model_name=model_name,
                                    split=None if split == "all" else split, k=k, n_queries=n_queries,
-                                   target_recall=target_recall, seed=seed,
+                                   target_recall=target_recall, seed=seed, peers=peer_names,
                                    rerank=_rerank(rerank, rerank_n, rerank_alpha))
     for note in report["notes"]:
         click.echo(f"note: {note}", err=True)

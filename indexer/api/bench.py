@@ -25,7 +25,7 @@ from indexer.api.tables import to_dataframe
 from indexer.api.workspace import Workspace
 from indexer.bench.runner import check_bench_kinds
 from indexer.core.errors import InputError
-from indexer.core.kinds import BENCH_KINDS, DEFAULT_BENCH_KINDS
+from indexer.core.kinds import AUTO, BENCH_KINDS, DEFAULT_BENCH_KINDS
 from indexer.core.rerank import Rerank, as_rerank
 
 DEFAULT_KINDS = DEFAULT_BENCH_KINDS
@@ -72,56 +72,69 @@ def bench_catalog(
     seed: int = 0,
     progress: bool = True,
     rerank: str | Rerank = "none",
+    peers: tuple[str, ...] = (),
 ) -> BenchReport:
-    """Compare index kinds on the catalog; returns a :class:`BenchReport` (``params``, ``results``, ``sweeps``, ``notes``).
+    """Compare index kinds (and ``peers``) on the catalog; returns a :class:`BenchReport` (``params``,
+    ``results``, ``sweeps``, ``data``, ``notes``).
 
     ``rerank`` ("none", "qe", "dba" or a :class:`~indexer.core.rerank.Rerank`): the re-ranking the
-    label metrics are measured with; every row says which (``"rerank"``).
+    label metrics are measured with; every row says which (``"rerank"``). Besides the image-in
+    ``query_ms_p50``, each of our rows gets ``rows_ms_p50``: one stored vector in, catalog rows
+    (path, label) out, the call a database peer's ``rows_ms_p50`` is compared with (the peers store
+    path and label as their metadata).
     """
     import faiss
 
     from indexer.bench.runner import BenchData, run_bench
 
-    check_bench_kinds(kinds)
+    check_bench_kinds(kinds, peers)
     model_name = model_name or default_model_name(workspace)
     notes: list[str] = []
     served_by = {kind: _workspace_index(workspace, kind, model_name, target_recall, seed, progress, notes)
-                 for kind in kinds}
+                 for kind in kinds if kind != AUTO}
     ids, vectors, labels, paths = _split_vectors(workspace, model_name, split)
     queries_at = _query_rows(len(ids), n_queries, seed)
+    metadata = [{"path": str(path), "label": int(label)} for path, label in zip(paths, labels)] if peers else None
     data = BenchData(base=vectors, base_ids=ids, queries=vectors[queries_at], query_ids=ids[queries_at],
-                     base_labels=labels, query_labels=labels[queries_at])
+                     base_labels=labels, query_labels=labels[queries_at], metadata=metadata)
     rerank = as_rerank(rerank)
     report = run_bench(data, kinds, k=k, target_recall=target_recall, seed=seed, n_latency=300,
-                       progress=progress, rerank=rerank)
+                       progress=progress, rerank=rerank, peers=peers)
     end_to_end = rerank if rerank.mode == "qe" else Rerank()
     if rerank.mode == "dba":
         notes.append("dba changes the stored vectors only: the end-to-end query time is that of the plain index")
     for row in report["results"]:
-        row["query_ms_p50"] = _end_to_end_ms(workspace, served_by[row["kind"]],
-                                             paths[queries_at][:END_TO_END_QUERIES], k, end_to_end)
+        if row["system"] == "indexer" and row["kind"] in served_by:
+            row["query_ms_p50"] = _end_to_end_ms(workspace, served_by[row["kind"]],
+                                                 paths[queries_at][:END_TO_END_QUERIES], k, end_to_end)
+            row["rows_ms_p50"] = _vector_to_rows_ms(workspace, served_by[row["kind"]], data.queries[:100], k)
     report["params"] = {
         "mode": "catalog", "model": model_name, "split": split, "k": k, "n_images": int(len(ids)),
         "n_queries": int(len(queries_at)), "target_recall": target_recall, "seed": seed, "kinds": list(kinds),
-        "rerank": rerank.to_dict(),
+        "peers": list(peers), "rerank": rerank.to_dict(),
         "faiss_version": faiss.__version__, "machine": _machine(), "date": time.strftime("%Y-%m-%d"),
     }
-    report["notes"] = notes
+    report["notes"] = notes + report["notes"]
     return BenchReport(report)
 
 
 def bench_synthetic(
     n: int, dim: int, *, kinds: tuple[str, ...] = DEFAULT_KINDS, k: int = 10, n_queries: int | None = None,
-    target_recall: float = 0.95, seed: int = 0, progress: bool = True,
+    target_recall: float = 0.95, seed: int = 0, progress: bool = True, data: str = "realistic",
+    peers: tuple[str, ...] = (), export_vectors: str | os.PathLike[str] | None = None,
 ) -> BenchReport:
-    """The same comparison on ``n`` seeded clustered vectors of ``dim`` dims (cluster labels, no MAP@R)."""
+    """The same comparison on ``n`` seeded synthetic vectors of ``dim`` dims (cluster labels, no MAP@R).
+
+    ``data``: "realistic" (shaped like trained embeddings) or "blobs" (isotropic clusters).
+    ``export_vectors``: a folder for base.npy, queries.npy and gt.npy (exact top 100).
+    """
     from indexer.bench.synthetic_bench import run_synthetic_bench
 
-    check_bench_kinds(kinds)
+    check_bench_kinds(kinds, peers)
     report = run_synthetic_bench(n, dim, list(kinds), k=k, n_queries=n_queries or 300,
-                                 target_recall=target_recall, seed=seed, progress=progress)
+                                 target_recall=target_recall, seed=seed, progress=progress, data=data,
+                                 peers=peers, export_vectors=None if export_vectors is None else str(export_vectors))
     report["params"].update(mode="synthetic", machine=_machine(), date=time.strftime("%Y-%m-%d"))
-    report["notes"] = []
     return BenchReport(report)
 
 
@@ -154,8 +167,13 @@ def write_outputs(
         from indexer.bench.plots import plot_sweep
 
         if report["sweeps"]:
+            from indexer.bench.plots import plot_pareto
+
             plot_sweep(report["sweeps"], plot_path)
             lines.append(f"recall-latency plot written to {plot_path}")
+            pareto_path = Path(plot_path).with_name(Path(plot_path).stem + "-pareto" + Path(plot_path).suffix)
+            plot_pareto(report["sweeps"], pareto_path)
+            lines.append(f"recall-QPS Pareto plot written to {pareto_path}")
         else:
             lines.append("no ivf/hnsw kind benchmarked: no recall-latency curve to plot")
     return lines
@@ -169,6 +187,20 @@ def prepare_output_paths(*paths: str | os.PathLike[str] | None) -> None:
                 Path(path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise InputError(f"{path}: cannot create its folder ({exc.strerror or exc})") from None
+
+
+def _vector_to_rows_ms(workspace: Workspace, index_name: str, vectors: np.ndarray, k: int) -> float:
+    """Median ms of one stored vector in, its top-k catalog rows out (no image decoding or embedding)."""
+    from indexer.api.query import Searcher
+
+    searcher = Searcher(workspace, index_name)
+    searcher.hits_for_vectors(vectors[:1], k=k)  # warm-up
+    times = []
+    for row in range(len(vectors)):
+        started = time.perf_counter()
+        searcher.hits_for_vectors(vectors[row : row + 1], k=k)
+        times.append(time.perf_counter() - started)
+    return float(np.median(times) * 1e3)
 
 
 def _split_vectors(workspace: Workspace, model_name: str, split: str | None):

@@ -11,6 +11,7 @@ from indexer.api.models import default_model_name, embed
 from indexer.api.workspace import Workspace, check_artifact_name
 from indexer.core.errors import InputError, NotFoundError
 from indexer.core.kinds import (
+    AUTO,
     BENCH_KINDS,
     DEFAULT_KIND,
     DEFAULT_PCA_DIM,
@@ -52,6 +53,7 @@ class BuildOutcome:
     tuned_recall: float | None
     embedded: int
     path: Path
+    reason: str | None = None  # --index auto: why this kind and these parameters
 
 
 def build(
@@ -68,6 +70,7 @@ def build(
     target_recall: float | None = None,
     seed: int = 0,
     use_gpu: bool | None = None,
+    max_memory_mb: float | None = None,
     progress: bool = True,
     rerank: str | Rerank | None = None,
 ) -> BuildOutcome:
@@ -78,8 +81,15 @@ def build(
     nprobe / efSearch reaching that recall@10 against exact search, unless one is given.
     ``use_gpu``: None uses FAISS's GPU build when there is one. ``rerank`` "dba" stores every vector
     augmented with its nearest neighbours (:func:`indexer.core.rerank.augment_database`) and records
-    it in the sidecar; "qe" is a query-time setting and is refused here.
+    it in the sidecar; "qe" is a query-time setting and is refused here. ``kind="auto"`` lets
+    :mod:`indexer.core.auto` pick the kind and its parameters from N, d, ``max_memory_mb`` and
+    measured recall; the outcome's ``reason`` says why.
     """
+    if kind == AUTO:
+        return _build_auto(workspace, model_name=model_name, name=name, target_recall=target_recall,
+                           max_memory_mb=max_memory_mb, seed=seed, use_gpu=use_gpu, progress=progress)
+    if max_memory_mb is not None:
+        raise InputError("--max-memory-mb applies to --index auto only")
     from indexer.core.build import build_index
     from indexer.core.factory import IndexParams
     from indexer.core.index_io import save_index
@@ -117,6 +127,40 @@ def build(
         name=name, kind=kind, model=model_name, factory=info.factory, ntotal=int(index.ntotal), dim=info.d,
         build_s=info.build_s, search_params=sidecar["search_params"],
         tuned_recall=tuning.get("recall") if tuning else None, embedded=report.embedded, path=path,
+    )
+
+
+def _build_auto(workspace, *, model_name, name, target_recall, max_memory_mb, seed, use_gpu, progress) -> BuildOutcome:
+    from indexer.core.auto import build_auto
+    from indexer.core.index_io import save_index
+
+    model_name = model_name or default_model_name(workspace)
+    if name is not None:
+        check_artifact_name("index", name)
+    report = embed(workspace, model_name, progress=progress)
+    ids, vectors = catalog_vectors(workspace, model_name)
+    if len(ids) == 0:
+        raise InputError(f"model {model_name!r} has no embedded images to index; run 'indexer ingest DIR' first")
+    target = DEFAULT_TARGET_RECALL if target_recall is None else target_recall
+    device = "auto" if use_gpu is None else ("gpu" if use_gpu else "cpu")
+    index, info, choice, tuned = build_auto(vectors, ids, target_recall=target, max_memory_mb=max_memory_mb,
+                                            k=TUNING_K, seed=seed, device=device)
+    kind = choice.params.kind
+    name = check_artifact_name("index", name or kind)
+    tuning = {} if tuned is None else {
+        "param": tuned.param_name, "value": tuned.value, "recall": tuned.recall, "target": target,
+        "reached": tuned.reached, "k": TUNING_K, "tried": tuned.tried}
+    path = workspace.indexes_dir / f"{name}.faiss"
+    sidecar = save_index(
+        index, path,
+        {"name": name, "kind": kind, "model": model_name, "params": choice.params.to_dict(), "build": info.to_dict(),
+         "tuning": tuning, "seed": seed, "auto": choice.to_dict()},
+    )
+    register(workspace, name, kind, choice.params.to_dict(), sidecar, path, model_name, replace=True)
+    return BuildOutcome(
+        name=name, kind=kind, model=model_name, factory=info.factory, ntotal=int(index.ntotal), dim=info.d,
+        build_s=info.build_s, search_params=sidecar["search_params"],
+        tuned_recall=tuning.get("recall"), embedded=report.embedded, path=path, reason=choice.reason,
     )
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from indexer.api.tables import to_dataframe
 from indexer.api.workspace import Workspace
+from indexer.core.arrays import as_vectors, check_finite
 from indexer.core.errors import DimensionMismatchError, InputError, NotFoundError
 from indexer.core.rerank import Rerank, as_rerank
 from indexer.datasets.folders import catalog_path
@@ -208,6 +209,7 @@ class Searcher:
                 f"query embedding has {vectors.shape[1]} dims; index {self.index_name!r} was built with "
                 f"model {self.model_name!r} ({self.index.d} dims)"
             )
+        check_finite(vectors, "query embeddings")  # the one scan of the values; search() trusts them
         depth = min(k, int(self.index.ntotal))
         if rerank.mode == "qe":
             from indexer.core.rerank import search_expanded
@@ -238,6 +240,21 @@ class Searcher:
                 vectors = store.vectors(mmap=False)  # first: it folds appended chunks into the base part
                 self._lookup = lookup_vectors(store.ids(), vectors)
             return self._lookup
+
+
+    def hits_for_vectors(self, vectors, *, k: int = 10) -> list[list[Hit]]:
+        """Top-``k`` catalog rows for each of (q, d) float32 query vectors: vector in, rows out."""
+        from indexer.core.search import search
+
+        vectors = as_vectors(vectors, self.index.d, name="query vectors")  # validated once, here
+        scores, ids = search(self.index, vectors, min(k, int(self.index.ntotal)))
+        with self.workspace.catalog() as catalog:
+            rows = catalog.images_by_ids({int(i) for row in ids for i in row if i >= 0})
+        return [
+            [Hit(rank=rank, id=int(i), path=rows[int(i)].path, label=rows[int(i)].label, score=float(s))
+             for rank, (s, i) in enumerate(((s, i) for s, i in zip(srow, irow) if i >= 0 and int(i) in rows), 1)]
+            for srow, irow in zip(scores, ids)
+        ]
 
 
 def query(

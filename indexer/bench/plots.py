@@ -47,6 +47,33 @@ def plot_sweep(sweeps: dict[str, list[dict[str, float]]], path: str | os.PathLik
     return _save(fig, path)
 
 
+def pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The (recall, qps) points no other point beats on both, by rising recall."""
+    front: list[tuple[float, float]] = []
+    for recall, qps in sorted(points, key=lambda p: (-p[0], -p[1])):
+        if not front or qps > front[-1][1]:
+            front.append((recall, qps))
+    return front[::-1]
+
+
+def plot_pareto(sweeps: dict[str, list[dict[str, float]]], path: str | os.PathLike[str]) -> Path:
+    """Recall@k vs single-thread queries per second, the Pareto front of each system's sweep."""
+    fig, ax = _figure()
+    for name, rows in sweeps.items():
+        points = [(r["recall"], r["qps_1t"]) for r in rows if r.get("qps_1t")]
+        if not points:
+            continue
+        front = pareto(points)
+        ax.plot([p[0] for p in front], [p[1] for p in front], marker="o", label=name)
+    ax.set_yscale("log")
+    ax.set_xlabel("recall@k vs exact search")
+    ax.set_ylabel("queries per second, one thread (log)")
+    ax.set_title("Recall vs QPS (Pareto front of each system's own knob)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
 def plot_cost_curve(rows: list[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
     """Index size N vs single-query p50 latency per kind, log-log."""
     fig, ax = _figure()

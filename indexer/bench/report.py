@@ -6,6 +6,7 @@ from typing import Any
 
 COLUMNS = [
     ("kind", "kind", "{}"),
+    ("system", "system", "{}"),
     ("p_at_1", "P@1", "{:.3f}"),
     ("p_at_k", "P@k", "{:.3f}"),
     ("r_at_k", "R@k", "{:.3f}"),
@@ -14,13 +15,17 @@ COLUMNS = [
     ("ann_recall_at_k", "recall@k", "{:.3f}"),
     ("nprobe", "nprobe", "{}"),
     ("efSearch", "efSearch", "{}"),
+    ("knob_value", "peer knob", "{}"),
     ("search_ms_p50", "search p50 ms", "{:.3f}"),
     ("search_ms_p99", "p99 ms", "{:.3f}"),
     ("qps", "batch q/s", "{:,.0f}"),
+    ("qps_1t", "1-thread q/s", "{:,.0f}"),
+    ("rows_ms_p50", "vector->rows ms", "{:.3f}"),
     ("query_ms_p50", "end-to-end ms", "{:.1f}"),
     ("build_s", "build s", "{:.2f}"),
     ("bytes_per_vector", "bytes/vec", "{:.0f}"),
     ("speedup_vs_flat", "vs flat", "{:.1f}x"),
+    ("our_overhead_pct", "overhead %", "{:.1f}"),
 ]
 
 
@@ -41,9 +46,17 @@ def _format(value: Any, fmt: str) -> str:
         return str(value)
 
 
-def _describe(params: dict[str, Any]) -> str:
+def _describe(params: dict[str, Any], stats: dict[str, Any] | None = None) -> str:
+    hardness = ""
+    if stats:
+        hardness = f"; LID {stats['lid']:.1f}, relative contrast {stats['relative_contrast']:.2f}"
+    return _what(params) + hardness
+
+
+def _what(params: dict[str, Any]) -> str:
     if params.get("mode") == "synthetic":
-        return f"synthetic: {params['n']:,} clustered vectors, d={params['d']}, k={params['k']}, {params['n_queries']} queries"
+        return (f"synthetic ({params.get('data', 'blobs')}): {params['n']:,} vectors, d={params['d']}, k={params['k']}, "
+                f"{params['n_queries']} queries")
     split = params.get("split") or "whole catalog"
     return (
         f"model {params['model']!r}, {split} ({params['n_images']} images, {params['n_queries']} queries vs the rest), "
@@ -54,7 +67,7 @@ def _describe(params: dict[str, Any]) -> str:
 def text_table(report: dict[str, Any]) -> str:
     header, body = _cells(report)
     widths = [max(len(cell) for cell in column) for column in zip(header, *body)]
-    lines = [_describe(report["params"]), "  ".join(h.rjust(w) for h, w in zip(header, widths))]
+    lines = [_describe(report["params"], report.get("data")), "  ".join(h.rjust(w) for h, w in zip(header, widths))]
     lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in body]
     return "\n".join(lines)
 
@@ -63,7 +76,7 @@ def markdown_block(report: dict[str, Any]) -> str:
     header, body = _cells(report)
     params = report["params"]
     lines = [
-        f"{_describe(params)}; target recall {params.get('target_recall')}; "
+        f"{_describe(params, report.get('data'))}; target recall {params.get('target_recall')}; "
         f"{params.get('machine', '')}; {params.get('date', '')}",
         "",
         "| " + " | ".join(header) + " |",

@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 
 from indexer.bench.timing import latency_ms, single_query_seconds, throughput_qps
+from indexer.core.auto import build_auto
 from indexer.core.build import build_index
 from indexer.core.errors import InputError
 from indexer.core.factory import IndexParams, find_ivf
 from indexer.core.fidelity import ann_recall_at_k
-from indexer.core.kinds import BENCH_KINDS, DEFAULT_PCA_DIM, EF_SEARCH, NPROBE
+from indexer.core.kinds import AUTO, BENCH_CHOICES, DEFAULT_PCA_DIM, EF_SEARCH, NPROBE
 from indexer.core.metrics import label_metrics, relevant_counts
 from indexer.core.rerank import Rerank, augment_database, lookup_vectors, search_expanded
 from indexer.core.search import drop_self, exact_search, search
@@ -51,20 +52,36 @@ class BenchData:
     base_labels: np.ndarray | None = None
     query_labels: np.ndarray | None = None
     deep_labels: bool = True
+    metadata: Sequence[dict[str, Any]] | None = None  # one row per base vector, stored by database peers
 
 
-def check_bench_kinds(kinds: Sequence[str]) -> None:
-    """InputError unless ``kinds`` is a non-empty list of benchable kinds (every kind but raw)."""
-    unknown = [kind for kind in kinds if kind not in BENCH_KINDS]
+def check_bench_kinds(kinds: Sequence[str], peers: Sequence[str] = ()) -> None:
+    """InputError unless ``kinds`` is a non-empty list of benchable kinds (every kind but raw, and auto)
+    and every peer is known."""
+    from indexer.bench.peer_bench import check_peers
+
+    unknown = [kind for kind in kinds if kind not in BENCH_CHOICES]
     if unknown or not kinds:
         raise InputError(
             f"cannot bench index kind(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
-            f"choose from {', '.join(BENCH_KINDS)}"
+            f"choose from {', '.join(BENCH_CHOICES)}"
         )
+    check_peers(peers)
 
 
-def bench_params(kind: str, d: int, seed: int) -> IndexParams:
+@dataclass(frozen=True)
+class AutoParams:
+    """Stands in for IndexParams when the bench measures ``auto``."""
+
+    seed: int = 0
+    max_memory_mb: float | None = None
+    kind: str = AUTO
+
+
+def bench_params(kind: str, d: int, seed: int) -> IndexParams | AutoParams:
     """The params ``indexer build`` uses for ``kind``, with PCA to at most d/4 dims (32 at d = 128)."""
+    if kind == AUTO:
+        return AutoParams(seed=seed)
     return IndexParams(kind, pca_dim=max(1, min(DEFAULT_PCA_DIM, d // 4)), seed=seed)
 
 
@@ -146,7 +163,8 @@ def sweep(
         _, found = _results(index, queries, query_ids, k, params)
         recall = ann_recall_at_k(found, exact_ids, k, exact_scores=exact_scores)
         lat = latency_ms(index, queries[:n_latency], k, params=params)
-        rows.append({"value": int(value), "recall": recall, "p50_ms": lat["p50"]})
+        rows.append({"value": int(value), "recall": recall, "p50_ms": lat["p50"], "p95_ms": lat["p95"],
+                     "p99_ms": lat["p99"], "qps_1t": 1e3 / lat["mean"]})
     return rows
 
 
@@ -197,11 +215,19 @@ def bench_kind(
     ``rerank`` "qe": the label metrics (P@1, MAP@R, ...) come from expanded queries and the row adds
     ``rerank_ms_p50``, the single-query latency of the expanded search; fidelity (ann recall),
     tuning and the latency sweep stay those of the plain search. "dba" is applied to ``data.base``
-    by :func:`run_bench` before this is called.
+    by :func:`run_bench` before this is called. ``params`` may be :class:`AutoParams`: the kind
+    :func:`indexer.core.auto.build_auto` picks.
     """
     rerank = rerank or Rerank()
     exact_scores, exact_ids = exact
-    index, info = build_index(params, data.base, data.base_ids)
+    choice = None
+    if params.kind == AUTO:  # the kind indexer.core.auto picks, measured like any other
+        index, info, choice, _ = build_auto(
+            data.base, data.base_ids, target_recall=target_recall, k=k, seed=params.seed,
+            max_memory_mb=params.max_memory_mb, tune_queries=data.tune_queries,
+        )
+    else:
+        index, info = build_index(params, data.base, data.base_ids)
     tuned = tune_search_param(
         index, data.base, data.base_ids, k, target_recall, n_queries=n_tune_queries, seed=params.seed,
         queries=data.tune_queries,
@@ -221,6 +247,7 @@ def bench_kind(
     settings = default_settings(index)
     row: dict[str, Any] = {
         "kind": params.kind,
+        "system": "indexer",
         "factory": info.factory,
         "n": info.n,
         "d": info.d,
@@ -235,6 +262,7 @@ def bench_kind(
         "search_ms_p95": lat["p95"],
         "search_ms_p99": lat["p99"],
         "qps": throughput_qps(index, data.queries, k),
+        "qps_1t": 1e3 / lat["mean"],
         "build_s": info.build_s,
         "train_s": info.train_s,
         "add_s": info.add_s,
@@ -247,6 +275,8 @@ def bench_kind(
     }
     if rerank.mode == "qe":
         row["rerank_ms_p50"] = expanded_latency_ms(index, data, k, rerank, n_latency)
+    if choice is not None:
+        row.update(auto_kind=choice.params.kind, auto_reason=choice.reason)
     if labelled:
         quality = label_metrics(
             data.query_labels, _neighbour_labels(found, data.base_ids, data.base_labels), relevant, k
@@ -279,9 +309,11 @@ def run_bench(
     progress: bool = True,
     desc: str = "bench",
     rerank: Rerank | None = None,
+    peers: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Benchmark every kind on ``data``; returns {"results": [row per kind], "sweeps": {kind: [...]},
-    "ground_truth_s"}.
+    """Benchmark every kind (and every peer) on ``data``; returns {"results": [row per kind, then per
+    peer], "sweeps": {kind: [...]}, "ground_truth_s", "data": {n, dim, lid, relative_contrast},
+    "notes": [one line per missing peer]}.
 
     Each row: kind, factory, ann_recall_at_k (against exact search, ties tolerated),
     search_ms_p50/p95/p99 (one query at a time, one thread), qps (one batch, all threads),
@@ -299,7 +331,11 @@ def run_bench(
 
         data = replace(data, base=augment_database(data.base, rerank.n, rerank.alpha))
 
-    check_bench_kinds(kinds)
+    from indexer.bench.data_stats import data_stats
+    from indexer.bench.peer_bench import bench_peers
+
+    check_bench_kinds(kinds, peers)
+    stats = data_stats(data.base, data.queries if data.query_ids is None else None, seed=seed)
     started = time.perf_counter()
     exact = exact_search(
         data.base, data.base_ids, data.queries, k + EXTRA_EXACT, exclude_self_ids=data.query_ids
@@ -318,12 +354,21 @@ def run_bench(
         results.append(row)
         if curve:
             sweeps[kind] = curve
+    notes: list[str] = []
+    if peers:
+        peer_rows, peer_sweeps, notes = bench_peers(
+            peers, base=data.base, base_ids=data.base_ids, queries=data.queries, exact=exact, k=k,
+            target_recall=target_recall, query_ids=data.query_ids, tune_queries=data.tune_queries,
+            metadata=data.metadata, n_sweep_queries=SWEEP_QUERIES,
+        )
+        results += peer_rows
+        sweeps.update(peer_sweeps)
     flat = next((row for row in results if row["kind"] == "flat"), None)
     for row in results:
         row["speedup_vs_flat"] = flat["search_ms_p50"] / row["search_ms_p50"] if flat else None
         if row.get("map_at_r") is not None and flat is not None and flat.get("map_at_r") is not None:
             row["map_at_r_change"] = row["map_at_r"] - flat["map_at_r"]
-    return {"results": results, "sweeps": sweeps, "ground_truth_s": ground_truth_s}
+    return {"results": results, "sweeps": sweeps, "ground_truth_s": ground_truth_s, "data": stats, "notes": notes}
 
 
 def _progress(items: list[str], enabled: bool, desc: str) -> Any:

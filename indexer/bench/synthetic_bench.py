@@ -15,6 +15,31 @@ import numpy as np
 
 from indexer.bench.runner import BenchData, run_bench
 from indexer.bench.synthetic import DEFAULT_SPREAD, default_n_clusters, make_clustered, make_queries
+from indexer.core.errors import InputError
+
+EXPORT_GT_K = 100
+
+
+def export(data: BenchData, folder: str) -> None:
+    """Write base.npy (n, d) float32, queries.npy (q, d) float32 and gt.npy (q, 100) int64 (exact
+    inner-product top 100, row numbers of base.npy = its ids) for checking with another tool."""
+    from pathlib import Path
+
+    from indexer.core.search import exact_search
+
+    out = Path(folder)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{folder}: cannot create the folder ({exc.strerror or exc})") from None
+    _, gt = exact_search(data.base, data.base_ids, data.queries, min(EXPORT_GT_K, len(data.base_ids)))
+    np.save(out / "base.npy", data.base)
+    np.save(out / "queries.npy", data.queries)
+    np.save(out / "gt.npy", gt)
+
+
+DATA_KINDS = ("realistic", "blobs")
+DEFAULT_DATA = "realistic"
 
 
 def synthetic_data(
@@ -24,13 +49,31 @@ def synthetic_data(
     n_tune_queries: int,
     seed: int = 0,
     n_clusters: int | None = None,
-    spread: float = DEFAULT_SPREAD,
+    spread: float | None = None,
     intrinsic_dim: int | None = None,
+    data: str = "blobs",
 ) -> BenchData:
-    """n clustered base vectors with ids 0..n-1, and held-out measured and tuning queries from one draw."""
-    n_clusters = default_n_clusters(n) if n_clusters is None else n_clusters
-    base, base_labels = make_clustered(n, d, n_clusters, seed, spread, intrinsic_dim)
-    drawn, drawn_labels = make_queries(n_queries + n_tune_queries, d, n_clusters, seed, spread, intrinsic_dim)
+    """n base vectors with ids 0..n-1, and held-out measured and tuning queries from one draw.
+
+    ``data``: "realistic" (:mod:`indexer.bench.realistic`, shaped like trained embeddings) or
+    "blobs" (isotropic clusters, :mod:`indexer.bench.synthetic`).
+    """
+    if data not in DATA_KINDS:
+        raise InputError(f"--data must be one of {', '.join(DATA_KINDS)}; got {data!r}")
+    if data == "realistic":
+        from indexer.bench import realistic
+
+        n_clusters = realistic.default_n_clusters(n) if n_clusters is None else n_clusters
+        spread = realistic.DEFAULT_SPREAD if spread is None else spread
+        latent = intrinsic_dim  # None: the fitted default, at most d
+        base, base_labels = realistic.make_realistic(n, d, n_clusters, seed, latent, spread)
+        drawn, drawn_labels = realistic.make_realistic_queries(n_queries + n_tune_queries, d, n_clusters, seed,
+                                                               latent, spread)
+    else:
+        n_clusters = default_n_clusters(n) if n_clusters is None else n_clusters
+        spread = DEFAULT_SPREAD if spread is None else spread
+        base, base_labels = make_clustered(n, d, n_clusters, seed, spread, intrinsic_dim)
+        drawn, drawn_labels = make_queries(n_queries + n_tune_queries, d, n_clusters, seed, spread, intrinsic_dim)
     return BenchData(
         base=base, base_ids=np.arange(n, dtype=np.int64), queries=drawn[:n_queries],
         tune_queries=drawn[n_queries:], base_labels=base_labels, query_labels=drawn_labels[:n_queries],
@@ -49,9 +92,12 @@ def run_synthetic_bench(
     progress: bool = True,
     n_clusters: int | None = None,
     n_latency: int = 200,
-    spread: float = DEFAULT_SPREAD,
+    spread: float | None = None,
     n_tune_queries: int = 200,
     intrinsic_dim: int | None = None,
+    data: str = DEFAULT_DATA,
+    peers: tuple[str, ...] | list[str] = (),
+    export_vectors: str | None = None,
 ) -> dict[str, Any]:
     """Benchmark each kind on n clustered vectors of d dims with held-out queries.
 
@@ -64,14 +110,17 @@ def run_synthetic_bench(
     import faiss
 
     t_start = time.perf_counter()
-    n_clusters = default_n_clusters(n) if n_clusters is None else n_clusters
-    data = synthetic_data(n, d, n_queries, n_tune_queries, seed, n_clusters, spread, intrinsic_dim)
+    vectors = synthetic_data(n, d, n_queries, n_tune_queries, seed, n_clusters, spread, intrinsic_dim, data)
+    if export_vectors:
+        export(vectors, export_vectors)
     report = run_bench(
-        data, kinds, k=k, target_recall=target_recall, seed=seed, n_latency=n_latency,
+        vectors, kinds, k=k, target_recall=target_recall, seed=seed, n_latency=n_latency,
         n_tune_queries=n_tune_queries, overhead_repeats=1, progress=progress, desc=f"bench n={n:,} d={d}",
+        peers=peers,
     )
     report["params"] = {
-        "mode": "synthetic", "n": n, "d": d, "kinds": list(kinds), "k": k, "n_queries": n_queries,
+        "mode": "synthetic", "data": data, "peers": list(peers), "n": n, "d": d, "kinds": list(kinds), "k": k,
+        "n_queries": n_queries,
         "target_recall": target_recall, "seed": seed, "n_clusters": n_clusters, "spread": spread,
         "intrinsic_dim": intrinsic_dim, "n_latency": n_latency, "n_tune_queries": n_tune_queries,
         "faiss_version": faiss.__version__, "faiss_threads": faiss.omp_get_max_threads(),

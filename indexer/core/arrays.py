@@ -24,10 +24,8 @@ def as_vectors(vectors: np.ndarray, d: int | None = None, name: str = "vectors")
         and vectors.ndim == 2
         and vectors.flags.c_contiguous
         and (d is None or vectors.shape[1] == d)
-    ):  # fast path for the hot search loop: already what FAISS wants
-        if not np.isfinite(vectors).all():
-            raise InputError(f"{name} contain NaN or infinite values")
-        return vectors
+    ):  # fast path: already what FAISS wants
+        return check_finite(vectors, name)
     arr = np.asarray(vectors)
     if arr.ndim == 1 and d is not None and arr.shape[0] == d:
         arr = arr[None, :]
@@ -41,6 +39,13 @@ def as_vectors(vectors: np.ndarray, d: int | None = None, name: str = "vectors")
     if arr.size and not np.isfinite(arr).all():
         raise InputError(f"{name} contain NaN or infinite values")
     return arr
+
+
+def check_finite(vectors: np.ndarray, name: str = "vectors") -> np.ndarray:
+    """``vectors`` unchanged; InputError when any value is NaN or infinite (the API edge's one scan)."""
+    if vectors.size and not np.isfinite(vectors).all():
+        raise InputError(f"{name} contain NaN or infinite values")
+    return vectors
 
 
 def as_ids(ids: np.ndarray, n: int | None = None, name: str = "ids") -> np.ndarray:

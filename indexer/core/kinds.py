@@ -53,12 +53,18 @@ KINDS: dict[str, IndexKind] = {
         IndexKind("ivfpq", "IVF{nlist},PQ{pq_m}x{pq_bits}", NPROBE, True, "inverted lists of PQ codes"),
         IndexKind("hnsw", "HNSW{hnsw_m}", EF_SEARCH, False, "HNSW graph; efSearch candidates per query"),
         IndexKind("pca-ivf", "{pca},IVF{nlist},Flat", NPROBE, True, "PCA, then inverted lists"),
+        IndexKind("ivfsq", "IVF{nlist},SQ8", NPROBE, True, "inverted lists of 8-bit scalar codes (d bytes a vector)"),
+        IndexKind("ivf-hnsw", "IVF{nlist}_HNSW{hnsw_m},Flat", NPROBE, True,
+                  "inverted lists with an HNSW coarse quantizer, for millions of vectors"),
         IndexKind("raw", "{factory}", None, True, "any FAISS factory string given with --factory"),
     )
 }
 INDEX_KINDS: tuple[str, ...] = tuple(KINDS)
 BENCH_KINDS: tuple[str, ...] = tuple(name for name in KINDS if name != "raw")  # raw needs a factory string
 DEFAULT_BENCH_KINDS: tuple[str, ...] = ("flat", "pca", "ivf", "hnsw")
+AUTO = "auto"  # not a kind: indexer.core.auto picks one of the kinds above for the data
+BUILD_CHOICES: tuple[str, ...] = (*INDEX_KINDS, AUTO)
+BENCH_CHOICES: tuple[str, ...] = (*BENCH_KINDS, AUTO)
 
 
 def index_kind(name: str) -> IndexKind:

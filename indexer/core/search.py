@@ -26,6 +26,18 @@ def _is_inner_product(index: Any) -> bool:
     return index.metric_type == faiss.METRIC_INNER_PRODUCT
 
 
+_FAISS: Any = None  # the faiss module, imported on the first search (import statements cost per call)
+
+
+def _faiss() -> Any:
+    global _FAISS
+    if _FAISS is None:
+        import faiss
+
+        _FAISS = faiss
+    return _FAISS
+
+
 def _faiss_search(index: Any, x: np.ndarray, k: int, params: Any) -> tuple[np.ndarray, np.ndarray]:
     """FAISS's own C++ search on (n, d) float32 C-contiguous ``x``, with optional SearchParameters.
 
@@ -33,13 +45,21 @@ def _faiss_search(index: Any, x: np.ndarray, k: int, params: Any) -> tuple[np.nd
     ``faiss.contrib.torch_utils`` (pytorch-metric-learning imports it), whose version takes no
     ``params``. FAISS releases the GIL inside, so threads search in parallel.
     """
-    import faiss
-
+    faiss = _FAISS or _faiss()
     n = x.shape[0]
     scores = np.empty((n, k), dtype=np.float32)
     ids = np.empty((n, k), dtype=np.int64)
     index.search_c(n, faiss.swig_ptr(x), k, faiss.swig_ptr(scores), faiss.swig_ptr(ids), params)
     return scores, ids
+
+
+def _dims(index: Any) -> int:
+    """``index.d``, remembered on the Python object: a SWIG attribute read costs about 1 µs a call,
+    and an index's dimension never changes."""
+    cached = index.__dict__.get("_indexer_d")
+    if cached is None:
+        cached = index.__dict__["_indexer_d"] = int(index.d)
+    return cached
 
 
 def search(
@@ -58,18 +78,33 @@ def search(
     object, for loops); without them the index's stored default is used. Nothing on the index
     changes, so threads may search one index at once. Missing results are padded (module
     docstring).
+
+    This is the per-call path, kept to the FAISS call: queries already (q, d) float32 and
+    C-contiguous go straight through (their values are checked once, where they enter the
+    library: :func:`indexer.core.arrays.check_finite` at the API's edge); anything else is
+    converted and checked by :func:`indexer.core.arrays.as_vectors`. An empty index is noticed
+    from FAISS's padding rather than asked for on every call.
     """
-    x = as_vectors(queries, index.d, name="query vectors")
-    k = check_k(k)
-    if index.ntotal == 0:
-        raise IndexerError("the index is empty; add vectors before searching")
+    d = _dims(index)
+    if not (
+        type(queries) is np.ndarray
+        and queries.dtype == np.float32
+        and queries.ndim == 2
+        and queries.shape[1] == d
+        and queries.flags.c_contiguous
+    ):
+        queries = as_vectors(queries, d, name="query vectors")
+    if type(k) is not int or k < 1:
+        k = check_k(k)
     if params is None and (nprobe is not None or efSearch is not None):
         params = search_parameters(index, nprobe=nprobe, efSearch=efSearch)
-    scores, ids = _faiss_search(index, x, k, params)
+    scores, ids = _faiss_search(index, queries, k, params)
     # FAISS fills each row from the front, so padding shows in the last column; one query (the
     # latency-bound case) reads one element instead of paying for a numpy reduction.
-    last = ids[:, -1]
-    if len(last) and (last[0] < 0 if len(last) == 1 else last.min() < 0):
+    n = ids.shape[0]
+    if n and (ids.item(k - 1) < 0 if n == 1 else ids[:, -1].min() < 0):
+        if index.ntotal == 0:
+            raise IndexerError("the index is empty; add vectors before searching")
         missing = ids < 0
         scores[missing] = -np.inf if _is_inner_product(index) else np.inf
         ids[missing] = PAD_ID

@@ -28,6 +28,8 @@ ROW_KEYS = {
     "efSearch",
     "our_overhead_pct",
     "speedup_vs_flat",
+    "system",
+    "qps_1t",
 }
 
 
@@ -52,7 +54,10 @@ def test_bench_has_every_key(tiny_bench: dict) -> None:
     assert hnsw["efSearch"] >= 5 and hnsw["nprobe"] is None
     assert pca["ann_recall_at_k"] < 1.0, "PCA to d/4 dims loses neighbours"
     assert set(tiny_bench["sweeps"]) == {"ivf", "hnsw"}
-    assert {"value", "recall", "p50_ms"} == set(tiny_bench["sweeps"]["ivf"][0])
+    assert {"value", "recall", "p50_ms", "p95_ms", "p99_ms", "qps_1t"} == set(tiny_bench["sweeps"]["ivf"][0])
+    assert {row["system"] for row in tiny_bench["results"]} == {"indexer"}
+    assert {"n", "dim", "lid", "relative_contrast"} <= set(tiny_bench["data"])
+    assert tiny_bench["data"]["n"] == 3000 and tiny_bench["data"]["dim"] == 16
 
 
 def test_catalog_style_queries_exclude_themselves_and_label_metrics_match_brute_force(clustered) -> None:

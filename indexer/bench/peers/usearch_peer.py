@@ -1,0 +1,33 @@
+"""USearch: a single-file HNSW engine with SIMD kernels (knob ``expansion_search``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from usearch.index import Index
+
+from indexer.bench.peers.base import Peer
+
+CONNECTIVITY = 16
+EXPANSION_ADD = 128
+
+
+class UsearchPeer(Peer):
+    name = "usearch"
+    package = "usearch"
+    knob = "expansion_search"
+    sweep = (10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+
+    def build(self, ids: np.ndarray, vectors: np.ndarray, metadata: Sequence[dict[str, Any]] | None) -> None:
+        self.index = Index(ndim=int(vectors.shape[1]), metric="ip", dtype="f32", connectivity=CONNECTIVITY,
+                           expansion_add=EXPANSION_ADD)
+        self.index.add(np.asarray(ids, dtype=np.uint64), vectors, threads=0)
+        self.index.save(str(self.workdir / "index.usearch"))
+
+    def set_knob(self, value: int) -> None:
+        self.index.expansion_search = int(value)
+
+    def query(self, vector: np.ndarray, k: int) -> np.ndarray:
+        return np.asarray(self.index.search(vector, k, threads=1).keys, dtype=np.int64)

@@ -1,0 +1,84 @@
+"""Each peer adapter builds, answers with the right ids and, for databases, its stored rows.
+
+Skipped with the reason when the ``peers`` extra is missing; ``make test`` installs it, so CI runs them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from indexer.bench.peer_bench import bench_peer, bench_peers, check_peers
+from indexer.bench.peers import PEERS, PeerUnavailable, peer_class
+from indexer.bench.realistic import make_realistic, make_realistic_queries
+from indexer.core.errors import InputError
+from indexer.core.search import exact_search
+
+N, D = 6000, 32  # LanceDB indexes from 5,000 rows
+
+
+@pytest.fixture(scope="module")
+def data():
+    base, _ = make_realistic(N, D, n_clusters=20, seed=0)
+    queries, _ = make_realistic_queries(60, D, n_clusters=20, seed=0)
+    ids = np.arange(N, dtype=np.int64) * 3 + 7  # not row numbers: adapters must keep our ids
+    metadata = [{"path": f"img/{i}.jpg", "label": int(i % 5)} for i in ids]
+    return base, ids, queries, metadata
+
+
+def _available(name: str):
+    try:
+        return peer_class(name)
+    except PeerUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.mark.parametrize("name", list(PEERS))
+def test_peer_finds_the_exact_neighbours_under_our_ids(name, data) -> None:
+    cls = _available(name)
+    base, ids, queries, metadata = data
+    peer = cls()
+    try:
+        peer.build(ids, base, metadata if cls.database else None)
+        peer.set_knob(cls.sweep[-1])  # its most thorough setting
+        _, exact = exact_search(base, ids, queries[:20], 10)
+        hits = [len(set(peer.query(q, 10).tolist()) & set(row.tolist())) for q, row in zip(queries[:20], exact)]
+        assert np.mean(hits) / 10 >= 0.9
+        assert peer.index_bytes() > N * D  # it keeps at least the vectors somewhere we can measure
+        if cls.database:
+            rows = peer.query_rows(queries[0], 5)
+            assert len(rows) == 5 and rows[0]["id"] == exact[0, 0]
+            assert rows[0]["path"] == f"img/{rows[0]['id']}.jpg" and rows[0]["label"] == rows[0]["id"] % 5
+    finally:
+        peer.close()
+    assert not peer.workdir.exists(), "its temporary folder is removed"
+
+
+@pytest.mark.parametrize("name", ["hnswlib", "usearch"])
+def test_bench_peer_row_has_our_fields_and_a_sweep(name, data) -> None:
+    _available(name)
+    base, ids, queries, _ = data
+    exact = exact_search(base, ids, queries[:40], 20)
+    row, curve = bench_peer(name, base, ids, queries[:40], exact, 10, 0.9, tune_queries=queries[40:],
+                            n_sweep_queries=40)
+    assert row["system"] == "peer" and row["kind"] == name and row["version"]
+    for key in ("ann_recall_at_k", "search_ms_p50", "search_ms_p95", "search_ms_p99", "qps", "build_s",
+                "bytes_per_vector"):
+        assert row[key] is not None and row[key] >= 0, key
+    assert row["knob_value"] == next(p["value"] for p in curve if p["tune_recall"] >= 0.9)
+    assert [p["value"] for p in curve] == sorted(p["value"] for p in curve)
+
+
+def test_unknown_and_missing_peers(monkeypatch, data) -> None:
+    with pytest.raises(InputError, match="unknown peer"):
+        check_peers(["annoy"])
+    import indexer.bench.peer_bench as peer_bench
+
+    def missing(name):
+        raise PeerUnavailable(f"{name}: not installed")
+
+    monkeypatch.setattr(peer_bench, "peer_class", missing)
+    base, ids, queries, _ = data
+    rows, sweeps, notes = bench_peers(["hnswlib"], base=base, base_ids=ids, queries=queries,
+                                      exact=exact_search(base, ids, queries, 20), k=10, target_recall=0.9)
+    assert rows == [] and sweeps == {} and notes == ["peer hnswlib skipped: hnswlib: not installed"]
