@@ -20,6 +20,7 @@ checks d/ntotal cheaply (the full checksum with ``verify=True``).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -91,6 +92,26 @@ def _recover(faiss_path: Path, json_path: Path) -> None:
     else:
         pending.unlink(missing_ok=True)
     _fsync_dir(json_path.parent)
+
+
+@contextlib.contextmanager
+def index_lock(path: str | os.PathLike[str]):
+    """Hold an exclusive advisory lock on ``name.lock`` for a read-modify-write of the index.
+
+    Builds, updates and removals take it, so two processes never interleave their saves (their
+    ``.tmp`` files would collide) and an update never loses a concurrent removal. Readers need
+    no lock: the journal makes every state they can see loadable.
+    """
+    import fcntl
+
+    faiss_path, _ = index_paths(path)
+    faiss_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(_with_suffix(faiss_path.with_suffix(""), ".lock"), "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def save_index(

@@ -81,8 +81,7 @@ def test_embed_and_update_beside_an_ingest(trained, ws, tmp_path):
     new_images = tmp_path / "more"
     for name, (colour, shape) in SHAPES.items():
         for i in range(40):
-            tint = colour[:2] + (min(255, colour[2] + 2 * i + 1),)
-            draw_shape(new_images / name / f"more_{name}_{i}.png", tint, shape, offset=i % 5 - 2, size=20)
+            draw_shape(new_images / name / f"more_{name}_{i}.png", colour, shape, offset=i % 5 - 2, size=20 + i // 5)
     results = run_together([
         indexer_command(ws, None, "ingest", str(new_images)),
         indexer_command(ws, None, "embed", "--model", "tiny"),
