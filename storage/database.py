@@ -116,3 +116,23 @@ def _alembic_config():
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
+
+
+def backup_sqlite(engine: Engine, target: Path) -> None:
+    """Copy a SQLite catalog to ``target`` with SQLite's online backup API: one consistent snapshot,
+    taken while other processes keep reading and writing (a writer is never blocked for long)."""
+    if engine.dialect.name != "sqlite" or not engine.url.database or engine.url.database == ":memory:":
+        raise CatalogError(f"only a SQLite file can be backed up this way, not {engine.url!r}")
+    import sqlite3
+
+    source = sqlite3.connect(engine.url.database, timeout=30)
+    destination = sqlite3.connect(target)
+    try:
+        source.execute("PRAGMA busy_timeout=30000")
+        source.backup(destination, pages=1024, sleep=0.01)
+        destination.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.Error as exc:
+        raise CatalogError(f"could not back up {engine.url.database} to {target}: {exc}") from None
+    finally:
+        destination.close()
+        source.close()

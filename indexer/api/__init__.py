@@ -24,6 +24,7 @@ _EXPORTS = {
     "LABEL_SOURCES": "indexer.datasets.folders",
     "catalog_status": "indexer.api.catalog",
     "upgrade_database": "indexer.api.catalog",
+    "backup_workspace": "indexer.api.backup:backup",
     # models
     "train": "indexer.api.models",
     "train_config": "indexer.api.models",

@@ -186,6 +186,14 @@ def _current_sidecar(faiss_path: Path, json_path: Path, verify: bool) -> dict[st
     return meta
 
 
+def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The sidecar describing the index file now on disk, without loading the index (read-only)."""
+    faiss_path, json_path = index_paths(path)
+    if not faiss_path.exists():
+        raise IndexFileError(f"index file {faiss_path} does not exist")
+    return _current_sidecar(faiss_path, json_path, verify=False)
+
+
 def load_index(
     path: str | os.PathLike[str], mmap: bool = False, verify: bool = False
 ) -> tuple[Any, dict[str, Any]]:
