@@ -6,6 +6,7 @@ callers cannot trigger lazy loads or accidental writes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -280,7 +281,8 @@ class Catalog:
     ) -> ArtifactRow:
         """Register (or replace) the model called ``name``."""
         model = self.session.scalar(select(Model).where(Model.name == name)) or Model(name=name)
-        model.kind, model.params, model.metrics, model.path, model.dim = kind, params, metrics, path, dim
+        model.kind, model.path, model.dim = kind, path, dim
+        model.params, model.metrics = json_safe(params), json_safe(metrics)
         model.created_at = utcnow()  # a retrained model is a new model
         self.session.add(model)
         self.session.flush()
@@ -315,7 +317,7 @@ class Catalog:
         if model_name is not None:
             model_id = self.session.scalar(select(Model.id).where(Model.name == model_name))
         index = self.session.scalar(select(Index).where(Index.name == name)) or Index(name=name)
-        index.kind, index.params, index.path, index.dim = kind, params, path, dim
+        index.kind, index.params, index.path, index.dim = kind, json_safe(params), path, dim
         index.ntotal, index.model_id = ntotal, model_id
         if index.id is None or replace:
             index.created_at = utcnow()  # a rebuilt index is a new index
@@ -334,6 +336,18 @@ class Catalog:
     def indexes(self) -> list[ArtifactRow]:
         rows = self.session.scalars(select(Index).order_by(Index.created_at)).unique()
         return [_index_row(i) for i in rows]
+
+
+def json_safe(value):
+    """``value`` with NaN and infinities replaced by None: PostgreSQL's JSON (like the standard) has no NaN,
+    and one catalog should read back the same from every database."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
 
 
 def _image_row(image: Image) -> ImageRow:
