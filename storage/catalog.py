@@ -83,6 +83,11 @@ class Catalog:
     def commit(self) -> None:
         self.session.commit()
 
+    def rollback(self) -> None:
+        """Undo the open transaction (and forget label ids it may have created)."""
+        self.session.rollback()
+        self._label_ids = None
+
     # ----------------------------------------------------------------- labels
     def label_id(self, name: str, preferred_id: int | None = None) -> int:
         """The id of label ``name``, created on first use (with ``preferred_id`` when free).

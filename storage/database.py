@@ -136,3 +136,16 @@ def backup_sqlite(engine: Engine, target: Path) -> None:
     finally:
         destination.close()
         source.close()
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failed transaction may simply be run again: a PostgreSQL deadlock or serialization failure
+    (another writer's rows were locked in the opposite order), or SQLite's lock wait running out."""
+    from sqlalchemy.exc import DBAPIError
+
+    if not isinstance(exc, DBAPIError):
+        return False
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if code in ("40P01", "40001"):
+        return True
+    return "database is locked" in str(exc.orig)

@@ -19,6 +19,7 @@ from models.images import open_rgb
 from storage.catalog import Catalog
 
 COMMIT_EVERY = 256
+WRITE_ATTEMPTS = 5  # a chunk whose transaction lost a deadlock to another writer is run again
 
 
 @dataclass
@@ -31,6 +32,12 @@ class IngestReport:
     unlabeled: int = 0
     ignored: int = 0
     problems: list[str] = field(default_factory=list)
+
+    def merge(self, other: IngestReport) -> None:
+        """Add another report's counts and problems to this one."""
+        for name in ("seen", "ingested", "duplicates", "errors", "already_catalogued", "unlabeled", "ignored"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.problems.extend(other.problems)
 
     def summary_line(self) -> str:
         return (
@@ -66,11 +73,28 @@ def ingest_items(
     bar = tqdm(total=len(items), desc="ingest", unit="img", disable=not progress or len(items) < 200)
     for start in range(0, len(items), COMMIT_EVERY):
         chunk = items[start : start + COMMIT_EVERY]
-        _ingest_chunk(catalog, chunk, keep_duplicates, report)
-        catalog.commit()
+        report.merge(_ingest_chunk_retrying(catalog, chunk, keep_duplicates))
         bar.update(len(chunk))
     bar.close()
     return report
+
+
+def _ingest_chunk_retrying(catalog: Catalog, chunk: list[ImageItem], keep_duplicates: bool) -> IngestReport:
+    """One chunk in one transaction, run again (up to :data:`WRITE_ATTEMPTS`) when it lost a deadlock."""
+    from storage.database import is_transient
+
+    attempt = 1
+    while True:
+        chunk_report = IngestReport()
+        try:
+            _ingest_chunk(catalog, chunk, keep_duplicates, chunk_report)
+            catalog.commit()
+            return chunk_report
+        except Exception as exc:
+            catalog.rollback()
+            if attempt == WRITE_ATTEMPTS or not is_transient(exc):
+                raise
+            attempt += 1
 
 
 def _ingest_chunk(catalog: Catalog, chunk: list[ImageItem], keep_duplicates: bool, report: IngestReport) -> None:

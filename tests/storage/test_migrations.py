@@ -78,6 +78,7 @@ def test_sqlite_pragmas_wal_and_foreign_keys(tmp_path):
     with engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000, "a writer waits instead of failing"
 
 
 def test_check_revision_on_empty_database_says_what_to_do(tmp_path):

@@ -241,3 +241,45 @@ def test_csv_header_with_spaces(workspace, image_tree, tmp_path):
     csv_file.write_text("filename, label\nred_circle/red_circle_0.png, warm\n")
     ingest_directory(workspace, image_tree, labels=str(csv_file), progress=False)
     assert _rows(workspace)["red_circle_0.png"].label == "warm"
+
+
+def test_a_chunk_that_lost_a_deadlock_is_written_again(workspace, image_tree, monkeypatch):
+    """PostgreSQL aborts one of two transactions that lock rows in opposite orders (40P01): run it again."""
+    from sqlalchemy.exc import OperationalError
+
+    import indexer.api.ingest as module
+
+    class Deadlock(Exception):
+        sqlstate = "40P01"
+
+    real, calls = module._ingest_chunk, []
+
+    def first_attempt_deadlocks(catalog, chunk, keep_duplicates, report):
+        calls.append(len(chunk))
+        real(catalog, chunk, keep_duplicates, report)  # the rows and a new label go in ...
+        if len(calls) == 1:
+            raise OperationalError("INSERT", {}, Deadlock("deadlock detected"))  # ... and are rolled back
+
+    monkeypatch.setattr(module, "_ingest_chunk", first_attempt_deadlocks)
+    report = ingest_directory(workspace, image_tree, progress=False)
+    assert calls == [12, 12]
+    assert (report.seen, report.ingested, report.already_catalogued) == (12, 12, 0)
+    assert len(_rows(workspace)) == 12
+    assert catalog_status(workspace)["labels"] == 3
+
+
+def test_other_database_errors_are_not_retried(workspace, image_tree, monkeypatch):
+    from sqlalchemy.exc import IntegrityError
+
+    import indexer.api.ingest as module
+
+    calls = []
+
+    def broken(*args):
+        calls.append(1)
+        raise IntegrityError("INSERT", {}, Exception("NOT NULL constraint failed"))
+
+    monkeypatch.setattr(module, "_ingest_chunk", broken)
+    with pytest.raises(IntegrityError):
+        ingest_directory(workspace, image_tree, progress=False)
+    assert calls == [1]
