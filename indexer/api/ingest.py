@@ -112,6 +112,8 @@ def _ingest_chunk(catalog: Catalog, chunk: list[ImageItem], keep_duplicates: boo
     hashes = [fields["sha256"] for *_, fields in validated if fields["status"] == "ok"]
     first_by_hash = catalog.first_images_with_hashes(hashes)
     paths_by_id = {image_id: path for path, (image_id, _status) in known.items()}
+    originals_elsewhere = set(first_by_hash.values()) - set(paths_by_id)
+    paths_by_id.update({image_id: row.path for image_id, row in catalog.images_by_ids(originals_elsewhere).items()})
     for item, path, previous, fields in validated:
         fields["label_id"] = catalog.label_id(item.label, item.label_id) if item.label is not None else None
         fields["split"] = item.split

@@ -283,3 +283,14 @@ def test_other_database_errors_are_not_retried(workspace, image_tree, monkeypatc
     with pytest.raises(IntegrityError):
         ingest_directory(workspace, image_tree, progress=False)
     assert calls == [1]
+
+
+def test_a_copy_found_in_a_later_run_names_the_original_by_path(workspace, image_tree, tmp_path):
+    ingest_directory(workspace, image_tree, progress=False)
+    copy = tmp_path / "later" / "copy.png"
+    copy.parent.mkdir()
+    original = image_tree / "red_circle" / "red_circle_0.png"
+    copy.write_bytes(original.read_bytes())
+    report = ingest_directory(workspace, tmp_path / "later", progress=False)
+    assert report.duplicates == 1
+    assert report.problems == [f"{copy}: duplicate of {original} (not stored twice)"]
