@@ -1,6 +1,7 @@
 """The long kill harness: many seeded SIGKILLs across ingest, train, embed, build, build --update and remove.
 
-Usage: python benchmarks/kill_harness.py [--kills-per-step 8] [--per-class 40] [--seed 0] [--json out.json]
+Usage: python benchmarks/kill_harness.py [--kills-per-step 8] [--min-kills 50] [--per-class 40] [--seed 0]
+                                        [--json out.json]
 Each trial copies the workspace as it was before one step, kills that step at a random moment within its
 unkilled duration, runs it again and compares the end state with the unkilled run (see tests/kill_harness.py).
 Prints one JSON line per trial and a Markdown table of kills, partial states, rows lost and mismatches.
@@ -24,6 +25,8 @@ from tests.kill_harness import prepare, run_trials, summarise  # noqa: E402
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kills-per-step", type=int, default=8)
+    parser.add_argument("--min-kills", type=int, default=50,
+                        help="more rounds until this many trials killed a running process")
     parser.add_argument("--per-class", type=int, default=40, help="images per class in each of the two folders")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", dest="json_path", default=None)
@@ -34,7 +37,7 @@ def main() -> int:
         print("unkilled durations: " + ", ".join(f"{step.name} {seconds:.1f} s"
                                                  for step, seconds in zip(plan.steps, plan.seconds)), flush=True)
         trials = run_trials(plan, args.kills_per_step, args.seed, Path(scratch) / "trials",
-                            log=lambda line: print(line, flush=True))
+                            log=lambda line: print(line, flush=True), min_kills=args.min_kills)
     table = summarise(trials)
     total = {key: sum(row[key] for row in table.values()) for key in next(iter(table.values()))}
     print(f"\n{len(trials)} trials in {time.perf_counter() - started:.0f} s (seed {args.seed})\n")

@@ -135,18 +135,22 @@ def kill_trial(plan: Plan, number: int, delay_s: float, scratch: Path) -> Trial:
                  rows_lost=len(expected_paths - final_paths), mismatch=mismatch)
 
 
-def run_trials(plan: Plan, kills_per_step: int, seed: int, scratch: Path, log=None) -> list[Trial]:
-    """``kills_per_step`` trials of every step, each killed at a seeded moment within its unkilled duration."""
+def run_trials(plan: Plan, kills_per_step: int, seed: int, scratch: Path, log=None, min_kills: int = 0,
+               max_rounds: int = 50) -> list[Trial]:
+    """At least ``kills_per_step`` rounds of trials of every step, each killed at a seeded moment within the
+    first 90 % of its unkilled duration; more rounds while fewer than ``min_kills`` trials killed a running process."""
     rng = random.Random(seed)
-    trials = []
-    for round_number in range(kills_per_step):
+    trials: list[Trial] = []
+    round_number = 0
+    while round_number < kills_per_step or (sum(t.killed for t in trials) < min_kills and round_number < max_rounds):
         for number in range(len(plan.steps)):
-            delay = rng.uniform(0.05, 1.0) * plan.seconds[number]
+            delay = rng.uniform(0.05, 0.9) * plan.seconds[number]
             trial = kill_trial(plan, number, delay, scratch / f"trial-{round_number}-{number}")
             shutil.rmtree(scratch / f"trial-{round_number}-{number}", ignore_errors=True)
             trials.append(trial)
             if log is not None:
                 log(json.dumps(asdict(trial)))
+        round_number += 1
     return trials
 
 
