@@ -1,6 +1,7 @@
 # make demo  - create .venv, install, run the main job on Oxford Flowers-102
 # make test  - create .venv, install with every extra (dev, notebook, classical, ...), check the layers (lint-imports)
 #              and style (ruff), run the tests (examples/flowers.ipynb too when FLOWERS102_DIR is set; NOTEBOOK=0 leaves it out)
+# make postgres - install Debian's PostgreSQL server when it is missing (needs root or sudo), for those tests
 #
 # Offline machines: make demo FLOWERS102_DIR=path/to/flowers102 (jpg/ + the two .mat files)
 #                   WEIGHTS=path/to/mobilenet_v2-b0353104.pth (else the torch cache, else the Siamese net)
@@ -19,12 +20,12 @@ FLOWERS_JPG := $(if $(FLOWERS102_DIR),$(FLOWERS102_DIR)/jpg,$(WORKSPACE)/dataset
 INDEXER := $(BIN)/indexer --workspace $(WORKSPACE)
 HAS_IMAGENET := $(BIN)/python -c "import sys; from models.weights import cached_imagenet_file; sys.exit(cached_imagenet_file('mobilenet_v2') is None)"
 
-.PHONY: install test demo lint clean
+.PHONY: install test demo lint clean postgres
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,notebook,classical,serve,peers]'
+	$(BIN)/pip install --quiet -e '.[dev,notebook,classical,serve,peers,postgres]'
 	touch $@
 
 install: $(BIN)/.installed
@@ -33,6 +34,14 @@ test: install
 	$(BIN)/lint-imports
 	$(BIN)/ruff check .
 	FLOWERS102_DIR=$(FLOWERS102_DIR) WEIGHTS=$(WEIGHTS) $(BIN)/pytest -q $(PYTEST_MARKERS)
+
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
+	  echo "PostgreSQL server present: $$(ls -d /usr/lib/postgresql/*/bin | tail -1)"; \
+	else \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql; \
+	fi
 
 lint: install
 	$(BIN)/ruff check .

@@ -448,6 +448,18 @@ def serve(ctx: click.Context, index_name, host, port, k, max_upload_mb, token) -
     run_service(config, announce=lambda line: click.echo(line, err=line.startswith("warning")))
 
 
+@main.command()
+@click.argument("destination", type=click.Path(file_okay=False))
+@click.pass_context
+def backup(ctx: click.Context, destination: str) -> None:
+    """Write a consistent copy of the workspace to DESTINATION (a new folder) while other commands run."""
+    outcome = api.backup_workspace(_workspace(ctx), destination)
+    for note in outcome.notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"backup written to {outcome.destination}: {outcome.files} files, {outcome.bytes / 1e6:.1f} MB "
+               f"(catalog: {outcome.catalog})")
+
+
 @main.group()
 def db() -> None:
     """Catalog database maintenance."""

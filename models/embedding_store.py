@@ -3,10 +3,15 @@
 Layout: ``store.json`` (the manifest, replaced atomically) names a consolidated ``base`` part and appended
 ``chunks``; each part is ``<name>.ids.npy`` + ``<name>.vectors.npy``, fully written and fsynced before the
 manifest names it. A crash therefore loses at most the chunk being written; stray files are swept later.
+
+Several processes may use one store: every public method runs under an advisory lock on ``.lock`` (shared to read,
+exclusive to write, re-reading the manifest when taken), and :meth:`locked` holds it across a whole run (``embed``)
+so a second embedder waits and then finds the vectors already there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -16,6 +21,7 @@ import numpy as np
 from models.errors import ModelError
 
 MANIFEST = "store.json"
+LOCK_FILE = ".lock"
 
 
 class EmbeddingStore:
@@ -25,6 +31,29 @@ class EmbeddingStore:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._manifest = self._read_manifest()
+        self._lock_depth = 0
+
+    @contextlib.contextmanager
+    def locked(self, exclusive: bool = True):
+        """Hold the store's lock (reentrant within this object); the manifest is re-read when it is taken."""
+        if self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield self
+            finally:
+                self._lock_depth -= 1
+            return
+        import fcntl
+
+        with open(self.directory / LOCK_FILE, "a+b") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            self._lock_depth = 1
+            try:
+                self._manifest = self._read_manifest()
+                yield self
+            finally:
+                self._lock_depth = 0
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
     @property
     def dim(self) -> int | None:
@@ -32,20 +61,29 @@ class EmbeddingStore:
         return self._manifest["dim"]
 
     def __len__(self) -> int:
-        return int(sum(len(self._load(name, "ids", mmap=True)) for name in self._parts()))
+        with self.locked(exclusive=False):
+            return int(sum(len(self._load(name, "ids", mmap=True)) for name in self._parts()))
 
     def ids(self) -> np.ndarray:
         """(n,) int64 ids in storage order (the row order of :meth:`vectors`)."""
+        with self.locked(exclusive=False):
+            return self._ids()
+
+    def _ids(self) -> np.ndarray:
         parts = [np.asarray(self._load(name, "ids", mmap=False)) for name in self._parts()]
         return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
     def vectors(self, mmap: bool = True) -> np.ndarray:
-        """(n, D) float32, rows aligned with :meth:`ids`; consolidates appended chunks first."""
-        if self._manifest["chunks"]:
-            self._consolidate(keep=None)
-        if self._manifest["base"] is None:
-            return np.zeros((0, self.dim or 0), np.float32)
-        return self._load(self._manifest["base"], "vectors", mmap=mmap)
+        """(n, D) float32, rows aligned with :meth:`ids`; consolidates appended chunks first.
+
+        With ``mmap`` the rows are mapped from a part file that a later write by another process may
+        delete (the mapping stays valid on POSIX); pass ``mmap=False`` for a private copy."""
+        with self.locked(exclusive=True):
+            if self._manifest["chunks"]:
+                self._consolidate(keep=None)
+            if self._manifest["base"] is None:
+                return np.zeros((0, self.dim or 0), np.float32)
+            return self._load(self._manifest["base"], "vectors", mmap=mmap)
 
     def lookup(self, ids) -> tuple[np.ndarray, np.ndarray]:
         """The rows of ``ids`` without writing anything (no consolidation, safe beside a running embed).
@@ -69,10 +107,15 @@ class EmbeddingStore:
     def missing(self, ids) -> np.ndarray:
         """The given ids (order kept) that the store lacks: (m,) int64."""
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-        return ids[~np.isin(ids, self.ids())]
+        with self.locked(exclusive=False):
+            return ids[~np.isin(ids, self._ids())]
 
     def append(self, ids, vectors) -> None:
         """Durably add rows; ids must be new and unique, vectors (n, D) with the store's D."""
+        with self.locked(exclusive=True):
+            self._append(ids, vectors)
+
+    def _append(self, ids, vectors) -> None:
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or len(vectors) != len(ids):
@@ -84,7 +127,7 @@ class EmbeddingStore:
                              f"{self.dim}-dim vectors")
         if len(np.unique(ids)) != len(ids):
             raise ModelError("append: duplicate ids in one call")
-        present = ids[np.isin(ids, self.ids())]
+        present = ids[np.isin(ids, self._ids())]
         if len(present):
             raise ModelError(f"append: {len(present)} id(s) already stored (e.g. {present[:5].tolist()}); "
                              "remove them first")
@@ -96,12 +139,12 @@ class EmbeddingStore:
     def remove(self, ids) -> int:
         """Delete the rows of ``ids`` (absent ids are ignored); returns how many rows went."""
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-        current = self.ids()
-        keep = ~np.isin(current, ids)
-        removed = int((~keep).sum())
-        if removed:
-            self._consolidate(keep=keep)
-        return removed
+        with self.locked(exclusive=True):
+            keep = ~np.isin(self._ids(), ids)
+            removed = int((~keep).sum())
+            if removed:
+                self._consolidate(keep=keep)
+            return removed
 
     # -- internals -------------------------------------------------------------------------------------------
 
@@ -111,7 +154,7 @@ class EmbeddingStore:
 
     def _consolidate(self, keep: np.ndarray | None) -> None:
         parts = self._parts()
-        ids = self.ids()
+        ids = self._ids()
         vectors = (np.concatenate([self._load(n, "vectors", mmap=True) for n in parts]) if parts
                    else np.zeros((0, self.dim or 0), np.float32))
         if keep is not None:

@@ -6,15 +6,18 @@ callers cannot trigger lazy loads or accidental writes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, delete, func, select, text
 from sqlalchemy.orm import Session
 
-from storage.errors import NotInCatalogError
+from storage.errors import CatalogError, NotInCatalogError
 from storage.schema import Image, Index, Label, Model, utcnow
+
+SEQUENCE_RETRIES = 1000
 
 
 @dataclass(frozen=True)
@@ -83,20 +86,57 @@ class Catalog:
     def commit(self) -> None:
         self.session.commit()
 
+    def rollback(self) -> None:
+        """Undo the open transaction (and forget label ids it may have created)."""
+        self.session.rollback()
+        self._label_ids = None
+
     # ----------------------------------------------------------------- labels
     def label_id(self, name: str, preferred_id: int | None = None) -> int:
-        """The id of label ``name``, created on first use (with ``preferred_id`` when free)."""
+        """The id of label ``name``, created on first use (with ``preferred_id`` when free).
+
+        Safe with other processes creating the same labels at once: the insert yields to any row
+        that appeared meanwhile (the database's ON CONFLICT DO NOTHING), and the name is read back.
+        """
         if self._label_ids is None:
             self._label_ids = dict(self.session.execute(select(Label.name, Label.id)).all())
         if name in self._label_ids:
             return self._label_ids[name]
-        label = Label(name=name)
-        if preferred_id is not None and self.session.get(Label, preferred_id) is None:
-            label.id = preferred_id
-        self.session.add(label)
-        self.session.flush()
-        self._label_ids[name] = label.id
-        return label.id
+        label_id = self._find_label(name)
+        if label_id is None and preferred_id is not None:
+            self._insert_ignoring_conflicts(Label, {"id": preferred_id, "name": name})
+            if self.session.bind.dialect.name == "postgresql":  # explicit ids do not advance the sequence
+                self.session.execute(text(
+                    "SELECT setval(pg_get_serial_sequence('labels', 'id'), "
+                    "GREATEST((SELECT max(id) FROM labels), 1))"
+                ))
+            label_id = self._find_label(name)
+        for _attempt in range(SEQUENCE_RETRIES):
+            if label_id is not None:
+                break
+            # the preferred id was taken by another name (or none was given); a sequence that lags
+            # behind explicit ids makes the insert collide on the id, so retry with the next value
+            self._insert_ignoring_conflicts(Label, {"name": name})
+            label_id = self._find_label(name)
+        if label_id is None:
+            raise CatalogError(f"could not create label {name!r} after {SEQUENCE_RETRIES} attempts")
+        self._label_ids[name] = label_id
+        return label_id
+
+    def _find_label(self, name: str) -> int | None:
+        return self.session.scalar(select(Label.id).where(Label.name == name))
+
+    def _insert_ignoring_conflicts(self, table, values: dict):
+        """INSERT ... ON CONFLICT DO NOTHING (SQLite and PostgreSQL); the result's rows are the inserted ids."""
+        dialect = self.session.bind.dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        elif dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            raise CatalogError(f"the catalog supports SQLite and PostgreSQL, not {dialect!r}")
+        statement = insert(table).values(**values).on_conflict_do_nothing().returning(table.id)
+        return self.session.execute(statement)
 
     def label_names(self) -> dict[int, str]:
         return dict(self.session.execute(select(Label.id, Label.name)).all())
@@ -128,6 +168,37 @@ class Catalog:
         self.session.add(image)
         self.session.flush()
         return image.id
+
+    def add_image_if_new(self, path: str, **fields) -> int | None:
+        """Insert the image at ``path`` and return its id, or None when that path is already catalogued
+        (by this or another process: the database's unique index decides, no lock is taken)."""
+        now = utcnow()
+        values = {"created_at": now, "updated_at": now, **fields, "path": path}
+        return self._insert_ignoring_conflicts(Image, values).scalar()
+
+    def path_status(self, paths: Iterable[str]) -> dict[str, tuple[int, str]]:
+        """``path -> (id, status)`` for those of ``paths`` in the catalog (as committed now)."""
+        wanted = list(paths)
+        found: dict[str, tuple[int, str]] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows = self.session.execute(select(Image.path, Image.id, Image.status).where(Image.path.in_(chunk)))
+            found.update({path: (image_id, status) for path, image_id, status in rows})
+        return found
+
+    def first_images_with_hashes(self, hashes: Iterable[str]) -> dict[str, int]:
+        """Content hash → id of the first usable image with that content, for the given hashes."""
+        wanted = sorted(set(hashes))
+        found: dict[str, int] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows = self.session.execute(
+                select(Image.sha256, func.min(Image.id))
+                .where(Image.status == "ok", Image.sha256.in_(chunk))
+                .group_by(Image.sha256)
+            )
+            found.update(dict(rows.all()))
+        return found
 
     def update_image(self, image_id: int, **fields) -> None:
         image = self.session.get(Image, image_id)
@@ -225,7 +296,8 @@ class Catalog:
     ) -> ArtifactRow:
         """Register (or replace) the model called ``name``."""
         model = self.session.scalar(select(Model).where(Model.name == name)) or Model(name=name)
-        model.kind, model.params, model.metrics, model.path, model.dim = kind, params, metrics, path, dim
+        model.kind, model.path, model.dim = kind, path, dim
+        model.params, model.metrics = json_safe(params), json_safe(metrics)
         model.created_at = utcnow()  # a retrained model is a new model
         self.session.add(model)
         self.session.flush()
@@ -260,7 +332,7 @@ class Catalog:
         if model_name is not None:
             model_id = self.session.scalar(select(Model.id).where(Model.name == model_name))
         index = self.session.scalar(select(Index).where(Index.name == name)) or Index(name=name)
-        index.kind, index.params, index.path, index.dim = kind, params, path, dim
+        index.kind, index.params, index.path, index.dim = kind, json_safe(params), path, dim
         index.ntotal, index.model_id = ntotal, model_id
         if index.id is None or replace:
             index.created_at = utcnow()  # a rebuilt index is a new index
@@ -279,6 +351,18 @@ class Catalog:
     def indexes(self) -> list[ArtifactRow]:
         rows = self.session.scalars(select(Index).order_by(Index.created_at)).unique()
         return [_index_row(i) for i in rows]
+
+
+def json_safe(value):
+    """``value`` with NaN and infinities replaced by None: PostgreSQL's JSON (like the standard) has no NaN,
+    and one catalog should read back the same from every database."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
 
 
 def _image_row(image: Image) -> ImageRow:

@@ -32,10 +32,10 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:
             cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA busy_timeout=30000")  # first: the WAL switch itself may have to wait
             cursor.execute("PRAGMA foreign_keys=ON")
             if url not in ("sqlite://", "sqlite:///:memory:"):
                 cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
     return engine
@@ -116,3 +116,36 @@ def _alembic_config():
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
+
+
+def backup_sqlite(engine: Engine, target: Path) -> None:
+    """Copy a SQLite catalog to ``target`` with SQLite's online backup API: one consistent snapshot,
+    taken while other processes keep reading and writing (a writer is never blocked for long)."""
+    if engine.dialect.name != "sqlite" or not engine.url.database or engine.url.database == ":memory:":
+        raise CatalogError(f"only a SQLite file can be backed up this way, not {engine.url!r}")
+    import sqlite3
+
+    source = sqlite3.connect(engine.url.database, timeout=30)
+    destination = sqlite3.connect(target)
+    try:
+        source.execute("PRAGMA busy_timeout=30000")
+        source.backup(destination, pages=1024, sleep=0.01)
+        destination.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.Error as exc:
+        raise CatalogError(f"could not back up {engine.url.database} to {target}: {exc}") from None
+    finally:
+        destination.close()
+        source.close()
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failed transaction may simply be run again: a PostgreSQL deadlock or serialization failure
+    (another writer's rows were locked in the opposite order), or SQLite's lock wait running out."""
+    from sqlalchemy.exc import DBAPIError
+
+    if not isinstance(exc, DBAPIError):
+        return False
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if code in ("40P01", "40001"):
+        return True
+    return "database is locked" in str(exc.orig)

@@ -60,3 +60,35 @@ def cli(tmp_path: Path):
         return runner.invoke(main, ["--workspace", str(ws), *args], catch_exceptions=False)
 
     return invoke
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """A throw-away PostgreSQL cluster for the whole run (skipped with a reason when none can start;
+    under CI=true a missing server fails instead, so CI never silently skips these tests)."""
+    import os
+
+    from tests.postgres import missing_reason, start_cluster
+
+    reason = missing_reason()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL tests cannot run in CI: {reason}")
+        pytest.skip(reason)
+    cluster = start_cluster()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster) -> str:
+    """The SQLAlchemy URL of a new, empty PostgreSQL database."""
+    return postgres_cluster.new_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path: Path) -> str | None:
+    """Each database the catalog supports: None (the workspace's own SQLite file) or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return None
+    return request.getfixturevalue("postgres_url")

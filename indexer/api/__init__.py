@@ -29,6 +29,7 @@ _EXPORTS = {
     "CatalogStatus": "indexer.api.catalog",
     "catalog_images": "indexer.api.catalog",
     "upgrade_database": "indexer.api.catalog",
+    "backup_workspace": "indexer.api.backup:backup",
     # models
     "train": "indexer.api.models",
     "train_config": "indexer.api.models",

@@ -92,7 +92,7 @@ def build(
         raise InputError("--max-memory-mb applies to --index auto only")
     from indexer.core.build import build_index
     from indexer.core.factory import IndexParams
-    from indexer.core.index_io import save_index
+    from indexer.core.index_io import index_lock, save_index
 
     model_name = model_name or default_model_name(workspace)
     name = check_artifact_name("index", name or kind)
@@ -116,13 +116,14 @@ def build(
     index, info = build_index(params, vectors, ids, device=device)
     tuning = _tune(index, vectors, ids, kind, nprobe, efSearch, target_recall, seed)
     path = workspace.indexes_dir / f"{name}.faiss"
-    sidecar = save_index(
-        index,
-        path,
-        {"name": name, "kind": kind, "model": model_name, "params": params.to_dict(), "build": info.to_dict(),
-         "tuning": tuning, "seed": seed, "rerank": rerank.to_dict()},
-    )
-    register(workspace, name, kind, params.to_dict(), sidecar, path, model_name, replace=True)
+    with index_lock(path):
+        sidecar = save_index(
+            index,
+            path,
+            {"name": name, "kind": kind, "model": model_name, "params": params.to_dict(), "build": info.to_dict(),
+             "tuning": tuning, "seed": seed, "rerank": rerank.to_dict()},
+        )
+        register(workspace, name, kind, params.to_dict(), sidecar, path, model_name, replace=True)
     return BuildOutcome(
         name=name, kind=kind, model=model_name, factory=info.factory, ntotal=int(index.ntotal), dim=info.d,
         build_s=info.build_s, search_params=sidecar["search_params"],
@@ -171,7 +172,7 @@ def update(workspace: Workspace, name: str, *, progress: bool = True) -> BuildOu
     model's new ones live in different spaces, so the index must be rebuilt.
     """
     from indexer.core.build import add_vectors
-    from indexer.core.index_io import load_index, save_index
+    from indexer.core.index_io import index_lock, load_index, save_index
     from indexer.core.membership import indexed_ids
 
     with workspace.catalog() as catalog:
@@ -182,19 +183,20 @@ def update(workspace: Workspace, name: str, *, progress: bool = True) -> BuildOu
         raise InputError(f"cannot update: {stale}")
     report = embed(workspace, model_name, progress=progress)
     path = workspace.resolve(row.path)
-    index, sidecar = load_index(path)
-    ids, vectors = catalog_vectors(workspace, model_name)
-    new = ~np.isin(ids, indexed_ids(index))
-    augmentation = as_rerank(Rerank.from_dict(sidecar.get("rerank")))
-    if new.any() and augmentation.mode == "dba":
-        from indexer.core.rerank import augment_database
+    with index_lock(path):
+        index, sidecar = load_index(path)
+        ids, vectors = catalog_vectors(workspace, model_name)
+        new = ~np.isin(ids, indexed_ids(index))
+        augmentation = as_rerank(Rerank.from_dict(sidecar.get("rerank")))
+        if new.any() and augmentation.mode == "dba":
+            from indexer.core.rerank import augment_database
 
-        # New vectors are augmented among all of them; stored ones keep their old neighbours until a rebuild.
-        vectors = augment_database(vectors, augmentation.n, augmentation.alpha)
-    if new.any():
-        add_vectors(index, vectors[new], ids[new])
-    sidecar = save_index(index, path, {**user_sidecar(sidecar), "updated_with": int(new.sum())})
-    register(workspace, name, row.kind, row.params, sidecar, path, model_name)
+            # New vectors are augmented among all of them; stored ones keep their old neighbours until a rebuild.
+            vectors = augment_database(vectors, augmentation.n, augmentation.alpha)
+        if new.any():
+            add_vectors(index, vectors[new], ids[new])
+        sidecar = save_index(index, path, {**user_sidecar(sidecar), "updated_with": int(new.sum())})
+        register(workspace, name, row.kind, row.params, sidecar, path, model_name)
     return BuildOutcome(
         name=name, kind=row.kind, model=model_name, factory=sidecar.get("build", {}).get("factory", ""),
         ntotal=int(index.ntotal), dim=int(index.d), build_s=0.0, search_params=sidecar["search_params"],

@@ -21,9 +21,7 @@ from storage.catalog import Catalog
 
 COMMIT_EVERY = 256
 VALIDATION_SIDE = 64  # ingest proves a file decodes; JPEGs do it at up to 1/8 of their size
-
-COMMIT_EVERY = 256
-VALIDATION_SIDE = 64  # ingest proves a file decodes; JPEGs do it at up to 1/8 of their size
+WRITE_ATTEMPTS = 5  # a chunk whose transaction lost a deadlock to another writer is run again
 
 
 @dataclass
@@ -36,6 +34,12 @@ class IngestReport:
     unlabeled: int = 0
     ignored: int = 0
     problems: list[str] = field(default_factory=list)
+
+    def merge(self, other: IngestReport) -> None:
+        """Add another report's counts and problems to this one."""
+        for name in ("seen", "ingested", "duplicates", "errors", "already_catalogued", "unlabeled", "ignored"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.problems.extend(other.problems)
 
     def summary_line(self) -> str:
         return (
@@ -58,57 +62,95 @@ def ingest_items(
     A file whose content equals an ok image's is a duplicate: stored with status
     ``duplicate`` (not a second usable image), or, with ``keep_duplicates``, as an ok
     image that records ``duplicate_of`` (official data sets whose copies are real samples).
+
+    Any number of processes may ingest into one catalog at once, over the same files or not:
+    files are read and decoded outside any write, then each chunk of :data:`COMMIT_EVERY` is
+    written in one short transaction whose inserts yield to rows another process committed
+    first (the path's unique index decides, no lock is held while decoding).
     """
     from tqdm import tqdm
 
     report = report or IngestReport()
     items = list(items)
-    known = catalog.known_paths()
-    first_by_hash = catalog.first_image_by_sha256()
-    paths_by_id = {image_id: path for path, (image_id, _status) in known.items()}
-    bar = tqdm(items, desc="ingest", unit="img", disable=not progress or len(items) < 200)
-    for done, item in enumerate(bar, 1):
+    bar = tqdm(total=len(items), desc="ingest", unit="img", disable=not progress or len(items) < 200)
+    for start in range(0, len(items), COMMIT_EVERY):
+        chunk = items[start : start + COMMIT_EVERY]
+        report.merge(_ingest_chunk_retrying(catalog, chunk, keep_duplicates))
+        bar.update(len(chunk))
+    bar.close()
+    return report
+
+
+def _ingest_chunk_retrying(catalog: Catalog, chunk: list[ImageItem], keep_duplicates: bool) -> IngestReport:
+    """One chunk in one transaction, run again (up to :data:`WRITE_ATTEMPTS`) when it lost a deadlock."""
+    from storage.database import is_transient
+
+    attempt = 1
+    while True:
+        chunk_report = IngestReport()
+        try:
+            _ingest_chunk(catalog, chunk, keep_duplicates, chunk_report)
+            catalog.commit()
+            return chunk_report
+        except Exception as exc:
+            catalog.rollback()
+            if attempt == WRITE_ATTEMPTS or not is_transient(exc):
+                raise
+            attempt += 1
+
+
+def _ingest_chunk(catalog: Catalog, chunk: list[ImageItem], keep_duplicates: bool, report: IngestReport) -> None:
+    """Validate the chunk's new files (no write yet), then catalogue them in the open transaction."""
+    paths = [catalog_path(item.path) for item in chunk]
+    known = catalog.path_status(paths)
+    validated: list[tuple[ImageItem, str, tuple[int, str] | None, dict]] = []
+    for item, path in zip(chunk, paths):
         report.seen += 1
-        path = catalog_path(item.path)
         previous = known.get(path)
         if previous is not None and previous[1] != "error":
             report.already_catalogued += 1
             continue
-        fields = _validate(item.path)
-        if item.label is not None:
-            fields["label_id"] = catalog.label_id(item.label, item.label_id)
-        else:
-            fields["label_id"] = None
-            report.unlabeled += fields["status"] == "ok"
+        validated.append((item, path, previous, _validate(item.path)))
+    hashes = [fields["sha256"] for *_, fields in validated if fields["status"] == "ok"]
+    first_by_hash = catalog.first_images_with_hashes(hashes)
+    paths_by_id = {image_id: path for path, (image_id, _status) in known.items()}
+    originals_elsewhere = set(first_by_hash.values()) - set(paths_by_id)
+    paths_by_id.update({image_id: row.path for image_id, row in catalog.images_by_ids(originals_elsewhere).items()})
+    for item, path, previous, fields in validated:
+        fields["label_id"] = catalog.label_id(item.label, item.label_id) if item.label is not None else None
         fields["split"] = item.split
         if fields["status"] == "ok":
             original = first_by_hash.get(fields["sha256"])
             if original is not None:
-                report.duplicates += 1
                 fields["duplicate_of"] = original
                 fields["status"] = "ok" if keep_duplicates else "duplicate"
-                kept = "kept" if keep_duplicates else "not stored twice"
-                report.problems.append(
-                    f"{path}: duplicate of {paths_by_id.get(original, original)} ({kept})"
-                )
-        if fields["status"] == "error":
-            report.errors += 1
-            report.problems.append(f"{path}: {fields['error']}")
         if previous is not None:
             catalog.update_image(previous[0], **fields)
             image_id = previous[0]
         else:
-            image_id = catalog.add_image(path=path, **fields)
-        if fields["status"] == "ok":
-            report.ingested += fields.get("duplicate_of") is None or keep_duplicates
-            if fields.get("duplicate_of") is None:
-                first_by_hash[fields["sha256"]] = image_id
+            image_id = catalog.add_image_if_new(path, **fields)
+            if image_id is None:  # another process catalogued this file a moment ago
+                report.already_catalogued += 1
+                continue
+        _count(report, path, fields, keep_duplicates, paths_by_id)
+        if fields["status"] == "ok" and fields.get("duplicate_of") is None:
+            first_by_hash[fields["sha256"]] = image_id
         paths_by_id[image_id] = path
-        known[path] = (image_id, fields["status"])
-        if done % COMMIT_EVERY == 0:
-            catalog.commit()
-    catalog.commit()
-    return report
+
+
+def _count(report: IngestReport, path: str, fields: dict, keep_duplicates: bool, paths_by_id: dict) -> None:
+    """Add one catalogued file to the report."""
+    original = fields.get("duplicate_of")
+    if original is not None:
+        report.duplicates += 1
+        kept = "kept" if keep_duplicates else "not stored twice"
+        report.problems.append(f"{path}: duplicate of {paths_by_id.get(original, original)} ({kept})")
+    if fields["status"] == "error":
+        report.errors += 1
+        report.problems.append(f"{path}: {fields['error']}")
+    if fields["status"] == "ok":
+        report.ingested += original is None or keep_duplicates
+        report.unlabeled += fields["label_id"] is None
 
 
 def _validate(path: Path) -> dict:

@@ -118,11 +118,13 @@ def embed(workspace: Workspace, model_name: str, *, batch_size: int = 128, progr
         rows = catalog.images()
     store = EmbeddingStore(workspace.embeddings_dir / model_name)
     items = [(row.id, row.path) for row in rows]
-    if embedder_kind(model.params) == ONNX:  # the torch model embeds the catalog; its ONNX export, queries
-        report = embed_items(workspace.resolve(model.path), items, store, batch_size=batch_size, progress=progress)
-    else:
-        embedder = open_embedder(model.params, workspace.resolve)
-        report = embed_with(embedder, items, store, batch_size=batch_size, progress=progress)
+    with store.locked():  # a second embedder of this model (embed, build) waits, then finds the vectors there
+        if embedder_kind(model.params) == ONNX:  # the torch model embeds the catalog; its ONNX export, queries
+            report = embed_items(workspace.resolve(model.path), items, store, batch_size=batch_size,
+                                 progress=progress)
+        else:
+            embedder = open_embedder(model.params, workspace.resolve)
+            report = embed_with(embedder, items, store, batch_size=batch_size, progress=progress)
     if report.failed:  # a file that broke after ingestion: record it, so builds stop retrying it
         with workspace.catalog(write=True) as catalog:
             for image_id, _path, reason in report.failed:

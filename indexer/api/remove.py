@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,8 +27,7 @@ def remove(workspace: Workspace, paths: Sequence[str] = (), ids: Sequence[int] =
     catalog (``indexer status`` reports the indexes that lack them), and running the same removal
     again finishes it.
     """
-    from indexer.core.index_io import load_index, save_index
-    from models.embedding_store import EmbeddingStore
+    from indexer.core.index_io import index_lock
 
     with workspace.catalog(write=True) as catalog:
         resolved = {catalog_path(p): p for p in paths}
@@ -37,9 +37,19 @@ def remove(workspace: Workspace, paths: Sequence[str] = (), ids: Sequence[int] =
         not_found += [str(i) for i in ids if int(i) not in by_id]
         wanted = np.array(sorted({row.id for row in [*by_path.values(), *by_id.values()]}), dtype=np.int64)
         index_rows, model_rows = catalog.indexes(), catalog.models()
-    per_index: dict[str, int] = {}
     if not len(wanted):
-        return RemoveOutcome(removed_images=0, not_found=not_found, per_index=per_index)
+        return RemoveOutcome(removed_images=0, not_found=not_found, per_index={})
+    with contextlib.ExitStack() as locks:  # every index locked (in name order) until the catalog is done
+        for row in sorted(index_rows, key=lambda r: r.name):
+            locks.enter_context(index_lock(workspace.resolve(row.path)))
+        return _remove_locked(workspace, wanted, not_found, index_rows, model_rows)
+
+
+def _remove_locked(workspace, wanted, not_found, index_rows, model_rows) -> RemoveOutcome:
+    from indexer.core.index_io import load_index, save_index
+    from models.embedding_store import EmbeddingStore
+
+    per_index: dict[str, int] = {}
     # load every index first: a missing or corrupt one stops the removal before anything changed
     loaded = [(row, workspace.resolve(row.path), *load_index(workspace.resolve(row.path))) for row in index_rows]
     for row, path, index, sidecar in loaded:

@@ -118,6 +118,17 @@ class Workspace:
                 state.at_head = True
             return state.engine
 
+    def close(self) -> None:
+        """Close the engine's pooled connections (the next call opens new ones).
+
+        A process that copies the SQLite file itself must close first: POSIX drops every lock a process
+        holds on a file when any descriptor of it closes, and SQLite's readers rely on those locks."""
+        state = self._connection
+        with state.lock:
+            if state.engine is not None:
+                state.engine.dispose()
+                state.engine, state.at_head = None, False
+
     def catalog(self, *, write: bool = False) -> Catalog:
         """A :class:`storage.catalog.Catalog` unit of work on :meth:`engine` (use as a context manager)."""
         from storage.catalog import Catalog

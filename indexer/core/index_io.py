@@ -20,6 +20,7 @@ checks d/ntotal cheaply (the full checksum with ``verify=True``).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -93,6 +94,26 @@ def _recover(faiss_path: Path, json_path: Path) -> None:
     _fsync_dir(json_path.parent)
 
 
+@contextlib.contextmanager
+def index_lock(path: str | os.PathLike[str]):
+    """Hold an exclusive advisory lock on ``name.lock`` for a read-modify-write of the index.
+
+    Builds, updates and removals take it, so two processes never interleave their saves (their
+    ``.tmp`` files would collide) and an update never loses a concurrent removal. Readers need
+    no lock: the journal makes every state they can see loadable.
+    """
+    import fcntl
+
+    faiss_path, _ = index_paths(path)
+    faiss_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(_with_suffix(faiss_path.with_suffix(""), ".lock"), "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 def save_index(
     index: Any, path: str | os.PathLike[str], sidecar: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -163,6 +184,14 @@ def _current_sidecar(faiss_path: Path, json_path: Path, verify: bool) -> dict[st
     if verify and meta.get("sha256") != file_sha256(faiss_path):
         raise IndexFileError(f"index {faiss_path} does not match the checksum in {json_path.name}")
     return meta
+
+
+def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The sidecar describing the index file now on disk, without loading the index (read-only)."""
+    faiss_path, json_path = index_paths(path)
+    if not faiss_path.exists():
+        raise IndexFileError(f"index file {faiss_path} does not exist")
+    return _current_sidecar(faiss_path, json_path, verify=False)
 
 
 def load_index(

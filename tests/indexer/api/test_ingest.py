@@ -265,3 +265,56 @@ def test_phone_formats_and_large_photos_are_catalogued_with_their_own_size(works
     assert sizes["c.jpg"] == ("ok", 3000, 2000), "the original's size, not the reduced decode's"
     assert rows["d.jpg"].status == "error" and "cannot decode" in rows["d.jpg"].error
     assert Image.open(folder / "c.jpg").size == (3000, 2000)
+
+
+def test_a_chunk_that_lost_a_deadlock_is_written_again(workspace, image_tree, monkeypatch):
+    """PostgreSQL aborts one of two transactions that lock rows in opposite orders (40P01): run it again."""
+    from sqlalchemy.exc import OperationalError
+
+    import indexer.api.ingest as module
+
+    class Deadlock(Exception):
+        sqlstate = "40P01"
+
+    real, calls = module._ingest_chunk, []
+
+    def first_attempt_deadlocks(catalog, chunk, keep_duplicates, report):
+        calls.append(len(chunk))
+        real(catalog, chunk, keep_duplicates, report)  # the rows and a new label go in ...
+        if len(calls) == 1:
+            raise OperationalError("INSERT", {}, Deadlock("deadlock detected"))  # ... and are rolled back
+
+    monkeypatch.setattr(module, "_ingest_chunk", first_attempt_deadlocks)
+    report = ingest_directory(workspace, image_tree, progress=False)
+    assert calls == [12, 12]
+    assert (report.seen, report.ingested, report.already_catalogued) == (12, 12, 0)
+    assert len(_rows(workspace)) == 12
+    assert catalog_status(workspace)["labels"] == 3
+
+
+def test_other_database_errors_are_not_retried(workspace, image_tree, monkeypatch):
+    from sqlalchemy.exc import IntegrityError
+
+    import indexer.api.ingest as module
+
+    calls = []
+
+    def broken(*args):
+        calls.append(1)
+        raise IntegrityError("INSERT", {}, Exception("NOT NULL constraint failed"))
+
+    monkeypatch.setattr(module, "_ingest_chunk", broken)
+    with pytest.raises(IntegrityError):
+        ingest_directory(workspace, image_tree, progress=False)
+    assert calls == [1]
+
+
+def test_a_copy_found_in_a_later_run_names_the_original_by_path(workspace, image_tree, tmp_path):
+    ingest_directory(workspace, image_tree, progress=False)
+    copy = tmp_path / "later" / "copy.png"
+    copy.parent.mkdir()
+    original = image_tree / "red_circle" / "red_circle_0.png"
+    copy.write_bytes(original.read_bytes())
+    report = ingest_directory(workspace, tmp_path / "later", progress=False)
+    assert report.duplicates == 1
+    assert report.problems == [f"{copy}: duplicate of {original} (not stored twice)"]

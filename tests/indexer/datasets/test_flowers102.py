@@ -41,7 +41,11 @@ def test_root_without_the_official_files_is_refused(workspace, tmp_path):
 
 
 @pytest.mark.skipif(not FLOWERS102_DIR, reason="set FLOWERS102_DIR to a local Flowers-102 copy")
-def test_real_flowers102_ingests_with_official_labels_and_split(workspace, tmp_path):
+def test_real_flowers102_ingests_with_official_labels_and_split(tmp_path, db_url):
+    """On SQLite and on PostgreSQL (db_url)."""
+    from indexer.api import Workspace
+
+    workspace = Workspace.at(tmp_path / "ws", db_url)
     root = Path(FLOWERS102_DIR)
     before = sorted(p.name for p in root.iterdir())
     report = ingest_flowers102(workspace, root, progress=False)
