@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from indexer.core.arrays import as_vectors
-from indexer.core.errors import InputError
 
 LID_K = 20
 STAT_QUERIES = 1000  # queries sampled from the base set when none are held out
@@ -64,12 +63,14 @@ def data_stats(
     ``queries`` (q, d) float32 held out from the base; without them ``n_queries`` base vectors
     are sampled with ``seed`` and each one's own match is left out. LID is the mean of the
     per-query MLE at ``k`` (20); relative contrast is E[mean distance] / E[nearest distance]
-    with the mean over ``RANDOM_PAIRS`` random base vectors per query.
+    with the mean over ``RANDOM_PAIRS`` random base vectors per query. Fewer than k + 2 base
+    vectors have no neighbourhood to measure: ``lid`` and ``relative_contrast`` are then None.
     """
     xb = as_vectors(base, name="base vectors")
     n, d = xb.shape
     if n < k + 2:
-        raise InputError(f"LID at k={k} needs at least {k + 2} base vectors; got {n}")
+        return {"n": int(n), "dim": int(d), "lid": None, "lid_median": None, "relative_contrast": None,
+                "stat_k": int(k), "stat_queries": 0}
     rng = np.random.default_rng(seed)
     exclude_self = queries is None
     if exclude_self:

@@ -48,7 +48,7 @@ def _format(value: Any, fmt: str) -> str:
 
 def _describe(params: dict[str, Any], stats: dict[str, Any] | None = None) -> str:
     hardness = ""
-    if stats:
+    if stats and stats.get("lid") is not None:
         hardness = f"; LID {stats['lid']:.1f}, relative contrast {stats['relative_contrast']:.2f}"
     return _what(params) + hardness
 
