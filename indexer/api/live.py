@@ -304,6 +304,7 @@ class LiveCatalog:
         self._watcher.start()
 
     def close(self) -> None:
+        """Stop watching the index files (the watcher thread ends within a second)."""
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join(timeout=5)

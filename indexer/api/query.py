@@ -242,7 +242,7 @@ class Searcher:
             return self._lookup
 
 
-    def hits_for_vectors(self, vectors, *, k: int = 10) -> list[list[Hit]]:
+    def hits_for_vectors(self, vectors: np.ndarray, *, k: int = 10) -> list[list[Hit]]:
         """Top-``k`` catalog rows for each of (q, d) float32 query vectors: vector in, rows out."""
         from indexer.core.search import search
 

@@ -67,6 +67,7 @@ class Rerank:
         return "none" if not self.active else f"{self.mode}(n={self.n}, alpha={self.alpha:g})"
 
     def to_dict(self) -> dict[str, Any]:
+        """{"mode", "n", "alpha"}: what an index sidecar and a bench row record."""
         return asdict(self)
 
     @classmethod
