@@ -91,6 +91,37 @@ def cold_query(workspace: str, image: Path) -> dict:
     return {"seconds": statistics.median(r[0] for r in runs), "peak_mb": statistics.median(r[1] for r in runs)}
 
 
+def warm_service_query(workspace: str, image: Path, runs: int = 30) -> dict:
+    """Start `indexer serve` on loopback, POST ``image`` to /query ``runs`` times after one warm-up: p50 / p95 ms
+    of the whole HTTP round trip (upload, decode, embed, search, catalog rows), then stop the service."""
+    import httpx
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from serve_load import _free_port, _wait_ready
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "--workspace", workspace, "serve", "--index",
+                               "ivf", "--port", str(port), "--max-upload-mb", "50"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        _wait_ready(url, server)
+        data = image.read_bytes()
+        times = []
+        with httpx.Client(timeout=60) as client:
+            for run in range(runs + 1):
+                began = time.perf_counter()
+                answer = client.post(url + "/query?k=10", files={"image": (image.name, data, "image/jpeg")})
+                answer.raise_for_status()
+                if run:  # the first is the warm-up
+                    times.append((time.perf_counter() - began) * 1e3)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return {"p50": round(float(statistics.median(times)), 1), "p95": round(sorted(times)[int(0.95 * len(times)) - 1], 1),
+            "runs": runs, "megabytes": round(len(data) / 1e6, 2)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workspace", required=True)
@@ -102,6 +133,8 @@ def main() -> None:
     parser.add_argument("--side", type=int, default=3464)
     parser.add_argument("--json", default=None)
     parser.add_argument("--decode-only", action="store_true", help="only the peak memory of one decode")
+    parser.add_argument("--service-only", action="store_true",
+                        help="only the warm service query: POST /query of one 12 MP JPEG to `indexer serve`")
     args = parser.parse_args()
 
     import numpy as np
@@ -128,6 +161,10 @@ def main() -> None:
     print(f"collection: {results['jpegs']} JPEGs and {results['heic']} HEIC files at {args.side}x{args.side}")
     if args.decode_only:
         _decode_peaks(results, collection, image_size)
+        return
+    if args.service_only:
+        results["warm_service_query_ms"] = warm_service_query(args.workspace, collection["jpeg"][0])
+        print(f"warm service query of one 12 MP JPEG (POST /query): {results['warm_service_query_ms']}")
         return
 
     with tempfile.TemporaryDirectory() as tmp:
