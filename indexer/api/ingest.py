@@ -16,7 +16,7 @@ from indexer.api.workspace import Workspace
 from indexer.core.errors import InputError
 from indexer.datasets.folders import ImageItem, catalog_path, discover_images, os_reason
 from models.errors import ImageError
-from models.images import open_rgb
+from models.images import decode_rgb
 from storage.catalog import Catalog
 
 COMMIT_EVERY = 256
@@ -160,8 +160,8 @@ def _validate(path: Path) -> dict:
     except OSError as exc:
         return {"status": "error", "error": os_reason(exc)}
     fields: dict = {"sha256": hashlib.sha256(data).hexdigest(), "size_bytes": len(data)}
-    try:  # decoded whole (a truncated file is caught), but at a reduced size where the format allows it
-        image = open_rgb(path, min_side=VALIDATION_SIDE)
+    try:  # the bytes just hashed, decoded whole (a truncated file is caught) at a reduced size where possible
+        image = decode_rgb(data, str(path), min_side=VALIDATION_SIDE)
     except ImageError as exc:
         reason = str(exc)
         prefix = f"{path}: "
