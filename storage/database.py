@@ -15,6 +15,7 @@ from sqlalchemy import Engine, create_engine, event, inspect, text
 from storage.errors import CatalogError, SchemaError
 
 HEAD_REVISION = "0002"
+BUSY_TIMEOUT_MS = 30_000  # how long a SQLite writer waits for another one before failing
 MIGRATION_LOCK_KEY = 0x696E6478  # "indx": the PostgreSQL advisory lock that serialises migrations
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -32,13 +33,37 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA busy_timeout=30000")  # first: the WAL switch itself may have to wait
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys=ON")
             if url not in ("sqlite://", "sqlite:///:memory:"):
-                cursor.execute("PRAGMA journal_mode=WAL")
+                _switch_to_wal(cursor)
             cursor.close()
 
     return engine
+
+
+def _switch_to_wal(cursor) -> None:
+    """Put a SQLite file in WAL mode (it stays so), retrying while another connection does the same.
+
+    Two connections switching a new file at once can each hold a shared lock and want the exclusive
+    one; SQLite then returns "database is locked" at once instead of calling the busy handler (it
+    would deadlock). The one that failed has dropped its shared lock, so trying again succeeds.
+    """
+    import random
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay * (1 + random.random()))
+        delay = min(delay * 2, 0.2)
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -128,7 +153,7 @@ def backup_sqlite(engine: Engine, target: Path) -> None:
     source = sqlite3.connect(engine.url.database, timeout=30)
     destination = sqlite3.connect(target)
     try:
-        source.execute("PRAGMA busy_timeout=30000")
+        source.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         source.backup(destination, pages=1024, sleep=0.01)
         destination.execute("PRAGMA journal_mode=WAL")
     except sqlite3.Error as exc:
