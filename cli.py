@@ -435,8 +435,10 @@ def dupes(ctx: click.Context, model_name, threshold, as_json, grid) -> None:
 @click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=20.0, show_default=True,
               help="Largest accepted upload (larger: 413).")
 @click.option("--token", envvar="INDEXER_TOKEN", default=None, help="Bearer token the write endpoints require (env INDEXER_TOKEN).")
+@click.option("--save-every", "flush_s", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="Seconds index files may lag the writes (catalog and vectors are durable at once; 0: save each write).")
 @click.pass_context
-def serve(ctx: click.Context, index_name, host, port, k, max_upload_mb, token) -> None:
+def serve(ctx: click.Context, index_name, host, port, k, max_upload_mb, token, flush_s) -> None:
     """Serve queries, uploads and deletes over HTTP, with a web page at / (FastAPI on uvicorn)."""
     try:
         from indexer.service import ServiceConfig
@@ -444,7 +446,7 @@ def serve(ctx: click.Context, index_name, host, port, k, max_upload_mb, token) -
     except ImportError as exc:
         raise click.ClickException(f"the service needs the 'serve' extra: pip install -e '.[serve]' ({exc})") from None
     config = ServiceConfig(workspace=ctx.obj["workspace"], db=ctx.obj["db"], index=index_name, host=host, port=port,
-                           k=k, max_upload_mb=max_upload_mb, token=token)
+                           k=k, max_upload_mb=max_upload_mb, token=token, flush_s=flush_s)
     run_service(config, announce=lambda line: click.echo(line, err=line.startswith("warning")))
 
 

@@ -5,11 +5,13 @@ copies each index, changes the copy, saves it and then publishes it by swapping 
 holds either the old or the new index and never a half-updated one.
 
 Durability of an acknowledged write, in order: the uploaded file (fsynced, renamed), the catalog row
-(committed), the embedding (appended to the model's :class:`EmbeddingStore`, fsynced), every held index
-(saved with the crash-safe journal of :mod:`indexer.core.index_io`). A ``kill -9`` between these steps is
-repaired at the next start: :meth:`LiveCatalog.reconcile` embeds ok catalog images the store lacks and adds to
-(or removes from) each held index whatever the catalog says it should hold, as ``indexer build --update`` does.
-A delete commits at the catalog row; the store and the indexes follow (and are replayed the same way).
+(committed), the embedding (appended to the model's :class:`EmbeddingStore`, fsynced). The held indexes change
+in memory at once and are saved to their files (with the crash-safe journal of :mod:`indexer.core.index_io`)
+at most every ``flush_s`` seconds by the watcher thread, and at :meth:`LiveCatalog.close`: one save covers
+many writes, which keeps a write to a few milliseconds of work. A ``kill -9`` at any point is repaired at the
+next start: :meth:`LiveCatalog.reconcile` embeds ok catalog images the store lacks and adds to (or removes
+from) each held index whatever the catalog says it should hold, as ``indexer build --update`` does. A delete
+commits at the catalog row; the store follows at once and the index files at the next save.
 
 Index files replaced by another process (``indexer build --name NAME``, ``--update NAME``) are noticed by
 :meth:`LiveCatalog.refresh` (file identity and times), loaded, reconciled and published the same way.
@@ -36,6 +38,7 @@ MAX_K = 100
 MAX_NOTES = 100
 DELETE_SLACK = 4  # extra neighbours fetched: a delete commits in the catalog just before the index swap
 DEFAULT_WATCH_S = 1.0
+DEFAULT_FLUSH_S = 5.0  # how long an index file may lag the catalog while the service runs
 
 
 class LiveCatalog:
@@ -43,11 +46,13 @@ class LiveCatalog:
 
     ``index_name`` picks the default index (the most recent when None); every other index of the same
     model that is not stale is held too. ``threads``: onnxruntime threads per query (1 suits many
-    concurrent queries).
+    concurrent queries). ``flush_s``: the longest the held indexes' files lag behind the writes (0: every
+    write saves them before it returns).
     """
 
     def __init__(self, workspace: Workspace, index_name: str | None = None, *, threads: int = 1,
-                 max_pixels: int | None = None, notify: Callable[[str], None] | None = None) -> None:
+                 max_pixels: int | None = None, notify: Callable[[str], None] | None = None,
+                 flush_s: float = DEFAULT_FLUSH_S) -> None:
         from models.onnx_embedder import OnnxEmbedder
         from models.preprocess import PreprocessSpec
 
@@ -56,6 +61,9 @@ class LiveCatalog:
         self._write_lock = threading.RLock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
+        self.flush_s = flush_s
+        self._unsaved: set[str] = set()  # held indexes changed in memory since their last save
+        self._saved_at = time.monotonic()
         self.notes: list[str] = []  # the last events a face may want to show (reloads, dropped indexes)
         self._notify = notify
         with workspace.catalog() as catalog:
@@ -185,7 +193,7 @@ class LiveCatalog:
             ids = np.array([image_id], dtype=np.int64)
             EmbeddingStore(self.workspace.embeddings_dir / self.model_name).append(ids, vector)
             self._publish_vectors(add=(ids, vector))
-            names = self._change_indexes(add=(ids, vector))
+            names = self._change_indexes(add=(ids, vector), save=self.flush_s <= 0)
         return AddOutcome(image_id, str(path.resolve()), None, names)
 
     def delete_image(self, image_id: int) -> None:
@@ -208,7 +216,7 @@ class LiveCatalog:
                 if store_dir.is_dir():
                     EmbeddingStore(store_dir).remove(ids)
             self._publish_vectors(remove=ids)
-            self._change_indexes(remove=ids)
+            self._change_indexes(remove=ids, save=self.flush_s <= 0)
             for index_row in index_rows:  # indexes this service does not hold (other models) are files only
                 if index_row.name not in self._held:
                     remove_from_index_file(self.workspace, index_row, ids)
@@ -288,8 +296,25 @@ class LiveCatalog:
                 self.reconcile()
         return reloaded
 
+    def flush(self) -> list[str]:
+        """Save every held index changed in memory since its last save; returns their names.
+
+        An index whose file another process replaced meanwhile is not overwritten: :meth:`refresh` loads
+        that file and reconciles it with the catalog (which re-applies this service's writes)."""
+        saved = []
+        with self._write_lock:
+            for name in sorted(self._unsaved):
+                held = self._held.get(name)
+                if held is not None and file_signature(held.path) == held.signature:
+                    self._save(held)
+                    saved.append(name)
+            self._unsaved.clear()
+            self._saved_at = time.monotonic()
+        return saved
+
     def start_watching(self, interval_s: float = DEFAULT_WATCH_S) -> None:
-        """Call :meth:`refresh` every ``interval_s`` seconds on a daemon thread until :meth:`close`."""
+        """Every ``interval_s`` seconds on a daemon thread until :meth:`close`: :meth:`refresh`, and
+        :meth:`flush` once ``flush_s`` has passed since the last save."""
         if self._watcher is not None:
             return
 
@@ -297,6 +322,8 @@ class LiveCatalog:
             while not self._stop.wait(interval_s):
                 try:
                     self.refresh()
+                    if self._unsaved and time.monotonic() - self._saved_at >= self.flush_s:
+                        self.flush()
                 except Exception as exc:  # noqa: BLE001 - the watcher must outlive one bad moment
                     self._note(f"watching the index files failed once: {exc}")
 
@@ -304,11 +331,12 @@ class LiveCatalog:
         self._watcher.start()
 
     def close(self) -> None:
-        """Stop watching the index files (the watcher thread ends within a second)."""
+        """Stop watching the index files (the watcher thread ends within a second) and save what is unsaved."""
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join(timeout=5)
             self._watcher = None
+        self.flush()
 
     # -- internals -------------------------------------------------------------------------------------------
 
@@ -341,11 +369,12 @@ class LiveCatalog:
             ids, vectors = ids[order], vectors[order]
         self._vectors = (ids, np.ascontiguousarray(vectors, dtype=np.float32))
 
-    def _change_indexes(self, *, add=None, remove=None, only: list[str] | None = None) -> list[str]:
-        """Copy each held index, apply the change, save it (journal) and register it, then publish."""
+    def _change_indexes(self, *, add=None, remove=None, only: list[str] | None = None,
+                        save: bool = True) -> list[str]:
+        """Copy each held index, apply the change and publish the copy; ``save``: save it (journal) and
+        register it first, otherwise it is saved by the next :meth:`flush`."""
         from indexer.api.remove import remove_from_index
         from indexer.core.build import add_vectors, copy_index
-        from indexer.core.index_io import save_index
 
         names = []
         for name, held in list(self._held.items()):
@@ -356,12 +385,23 @@ class LiveCatalog:
                 index, _ = remove_from_index(index, held.sidecar, np.asarray(remove, np.int64))
             if add is not None and len(add[0]):
                 add_vectors(index, add[1], add[0])
-            sidecar = save_index(index, held.path, user_sidecar(held.sidecar))
-            register(self.workspace, name, held.kind, held.params, sidecar, held.path, held.model)
-            self._held = {**self._held, name: replace(held, index=index, sidecar=sidecar,
-                                                      signature=file_signature(held.path))}
+            changed = replace(held, index=index)
+            if save:
+                self._save(changed)
+                self._unsaved.discard(name)
+            else:
+                self._held = {**self._held, name: changed}
+                self._unsaved.add(name)
             names.append(name)
         return names
+
+    def _save(self, held: HeldIndex) -> None:
+        """Save ``held``'s index with the journal, register it, and publish it with the file's new identity."""
+        from indexer.core.index_io import save_index
+
+        sidecar = save_index(held.index, held.path, user_sidecar(held.sidecar))
+        register(self.workspace, held.name, held.kind, held.params, sidecar, held.path, held.model)
+        self._held = {**self._held, held.name: replace(held, sidecar=sidecar, signature=file_signature(held.path))}
 
 
 def _check_k(k: int) -> None:

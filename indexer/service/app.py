@@ -32,12 +32,15 @@ class ServiceConfig:
     max_upload_mb: float = 20.0
     token: str | None = None
     watch_s: float = 1.0
+    flush_s: float = 5.0  # the longest an index file lags the acknowledged writes (see LiveCatalog)
 
     def __post_init__(self) -> None:
         if not 1 <= self.k <= api.MAX_K:
             raise api.InputError(f"-k must be in 1..{api.MAX_K}; got {self.k}")
         if self.max_upload_mb <= 0:
             raise api.InputError(f"--max-upload-mb must be positive; got {self.max_upload_mb}")
+        if self.flush_s < 0:
+            raise api.InputError(f"--save-every must be 0 or more seconds; got {self.flush_s}")
         if not 0 <= self.port <= 65535:
             raise api.InputError(f"--port must be in 0..65535; got {self.port}")
 
@@ -51,7 +54,8 @@ class ServiceConfig:
 
     def open(self, notify=None):
         """The :class:`indexer.api.LiveCatalog` this configuration serves (model and indexes loaded)."""
-        return api.LiveCatalog(api.Workspace.at(self.workspace, self.db), self.index, notify=notify)
+        return api.LiveCatalog(api.Workspace.at(self.workspace, self.db), self.index, notify=notify,
+                               flush_s=self.flush_s)
 
 
 def create_app(config: ServiceConfig, live=None) -> FastAPI:

@@ -58,9 +58,11 @@ def add_routes(app: FastAPI, config, current, writer) -> None:
     def indexes() -> list[dict]:
         return current().indexes()
 
-    @app.get("/status", summary="What 'indexer status --json' prints")
+    @app.get("/status", summary="What 'indexer status --json' prints (index changes not yet saved are saved first)")
     def status() -> JSONResponse:
-        summary = api.catalog_status(current().workspace)
+        live = current()
+        live.flush()  # the status checks the files: make them current
+        summary = api.catalog_status(live.workspace)
         return JSONResponse(json.loads(json.dumps(summary, default=str)))
 
     @app.get("/healthz", summary="Ready once the model and indexes are loaded")

@@ -46,3 +46,49 @@ def test_start_up_embeds_and_indexes_what_the_catalog_has_and_the_index_lacks(ws
     import json
 
     assert json.loads(run(ws, "status", "--json").stdout)["inconsistencies"] == []
+
+
+def _file_ids(ws, name="flat"):
+    from indexer.core.index_io import load_index
+    from indexer.core.membership import indexed_ids
+
+    return set(indexed_ids(load_index(ws / "indexes" / f"{name}.faiss")[0]).tolist())
+
+
+def test_writes_are_served_at_once_and_saved_to_the_index_file_by_flush(ws, tmp_path):
+    from indexer.api import LiveCatalog, Workspace
+
+    live = LiveCatalog(Workspace.at(ws), "flat", flush_s=3600)
+    before = _file_ids(ws)
+    data = draw_shape(tmp_path / "up.png", (10, 200, 90), "ellipse", offset=3).read_bytes()
+    new_id = live.add_image(data, "up.png", label="mint").id
+    victim = sorted(before)[0]
+    live.delete_image(victim)
+    hits = [hit.id for hit in live.search_bytes(data, "up.png", k=30).results]
+    assert hits[0] == new_id and victim not in hits, "the memory copy is served at once"
+    assert _file_ids(ws) == before, "the file waits for the next save"
+    assert live.flush() == ["flat"]
+    assert _file_ids(ws) == (before - {victim}) | {new_id}
+    assert live.flush() == [], "nothing left to save"
+    live.delete_image(new_id)
+    live.close()  # saves what is unsaved
+    assert _file_ids(ws) == before - {victim}
+    import json
+
+    assert json.loads(run(ws, "status", "--json").stdout)["inconsistencies"] == []
+
+
+def test_flush_leaves_an_index_file_another_process_replaced_to_the_reload(ws, tmp_path):
+    from indexer.api import LiveCatalog, Workspace
+
+    live = LiveCatalog(Workspace.at(ws), "flat", flush_s=3600)
+    data = draw_shape(tmp_path / "up.png", (200, 200, 20), "rectangle", offset=-2).read_bytes()
+    new_id = live.add_image(data, "up.png", label="yellow").id
+    run(ws, "build", "--index", "flat", "--name", "flat")  # another process: from the catalog, new image included
+    rebuilt = _file_ids(ws)
+    assert new_id in rebuilt
+    assert live.flush() == [], "the rebuilt file is not overwritten"
+    assert _file_ids(ws) == rebuilt
+    assert live.refresh() == ["flat"]
+    assert live.search_bytes(data, "up.png", k=1).results[0].id == new_id
+    live.close()
