@@ -256,7 +256,7 @@ def register(workspace, name, kind, params, sidecar, path, model_name, *, replac
 def user_sidecar(sidecar: dict) -> dict:
     """The caller-given part of a sidecar (save_index recomputes sizes, checksums and search params)."""
     computed = {"format", "d", "ntotal", "faiss_version", "search_params", "created", "index_file", "index_bytes",
-                "sha256"}
+                "sha256", "on_disk"}
     return {key: value for key, value in sidecar.items() if key not in computed}
 
 

@@ -47,14 +47,38 @@ class BuildInfo:
         return {**asdict(self), "build_s": self.build_s}
 
 
-def training_sample(vectors: np.ndarray, nlist: int | None, seed: int) -> np.ndarray:
-    """The rows k-means trains on: all of them up to a budget, else a seeded sorted sample."""
-    n = vectors.shape[0]
+def training_rows(n: int, nlist: int | None, seed: int) -> np.ndarray:
+    """The (sorted) row positions k-means trains on: all n up to a budget, else a seeded sample."""
     budget = max(MIN_TRAIN_POINTS, TRAIN_POINTS_PER_LIST * (nlist or 0))
     if n <= budget:
-        return vectors
-    rows = np.sort(np.random.default_rng(seed).choice(n, size=budget, replace=False))
-    return vectors[rows]
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=budget, replace=False))
+
+
+def training_sample(vectors: np.ndarray, nlist: int | None, seed: int) -> np.ndarray:
+    """The rows k-means trains on: all of them up to a budget, else a seeded sorted sample."""
+    rows = training_rows(vectors.shape[0], nlist, seed)
+    return vectors if len(rows) == vectors.shape[0] else vectors[rows]
+
+
+def train_ivf(index: Any, sample: np.ndarray, params: IndexParams, n: int, d: int) -> None:
+    """Train ``index`` (untrained; its IVF, if any, clusters ``sample`` as given, without sub-sampling again)."""
+    _no_resampling(find_ivf(index), sample)
+    _train(index, sample, params, n, d)
+
+
+def _no_resampling(ivf: Any, sample: np.ndarray) -> None:
+    if ivf is not None and len(sample):  # we sub-sampled already; stop FAISS from doing it again
+        ivf.cp.max_points_per_centroid = math.ceil(len(sample) / ivf.nlist) + 1
+
+
+def _train(work: Any, sample: np.ndarray, params: IndexParams, n: int, d: int) -> None:
+    try:
+        work.train(sample)
+    except RuntimeError as exc:
+        raise IndexerError(
+            f"training {factory_string(params, n, d)!r} on {sample.shape[0]} vectors failed: {exc}"
+        ) from exc
 
 
 def build_index(
@@ -80,8 +104,7 @@ def build_index(
     ivf = find_ivf(index)
     nlist = int(ivf.nlist) if ivf is not None else None
     sample = training_sample(x, nlist, params.seed) if not index.is_trained else x[:0]
-    if ivf is not None and len(sample):  # we sub-sampled already; stop FAISS from doing it again
-        ivf.cp.max_points_per_centroid = math.ceil(len(sample) / nlist) + 1
+    _no_resampling(ivf, sample)
     work = to_gpu(index) if on_gpu else index
     if on_gpu and ivf is not None and hasattr(work, "cp"):  # the GPU copy clusters with its own parameters
         work.cp.seed, work.cp.max_points_per_centroid = ivf.cp.seed, ivf.cp.max_points_per_centroid
@@ -89,12 +112,7 @@ def build_index(
     t0 = time.perf_counter()
     if not work.is_trained:
         train_n = sample.shape[0]
-        try:
-            work.train(sample)
-        except RuntimeError as exc:
-            raise IndexerError(
-                f"training {factory_string(params, n, d)!r} on {train_n} vectors failed: {exc}"
-            ) from exc
+        _train(work, sample, params, n, d)
     t1 = time.perf_counter()
     work.add_with_ids(x, id_arr)
     t2 = time.perf_counter()
@@ -126,6 +144,11 @@ def add_vectors(index: Any, vectors: np.ndarray, ids: np.ndarray) -> None:
     id_arr = as_ids(ids, x.shape[0])
     if not index.is_trained:
         raise IndexerError("cannot add vectors to an untrained index; build it with build_index first")
+    from indexer.core.ondisk import is_on_disk, rewrite_on_disk
+
+    if is_on_disk(index):
+        rewrite_on_disk(index, add=(id_arr, x))
+        return
     index.add_with_ids(x, id_arr)
 
 
@@ -134,6 +157,10 @@ def remove_ids(index: Any, ids: np.ndarray) -> int:
     id_arr = np.ascontiguousarray(np.asarray(ids, dtype=np.int64).reshape(-1))
     if find_hnsw(index) is not None:
         raise IndexerError("HNSW indexes cannot remove vectors; rebuild the index without them")
+    from indexer.core.ondisk import is_on_disk, rewrite_on_disk
+
+    if is_on_disk(index):
+        return rewrite_on_disk(index, remove=id_arr)
     try:
         return int(index.remove_ids(id_arr))
     except RuntimeError as exc:
@@ -155,9 +182,11 @@ def copy_index(index: Any) -> Any:
     copy, then publish it, so readers of the original never see a half-applied change)."""
     import faiss
 
+    from indexer.core.ondisk import is_on_disk
     from indexer.core.settings import default_settings
 
-    copy = faiss.clone_index(index)
+    # an on-disk index cannot be cloned; its serialised form names its (read-only) data file, mapped again
+    copy = faiss.deserialize_index(faiss.serialize_index(index)) if is_on_disk(index) else faiss.clone_index(index)
     settings = default_settings(index)
     set_default_settings(copy, nprobe=settings.get("nprobe"), efSearch=settings.get("efSearch"))
     return copy

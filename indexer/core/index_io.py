@@ -16,6 +16,10 @@ new and ``name.json.pending`` describes it: loading sees that the index's checks
 matches the pending sidecar and uses it (and the next save completes the rename).
 Without a pending file the pair is consistent by construction, so loading only
 checks d/ntotal cheaply (the full checksum with ``verify=True``).
+
+An on-disk IVF index (:mod:`indexer.core.ondisk`) also has ``name.<token>.ivfdata``, written and fsynced
+before step 1 under a name no earlier build used; the sidecar names it (``"on_disk"``), and a save sweeps
+the data files of earlier builds once the new pair is in place. The checksum covers ``name.faiss`` only.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from indexer.core.errors import IndexFileError
+from indexer.core.ondisk import data_file, is_on_disk, read_on_disk, sweep_data_files
 from indexer.core.settings import default_settings, set_default_settings
 
 SIDECAR_FORMAT = 1
@@ -132,8 +137,10 @@ def save_index(
     try:
         faiss.write_index(index, str(tmp_index))
         _fsync_file(tmp_index)
+        data = data_file(index) if is_on_disk(index) else None
         meta = {
             **(sidecar or {}),
+            **({"on_disk": {"data_file": data.name, "data_bytes": data.stat().st_size}} if data else {}),
             "format": SIDECAR_FORMAT,
             "d": int(index.d),
             "ntotal": int(index.ntotal),
@@ -162,6 +169,7 @@ def save_index(
         _fsync_dir(json_path.parent)
     except OSError as exc:
         raise IndexFileError(f"could not move the new index into place at {faiss_path}: {exc}") from exc
+    sweep_data_files(faiss_path, keep=data)  # the lists files of earlier builds of this name
     return meta
 
 
@@ -211,7 +219,7 @@ def load_index(
     meta = _current_sidecar(faiss_path, json_path, verify)
     flags = (faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY) if mmap else 0
     try:
-        index = faiss.read_index(str(faiss_path), flags)
+        index = read_on_disk(faiss_path, flags) if meta.get("on_disk") else faiss.read_index(str(faiss_path), flags)
     except RuntimeError as exc:
         raise IndexFileError(f"index file {faiss_path} is corrupt or not a FAISS index") from exc
     for key, actual in (("d", index.d), ("ntotal", index.ntotal)):

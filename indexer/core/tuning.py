@@ -50,6 +50,7 @@ def tune_search_param(
     seed: int = 0,
     apply: bool = True,
     queries: np.ndarray | None = None,
+    exact: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None,
 ) -> TuneResult | None:
     """Smallest nprobe / efSearch whose recall@k against exact search reaches the target.
 
@@ -65,6 +66,9 @@ def tune_search_param(
     the smallest reaching ``target_recall`` times the best recall seen. With
     ``apply`` the value becomes the index's stored default (do this before the index is
     shared); tuning itself searches with per-call settings. Exact kinds (flat, PCA): None.
+    ``exact``: (queries, query_ids or None, (scores, ids) of their exact top k + 10) computed by the caller
+    (an index larger than memory: :func:`indexer.core.ondisk.exact_search_in_shards`); ``base`` is then
+    not read.
     """
     k = check_k(k)
     setting = knob_range(index, k)
@@ -73,17 +77,20 @@ def tune_search_param(
     param, first, cap = setting
     if not 0.0 < target_recall <= 1.0:
         raise InputError(f"target_recall must be in (0, 1]; got {target_recall}")
-    xb = as_vectors(base, index.d, name="base vectors")
-    id_arr = np.arange(xb.shape[0], dtype=np.int64) if ids is None else as_ids(ids, xb.shape[0])
-    if xb.shape[0] < k + 1:
-        raise InputError(f"tuning recall@{k} needs at least {k + 1} base vectors; got {xb.shape[0]}")
-    if queries is not None:
-        xq, query_ids = as_vectors(queries, index.d, name="tuning queries"), None
+    if exact is not None:
+        xq, query_ids, (exact_scores, exact_ids) = as_vectors(exact[0], index.d, name="tuning queries"), *exact[1:]
     else:
-        rng = np.random.default_rng(seed)
-        rows = np.sort(rng.choice(xb.shape[0], size=min(n_queries, xb.shape[0]), replace=False))
-        xq, query_ids = xb[rows], id_arr[rows]
-    exact_scores, exact_ids = exact_search(xb, id_arr, xq, k + 10, exclude_self_ids=query_ids)
+        xb = as_vectors(base, index.d, name="base vectors")
+        id_arr = np.arange(xb.shape[0], dtype=np.int64) if ids is None else as_ids(ids, xb.shape[0])
+        if xb.shape[0] < k + 1:
+            raise InputError(f"tuning recall@{k} needs at least {k + 1} base vectors; got {xb.shape[0]}")
+        if queries is not None:
+            xq, query_ids = as_vectors(queries, index.d, name="tuning queries"), None
+        else:
+            rng = np.random.default_rng(seed)
+            rows = np.sort(rng.choice(xb.shape[0], size=min(n_queries, xb.shape[0]), replace=False))
+            xq, query_ids = xb[rows], id_arr[rows]
+        exact_scores, exact_ids = exact_search(xb, id_arr, xq, k + 10, exclude_self_ids=query_ids)
 
     def recall_at(value: int) -> float:  # per-call settings: the index itself is left alone
         params = search_parameters(index, **{param: value})
