@@ -144,7 +144,7 @@ def add_vectors(index: Any, vectors: np.ndarray, ids: np.ndarray) -> None:
     id_arr = as_ids(ids, x.shape[0])
     if not index.is_trained:
         raise IndexerError("cannot add vectors to an untrained index; build it with build_index first")
-    from indexer.core.ondisk import is_on_disk, rewrite_on_disk
+    from indexer.core.ondisk_lists import is_on_disk, rewrite_on_disk
 
     if is_on_disk(index):
         rewrite_on_disk(index, add=(id_arr, x))
@@ -157,7 +157,7 @@ def remove_ids(index: Any, ids: np.ndarray) -> int:
     id_arr = np.ascontiguousarray(np.asarray(ids, dtype=np.int64).reshape(-1))
     if find_hnsw(index) is not None:
         raise IndexerError("HNSW indexes cannot remove vectors; rebuild the index without them")
-    from indexer.core.ondisk import is_on_disk, rewrite_on_disk
+    from indexer.core.ondisk_lists import is_on_disk, rewrite_on_disk
 
     if is_on_disk(index):
         return rewrite_on_disk(index, remove=id_arr)
@@ -182,7 +182,7 @@ def copy_index(index: Any) -> Any:
     copy, then publish it, so readers of the original never see a half-applied change)."""
     import faiss
 
-    from indexer.core.ondisk import is_on_disk
+    from indexer.core.ondisk_lists import is_on_disk
     from indexer.core.settings import default_settings
 
     # an on-disk index cannot be cloned; its serialised form names its (read-only) data file, mapped again

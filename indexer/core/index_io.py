@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from indexer.core.errors import IndexFileError
-from indexer.core.ondisk import data_file, is_on_disk, read_on_disk, sweep_data_files
+from indexer.core.ondisk_lists import data_file, is_on_disk, read_on_disk, sweep_data_files
 from indexer.core.settings import default_settings, set_default_settings
 
 SIDECAR_FORMAT = 1

@@ -12,13 +12,8 @@ from indexer.core.build import add_vectors, build_index, copy_index, remove_ids
 from indexer.core.errors import InputError
 from indexer.core.factory import IndexParams
 from indexer.core.index_io import load_index, save_index
-from indexer.core.ondisk import (
-    build_on_disk,
-    data_file,
-    exact_search_in_shards,
-    is_on_disk,
-    shard_bounds,
-)
+from indexer.core.ondisk import build_on_disk, exact_search_in_shards, shard_bounds
+from indexer.core.ondisk_lists import data_file, is_on_disk
 from indexer.core.search import exact_search, search
 from indexer.core.tuning import tune_search_param
 
