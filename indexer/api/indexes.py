@@ -73,6 +73,8 @@ def build(
     max_memory_mb: float | None = None,
     progress: bool = True,
     rerank: str | Rerank | None = None,
+    on_disk: bool = False,
+    shards: int | None = None,
 ) -> BuildOutcome:
     """Embed what is missing, build a ``kind`` index over every ok image, tune it, save and register it.
 
@@ -83,8 +85,13 @@ def build(
     augmented with its nearest neighbours (:func:`indexer.core.rerank.augment_database`) and records
     it in the sidecar; "qe" is a query-time setting and is refused here. ``kind="auto"`` lets
     :mod:`indexer.core.auto` pick the kind and its parameters from N, d, ``max_memory_mb`` and
-    measured recall; the outcome's ``reason`` says why.
+    measured recall; the outcome's ``reason`` says why. ``on_disk``: an IVF kind whose lists live in a file
+    beside the index, built from the embedding store ``shards`` shards at a time (:mod:`indexer.api.ondisk`).
     """
+    if shards is not None and not on_disk:
+        raise InputError("--shards applies to --on-disk builds only")
+    if on_disk and (kind == AUTO or as_rerank(rerank).mode != "none" or use_gpu):
+        raise InputError("--on-disk builds take an IVF kind (ivf, ivfsq, ivfpq, ivf-hnsw), without --rerank or --gpu")
     if kind == AUTO:
         return _build_auto(workspace, model_name=model_name, name=name, target_recall=target_recall,
                            max_memory_mb=max_memory_mb, seed=seed, use_gpu=use_gpu, progress=progress)
@@ -105,6 +112,8 @@ def build(
         kind=kind, nlist=nlist, nprobe=nprobe, efSearch=efSearch, pca_dim=pca_dim, factory=factory, seed=seed
     )
     report = embed(workspace, model_name, progress=progress)
+    if on_disk:
+        return _on_disk(workspace, params, model_name, name, shards or 1, target_recall, progress, report.embedded)
     ids, vectors = catalog_vectors(workspace, model_name)
     if len(ids) == 0:
         raise InputError(f"model {model_name!r} has no embedded images to index; run 'indexer ingest DIR' first")
@@ -129,6 +138,18 @@ def build(
         build_s=info.build_s, search_params=sidecar["search_params"],
         tuned_recall=tuning.get("recall") if tuning else None, embedded=report.embedded, path=path,
     )
+
+
+def _on_disk(workspace, params, model_name, name, shards, target_recall, progress, embedded) -> BuildOutcome:
+    from indexer.api.ondisk import build_on_disk_index
+
+    index, info, tuning, sidecar, path = build_on_disk_index(
+        workspace, params, model_name=model_name, name=name, shards=shards, target_recall=target_recall,
+        progress=progress)
+    return BuildOutcome(
+        name=name, kind=params.kind, model=model_name, factory=info.factory, ntotal=int(index.ntotal), dim=info.d,
+        build_s=info.build_s, search_params=sidecar["search_params"], tuned_recall=tuning.get("recall"),
+        embedded=embedded, path=path, reason=f"lists on disk in {sidecar['on_disk']['data_file']}, {shards} shards")
 
 
 def _build_auto(workspace, *, model_name, name, target_recall, max_memory_mb, seed, use_gpu, progress) -> BuildOutcome:

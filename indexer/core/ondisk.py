@@ -36,6 +36,7 @@ from indexer.core.ondisk_lists import (
     next_data_path,
     quiet_stdout,
 )
+from indexer.core.settings import set_default_settings
 
 RowReader = Callable[[int, int], tuple[np.ndarray, np.ndarray]]  # (start, stop) -> (ids, vectors)
 
@@ -104,6 +105,7 @@ def build_on_disk(params, read_rows: RowReader, n: int, d: int, faiss_path: str 
     ivf.replace_invlists(invlists, True)
     invlists.this.disown()
     index.ntotal = n
+    set_default_settings(index, nprobe=params.nprobe)
     info = BuildInfo(kind=params.kind, factory=factory_string(params, n, d), n=n, d=d, nlist=int(ivf.nlist),
                      train_n=train_n, train_s=train_s, add_s=time.perf_counter() - t1, seed=params.seed,
                      metric=params.metric)
