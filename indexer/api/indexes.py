@@ -142,10 +142,17 @@ def build(
 
 def _on_disk(workspace, params, model_name, name, shards, target_recall, progress, embedded) -> BuildOutcome:
     from indexer.api.ondisk import build_on_disk_index
+    from indexer.core.index_io import index_lock, save_index
 
-    index, info, tuning, sidecar, path = build_on_disk_index(
-        workspace, params, model_name=model_name, name=name, shards=shards, target_recall=target_recall,
-        progress=progress)
+    path = workspace.indexes_dir / f"{name}.faiss"
+    target = DEFAULT_TARGET_RECALL if target_recall is None else target_recall
+    index, info, tuning = build_on_disk_index(workspace, params, model_name=model_name, path=path, shards=shards,
+                                              k=TUNING_K, target_recall=target, progress=progress)
+    with index_lock(path):
+        sidecar = save_index(index, path, {"name": name, "kind": params.kind, "model": model_name,
+                                           "params": params.to_dict(), "build": {**info.to_dict(), "shards": shards},
+                                           "tuning": tuning, "seed": params.seed})
+        register(workspace, name, params.kind, params.to_dict(), sidecar, path, model_name, replace=True)
     return BuildOutcome(
         name=name, kind=params.kind, model=model_name, factory=info.factory, ntotal=int(index.ntotal), dim=info.d,
         build_s=info.build_s, search_params=sidecar["search_params"], tuned_recall=tuning.get("recall"),

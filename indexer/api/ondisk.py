@@ -39,39 +39,29 @@ def store_rows(workspace: Workspace, model_name: str):
     return read_rows, len(positions), d
 
 
-def build_on_disk_index(workspace: Workspace, params, *, model_name: str, name: str, shards: int,
-                        target_recall: float | None, progress: bool = True):
-    """Build, tune (unless ``params.nprobe`` is given), save and register index ``name``; returns
-    (index, BuildInfo, tuning dict, sidecar, path)."""
-    from indexer.api.indexes import TUNING_K, register
-    from indexer.core.index_io import index_lock, save_index
-    from indexer.core.kinds import DEFAULT_TARGET_RECALL
+def build_on_disk_index(workspace: Workspace, params, *, model_name: str, path, shards: int, k: int,
+                        target_recall: float, progress: bool = True):
+    """Build index of ``params`` at ``path`` (the data file is written beside it) and tune its nprobe to
+    ``target_recall`` at recall@``k`` unless ``params.nprobe`` is given; returns (index, BuildInfo, tuning
+    dict). The caller saves and registers it."""
     from indexer.core.ondisk import build_on_disk, exact_search_in_shards, sample_rows
     from indexer.core.tuning import tune_search_param
 
     read_rows, n, d = store_rows(workspace, model_name)
     if n == 0:
         raise InputError(f"model {model_name!r} has no embedded images to index; run 'indexer ingest DIR' first")
-    path = workspace.indexes_dir / f"{name}.faiss"
     with _progress(2 * min(shards, n) + 1, f"on-disk {params.kind} ({shards} shards)", progress) as bar:
         index, info = build_on_disk(params, read_rows, n, d, path, shards=shards,
                                     progress=lambda stage, done, total: bar(stage))
     tuning: dict = {}
-    if params.nprobe is None and n > TUNING_K:
-        target = DEFAULT_TARGET_RECALL if target_recall is None else target_recall
+    if params.nprobe is None and n > k:
         query_ids, queries = sample_rows(read_rows, n, TUNING_QUERIES, params.seed, d, shards)
-        exact = exact_search_in_shards(read_rows, n, queries, TUNING_K + 10, shards=shards,
-                                       exclude_self_ids=query_ids)
-        result = tune_search_param(index, None, k=TUNING_K, target_recall=target, seed=params.seed,
+        exact = exact_search_in_shards(read_rows, n, queries, k + 10, shards=shards, exclude_self_ids=query_ids)
+        result = tune_search_param(index, None, k=k, target_recall=target_recall, seed=params.seed,
                                    exact=(queries, query_ids, exact))
-        tuning = {"param": result.param_name, "value": result.value, "recall": result.recall, "target": target,
-                  "reached": result.reached, "k": TUNING_K, "tried": result.tried}
-    with index_lock(path):
-        sidecar = save_index(index, path, {"name": name, "kind": params.kind, "model": model_name,
-                                           "params": params.to_dict(), "build": {**info.to_dict(), "shards": shards},
-                                           "tuning": tuning, "seed": params.seed})
-        register(workspace, name, params.kind, params.to_dict(), sidecar, path, model_name, replace=True)
-    return index, info, tuning, sidecar, path
+        tuning = {"param": result.param_name, "value": result.value, "recall": result.recall,
+                  "target": target_recall, "reached": result.reached, "k": k, "tried": result.tried}
+    return index, info, tuning
 
 
 class _progress:
