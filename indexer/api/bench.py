@@ -25,7 +25,7 @@ from indexer.api.tables import to_dataframe
 from indexer.api.workspace import Workspace
 from indexer.bench.runner import check_bench_kinds
 from indexer.core.errors import InputError
-from indexer.core.kinds import AUTO, BENCH_KINDS, DEFAULT_BENCH_KINDS
+from indexer.core.kinds import AUTO, BENCH_KINDS, DEFAULT_BENCH_KINDS, ON_DISK
 from indexer.core.rerank import Rerank, as_rerank
 
 DEFAULT_KINDS = DEFAULT_BENCH_KINDS
@@ -247,12 +247,14 @@ def _workspace_index(workspace: Workspace, kind: str, model_name: str, target_re
     with workspace.catalog() as catalog:
         rows = catalog.indexes()
     names = {row.name for row in rows}
-    matching = sorted((row.name != kind, row.name) for row in rows if row.kind == kind and row.model_name == model_name)
+    on_disk = kind == ON_DISK  # an ivf index built with --on-disk, known by its name
+    matching = sorted((row.name != kind, row.name) for row in rows if row.model_name == model_name
+                      and (row.name == kind if on_disk else row.kind == kind))
     if matching:
         return matching[0][1]
     name = kind if kind not in names else f"{model_name}-{kind}"
-    outcome = build(workspace, kind, model_name=model_name, name=name, target_recall=target_recall, seed=seed,
-                    progress=progress)
+    outcome = build(workspace, "ivf" if on_disk else kind, model_name=model_name, name=name,
+                    target_recall=target_recall, seed=seed, progress=progress, on_disk=on_disk)
     notes.append(f"the workspace had no {kind} index of model {model_name!r}: built and registered {name!r} "
                  f"({outcome.factory}, {outcome.ntotal} vectors) for the end-to-end timing")
     return name

@@ -20,7 +20,7 @@ from indexer.core.build import build_index
 from indexer.core.errors import InputError
 from indexer.core.factory import IndexParams, find_ivf
 from indexer.core.fidelity import ann_recall_at_k
-from indexer.core.kinds import AUTO, BENCH_CHOICES, DEFAULT_PCA_DIM, EF_SEARCH, NPROBE
+from indexer.core.kinds import AUTO, BENCH_CHOICES, DEFAULT_PCA_DIM, EF_SEARCH, NPROBE, ON_DISK
 from indexer.core.metrics import label_metrics, relevant_counts
 from indexer.core.rerank import Rerank, augment_database, lookup_vectors, search_expanded
 from indexer.core.search import drop_self, exact_search, search
@@ -78,18 +78,51 @@ class AutoParams:
     kind: str = AUTO
 
 
-def bench_params(kind: str, d: int, seed: int) -> IndexParams | AutoParams:
+@dataclass(frozen=True)
+class OnDiskParams:
+    """Stands in for IndexParams when the bench measures ``ivf-ondisk``: the ivf kind, lists on disk."""
+
+    seed: int = 0
+    shards: int = 4
+    kind: str = ON_DISK
+
+    def ivf(self) -> IndexParams:
+        return IndexParams("ivf", seed=self.seed)
+
+
+def bench_params(kind: str, d: int, seed: int, shards: int = 4) -> IndexParams | AutoParams | OnDiskParams:
     """The params ``indexer build`` uses for ``kind``, with PCA to at most d/4 dims (32 at d = 128)."""
     if kind == AUTO:
         return AutoParams(seed=seed)
+    if kind == ON_DISK:
+        return OnDiskParams(seed=seed, shards=shards)
     return IndexParams(kind, pca_dim=max(1, min(DEFAULT_PCA_DIM, d // 4)), seed=seed)
 
 
 def index_bytes(index: Any) -> int:
-    """Size of the serialised index in bytes."""
+    """Size of the serialised index in bytes (with an on-disk index's lists file)."""
     import faiss
 
-    return int(faiss.serialize_index(index).size)
+    from indexer.core.ondisk_lists import data_bytes
+
+    return int(faiss.serialize_index(index).size) + data_bytes(index)
+
+
+def build_on_disk_in_memory_data(params: OnDiskParams, data: BenchData) -> tuple[Any, Any]:
+    """An ``ivf-ondisk`` index over ``data.base``, its lists in a temporary file (deleted at once: the
+    mapping keeps it readable until the index is freed)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from indexer.core.ondisk import build_on_disk
+
+    folder = tempfile.mkdtemp(prefix="indexer-ondisk-")
+    try:
+        return build_on_disk(params.ivf(), lambda a, b: (data.base_ids[a:b], data.base[a:b]), len(data.base_ids),
+                             data.base.shape[1], Path(folder) / "bench.faiss", shards=params.shards)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def bytes_per_vector(index: Any) -> float:
@@ -216,7 +249,7 @@ def bench_kind(
     ``rerank_ms_p50``, the single-query latency of the expanded search; fidelity (ann recall),
     tuning and the latency sweep stay those of the plain search. "dba" is applied to ``data.base``
     by :func:`run_bench` before this is called. ``params`` may be :class:`AutoParams`: the kind
-    :func:`indexer.core.auto.build_auto` picks.
+    :func:`indexer.core.auto.build_auto` picks; or :class:`OnDiskParams`.
     """
     rerank = rerank or Rerank()
     exact_scores, exact_ids = exact
@@ -226,6 +259,8 @@ def bench_kind(
             data.base, data.base_ids, target_recall=target_recall, k=k, seed=params.seed,
             max_memory_mb=params.max_memory_mb, tune_queries=data.tune_queries,
         )
+    elif params.kind == ON_DISK:
+        index, info = build_on_disk_in_memory_data(params, data)
     else:
         index, info = build_index(params, data.base, data.base_ids)
     tuned = tune_search_param(
@@ -310,6 +345,7 @@ def run_bench(
     desc: str = "bench",
     rerank: Rerank | None = None,
     peers: Sequence[str] = (),
+    shards: int = 4,
 ) -> dict[str, Any]:
     """Benchmark every kind (and every peer) on ``data``; returns {"results": [row per kind, then per
     peer], "sweeps": {kind: [...]}, "ground_truth_s", "data": {n, dim, lid, relative_contrast},
@@ -321,7 +357,8 @@ def run_bench(
     our_overhead_pct, speedup_vs_flat (when flat ran), and with labels P@1, P@k, R@k, F1@k,
     MAP@R and map_at_r_change (against flat); ``rerank`` (its label) and, for "qe", rerank_ms_p50.
 
-    ``rerank`` "dba" augments ``data.base`` once before anything is built (the queries stay as
+    ``shards``: how many shards the ``ivf-ondisk`` kind is built in. ``rerank`` "dba" augments ``data.base``
+    once before anything is built (the queries stay as
     they are, as they would at query time); ground truth is then exact search over the
     augmented vectors.
     """
@@ -347,7 +384,7 @@ def run_bench(
         if progress:
             iterator.set_postfix_str(kind)
         row, curve = bench_kind(
-            bench_params(kind, data.base.shape[1], seed), data, exact, k, target_recall, n_latency=n_latency,
+            bench_params(kind, data.base.shape[1], seed, shards), data, exact, k, target_recall, n_latency=n_latency,
             n_tune_queries=n_tune_queries, overhead_repeats=overhead_repeats, with_sweep=with_sweep,
             rerank=rerank,
         )

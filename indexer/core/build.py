@@ -182,11 +182,14 @@ def copy_index(index: Any) -> Any:
     copy, then publish it, so readers of the original never see a half-applied change)."""
     import faiss
 
-    from indexer.core.ondisk_lists import is_on_disk
+    from indexer.core.ondisk_lists import is_on_disk, without_prefetch
     from indexer.core.settings import default_settings
 
     # an on-disk index cannot be cloned; its serialised form names its (read-only) data file, mapped again
-    copy = faiss.deserialize_index(faiss.serialize_index(index)) if is_on_disk(index) else faiss.clone_index(index)
+    if is_on_disk(index):
+        copy = without_prefetch(faiss.deserialize_index(faiss.serialize_index(index)))
+    else:
+        copy = faiss.clone_index(index)
     settings = default_settings(index)
     set_default_settings(copy, nprobe=settings.get("nprobe"), efSearch=settings.get("efSearch"))
     return copy

@@ -63,8 +63,9 @@ INDEX_KINDS: tuple[str, ...] = tuple(KINDS)
 BENCH_KINDS: tuple[str, ...] = tuple(name for name in KINDS if name != "raw")  # raw needs a factory string
 DEFAULT_BENCH_KINDS: tuple[str, ...] = ("flat", "pca", "ivf", "hnsw")
 AUTO = "auto"  # not a kind: indexer.core.auto picks one of the kinds above for the data
+ON_DISK = "ivf-ondisk"  # bench only: the ivf kind with its lists on disk (indexer.core.ondisk, build --on-disk)
 BUILD_CHOICES: tuple[str, ...] = (*INDEX_KINDS, AUTO)
-BENCH_CHOICES: tuple[str, ...] = (*BENCH_KINDS, AUTO)
+BENCH_CHOICES: tuple[str, ...] = (*BENCH_KINDS, AUTO, ON_DISK)
 
 
 def index_kind(name: str) -> IndexKind:

@@ -29,6 +29,7 @@ import numpy as np
 from indexer.core.build import BuildInfo, train_ivf, training_rows
 from indexer.core.errors import IndexerError, InputError
 from indexer.core.ondisk_lists import (
+    PREFETCH_THREADS,
     assign_lists,
     drop_resident_pages,
     float_vectors,
@@ -103,6 +104,7 @@ def build_on_disk(params, read_rows: RowReader, n: int, d: int, faiss_path: str 
         raise IndexerError("on-disk build: the shards did not fill their lists; the rows changed between passes")
     fsync_file(data_path)
     ivf.replace_invlists(invlists, True)
+    invlists.prefetch_nthread = PREFETCH_THREADS
     invlists.this.disown()
     index.ntotal = n
     set_default_settings(index, nprobe=params.nprobe)

@@ -21,6 +21,7 @@ from indexer.core.errors import IndexFileError
 
 DATA_SUFFIX = ".ivfdata"
 MADV_DONTNEED = 4
+PREFETCH_THREADS = 0  # FAISS starts 32 threads per search to prefetch lists; from the page cache that costs ms
 
 
 def rewrite_on_disk(index: Any, *, remove: np.ndarray | None = None,
@@ -79,6 +80,7 @@ def rewrite_on_disk(index: Any, *, remove: np.ndarray | None = None,
             drop_resident_pages(new)
     fsync_file(data_path)
     ivf.replace_invlists(new, True)
+    new.prefetch_nthread = PREFETCH_THREADS
     new.this.disown()
     index.ntotal = ivf.ntotal = int(sizes.sum())
     return removed
@@ -92,6 +94,26 @@ def is_on_disk(index: Any) -> bool:
 
     ivf = find_ivf(index)
     return ivf is not None and isinstance(faiss.downcast_InvertedLists(ivf.invlists), faiss.OnDiskInvertedLists)
+
+
+def without_prefetch(index: Any) -> Any:
+    """``index`` with FAISS's list prefetch threads turned off (when its lists are on disk); returns it."""
+    import faiss
+
+    from indexer.core.factory import find_ivf
+
+    if is_on_disk(index):
+        faiss.downcast_InvertedLists(find_ivf(index).invlists).prefetch_nthread = PREFETCH_THREADS
+    return index
+
+
+def data_bytes(index: Any) -> int:
+    """Size of an on-disk index's lists file (0 for any other index)."""
+    import faiss
+
+    from indexer.core.factory import find_ivf
+
+    return int(faiss.downcast_InvertedLists(find_ivf(index).invlists).totsize) if is_on_disk(index) else 0
 
 
 def data_file(index: Any) -> Path:
@@ -118,6 +140,7 @@ def read_on_disk(faiss_path: Path, flags: int = 0) -> Any:
         raise IndexFileError(f"{data_path} is shorter than index {faiss_path.name} needs (a partial copy?)")
     invlists.filename = str(data_path)
     invlists.read_only = True
+    invlists.prefetch_nthread = PREFETCH_THREADS
     invlists.do_mmap()
     return index
 
