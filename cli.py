@@ -346,6 +346,10 @@ def remove(ctx: click.Context, paths: tuple[str, ...], ids: tuple[int, ...]) -> 
               help="--synthetic vectors shaped like trained embeddings, or isotropic clusters.")
 @click.option("--export-vectors", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="With --synthetic: write base.npy, queries.npy and gt.npy (exact top 100) to DIR.")
+@click.option("--shards", type=click.IntRange(min=1), default=10, show_default=True,
+              help="With --synthetic and ivf-ondisk: build it in this many shards (one in memory at a time).")
+@click.option("--memory-n", type=click.IntRange(min=1), default=None,
+              help="With --synthetic and ivf-ondisk: in-memory kinds index the first N vectors (default 1,000,000).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the full figures as JSON.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, help="Write the recall-latency curves (PNG).")
@@ -353,8 +357,8 @@ def remove(ctx: click.Context, paths: tuple[str, ...], ids: tuple[int, ...]) -> 
 @_rerank_options(("none", "qe", "dba"), "Re-ranking the label metrics are measured with (catalog mode).")
 @click.pass_context
 def bench(ctx: click.Context, indexes: str, peers: str, model_name, split, k, n_queries, target_recall, synthetic,
-          dim, data_kind, export_vectors, seed, json_path, plot_path, markdown_path, rerank, rerank_n,
-          rerank_alpha) -> None:
+          dim, data_kind, export_vectors, shards, memory_n, seed, json_path, plot_path, markdown_path, rerank,
+          rerank_n, rerank_alpha) -> None:
     """Compare index kinds (and peer systems): label quality, fidelity to exact search, latency, throughput, size."""
     api.prepare_output_paths(json_path, plot_path, markdown_path)  # fail before the run, not after it
     kinds = tuple(kind.strip() for kind in indexes.split(",") if kind.strip())
@@ -366,7 +370,7 @@ def bench(ctx: click.Context, indexes: str, peers: str, model_name, split, k, n_
     if synthetic is not None:
         report = api.bench_synthetic(synthetic, dim, kinds=kinds, k=k, n_queries=n_queries,
                                      target_recall=target_recall, seed=seed, data=data_kind, peers=peer_names,
-                                     export_vectors=export_vectors)
+                                     export_vectors=export_vectors, shards=shards, memory_n=memory_n)
     else:
         report = api.bench_catalog(_workspace(ctx), kinds=kinds, model_name=model_name,
                                    split=None if split == "all" else split, k=k, n_queries=n_queries,

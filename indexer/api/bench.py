@@ -122,15 +122,32 @@ def bench_synthetic(
     n: int, dim: int, *, kinds: tuple[str, ...] = DEFAULT_KINDS, k: int = 10, n_queries: int | None = None,
     target_recall: float = 0.95, seed: int = 0, progress: bool = True, data: str = "realistic",
     peers: tuple[str, ...] = (), export_vectors: str | os.PathLike[str] | None = None,
+    shards: int = 10, memory_n: int | None = None,
 ) -> BenchReport:
     """The same comparison on ``n`` seeded synthetic vectors of ``dim`` dims (cluster labels, no MAP@R).
 
     ``data``: "realistic" (shaped like trained embeddings) or "blobs" (isotropic clusters).
-    ``export_vectors``: a folder for base.npy, queries.npy and gt.npy (exact top 100).
+    ``export_vectors``: a folder for base.npy, queries.npy and gt.npy (exact top 100). With ``ivf-ondisk``
+    among ``kinds`` the vectors are generated chunk by chunk and never held at once
+    (:mod:`indexer.bench.ondisk_bench`): ivf-ondisk is built over all n in ``shards`` shards, the other kinds
+    in memory over the first ``memory_n`` (default min(n, 1M)).
     """
     from indexer.bench.synthetic_bench import run_synthetic_bench
 
     check_bench_kinds(kinds, peers)
+    if ON_DISK in kinds:
+        if peers or export_vectors or data != "realistic":
+            raise InputError(f"--indexes {ON_DISK} streams realistic vectors: no --peers, --export-vectors or "
+                             "--data blobs with it")
+        from indexer.bench.ondisk_bench import run_streaming_bench
+
+        report = run_streaming_bench(n, dim, list(kinds), k=k, n_queries=n_queries or 300,
+                                     target_recall=target_recall, seed=seed, shards=shards, memory_n=memory_n,
+                                     progress=progress)
+        report["params"].update(machine=_machine(), date=time.strftime("%Y-%m-%d"), faiss_version=_faiss_version())
+        return BenchReport(report)
+    if memory_n is not None:
+        raise InputError(f"--memory-n applies to benches with {ON_DISK} only")
     report = run_synthetic_bench(n, dim, list(kinds), k=k, n_queries=n_queries or 300,
                                  target_recall=target_recall, seed=seed, progress=progress, data=data,
                                  peers=peers, export_vectors=None if export_vectors is None else str(export_vectors))
@@ -258,6 +275,12 @@ def _workspace_index(workspace: Workspace, kind: str, model_name: str, target_re
     notes.append(f"the workspace had no {kind} index of model {model_name!r}: built and registered {name!r} "
                  f"({outcome.factory}, {outcome.ntotal} vectors) for the end-to-end timing")
     return name
+
+
+def _faiss_version() -> str:
+    import faiss
+
+    return faiss.__version__
 
 
 def _machine() -> str:

@@ -20,6 +20,7 @@ same values share them while coming from independent random streams.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -118,3 +119,21 @@ def make_realistic_queries(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Held-out queries from the same mixture as ``make_realistic`` with the same arguments."""
     return sample(mixture(d, n_clusters, seed, latent_dim, spread), n_queries, np.random.default_rng([seed, 12]))
+
+
+def realistic_chunks(
+    n: int,
+    d: int,
+    n_clusters: int | None = None,
+    seed: int = 0,
+    latent_dim: int | None = None,
+    spread: float = DEFAULT_SPREAD,
+    chunk: int = 250_000,
+) -> Iterator[np.ndarray]:
+    """The base set of :func:`make_realistic`'s distribution (same mixture and map) in chunks of ``chunk``
+    rows, each drawn from its own seeded stream, so N larger than memory can be written out as it comes.
+    (The points differ from ``make_realistic``'s, which draws all n from one stream.)"""
+    n_clusters = default_n_clusters(n) if n_clusters is None else n_clusters
+    mix = mixture(d, n_clusters, seed, latent_dim, spread)
+    for number, start in enumerate(range(0, n, chunk)):
+        yield sample(mix, min(chunk, n - start), np.random.default_rng([seed, 13, number]))[0]

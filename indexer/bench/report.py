@@ -7,6 +7,7 @@ from typing import Any
 COLUMNS = [
     ("kind", "kind", "{}"),
     ("system", "system", "{}"),
+    ("rows_n", "vectors", "{:,}"),
     ("p_at_1", "P@1", "{:.3f}"),
     ("p_at_k", "P@k", "{:.3f}"),
     ("r_at_k", "R@k", "{:.3f}"),
@@ -26,11 +27,15 @@ COLUMNS = [
     ("bytes_per_vector", "bytes/vec", "{:.0f}"),
     ("speedup_vs_flat", "vs flat", "{:.1f}x"),
     ("our_overhead_pct", "overhead %", "{:.1f}"),
+    ("build_peak_rss_mb", "build peak MB", "{:,.0f}"),
+    ("query_rss_mb", "query RSS MB", "{:,.0f}"),
 ]
 
 
 def _cells(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     rows = report["results"]
+    if report["params"].get("streaming"):  # rows index different numbers of vectors: say how many
+        rows = [{**row, "rows_n": row.get("n")} for row in rows]
     present = [(key, title, fmt) for key, title, fmt in COLUMNS if any(row.get(key) is not None for row in rows)]
     header = [title for _, title, _ in present]
     body = [[_format(row.get(key), fmt) for key, _, fmt in present] for row in rows]
