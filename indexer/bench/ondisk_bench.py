@@ -84,6 +84,9 @@ def run_streaming_bench(n: int, d: int, kinds: list[str], *, k: int = 10, n_quer
                         "kinds": list(kinds), "k": k, "n_queries": n_queries, "n_tune_queries": n_tune_queries,
                         "target_recall": target_recall, "seed": seed, "shards": shards, "memory_n": memory_n,
                         "n_latency": n_latency}
+    from indexer.bench.runner import at_target
+
+    report["at_target"] = at_target(report["results"], report["sweeps"], target_recall)
     report["notes"].append(f"{ON_DISK} indexes all {n:,} vectors; the in-memory kinds index the first "
                            f"{memory_n:,} (each row's n), each against its own exact ground truth")
     return report

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from indexer.bench.grids import STOP_RECALL
 from indexer.bench.peers import PEERS, Peer, PeerUnavailable, peer_class
 from indexer.bench.timing import percentiles_ms
 from indexer.core.errors import InputError
@@ -21,7 +22,6 @@ from indexer.core.fidelity import ann_recall_at_k
 from indexer.core.search import drop_self, exact_search
 
 WARM_UP = 10
-STOP_RECALL = 0.995  # sweeping further only buys latency
 
 
 def check_peers(names: Sequence[str]) -> None:

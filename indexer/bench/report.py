@@ -69,11 +69,29 @@ def _what(params: dict[str, Any]) -> str:
     )
 
 
-def text_table(report: dict[str, Any]) -> str:
-    header, body = _cells(report)
+def _at_target(report: dict[str, Any]) -> tuple[list[str], list[list[str]]] | None:
+    """The cheapest swept setting of each system reaching the target recall (None when not computed)."""
+    rows = report.get("at_target")
+    if not rows:
+        return None
+    header = ["kind", "system", "setting", "recall@k", "p50 ms", "p99 ms", "1-thread q/s"]
+    body = [[row["kind"], row["system"], _format(row["value"], "{}"), _format(row["recall"], "{:.3f}"),
+             _format(row["p50_ms"], "{:.3f}"), _format(row["p99_ms"], "{:.3f}"), _format(row["qps_1t"], "{:,.0f}")]
+            for row in rows]
+    return header, body
+
+
+def _text(header: list[str], body: list[list[str]]) -> list[str]:
     widths = [max(len(cell) for cell in column) for column in zip(header, *body)]
-    lines = [_describe(report["params"], report.get("data")), "  ".join(h.rjust(w) for h, w in zip(header, widths))]
-    lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in body]
+    return ["  ".join(h.rjust(w) for h, w in zip(header, widths))] + [
+        "  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in body]
+
+
+def text_table(report: dict[str, Any]) -> str:
+    lines = [_describe(report["params"], report.get("data")), *_text(*_cells(report))]
+    target = _at_target(report)
+    if target:
+        lines += [f"cheapest swept setting with recall@k >= {report['params'].get('target_recall')}:", *_text(*target)]
     return "\n".join(lines)
 
 
@@ -88,4 +106,10 @@ def markdown_block(report: dict[str, Any]) -> str:
         "|" + "|".join("---" for _ in header) + "|",
     ]
     lines += ["| " + " | ".join(row) + " |" for row in body]
+    target = _at_target(report)
+    if target:
+        header, body = target
+        lines += ["", f"Cheapest swept setting with recall@k >= {params.get('target_recall')}:", "",
+                  "| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in body]
     return "\n".join(lines)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from indexer.bench.grids import GRAPH_SWEEP, IVF_SWEEP, STOP_RECALL
 from indexer.bench.timing import latency_ms, single_query_seconds, throughput_qps
 from indexer.core.auto import build_auto
 from indexer.core.build import build_index
@@ -29,8 +30,6 @@ from indexer.core.tuning import tune_search_param
 
 EXTRA_EXACT = 10  # exact neighbours beyond k, so ties past rank k are visible
 SWEEP_QUERIES = 300
-NPROBE_SWEEP = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
-EF_SEARCH_SWEEP = (16, 32, 64, 128, 256, 512)
 
 
 @dataclass(frozen=True)
@@ -131,12 +130,12 @@ def bytes_per_vector(index: Any) -> float:
 
 
 def default_sweep_values(index: Any, k: int) -> list[int]:
-    """Powers of two for nprobe (up to min(nlist, 512)), efSearch from max(16, k) to 512."""
+    """The shared grids (:mod:`indexer.bench.grids`): nprobe up to min(nlist, 512), efSearch from k to 512."""
     knob = knob_of(index)
     if knob == NPROBE:
-        return [v for v in NPROBE_SWEEP if v <= find_ivf(index).nlist]
+        return [v for v in IVF_SWEEP if v <= find_ivf(index).nlist]
     if knob == EF_SEARCH:
-        return [v for v in EF_SEARCH_SWEEP if v >= k]
+        return [v for v in GRAPH_SWEEP if v >= k]
     return []
 
 
@@ -198,7 +197,27 @@ def sweep(
         lat = latency_ms(index, queries[:n_latency], k, params=params)
         rows.append({"value": int(value), "recall": recall, "p50_ms": lat["p50"], "p95_ms": lat["p95"],
                      "p99_ms": lat["p99"], "qps_1t": 1e3 / lat["mean"]})
+        if recall >= STOP_RECALL:  # as the peers' sweeps: further values only buy latency
+            break
     return rows
+
+
+def at_target(results: list[dict[str, Any]], sweeps: dict[str, list[dict[str, float]]],
+              target: float) -> list[dict[str, Any]]:
+    """Per system, the cheapest swept setting (the smallest knob value; the sweeps run in increasing order
+    on the same grids for every system) whose recall@k reaches ``target``, else its row if that reaches it;
+    None where none did."""
+    out = []
+    for row in results:
+        points = [p for p in sweeps.get(row["kind"], []) if p["recall"] >= target]
+        if not points and row.get("ann_recall_at_k", 0) >= target:
+            points = [{"value": None, "recall": row["ann_recall_at_k"], "p50_ms": row["search_ms_p50"],
+                       "p99_ms": row["search_ms_p99"], "qps_1t": row["qps_1t"]}]
+        best = points[0] if points else None
+        out.append({"kind": row["kind"], "system": row["system"],
+                    **({key: best.get(key) for key in ("value", "recall", "p50_ms", "p99_ms", "qps_1t")}
+                       if best else {"value": None, "recall": None, "p50_ms": None, "p99_ms": None, "qps_1t": None})})
+    return out
 
 
 def faiss_direct_overhead(index: Any, queries: np.ndarray, k: int, n_repeats: int = 3) -> dict[str, float]:
@@ -405,7 +424,8 @@ def run_bench(
         row["speedup_vs_flat"] = flat["search_ms_p50"] / row["search_ms_p50"] if flat else None
         if row.get("map_at_r") is not None and flat is not None and flat.get("map_at_r") is not None:
             row["map_at_r_change"] = row["map_at_r"] - flat["map_at_r"]
-    return {"results": results, "sweeps": sweeps, "ground_truth_s": ground_truth_s, "data": stats, "notes": notes}
+    return {"results": results, "sweeps": sweeps, "ground_truth_s": ground_truth_s, "data": stats, "notes": notes,
+            "at_target": at_target(results, sweeps, target_recall)}
 
 
 def _progress(items: list[str], enabled: bool, desc: str) -> Any:

@@ -8,6 +8,7 @@ from typing import Any
 import chromadb
 import numpy as np
 
+from indexer.bench.grids import GRAPH_SWEEP
 from indexer.bench.peers.base import Peer
 
 M = 16
@@ -18,7 +19,7 @@ class ChromaPeer(Peer):
     name = "chromadb"
     package = "chromadb"
     knob = "ef_search"
-    sweep = (10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+    sweep = GRAPH_SWEEP
     database = True
 
     def build(self, ids: np.ndarray, vectors: np.ndarray, metadata: Sequence[dict[str, Any]] | None) -> None:

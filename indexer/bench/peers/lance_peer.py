@@ -10,6 +10,7 @@ import lancedb
 import numpy as np
 import pyarrow as pa
 
+from indexer.bench.grids import IVF_SWEEP
 from indexer.bench.peers.base import Peer
 
 MIN_ROWS_FOR_INDEX = 5_000  # below this LanceDB searches brute force (and refuses to train many lists)
@@ -19,7 +20,7 @@ class LancePeer(Peer):
     name = "lancedb"
     package = "lancedb"
     knob = "nprobes"
-    sweep = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+    sweep = IVF_SWEEP
     database = True
 
     def build(self, ids: np.ndarray, vectors: np.ndarray, metadata: Sequence[dict[str, Any]] | None) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from pymilvus import DataType, MilvusClient
 
+from indexer.bench.grids import IVF_SWEEP
 from indexer.bench.peers.base import Peer
 
 BATCH = 10_000
@@ -18,7 +19,7 @@ class MilvusLitePeer(Peer):
     name = "milvus-lite"
     package = "milvus-lite"
     knob = "nprobe"
-    sweep = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+    sweep = IVF_SWEEP
     database = True
 
     def build(self, ids: np.ndarray, vectors: np.ndarray, metadata: Sequence[dict[str, Any]] | None) -> None:

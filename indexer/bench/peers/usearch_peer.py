@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from usearch.index import Index
 
+from indexer.bench.grids import GRAPH_SWEEP
 from indexer.bench.peers.base import Peer
 
 CONNECTIVITY = 16
@@ -18,7 +19,7 @@ class UsearchPeer(Peer):
     name = "usearch"
     package = "usearch"
     knob = "expansion_search"
-    sweep = (10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+    sweep = GRAPH_SWEEP
 
     def build(self, ids: np.ndarray, vectors: np.ndarray, metadata: Sequence[dict[str, Any]] | None) -> None:
         self.index = Index(ndim=int(vectors.shape[1]), metric="ip", dtype="f32", connectivity=CONNECTIVITY,

@@ -138,3 +138,21 @@ def test_sweep_drops_self_for_indexed_queries(clustered) -> None:
     exact = exact_search(base, ids, base[:20], 15, exclude_self_ids=ids[:20])
     rows = sweep(index, base[:20], exact, 10, [16], n_latency=5, query_ids=ids[:20])
     assert rows[0]["recall"] == 1.0
+
+
+def test_at_target_takes_the_cheapest_swept_setting_reaching_the_recall():
+    from indexer.bench.runner import at_target
+
+    rows = [{"kind": "ivf", "system": "indexer", "ann_recall_at_k": 0.93, "search_ms_p50": 0.1, "search_ms_p99": 0.2,
+             "qps_1t": 9000.0},
+            {"kind": "flat", "system": "indexer", "ann_recall_at_k": 1.0, "search_ms_p50": 5.0, "search_ms_p99": 6.0,
+             "qps_1t": 200.0},
+            {"kind": "pca", "system": "indexer", "ann_recall_at_k": 0.4, "search_ms_p50": 1.0, "search_ms_p99": 1.0,
+             "qps_1t": 1000.0}]
+    sweeps = {"ivf": [{"value": 4, "recall": 0.90, "p50_ms": 0.08, "p99_ms": 0.1, "qps_1t": 1e4},
+                      {"value": 8, "recall": 0.96, "p50_ms": 0.20, "p99_ms": 0.3, "qps_1t": 5e3},
+                      {"value": 16, "recall": 0.99, "p50_ms": 0.15, "p99_ms": 0.4, "qps_1t": 6e3}]}
+    found = {row["kind"]: row for row in at_target(rows, sweeps, 0.95)}
+    assert found["ivf"]["value"] == 8 and found["ivf"]["p50_ms"] == 0.20, "the smallest value, not the luckiest time"
+    assert found["flat"]["recall"] == 1.0 and found["flat"]["value"] is None
+    assert found["pca"]["p50_ms"] is None
