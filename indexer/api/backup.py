@@ -103,10 +103,20 @@ def _copy_index(workspace: Workspace, stored: str, partial: Path, copied: _Copie
     faiss_path, json_path = index_paths(workspace.resolve(stored))
     if not faiss_path.exists():
         return  # the catalog row's file is missing: 'indexer status' on the copy says so, as on the original
-    sidecar = read_sidecar(faiss_path)  # after a killed save, the one that matches the file
     out_faiss = partial / workspace.relative(faiss_path)
     out_faiss.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(faiss_path, out_faiss)
+    for _ in range(3):  # an on-disk index's lists file can be swept by a save that lands meanwhile: copy again
+        sidecar = read_sidecar(faiss_path)  # after a killed save, the one that matches the file
+        shutil.copy2(faiss_path, out_faiss)
+        data = (sidecar.get("on_disk") or {}).get("data_file")
+        if data is None:
+            break
+        try:
+            shutil.copy2(faiss_path.with_name(data), out_faiss.with_name(data))
+        except FileNotFoundError:
+            continue
+        copied.add(out_faiss.with_name(data))
+        break
     out_json = out_faiss.with_name(json_path.name)
     out_json.write_text(json.dumps(sidecar, indent=2, sort_keys=True, default=str))
     copied.add(out_faiss)

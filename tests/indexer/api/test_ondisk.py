@@ -37,3 +37,14 @@ def test_on_disk_refuses_what_it_cannot_do(ws):
     assert "--on-disk needs an IVF kind" in run(ws, "build", "--index", "hnsw", "--on-disk", ok=False).output
     assert "--shards applies to --on-disk" in run(ws, "build", "--index", "ivf", "--shards", "2", ok=False).output
     assert "--on-disk builds take an IVF kind" in run(ws, "build", "--index", "auto", "--on-disk", ok=False).output
+
+
+def test_a_backup_carries_the_lists_file_of_an_on_disk_index(ws, trained, tmp_path):
+    run(ws, "build", "--index", "ivf", "--on-disk", "--name", "disk", "--nlist", "3", "--nprobe", "3")
+    dest = tmp_path / "copy"
+    run(ws, "backup", str(dest))
+    assert len(list((dest / "indexes").glob("disk.*.ivfdata"))) == 1
+    query = image_path(trained, "red_circle", 2)
+    original = json.loads(run(ws, "query", query, "--index", "disk", "--json").stdout)[0]["results"]
+    copied = json.loads(run(dest, "query", query, "--index", "disk", "--json").stdout)[0]["results"]
+    assert [hit["id"] for hit in copied] == [hit["id"] for hit in original]
