@@ -29,7 +29,7 @@ import numpy as np
 
 from indexer.api.indexes import register, stale_index_message, user_sidecar
 from indexer.api.live_types import AddOutcome, HeldIndex, LiveAnswer, LiveHit, file_signature
-from indexer.api.uploads import UPLOADS_DIR, read_upload, store_upload
+from indexer.api.uploads import UPLOADS_DIR, decode_query, read_upload, store_upload
 from indexer.api.workspace import Workspace
 from indexer.core.errors import IndexerError, InputError, NotFoundError
 from storage.catalog import ImageRow
@@ -104,11 +104,15 @@ class LiveCatalog:
         held = self.held(index_name)
         _check_k(k)
         started = time.perf_counter()
-        upload = read_upload(data, name, max_pixels=self.max_pixels, load=self.embedder.load_bytes)
+        if self.max_pixels is None:
+            name, picture = decode_query(data, name, self.embedder.load_bytes)
+        else:  # a pixel limit of its own: checked on the whole file, as for an upload
+            upload = read_upload(data, name, max_pixels=self.max_pixels, load=self.embedder.load_bytes)
+            name, picture = upload.name, upload.picture
         decoded = time.perf_counter()
-        vector = self.embedder.embed_images([upload.picture])
+        vector = self.embedder.embed_images([picture])
         embedded = time.perf_counter()
-        answer = self._search(held, vector, k, upload.name, exclude=None)
+        answer = self._search(held, vector, k, name, exclude=None)
         timings = {"decode": (decoded - started) * 1e3, "embed": (embedded - decoded) * 1e3, **answer.timings_ms}
         return replace(answer, timings_ms=timings)
 

@@ -63,6 +63,19 @@ def read_upload(
                   picture=picture, width=width, height=height)
 
 
+def decode_query(data: bytes, name: str, load: Callable[[bytes, str], Any]) -> tuple[str, Any]:
+    """(name, picture) of a query upload, decoded once by ``load`` (the embedder's own loader, with its pixel
+    guards): a query is not stored, so it needs no whole-file validation, hash or original size. InputError
+    with a one-line reason when it is not an image."""
+    name = Path(name or "upload").name or "upload"
+    if not data:
+        raise InputError(f"{name}: empty upload (0 bytes)")
+    try:
+        return name, load(data, name)
+    except ImageError as exc:
+        raise InputError(str(exc)) from None
+
+
 def store_upload(uploads_dir: Path, upload: Upload) -> Path:
     """Write the upload to ``uploads_dir/<sha256><suffix>`` durably (temp file, fsync, rename, fsync dir)."""
     uploads_dir.mkdir(parents=True, exist_ok=True)
