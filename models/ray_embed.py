@@ -1,7 +1,7 @@
 """Catalog embedding as a Ray Data job: (id, path) rows → stateful embedding actors → the driver's store.
 
 The driver lists what the :class:`EmbeddingStore` lacks, Ray Data spreads those rows over ``actors``
-callable-class actors (each loads its model once, in ``__init__``: the ONNX export on CPU, the torch
+callable-class actors (a fixed ``ActorPoolStrategy`` pool; each loads its model once, in ``__init__``: the ONNX export on CPU, the torch
 checkpoint on a GPU, a SIFT-VLAD model through its embedder), and the driver appends the vectors it gets
 back to the store in chunks, so a killed run resumes where it stopped. Every actor decodes with the
 embedder's own ``load`` (:func:`models.preprocess.load_for_model`), so the vectors are the local path's.
@@ -151,7 +151,8 @@ def embed_on_ray(model: ActorModel, dim: int, items: Sequence[tuple[int, str]], 
     rows = ray.data.from_items([{"id": item_id, "path": path} for item_id, path in todo],
                                override_num_blocks=max(1, min(len(todo) // batch_size + 1, 4 * actors)))
     vectors = rows.map_batches(EmbedActor, fn_constructor_kwargs={"model": model, "use_gpu": use_gpu},
-                               batch_size=batch_size, batch_format="numpy", concurrency=actors,
+                               batch_size=batch_size, batch_format="numpy",
+                               compute=ray.data.ActorPoolStrategy(size=actors),
                                num_cpus=0 if use_gpu else 1, num_gpus=1 if use_gpu else 0)
     failed: list[tuple[int, str, str]] = []
     paths = dict(todo)
