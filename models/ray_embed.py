@@ -1,8 +1,8 @@
 """Catalog embedding as a Ray Data job: (id, path) rows → stateful embedding actors → the driver's store.
 
-
-
-checkpoint on a GPU, a SIFT-VLAD model through its embedder), and the driver appends the vectors it gets
+The driver lists what the :class:`EmbeddingStore` lacks, Ray Data spreads those rows over ``actors``
+callable-class actors (a fixed ``ActorPoolStrategy`` pool; each loads its model once, in ``__init__``: the
+ONNX export on CPU, the torch checkpoint on a GPU, a SIFT-VLAD model through its embedder), and the driver appends the vectors it gets
 back to the store in chunks, so a killed run resumes where it stopped. Every actor decodes with the
 embedder's own ``load`` (:func:`models.preprocess.load_for_model`), so the vectors are the local path's.
 
