@@ -49,10 +49,19 @@ def embed_on_ray(workspace: Workspace, model: ArtifactRow, items: Sequence[tuple
         started = ray_embed.start_ray(address)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         where = f"the Ray cluster at {address!r}" if address else "a local Ray"
-        raise InputError(f"cannot start or reach {where}: {exc}") from None
+        raise InputError(f"cannot start or reach {where}: {_first_lines(exc)}") from None
     try:
         return ray_embed.embed_on_ray(actor_model, dim, items, store, actors=actors, batch_size=batch_size,
                                       progress=progress)
     finally:
         if started:
             ray.shutdown()
+
+
+def _first_lines(exc: BaseException) -> str:
+    """The exception's first line, and its cause's (Ray's "Failed to connect" hides why: a token, a port)."""
+    lines = [str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__]
+    cause = exc.__cause__
+    if cause is not None and str(cause).strip():
+        lines.append(str(cause).strip().splitlines()[0])
+    return " (".join(lines) + (")" if len(lines) > 1 else "")
