@@ -4,8 +4,9 @@ Usage: python benchmarks/ray_embed.py --workspace WS --model NAME [--images N] [
 Both embed the same ok catalog images (the first N; default all) into fresh throw-away stores, so the workspace
 is only read: the local path exactly as `indexer embed` runs it (the torch checkpoint, a DataLoader worker), the
 Ray path as `indexer embed --engine ray` runs it (a local Ray started and stopped inside the timing, ONNX actors).
-Prints, per engine, the wall time (start-up included) and the report's images/s, then the smallest per-image
-cosine between the two engines' vectors.
+A third row, not an engine, runs the Ray actors' ONNX export in this one process (all cores), to tell what Ray
+adds from what ONNX does. Prints, per row, the wall time (start-up included) and the report's images/s, then the
+smallest per-image cosine between the two engines' vectors.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def main() -> None:
     from indexer.api.ray_embed import embed_on_ray
     from indexer.api.workspace import Workspace
     from models.embed import embed_items
+    from models.embedders import embed_with, open_embedder
     from models.embedding_store import EmbeddingStore
 
     workspace = Workspace.at(args.workspace)
@@ -40,10 +42,14 @@ def main() -> None:
     print(f"{len(items)} images, model {args.model!r}, batch {args.batch_size}, {os.cpu_count()} cores, "
           f"load average before: {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory() as tmp:
-        stores = {"local": EmbeddingStore(f"{tmp}/local"), "ray": EmbeddingStore(f"{tmp}/ray")}
+        stores = {name: EmbeddingStore(f"{tmp}/{name}") for name in ("local", "onnx-1-process", "ray")}
         runs = {
             "local": lambda store: embed_items(workspace.resolve(model.path), items, store,
                                                batch_size=args.batch_size, progress=False),
+            # not an engine: the ONNX export in this one process (all cores), to tell Ray's gain from ONNX's
+            "onnx-1-process": lambda store: embed_with(open_embedder(model.params, workspace.resolve,
+                                                                     threads=os.cpu_count() or 1),
+                                                       items, store, batch_size=args.batch_size, progress=False),
             "ray": lambda store: embed_on_ray(workspace, model, items, store, actors=args.actors,
                                               batch_size=args.batch_size, progress=False),
         }

@@ -149,7 +149,7 @@ def embed_on_ray(model: ActorModel, dim: int, items: Sequence[tuple[int, str]], 
         raise ModelError(f"actors: {actors!r} is invalid; expected at least 1")
     ray.data.DataContext.get_current().enable_progress_bars = progress
     rows = ray.data.from_items([{"id": item_id, "path": path} for item_id, path in todo],
-                               override_num_blocks=max(1, min(len(todo) // batch_size + 1, 4 * actors)))
+                               override_num_blocks=_blocks(len(todo), batch_size, actors))
     vectors = rows.map_batches(EmbedActor, fn_constructor_kwargs={"model": model, "use_gpu": use_gpu},
                                batch_size=batch_size, batch_format="numpy",
                                compute=ray.data.ActorPoolStrategy(size=actors),
@@ -180,3 +180,8 @@ def embed_on_ray(model: ActorModel, dim: int, items: Sequence[tuple[int, str]], 
     flush()
     seconds = time.perf_counter() - started
     return EmbedReport(embedded, len(items) - len(todo), failed, seconds, embedded / seconds if seconds else 0.0)
+
+
+def _blocks(rows: int, batch_size: int, actors: int) -> int:
+    """Input blocks: at least one per actor (else some idle), a few per actor at most, never more than rows."""
+    return max(1, min(rows, max(actors, min(rows // batch_size + 1, 4 * actors))))
