@@ -41,3 +41,32 @@ def test_the_gpu_actor_matches_the_onnx_export(trained):
     on_cpu = EmbedActor(_actor_model(result), use_gpu=False)(batch)["vector"]
     cosine = (on_gpu * on_cpu).sum(1) / (np.linalg.norm(on_gpu, axis=1) * np.linalg.norm(on_cpu, axis=1))
     assert cosine.min() >= 0.9999
+
+
+def test_an_interrupted_ray_run_keeps_its_chunks_and_the_next_one_does_only_the_rest(local_ray, trained, tmp_path,
+                                                                                      monkeypatch):
+    from models.embedding_store import EmbeddingStore
+    from models.ray_embed import embed_on_ray
+
+    result, paths = trained
+    items = [(100 + number, path) for number, (path, _) in enumerate(paths)]
+    store = EmbeddingStore(tmp_path / "store")
+    dim = open_embedder(_actor_model(result).params, lambda _: result.onnx_path).dim
+    real_append, calls = EmbeddingStore.append, []
+
+    def append_then_die(self, ids, vectors):
+        calls.append(len(ids))
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the process is stopped between two chunks
+        real_append(self, ids, vectors)
+
+    monkeypatch.setattr(EmbeddingStore, "append", append_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        embed_on_ray(_actor_model(result), dim, items, store, actors=2, batch_size=2, flush_rows=4, progress=False)
+    monkeypatch.setattr(EmbeddingStore, "append", real_append)
+    kept = len(store)
+    assert 4 <= kept == calls[0] < len(items)
+    report = embed_on_ray(_actor_model(result), dim, items, store, actors=2, batch_size=2, flush_rows=4,
+                          progress=False)
+    assert (report.embedded, report.skipped_existing, report.failed) == (len(items) - kept, kept, [])
+    assert sorted(store.ids().tolist()) == [item_id for item_id, _ in items]

@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 
 import numpy as np
-import pytest
 
 from tests.indexer.api.conftest import run
 
 MODEL = "tiny"
-
-
-@pytest.fixture(scope="session")
-def local_ray():
-    """One small local Ray for every test here (it takes seconds to start); the API reuses it.
-
-    Without the 'scale' extra the Ray tests skip and say why; under CI=true (which installs it) they fail."""
-    if os.environ.get("CI") == "true":
-        import ray
-        import ray.data  # noqa: F401
-    else:
-        ray = pytest.importorskip("ray", reason="Ray is the 'scale' extra (make test installs it)")
-        pytest.importorskip("ray.data", reason="Ray Data is the 'scale' extra (make test installs it)")
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=256 * 1024**2, log_to_driver=False)
-    yield ray
-    ray.shutdown()
 
 
 def _store(ws):
