@@ -25,7 +25,7 @@ HAS_IMAGENET := $(BIN)/python -c "import sys; from models.weights import cached_
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,notebook,classical,serve,peers,postgres]'
+	$(BIN)/pip install --quiet -e '.[dev,notebook,classical,serve,peers,postgres,scale]'
 	touch $@
 
 install: $(BIN)/.installed

@@ -189,12 +189,18 @@ def _fit_sift_vlad(ctx: click.Context, config_file, codebook, dim, flags):
 @main.command()
 @click.option("--model", "model_name", default=None, help="Model name (default: the most recent).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--engine", type=click.Choice(api.EMBED_ENGINES), default="local", show_default=True,
+              help="local: this process; ray: a Ray Data job (pip install \"indexer[scale]\").")
+@click.option("--address", default=None, help="Ray cluster: auto or ray://HOST:PORT (default: start a local Ray).")
+@click.option("--actors", type=click.IntRange(min=1), default=None,
+              help="Ray model actors (default: one per GPU, else one per CPU of the cluster).")
 @click.pass_context
-def embed(ctx: click.Context, model_name: str | None, batch_size: int) -> None:
+def embed(ctx: click.Context, model_name: str | None, batch_size: int, engine: str, address: str | None,
+          actors: int | None) -> None:
     """Embed every catalog image the model has not embedded yet (resumable)."""
     workspace = _workspace(ctx)
     name = model_name or api.default_model_name(workspace)
-    report = api.embed(workspace, name, batch_size=batch_size)
+    report = api.embed(workspace, name, batch_size=batch_size, engine=engine, address=address, actors=actors)
     for image_id, path, reason in report.failed[:MAX_PROBLEM_LINES]:
         click.echo(f"{path}: {reason} (image {image_id} skipped)", err=True)
     click.echo(

@@ -36,6 +36,7 @@ _EXPORTS = {
     "TrainOutcome": "indexer.api.models",
     "cached_imagenet_file": "models.weights",
     "embed": "indexer.api.models",
+    "EMBED_ENGINES": "indexer.api.models",
     "train_sift_vlad": "indexer.api.classical",
     "default_model_name": "indexer.api.models",
     "LOSSES": "models.config",

@@ -18,8 +18,9 @@ if TYPE_CHECKING:
 DEFAULT_TRAIN_SPLITS = TrainConfig().train_splits
 HELD_OUT_SPLIT = "test"
 DEFAULT_MODEL_NAME = TrainConfig().name  # replaced by the network's name when none is given
+EMBED_ENGINES = ("local", "ray")
 
-__all__ = ["LOSSES", "MINERS", "TrainOutcome", "default_model_name", "embed", "train", "train_config"]
+__all__ = ["EMBED_ENGINES", "LOSSES", "MINERS", "TrainOutcome", "default_model_name", "embed", "train", "train_config"]
 
 
 def train_config(config_file: str | None = None, **overrides: Any) -> tuple[TrainConfig, SeedPaths]:
@@ -103,8 +104,13 @@ def train(
     )
 
 
-def embed(workspace: Workspace, model_name: str, *, batch_size: int = 128, progress: bool = True) -> EmbedReport:
+def embed(workspace: Workspace, model_name: str, *, batch_size: int = 128, progress: bool = True,
+          engine: str = "local", address: str | None = None, actors: int | None = None) -> EmbedReport:
     """Embed every ok catalog image the model's store lacks.
+
+    ``engine`` ``"local"`` embeds in this process; ``"ray"`` runs a Ray Data job on the cluster at ``address``
+    (``auto``, ``ray://HOST:PORT``; None starts a local Ray) with ``actors`` model actors
+    (:func:`indexer.api.ray_embed.embed_on_ray`).
 
     Returns an :class:`models.embed.EmbedReport`: ``embedded``, ``skipped_existing``, ``failed``
     (``(id, path, reason)`` of files that broke since ingestion; they are marked ``error``), ``images_per_s``.
@@ -113,13 +119,22 @@ def embed(workspace: Workspace, model_name: str, *, batch_size: int = 128, progr
     from models.embedders import ONNX, embed_with, embedder_kind, open_embedder
     from models.embedding_store import EmbeddingStore
 
+    if engine not in EMBED_ENGINES:
+        raise InputError(f"engine: {engine!r} is invalid; expected one of {', '.join(EMBED_ENGINES)}")
+    if engine == "local" and (address is not None or actors is not None):
+        raise InputError("address and actors apply to the ray engine (--engine ray)")
     with workspace.catalog(write=True) as catalog:
         model = catalog.model(model_name)
         rows = catalog.images()
     store = EmbeddingStore(workspace.embeddings_dir / model_name)
     items = [(row.id, row.path) for row in rows]
     with store.locked():  # a second embedder of this model (embed, build) waits, then finds the vectors there
-        if embedder_kind(model.params) == ONNX:  # the torch model embeds the catalog; its ONNX export, queries
+        if engine == "ray":
+            from indexer.api.ray_embed import embed_on_ray
+
+            report = embed_on_ray(workspace, model, items, store, address=address, actors=actors,
+                                  batch_size=batch_size, progress=progress)
+        elif embedder_kind(model.params) == ONNX:  # the torch model embeds the catalog; its ONNX export, queries
             report = embed_items(workspace.resolve(model.path), items, store, batch_size=batch_size,
                                  progress=progress)
         else:
