@@ -30,9 +30,13 @@ def run_streaming_bench(n: int, d: int, kinds: list[str], *, k: int = 10, n_quer
                         n_tune_queries: int = 200, target_recall: float = 0.95, seed: int = 0, shards: int = 10,
                         memory_n: int | None = None, n_latency: int = 200, progress: bool = True,
                         workdir: str | None = None) -> dict[str, Any]:
-    """Rows like :func:`indexer.bench.runner.run_bench`'s, plus for ``ivf-ondisk``: ``build_peak_rss_mb``
-    (the build process's peak), ``query_rss_mb`` and ``query_peak_rss_mb`` (the query process's resident
-    memory after its queries, and its peak) and ``data_bytes``; each row's ``n`` says what it indexed."""
+    """Rows like :func:`indexer.bench.runner.run_bench`'s, plus for ``ivf-ondisk``: ``build_peak_rss_mb`` (the
+    build process's peak resident memory through training, assignment and writing), ``build_peak_anon_mb``
+    (its largest anonymous memory, sampled) and ``build_peak_rss_with_tuning_mb`` (the peak once tuning has
+    searched the mapped lists: file pages in the page cache count as resident while mapped);
+    ``query_rss_mb`` (the query process's resident memory after its queries at the tuned setting),
+    ``query_rss_after_sweep_mb`` and ``query_peak_rss_mb`` (after the sweep up to nprobe 512, which maps most
+    lists); and ``data_bytes``. Each row's ``n`` says what it indexed."""
     from indexer.bench import realistic
     from indexer.bench.runner import BenchData, bench_kind, bench_params
     from indexer.core.ondisk import exact_search_in_shards
@@ -148,6 +152,7 @@ def _on_disk_row(folder, base_path, n, d, k, seed, shards, target_recall, querie
            "tune_reached_target": built["reached"], "tuned_recall": built["tuned_recall"], "rerank": "none",
            "build_s": built["build_s"], "train_s": built["train_s"], "add_s": built["add_s"],
            "train_n": built["train_n"], "shards": shards, "build_peak_rss_mb": built["peak_rss_mb"],
+           "build_peak_anon_mb": built["peak_anon_mb"], "build_peak_rss_with_tuning_mb": built["peak_rss_with_tuning_mb"],
            "index_bytes": built["index_bytes"], "data_bytes": built["data_bytes"],
            "bytes_per_vector": built["index_bytes"] / n, **measured["row"]}
     return row, measured["sweep"]
@@ -163,14 +168,17 @@ def build_child(base_path: str, n: int, d: int, shards: int, seed: int, index_pa
     from indexer.core.tuning import tune_search_param
 
     params = IndexParams("ivf", seed=seed)
-    index, info = build_on_disk(params, file_rows(Path(base_path), d), n, d, index_path, shards=shards)
-    load = lambda name: np.load(Path(folder) / f"{name}.npy")  # noqa: E731
-    tuned = tune_search_param(index, None, k=k, target_recall=target_recall, seed=seed,
-                              exact=(load("tune_queries"), None, (load("tune_scores"), load("tune_ids"))))
-    sidecar = save_index(index, index_path, {"kind": "ivf", "params": params.to_dict(), "build": info.to_dict()})
+    with _MemorySampler() as memory:
+        index, info = build_on_disk(params, file_rows(Path(base_path), d), n, d, index_path, shards=shards)
+        build_peak = _peak_rss_mb()
+        load = lambda name: np.load(Path(folder) / f"{name}.npy")  # noqa: E731
+        tuned = tune_search_param(index, None, k=k, target_recall=target_recall, seed=seed,
+                                  exact=(load("tune_queries"), None, (load("tune_scores"), load("tune_ids"))))
+        sidecar = save_index(index, index_path, {"kind": "ivf", "params": params.to_dict(), "build": info.to_dict()})
     return {"factory": info.factory, "nlist": info.nlist, "nprobe": tuned.value, "reached": tuned.reached,
             "tuned_recall": tuned.recall, "build_s": info.build_s, "train_s": info.train_s, "add_s": info.add_s,
-            "train_n": info.train_n, "peak_rss_mb": _peak_rss_mb(), "data_bytes": data_bytes(index),
+            "train_n": info.train_n, "peak_rss_mb": build_peak, "peak_rss_with_tuning_mb": _peak_rss_mb(),
+            "peak_anon_mb": memory.peak_anon_mb, "data_bytes": data_bytes(index),
             "index_bytes": sidecar["index_bytes"] + data_bytes(index)}
 
 
@@ -190,9 +198,10 @@ def query_child(index_path: str, folder: str, k: int, n_latency: int) -> dict[st
     row = {"ann_recall_at_k": ann_recall_at_k(found, gt_ids, k, exact_scores=gt_scores),
            "search_ms_p50": lat["p50"], "search_ms_p95": lat["p95"], "search_ms_p99": lat["p99"],
            "qps": throughput_qps(index, queries, k), "qps_1t": 1e3 / lat["mean"],
-           "our_overhead_pct": faiss_direct_overhead(index, queries[:200], k, n_repeats=1)["overhead_pct"]}
+           "our_overhead_pct": faiss_direct_overhead(index, queries[:200], k, n_repeats=1)["overhead_pct"],
+           "query_rss_mb": _rss_mb(), "query_anon_mb": _status_mb("RssAnon")}  # after its queries, at its setting
     curve = sweep(index, queries, (gt_scores, gt_ids), k, default_sweep_values(index, k), n_latency=100)
-    row.update(query_rss_mb=_rss_mb(), query_peak_rss_mb=_peak_rss_mb())
+    row.update(query_rss_after_sweep_mb=_rss_mb(), query_peak_rss_mb=_peak_rss_mb())
     return {"row": row, "sweep": curve}
 
 
@@ -203,10 +212,40 @@ def _peak_rss_mb() -> float:
 
 
 def _rss_mb() -> float:
+    return _status_mb("VmRSS")
+
+
+def _status_mb(field: str) -> float:
+    """A memory figure of this process from /proc/self/status (VmRSS, RssAnon, RssFile), in MB."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
     return float("nan")
+
+
+class _MemorySampler:
+    """The largest anonymous resident memory (RssAnon: the process's own data, not mapped file pages the
+    kernel can drop) seen every 50 ms while the block runs."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak_anon_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak_anon_mb = max(self.peak_anon_mb, _status_mb("RssAnon"))
+
+    def __enter__(self) -> _MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_anon_mb = max(self.peak_anon_mb, _status_mb("RssAnon"))
