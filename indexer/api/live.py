@@ -19,6 +19,7 @@ Index files replaced by another process (``indexer build --name NAME``, ``--upda
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -45,14 +46,16 @@ class LiveCatalog:
     """The served model (its ONNX embedder), the indexes of that model, and the catalog, opened once.
 
     ``index_name`` picks the default index (the most recent when None); every other index of the same
-    model that is not stale is held too. ``threads``: onnxruntime threads per query (1 suits many
-    concurrent queries). ``flush_s``: the longest the held indexes' files lag behind the writes (0: every
-    write saves them before it returns).
+    model that is not stale is held too. ``threads``: onnxruntime threads per query while several queries
+    run at once (1 suits many concurrent queries); ``solo_threads``: for a query that runs alone (default: up to
+    2 cores), so one client is answered faster and many clients do not over-subscribe the cores.
+    ``flush_s``: the longest the held indexes' files lag behind the writes (0: every write saves them before
+    it returns).
     """
 
     def __init__(self, workspace: Workspace, index_name: str | None = None, *, threads: int = 1,
-                 max_pixels: int | None = None, notify: Callable[[str], None] | None = None,
-                 flush_s: float = DEFAULT_FLUSH_S) -> None:
+                 solo_threads: int | None = None, max_pixels: int | None = None,
+                 notify: Callable[[str], None] | None = None, flush_s: float = DEFAULT_FLUSH_S) -> None:
         from models.onnx_embedder import OnnxEmbedder
         from models.preprocess import PreprocessSpec
 
@@ -77,7 +80,11 @@ class LiveCatalog:
         if not onnx_path.is_file():
             raise NotFoundError(f"model {model.name!r} has no ONNX file at {onnx_path}; train it again")
         self.model_name, self.default_index = model.name, default.name
-        self.embedder = OnnxEmbedder(onnx_path, PreprocessSpec.from_dict(model.params["preprocess"]), threads=threads)
+        spec = PreprocessSpec.from_dict(model.params["preprocess"])
+        self.embedder = OnnxEmbedder(onnx_path, spec, threads=threads)
+        solo_threads = min(2, os.cpu_count() or 1) if solo_threads is None else solo_threads
+        self._solo = OnnxEmbedder(onnx_path, spec, threads=solo_threads) if solo_threads > threads else None
+        self._in_flight, self._flight_lock = 0, threading.Lock()
         self._held: dict[str, HeldIndex] = {row.name: self._load(row) for row in rows}
         self._vectors: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros((0, model.dim), np.float32))
         self._rows: dict[int, tuple[str, str | None]] = {}  # ok catalog images: id -> (path, label)
@@ -110,11 +117,23 @@ class LiveCatalog:
             upload = read_upload(data, name, max_pixels=self.max_pixels, load=self.embedder.load_bytes)
             name, picture = upload.name, upload.picture
         decoded = time.perf_counter()
-        vector = self.embedder.embed_images([picture])
+        vector = self.embed_query(picture)
         embedded = time.perf_counter()
         answer = self._search(held, vector, k, name, exclude=None)
         timings = {"decode": (decoded - started) * 1e3, "embed": (embedded - decoded) * 1e3, **answer.timings_ms}
         return replace(answer, timings_ms=timings)
+
+    def embed_query(self, picture) -> np.ndarray:
+        """(1, dim) vector of a decoded query picture: with the ``solo_threads`` session when no other query is
+        being embedded at this moment, else with the one-thread session."""
+        with self._flight_lock:
+            self._in_flight += 1
+            alone = self._in_flight == 1
+        try:
+            return (self._solo if alone and self._solo is not None else self.embedder).embed_images([picture])
+        finally:
+            with self._flight_lock:
+                self._in_flight -= 1
 
     def similar(self, image_id: int, *, k: int = 10, index_name: str | None = None) -> LiveAnswer:
         """Top-``k`` catalog images like catalog image ``image_id`` (its stored vector), itself excluded."""

@@ -92,3 +92,23 @@ def test_flush_leaves_an_index_file_another_process_replaced_to_the_reload(ws, t
     assert live.refresh() == ["flat"]
     assert live.search_bytes(data, "up.png", k=1).results[0].id == new_id
     live.close()
+
+
+def test_a_query_alone_uses_the_multi_thread_session_and_gets_the_same_vector(ws, tmp_path):
+    from indexer.api import LiveCatalog, Workspace
+
+    live = LiveCatalog(Workspace.at(ws), "flat", solo_threads=2)
+    picture = live.embedder.load_bytes(draw_shape(tmp_path / "q.png", (90, 90, 200), "ellipse").read_bytes(), "q.png")
+    used = []
+    for name in ("_solo", "embedder"):
+        session = getattr(live, name)
+        original = session.embed_images
+        session.embed_images = lambda images, name=name, original=original: used.append(name) or original(images)
+    alone = live.embed_query(picture)
+    live._in_flight = 1  # as if another query were being embedded right now
+    busy = live.embed_query(picture)
+    live._in_flight = 0
+    assert used == ["_solo", "embedder"]
+    np.testing.assert_allclose(alone, busy, atol=1e-5)
+    assert LiveCatalog(Workspace.at(ws), "flat", solo_threads=1)._solo is None, "no second session for one core"
+    live.close()
