@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -123,7 +124,7 @@ class LiveCatalog:
         timings = {"decode": (decoded - started) * 1e3, "embed": (embedded - decoded) * 1e3, **answer.timings_ms}
         return replace(answer, timings_ms=timings)
 
-    def embed_query(self, picture) -> np.ndarray:
+    def embed_query(self, picture: Any) -> np.ndarray:
         """(1, dim) vector of a decoded query picture: with the ``solo_threads`` session when no other query is
         being embedded at this moment, else with the one-thread session."""
         with self._flight_lock:
