@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from indexer.bench.peer_bench import bench_peers
-from indexer.bench.runner import EXTRA_EXACT, SWEEP_QUERIES, at_target, bench_kind
+from indexer.bench.runner import EXTRA_EXACT, SWEEP_QUERIES, bench_kind
+from indexer.bench.sweeps import at_target
 from indexer.bench.synthetic_bench import synthetic_data
 from indexer.core.factory import IndexParams
 from indexer.core.search import exact_search

@@ -88,7 +88,7 @@ def run_streaming_bench(n: int, d: int, kinds: list[str], *, k: int = 10, n_quer
                         "kinds": list(kinds), "k": k, "n_queries": n_queries, "n_tune_queries": n_tune_queries,
                         "target_recall": target_recall, "seed": seed, "shards": shards, "memory_n": memory_n,
                         "n_latency": n_latency}
-    from indexer.bench.runner import at_target
+    from indexer.bench.sweeps import at_target
 
     report["at_target"] = at_target(report["results"], report["sweeps"], target_recall)
     report["notes"].append(f"{ON_DISK} indexes all {n:,} vectors; the in-memory kinds index the first "
@@ -184,7 +184,8 @@ def build_child(base_path: str, n: int, d: int, shards: int, seed: int, index_pa
 
 def query_child(index_path: str, folder: str, k: int, n_latency: int) -> dict[str, Any]:
     """(In a child process.) Load the on-disk index (lists mapped), answer the queries, measure them."""
-    from indexer.bench.runner import default_sweep_values, faiss_direct_overhead, sweep
+    from indexer.bench.runner import faiss_direct_overhead
+    from indexer.bench.sweeps import default_sweep_values, sweep
     from indexer.bench.timing import latency_ms, throughput_qps
     from indexer.core.fidelity import ann_recall_at_k
     from indexer.core.index_io import load_index

@@ -141,7 +141,7 @@ def test_sweep_drops_self_for_indexed_queries(clustered) -> None:
 
 
 def test_at_target_takes_the_cheapest_swept_setting_reaching_the_recall():
-    from indexer.bench.runner import at_target
+    from indexer.bench.sweeps import at_target
 
     rows = [{"kind": "ivf", "system": "indexer", "ann_recall_at_k": 0.93, "search_ms_p50": 0.1, "search_ms_p99": 0.2,
              "qps_1t": 9000.0},
