@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.embedding_store import EmbeddingStore
+from models.embedding_store import EmbeddingStore, PendingRows
 from models.errors import ImageError, ModelError
 from models.preprocess import PreprocessSpec, load_and_preprocess
 
@@ -81,31 +81,20 @@ def embed_items(checkpoint_path: str | os.PathLike[str], items: Sequence[tuple[i
     loader = DataLoader(_ItemDataset(todo, spec), batch_size=batch_size, shuffle=False, collate_fn=_collate,
                         num_workers=num_workers, pin_memory=cuda)
     failed: list[tuple[int, str, str]] = []
-    pending_ids: list[np.ndarray] = []
-    pending_vectors: list[np.ndarray] = []
-    embedded = 0
-
-    def flush() -> None:
-        if pending_ids:
-            store.append(np.concatenate(pending_ids), np.concatenate(pending_vectors))
-            pending_ids.clear()
-            pending_vectors.clear()
-
+    pending = PendingRows(store)
     bar = tqdm(total=len(todo), desc="embed", unit="img", disable=not progress)
     with torch.inference_mode(), torch.autocast(torch_device.type, dtype=torch.bfloat16, enabled=cuda):
         for step, (images, ids, bad) in enumerate(loader, start=1):
             failed.extend(bad)
             if images is not None:
-                vectors = model(images.to(torch_device, non_blocking=True)).float().cpu().numpy()
-                pending_ids.append(ids)
-                pending_vectors.append(vectors)
-                embedded += len(ids)
+                pending.add(ids, model(images.to(torch_device, non_blocking=True)).float().cpu().numpy())
             bar.update(len(ids) + len(bad))
             if step % flush_every == 0:
-                flush()
-    flush()
+                pending.flush()
+    pending.flush()
     bar.close()
     seconds = time.perf_counter() - started
+    embedded = pending.added
     return EmbedReport(embedded, len(items) - len(todo), failed, seconds, embedded / seconds if seconds else 0.0)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from models.embed import EmbedReport
-from models.embedding_store import EmbeddingStore
+from models.embedding_store import EmbeddingStore, PendingRows
 from models.errors import ImageError, ModelError
 
 LOCAL_OBJECT_STORE_BYTES = 512 * 1024**2  # (id, path) rows and 128-dim vectors: a local run needs little
@@ -156,15 +156,7 @@ def embed_on_ray(model: ActorModel, dim: int, items: Sequence[tuple[int, str]], 
                                num_cpus=0 if use_gpu else 1, num_gpus=1 if use_gpu else 0)
     failed: list[tuple[int, str, str]] = []
     paths = dict(todo)
-    pending_ids: list[np.ndarray] = []
-    pending_vectors: list[np.ndarray] = []
-    embedded = 0
-
-    def flush() -> None:
-        if pending_ids:
-            store.append(np.concatenate(pending_ids), np.concatenate(pending_vectors))
-            pending_ids.clear()
-            pending_vectors.clear()
+    pending = PendingRows(store)
 
     for batch in vectors.iter_batches(batch_size=None, batch_format="numpy"):
         errors = np.asarray(batch["error"], dtype=object)
@@ -172,12 +164,11 @@ def embed_on_ray(model: ActorModel, dim: int, items: Sequence[tuple[int, str]], 
         ids = np.asarray(batch["id"], dtype=np.int64)
         failed.extend((int(i), paths[int(i)], str(reason)) for i, reason in zip(ids[~ok], errors[~ok]))
         if ok.any():
-            pending_ids.append(ids[ok])
-            pending_vectors.append(np.asarray(batch["vector"], np.float32)[ok])
-            embedded += int(ok.sum())
-        if sum(len(chunk) for chunk in pending_ids) >= flush_rows:
-            flush()
-    flush()
+            pending.add(ids[ok], np.asarray(batch["vector"], np.float32)[ok])
+        if pending.rows >= flush_rows:
+            pending.flush()
+    pending.flush()
+    embedded = pending.added
     seconds = time.perf_counter() - started
     return EmbedReport(embedded, len(items) - len(todo), failed, seconds, embedded / seconds if seconds else 0.0)
 

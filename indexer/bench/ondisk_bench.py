@@ -51,8 +51,7 @@ def run_streaming_bench(n: int, d: int, kinds: list[str], *, k: int = 10, n_quer
         started = time.perf_counter()
         base_path = folder / "base.f32"
         _write_base(base_path, n, d, seed, progress)
-        mix = realistic.mixture(d, realistic.default_n_clusters(n), seed)
-        drawn, _ = realistic.sample(mix, n_queries + n_tune_queries, np.random.default_rng([seed, 12]))
+        drawn, _ = realistic.make_realistic_queries(n_queries + n_tune_queries, d, realistic.default_n_clusters(n), seed)
         queries, tune_queries = drawn[:n_queries], drawn[n_queries:]
         report["stages_s"]["generate"] = time.perf_counter() - started
         read = file_rows(base_path, d)
