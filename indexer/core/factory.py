@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 
 from indexer.core.errors import InputError
-from indexer.core.kinds import DEFAULT_HNSW_M, DEFAULT_PCA_DIM, INDEX_KINDS, KINDS
+from indexer.core.kinds import DEFAULT_EF_CONSTRUCTION, DEFAULT_HNSW_M, DEFAULT_PCA_DIM, INDEX_KINDS, KINDS
 
 METRICS = ("ip", "l2")
 MIN_POINTS_PER_LIST = 39  # FAISS warns below 39 training points per centroid
 LEGACY_PARAM_NAMES = {"ef_search": "efSearch"}  # sidecars written before efSearch was the one name
+LEGACY_EF_CONSTRUCTION = 40  # FAISS's default, what graphs saved before efConstruction was recorded were built with
 
 
 def _check_optional_int(name: str, value: Any, minimum: int) -> None:
@@ -37,7 +38,7 @@ class IndexParams:
     (e.g. "OPQ16,IVF256,PQ16"). nlist: IVF lists (default about 4·√n, at most n/39).
     nprobe / efSearch: the index's default search setting (``None``: leave for tuning).
     pca_dim: output dims of PCA. pq_m: PQ sub-quantisers (default d/4). hnsw_m: HNSW graph
-    degree. metric: "ip" (cosine on normalised vectors) or "l2". seed: k-means / sampling seed.
+    degree. efConstruction: HNSW candidate list while building the graph. metric: "ip" (cosine on normalised vectors) or "l2". seed: k-means / sampling seed.
     """
 
     kind: str
@@ -47,6 +48,7 @@ class IndexParams:
     pq_m: int | None = None
     hnsw_m: int = DEFAULT_HNSW_M
     efSearch: int | None = None  # noqa: N815 - FAISS's name for the setting, the one name used everywhere
+    efConstruction: int = DEFAULT_EF_CONSTRUCTION  # noqa: N815 - FAISS's name
     factory: str | None = None
     metric: str = "ip"
     seed: int = 0
@@ -58,7 +60,7 @@ class IndexParams:
             raise InputError(f"IndexParams.metric must be one of {', '.join(METRICS)}; got {self.metric!r}")
         for name, minimum in (("nlist", 1), ("nprobe", 1), ("pq_m", 1), ("efSearch", 1)):
             _check_optional_int(name, getattr(self, name), minimum)
-        for name, minimum in (("pca_dim", 1), ("hnsw_m", 2), ("seed", 0)):
+        for name, minimum in (("pca_dim", 1), ("hnsw_m", 2), ("efConstruction", 1), ("seed", 0)):
             _check_optional_int(name, getattr(self, name), minimum)
             if getattr(self, name) is None:
                 raise InputError(f"IndexParams.{name} must be an integer >= {minimum}; got None")
@@ -73,9 +75,11 @@ class IndexParams:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> IndexParams:
-        """Inverse of :meth:`to_dict` (older sidecars' ``ef_search`` is read as ``efSearch``)."""
+        """Inverse of :meth:`to_dict` (older sidecars' ``ef_search`` is read as ``efSearch``; a sidecar without
+        ``efConstruction`` was built with FAISS's default, so a rebuild from it builds the same graph)."""
         known = {f.name for f in fields(cls)}
         values = {LEGACY_PARAM_NAMES.get(key, key): value for key, value in data.items()}
+        values.setdefault("efConstruction", LEGACY_EF_CONSTRUCTION)
         unknown = set(values) - known
         if unknown:
             raise InputError(f"unknown index parameter(s) {sorted(unknown)}; allowed: {', '.join(sorted(known))}")
@@ -187,4 +191,7 @@ def create_index(params: IndexParams, n: int, d: int) -> Any:
             # use, and multiplies IVFPQ training time.
             ivf.do_polysemous_training = False
         return index  # IVF (also under PreTransform) stores ids itself
+    hnsw = find_hnsw(index)
+    if hnsw is not None:
+        hnsw.hnsw.efConstruction = params.efConstruction
     return faiss.IndexIDMap2(index)

@@ -6,7 +6,15 @@ import pytest
 
 from indexer.core.build import add_vectors, build_index, remove_ids
 from indexer.core.errors import DimensionMismatchError, IndexerError, InputError
-from indexer.core.factory import IndexParams, default_nlist, factory_string, find_ivf
+from indexer.core.factory import (
+    LEGACY_EF_CONSTRUCTION,
+    IndexParams,
+    default_nlist,
+    factory_string,
+    find_hnsw,
+    find_ivf,
+)
+from indexer.core.kinds import DEFAULT_EF_CONSTRUCTION
 from indexer.core.search import search
 from indexer.core.settings import default_settings, set_default_settings
 
@@ -46,12 +54,28 @@ def test_default_nlist_is_about_4_sqrt_n_capped_by_n_over_39() -> None:
         ({"kind": "ivf", "metric": "cos"}, "metric"),
         ({"kind": "raw"}, "factory"),
         ({"kind": "hnsw", "hnsw_m": 1}, "hnsw_m"),
+        ({"kind": "hnsw", "efConstruction": 0}, "efConstruction"),
         ({"kind": "flat", "seed": -1}, "seed"),
     ],
 )
 def test_params_are_validated_on_creation(kwargs: dict, field: str) -> None:
     with pytest.raises(InputError, match=field):
         IndexParams(**kwargs)
+
+
+def test_hnsw_graph_is_built_with_the_efconstruction_asked(clustered) -> None:
+    base, ids = clustered[0][:300], np.arange(300, dtype=np.int64)
+    for ef_construction in (16, 100):
+        index, _ = build_index(IndexParams("hnsw", hnsw_m=8, efConstruction=ef_construction), base, ids)
+        assert find_hnsw(index).hnsw.efConstruction == ef_construction
+    assert IndexParams("hnsw").efConstruction == DEFAULT_EF_CONSTRUCTION
+
+
+def test_sidecar_without_efconstruction_rebuilds_the_graph_it_was_built_with() -> None:
+    saved = IndexParams("hnsw").to_dict()
+    assert IndexParams.from_dict(saved) == IndexParams("hnsw")
+    del saved["efConstruction"]  # written before the field existed: FAISS's default then
+    assert IndexParams.from_dict(saved).efConstruction == LEGACY_EF_CONSTRUCTION == 40
 
 
 def test_params_are_frozen() -> None:
