@@ -12,7 +12,7 @@ from indexer.bench.grids import GRAPH_SWEEP
 from indexer.bench.peers.base import Peer
 
 M = 16
-EF_CONSTRUCTION = 200
+EF_CONSTRUCTION = 100  # as the hnswlib peer and our FAISS HNSW: one construction effort for every graph
 
 
 class ChromaPeer(Peer):
