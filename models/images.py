@@ -121,12 +121,14 @@ def _decode(source, path, size_of, suffix: str, max_pixels: int | None, min_side
                     )
                 img.load()
                 rotated = img.getexif().get(_ORIENTATION_TAG, 1) in (5, 6, 7, 8)
-                img = ImageOps.exif_transpose(img)
+                # Reduce before turning upright: exif_transpose copies the whole image even when it has nothing
+                # to turn, and a reduction by an integer factor commutes with the turn (the shorter side is the
+                # same either way), so the copy is made of the small image.
                 if min_side and min(img.size) >= 2 * min_side:
                     if img.mode not in _REDUCIBLE_MODES:
                         img = _to_rgb(img)
                     img = img.reduce(min(img.size) // min_side)
-                rgb = _to_rgb(img)
+                rgb = _to_rgb(ImageOps.exif_transpose(img))
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
