@@ -20,7 +20,6 @@ from indexer.core.kinds import DEFAULT_EF_CONSTRUCTION, DEFAULT_HNSW_M, DEFAULT_
 METRICS = ("ip", "l2")
 MIN_POINTS_PER_LIST = 39  # FAISS warns below 39 training points per centroid
 LEGACY_PARAM_NAMES = {"ef_search": "efSearch"}  # sidecars written before efSearch was the one name
-LEGACY_EF_CONSTRUCTION = 40  # FAISS's default, what graphs saved before efConstruction was recorded were built with
 
 
 def _check_optional_int(name: str, value: Any, minimum: int) -> None:
@@ -38,7 +37,8 @@ class IndexParams:
     (e.g. "OPQ16,IVF256,PQ16"). nlist: IVF lists (default about 4·√n, at most n/39).
     nprobe / efSearch: the index's default search setting (``None``: leave for tuning).
     pca_dim: output dims of PCA. pq_m: PQ sub-quantisers (default d/4). hnsw_m: HNSW graph
-    degree. efConstruction: HNSW candidate list while building the graph. metric: "ip" (cosine on normalised vectors) or "l2". seed: k-means / sampling seed.
+    degree. efConstruction: HNSW candidate list while building the graph. metric: "ip" (cosine
+    on normalised vectors) or "l2". seed: k-means / sampling seed.
     """
 
     kind: str
@@ -75,11 +75,10 @@ class IndexParams:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> IndexParams:
-        """Inverse of :meth:`to_dict` (older sidecars' ``ef_search`` is read as ``efSearch``; a sidecar without
-        ``efConstruction`` was built with FAISS's default, so a rebuild from it builds the same graph)."""
+        """Inverse of :meth:`to_dict` (older sidecars' ``ef_search`` is read as ``efSearch``; one without
+        ``efConstruction`` was built with FAISS's default, which is ours)."""
         known = {f.name for f in fields(cls)}
         values = {LEGACY_PARAM_NAMES.get(key, key): value for key, value in data.items()}
-        values.setdefault("efConstruction", LEGACY_EF_CONSTRUCTION)
         unknown = set(values) - known
         if unknown:
             raise InputError(f"unknown index parameter(s) {sorted(unknown)}; allowed: {', '.join(sorted(known))}")

@@ -7,7 +7,6 @@ import pytest
 from indexer.core.build import add_vectors, build_index, remove_ids
 from indexer.core.errors import DimensionMismatchError, IndexerError, InputError
 from indexer.core.factory import (
-    LEGACY_EF_CONSTRUCTION,
     IndexParams,
     default_nlist,
     factory_string,
@@ -72,10 +71,10 @@ def test_hnsw_graph_is_built_with_the_efconstruction_asked(clustered) -> None:
 
 
 def test_sidecar_without_efconstruction_rebuilds_the_graph_it_was_built_with() -> None:
-    saved = IndexParams("hnsw").to_dict()
-    assert IndexParams.from_dict(saved) == IndexParams("hnsw")
-    del saved["efConstruction"]  # written before the field existed: FAISS's default then
-    assert IndexParams.from_dict(saved).efConstruction == LEGACY_EF_CONSTRUCTION == 40
+    saved = IndexParams("hnsw", efConstruction=100).to_dict()
+    assert IndexParams.from_dict(saved).efConstruction == 100
+    del saved["efConstruction"]  # written before the field existed: FAISS's default then, and ours
+    assert IndexParams.from_dict(saved).efConstruction == faiss.IndexHNSWFlat(8, 4).hnsw.efConstruction == 40
 
 
 def test_params_are_frozen() -> None:
