@@ -1,0 +1,120 @@
+"""Our HNSW against hnswlib at recall@10 >= 0.95, timed interleaved so that the machine's load hits both alike.
+
+The bench sweeps one system after the other, minutes apart; on a shared machine the load changes between them
+and a p50 ratio of two sweeps moves by ±30 %. Here both indexes are built on the same realistic vectors (the
+bench's data, seed 0), the recall of each setting is measured against exact search, and then the latency of
+every setting is timed in rounds: each round times every (system, setting) over the same 300 queries, one
+query per call on one thread, in a new random order of the systems. Reported: the median over rounds of each
+setting's p50, and for the cheapest setting of each system reaching the target, the ratio of p50s per round
+(median, min, max).
+
+Usage: python benchmarks/hnsw_ab.py [--n 1000000] [--dim 128] [--rounds 7] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from indexer.bench.peers.hnswlib_peer import EF_CONSTRUCTION, HnswlibPeer, M
+from indexer.bench.runner import EXTRA_EXACT
+from indexer.bench.synthetic_bench import synthetic_data
+from indexer.bench.timing import faiss_threads
+from indexer.core.build import build_index
+from indexer.core.factory import IndexParams
+from indexer.core.fidelity import ann_recall_at_k
+from indexer.core.search import exact_search, search
+from indexer.core.settings import search_parameters
+
+SETTINGS = (24, 32, 40, 48, 64)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--dim", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--target-recall", type=float, default=0.95)
+    parser.add_argument("--json", dest="json_path", default=None)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    data = synthetic_data(args.n, args.dim, 300, 200, seed=0, data="realistic")
+    queries, k = data.queries, args.k
+    gt_scores, gt_ids = exact_search(data.base, data.base_ids, queries, k + EXTRA_EXACT)
+
+    t0 = time.perf_counter()
+    ours, _ = build_index(IndexParams("hnsw"), data.base, data.base_ids)
+    ours_build = time.perf_counter() - t0
+    peer = HnswlibPeer()
+    t0 = time.perf_counter()
+    peer.build(data.base_ids, data.base, None)
+    peer_build = time.perf_counter() - t0
+    print(f"built: FAISS HNSW32 (efConstruction 40) {ours_build:.0f} s; hnswlib M={M} "
+          f"(efConstruction {EF_CONSTRUCTION}) {peer_build:.0f} s", flush=True)
+
+    def ours_at(value):  # per-call settings, as the bench and the query path search
+        params = search_parameters(ours, efSearch=value)
+        return (lambda: None), (lambda row: search(ours, row, k, params=params)[1][0])
+
+    def peer_at(value):  # hnswlib keeps ef on the index: set before each block of queries
+        return (lambda: peer.set_knob(value)), (lambda row: peer.query(row[0], k))
+
+    systems = {("indexer hnsw", v): ours_at(v) for v in SETTINGS} | {("hnswlib", v): peer_at(v) for v in SETTINGS}
+    rows = [queries[i:i + 1] for i in range(queries.shape[0])]
+    recall = {}
+    for key, (setup, fn) in systems.items():
+        setup()
+        found = np.stack([fn(row) for row in rows])
+        recall[key] = float(ann_recall_at_k(found, gt_ids, k, exact_scores=gt_scores))
+    rng = np.random.default_rng(0)
+    p50s = {key: [] for key in systems}
+    with faiss_threads(1):
+        for round_no in range(args.rounds):
+            for i in rng.permutation(len(systems)):
+                key = list(systems)[i]
+                setup, fn = systems[key]
+                setup()
+                fn(rows[0])
+                seconds = np.empty(len(rows))
+                for j, row in enumerate(rows):
+                    t = time.perf_counter()
+                    fn(row)
+                    seconds[j] = time.perf_counter() - t
+                p50s[key].append(float(np.median(seconds)) * 1e3)
+            print(f"round {round_no + 1}/{args.rounds} done", flush=True)
+    peer.close()
+
+    print(f"n={args.n:,} d={args.dim}, 300 queries, {args.rounds} interleaved rounds; median over rounds of p50:")
+    print("| system | setting | recall@10 | p50 ms (median of rounds) | min–max of rounds |")
+    print("|---|---|---|---|---|")
+    for key in systems:
+        values = p50s[key]
+        print(f"| {key[0]} | {key[1]} | {recall[key]:.3f} | {np.median(values):.3f} | "
+              f"{min(values):.3f}–{max(values):.3f} |")
+    pick = {}
+    for name in ("indexer hnsw", "hnswlib"):
+        reaching = [v for v in SETTINGS if recall[(name, v)] >= args.target_recall]
+        pick[name] = min(reaching) if reaching else None
+    summary = {"pick": pick}
+    if all(pick.values()):
+        ratios = np.array(p50s[("indexer hnsw", pick["indexer hnsw"])]) / np.array(p50s[("hnswlib", pick["hnswlib"])])
+        summary["ratio"] = {"median": float(np.median(ratios)), "min": float(ratios.min()), "max": float(ratios.max())}
+        print(f"cheapest reaching {args.target_recall}: ours efSearch {pick['indexer hnsw']}, hnswlib ef "
+              f"{pick['hnswlib']}; p50 ratio ours/hnswlib per round: median {np.median(ratios):.2f} "
+              f"(min {ratios.min():.2f}, max {ratios.max():.2f})")
+    print(f"({time.perf_counter() - started:.0f} s in all)")
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps({
+            "n": args.n, "dim": args.dim, "rounds": args.rounds, "build_s": {"indexer hnsw": ours_build,
+                                                                            "hnswlib": peer_build},
+            "rows": [{"system": key[0], "setting": key[1], "recall": recall[key], "p50_ms_rounds": p50s[key]}
+                     for key in systems], **summary}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
