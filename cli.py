@@ -150,6 +150,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="YAML config (ours, or the seed project's); flags override it.")
 @click.option("--device", default=None, help="auto (default), cpu, cuda or cuda:N.")
+@click.option("--tta", type=click.Choice(api.TTA_MODES), default=None,
+              help="Test-time augmentation stored with the model: flip averages each image with its mirror (default none).")
 @click.option("--codebook", type=click.IntRange(min=2), default=None, help="sift-vlad: k-means centroids (default 64).")
 @click.option("--dim", type=click.IntRange(min=1), default=None, help="sift-vlad: dims after PCA-whitening (default 128).")
 @click.pass_context
@@ -184,6 +186,27 @@ def _fit_sift_vlad(ctx: click.Context, config_file, codebook, dim, flags):
     options = {key: value for key, value in (("codebook", codebook), ("dim", dim), ("image_size", flags["image_size"]),
                                              ("seed", flags["seed"]), ("name", flags["name"])) if value is not None}
     return api.train_sift_vlad(_workspace(ctx), **options)
+
+
+@main.group()
+def model() -> None:
+    """Trained models: variants of one without retraining."""
+
+
+@model.command("derive")
+@click.argument("source")
+@click.option("--name", required=True, help="Name of the new model in the catalog.")
+@click.option("--tta", type=click.Choice(api.TTA_MODES), required=True,
+              help="Test-time augmentation: flip averages each image with its mirror (catalog and queries alike).")
+@click.pass_context
+def model_derive(ctx: click.Context, source: str, name: str, tta: str) -> None:
+    """Register SOURCE's weights as a new model with other test-time augmentation (no training).
+
+    Then embed it and build its indexes: indexer embed --model NAME; indexer build --model NAME.
+    """
+    row = api.derive_model(_workspace(ctx), source, name, tta=tta)
+    click.echo(f"model {row.name!r}: {source!r} with tta {tta}, {row.dim} dims; "
+               f"next: indexer embed --model {row.name}")
 
 
 @main.command()

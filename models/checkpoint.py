@@ -8,7 +8,7 @@ from typing import Any
 
 from models.config import TrainConfig
 from models.errors import CheckpointError, ConfigError
-from models.preprocess import PreprocessSpec
+from models.preprocess import TTA_MODES, PreprocessSpec
 from models.torch_io import torch_load
 
 CHECKPOINT_FORMAT = 1
@@ -54,6 +54,29 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
+def write_variant(source: str | os.PathLike[str], target: str | os.PathLike[str], *, name: str, tta: str) -> Path:
+    """Copy checkpoint ``source`` to ``target`` as model ``name`` whose preprocessing has test-time
+    augmentation ``tta``: the same weights, a new spec (ConfigError for a bad ``tta``); atomic."""
+    import dataclasses
+
+    import torch
+
+    if tta not in TTA_MODES:
+        raise ConfigError(f"tta: {tta!r} is invalid; expected one of {', '.join(TTA_MODES)}")
+    data = read_checkpoint(source)
+    try:
+        spec = dataclasses.replace(PreprocessSpec.from_dict(data["preprocess"]), tta=tta)
+    except ConfigError as exc:
+        raise CheckpointError(f"checkpoint {os.fspath(source)!r} has an invalid preprocess spec: {exc}") from None
+    data = {**data, "preprocess": spec.to_dict(), "config": {**data["config"], "name": name, "tta": tta}}
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    torch.save(data, tmp)
+    os.replace(tmp, target)
+    return target
+
+
 def load_model(checkpoint_path: str | os.PathLike[str], device: str = "cpu"):
     """(model in eval mode on ``device``, PreprocessSpec, meta dict) from a ``model.pt``."""
     from models.networks import build_network
@@ -74,4 +97,4 @@ def load_model(checkpoint_path: str | os.PathLike[str], device: str = "cpu"):
     return model.to(device).eval(), spec, meta
 
 
-__all__ = ["save_checkpoint", "load_model", "read_checkpoint"]
+__all__ = ["save_checkpoint", "load_model", "read_checkpoint", "write_variant"]

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models.errors import ConfigError
+from models.preprocess import TTA_MODES, TTA_NONE
 
 SIAMESE = "siamese"
 LOSSES = ("multi-similarity", "triplet", "proxy-anchor")
@@ -52,6 +53,7 @@ class TrainConfig:
     train_splits: tuple[str, ...] = ("train", "val")  # every split but test
     device: str = "auto"
     num_workers: int | None = None  # None: 0 on CPU, min(8, cores) on CUDA
+    tta: str = TTA_NONE  # test-time augmentation saved in the model's preprocessing: "none" or "flip"
 
     def __post_init__(self) -> None:
         _require(isinstance(self.name, str) and self.name.strip() != "", "name", self.name, "a non-empty string")
@@ -91,6 +93,7 @@ class TrainConfig:
                  f"one of {', '.join(DEVICES)} or 'cuda:N'")
         if self.num_workers is not None:
             _positive_int(self, "num_workers", minimum=0)
+        _require(self.tta in TTA_MODES, "tta", self.tta, f"one of {', '.join(TTA_MODES)}")
 
     def resolved(self) -> TrainConfig:
         """A copy with every ``None`` default filled in (image_size, miner, epochs)."""

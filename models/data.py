@@ -52,14 +52,17 @@ class ImageDataset:
     """``(path, label)`` items → ``(image (3, S, S) float32 tensor, label, index)``; unreadable files give None.
 
     ``augment=False`` is exactly :func:`models.preprocess.preprocess`; ``augment=True`` draws a random view
-    and applies the same normalisation.
+    and applies the same normalisation. ``mirror=True`` gives each image's horizontal mirror (the second view
+    of a spec's test-time flip).
     """
 
-    def __init__(self, items: Sequence[Item], labels: np.ndarray, spec: PreprocessSpec, augment: bool) -> None:
+    def __init__(self, items: Sequence[Item], labels: np.ndarray, spec: PreprocessSpec, augment: bool, *,
+                 mirror: bool = False) -> None:
         self.items = list(items)
         self.labels = labels
         self.spec = spec
         self.transform = augmentation(spec.image_size) if augment else None
+        self.mirror = mirror
 
     def __len__(self) -> int:
         return len(self.items)
@@ -75,6 +78,8 @@ class ImageDataset:
                 array = normalise(np.asarray(self.transform(load_for_model(path, self.spec)), dtype=np.uint8), self.spec)
         except ImageError:
             return None
+        if self.mirror:
+            array = np.ascontiguousarray(array[..., ::-1])
         return torch.from_numpy(array), int(self.labels[index]), index
 
 

@@ -42,13 +42,20 @@ class _ItemDataset:
             return None, item_id, path, str(exc)
 
 
-def _collate(batch):
-    import torch
+class _Collate:
+    """Stack the decoded arrays into one batch: (n * spec.n_views, 3, S, S), the mirrors after the images
+    when the spec flips (:meth:`PreprocessSpec.views`); a class, so DataLoader workers can pickle it."""
 
-    ok = [(array, item_id) for array, item_id, _, _ in batch if array is not None]
-    failed = [(int(item_id), str(path), reason) for array, item_id, path, reason in batch if array is None]
-    images = torch.from_numpy(np.stack([a for a, _ in ok])) if ok else None
-    return images, np.asarray([i for _, i in ok], dtype=np.int64), failed
+    def __init__(self, spec: PreprocessSpec) -> None:
+        self.spec = spec
+
+    def __call__(self, batch):
+        import torch
+
+        ok = [(array, item_id) for array, item_id, _, _ in batch if array is not None]
+        failed = [(int(item_id), str(path), reason) for array, item_id, path, reason in batch if array is None]
+        images = torch.from_numpy(self.spec.views(np.stack([a for a, _ in ok]))) if ok else None
+        return images, np.asarray([i for _, i in ok], dtype=np.int64), failed
 
 
 def embed_items(checkpoint_path: str | os.PathLike[str], items: Sequence[tuple[int, str]], store: EmbeddingStore,
@@ -78,7 +85,7 @@ def embed_items(checkpoint_path: str | os.PathLike[str], items: Sequence[tuple[i
     cuda = torch_device.type == "cuda"
     if num_workers is None:
         num_workers = min(8, os.cpu_count() or 1) if cuda else 1
-    loader = DataLoader(_ItemDataset(todo, spec), batch_size=batch_size, shuffle=False, collate_fn=_collate,
+    loader = DataLoader(_ItemDataset(todo, spec), batch_size=batch_size, shuffle=False, collate_fn=_Collate(spec),
                         num_workers=num_workers, pin_memory=cuda)
     failed: list[tuple[int, str, str]] = []
     pending = PendingRows(store)
@@ -87,7 +94,8 @@ def embed_items(checkpoint_path: str | os.PathLike[str], items: Sequence[tuple[i
         for step, (images, ids, bad) in enumerate(loader, start=1):
             failed.extend(bad)
             if images is not None:
-                pending.add(ids, model(images.to(torch_device, non_blocking=True)).float().cpu().numpy())
+                outputs = model(images.to(torch_device, non_blocking=True)).float().cpu().numpy()
+                pending.add(ids, spec.merge(outputs))
             bar.update(len(ids) + len(bad))
             if step % flush_every == 0:
                 pending.flush()

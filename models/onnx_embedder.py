@@ -43,13 +43,16 @@ class OnnxEmbedder:
         return decode_for_model(data, name, self.spec)
 
     def embed_arrays(self, batch: np.ndarray) -> np.ndarray:
-        """(n, 3, S, S) float32 preprocessed images → (n, D) float32, L2-normalised."""
+        """(n, 3, S, S) float32 preprocessed images → (n, D) float32, L2-normalised; with the spec's test-time
+        flip, each chunk and its mirrors go through the network in one run (:meth:`PreprocessSpec.views`)."""
         if len(batch) == 0:
             return np.zeros((0, self.dim), np.float32)
-        outputs = [self._session.run(None, {self._input: np.ascontiguousarray(batch[i:i + self.batch_size],
-                                                                               np.float32)})[0]
+        outputs = [self.spec.merge(self._run(self.spec.views(np.asarray(batch[i:i + self.batch_size], np.float32))))
                    for i in range(0, len(batch), self.batch_size)]
         return np.concatenate(outputs).astype(np.float32, copy=False)
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        return self._session.run(None, {self._input: np.ascontiguousarray(batch, np.float32)})[0]
 
     def embed_images(self, images: Sequence) -> np.ndarray:
         """List of PIL RGB images → (n, D) float32, L2-normalised."""

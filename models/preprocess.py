@@ -15,15 +15,21 @@ from models.errors import ConfigError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+TTA_NONE = "none"
+TTA_FLIP = "flip"
+TTA_MODES = (TTA_NONE, TTA_FLIP)  # test-time augmentation: "flip" averages an image with its horizontal mirror
 
 
 @dataclass(frozen=True)
 class PreprocessSpec:
-    """How an RGB image becomes a (3, S, S) float32 array: resize shorter side, centre crop, normalise."""
+    """How an RGB image becomes a (3, S, S) float32 array: resize shorter side, centre crop, normalise; and
+    how a network's outputs become the image's vector (``tta``: "none", or "flip": the L2-normalised mean of
+    the outputs on the image and on its horizontal mirror; see :meth:`views` and :meth:`merge`)."""
 
     image_size: int
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    tta: str = TTA_NONE
 
     def __post_init__(self) -> None:
         if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) or self.image_size < 8:
@@ -39,6 +45,8 @@ class PreprocessSpec:
             if name == "std" and min(floats) <= 0:
                 raise ConfigError(f"std: {value!r} is invalid; every value must be > 0")
             object.__setattr__(self, name, floats)
+        if self.tta not in TTA_MODES:
+            raise ConfigError(f"tta: {self.tta!r} is invalid; expected one of {', '.join(TTA_MODES)}")
 
     @property
     def decode_side(self) -> int:
@@ -46,16 +54,39 @@ class PreprocessSpec:
         larger than they need to be: see :func:`load_for_model`."""
         return 2 * self.image_size
 
+    @property
+    def n_views(self) -> int:
+        """Network inputs per image: 2 with "flip", else 1."""
+        return 2 if self.tta == TTA_FLIP else 1
+
+    def views(self, batch: np.ndarray) -> np.ndarray:
+        """(n, 3, S, S) float32 → (n * n_views, 3, S, S): the images, then (with "flip") their mirrors, so one
+        forward pass embeds both."""
+        if self.tta == TTA_NONE:
+            return batch
+        return np.concatenate([batch, batch[..., ::-1]])
+
+    def merge(self, outputs: np.ndarray) -> np.ndarray:
+        """(n * n_views, D) network outputs of :meth:`views` → (n, D) float32, L2-normalised per row."""
+        outputs = np.asarray(outputs, np.float32)
+        if self.tta == TTA_NONE:
+            return outputs
+        n = len(outputs) // self.n_views
+        mean = outputs[:n] + outputs[n:]  # the 1/2 cancels in the normalisation
+        norms = np.linalg.norm(mean, axis=1, keepdims=True)
+        return (mean / np.maximum(norms, np.float32(1e-12))).astype(np.float32, copy=False)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists)."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PreprocessSpec:
-        """Inverse of :meth:`to_dict`; unknown keys raise :class:`ConfigError`."""
-        unknown = set(data) - {"image_size", "mean", "std"}
+        """Inverse of :meth:`to_dict`; unknown keys raise :class:`ConfigError`. Specs saved before ``tta``
+        existed read as "none"."""
+        unknown = set(data) - {"image_size", "mean", "std", "tta"}
         if unknown:
-            raise ConfigError(f"unknown preprocess key(s) {sorted(unknown)}; allowed: image_size, mean, std")
+            raise ConfigError(f"unknown preprocess key(s) {sorted(unknown)}; allowed: image_size, mean, std, tta")
         if "image_size" not in data:
             raise ConfigError("preprocess spec lacks 'image_size'")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})

@@ -116,9 +116,9 @@ class _TorchEmbedder:
 
         from models.preprocess import preprocess
 
-        batch = torch.from_numpy(np.stack([preprocess(image, self.spec) for image in images]))
+        batch = torch.from_numpy(self.spec.views(np.stack([preprocess(image, self.spec) for image in images])))
         with torch.inference_mode():
-            return self.model(batch.to("cuda")).float().cpu().numpy()
+            return self.spec.merge(self.model(batch.to("cuda")).float().cpu().numpy())
 
 
 def embed_on_ray(model: ActorModel, dim: int, items: Sequence[tuple[int, str]], store: EmbeddingStore, *,

@@ -60,7 +60,7 @@ def train_model(config: TrainConfig, train_items: Sequence[Item], val_items: Seq
         train_items, val_items = holdout_split(train_items, config.holdout_fraction, config.seed)
     generator = seed_everything(config.seed)
     device = resolve_device(config.device)
-    spec = PreprocessSpec(config.image_size)
+    spec = PreprocessSpec(config.image_size, tta=config.tta)
     labels, _ = remap_labels([label for _, label in train_items + val_items])
     train_labels, val_labels = labels[:len(train_items)], labels[len(train_items):]
     num_classes = int(labels.max()) + 1

@@ -27,6 +27,11 @@ def fit_head_on_cached_features(model, loss_fn, miner, setup, train_items, train
     val_feats, val_lab = compute_features(model.backbone, ImageDataset(val_items, val_labels, setup.spec, False),
                                           device=device, batch_size=64, num_workers=setup.num_workers,
                                           generator=setup.generator, progress=setup.progress, desc="val features")
+    if setup.spec.n_views > 1:  # test-time flip: validate on the mirrors too, appended as spec.views lays them out
+        mirrored = ImageDataset(val_items, val_labels, setup.spec, False, mirror=True)
+        val_feats = torch.cat([val_feats, compute_features(
+            model.backbone, mirrored, device=device, batch_size=64, num_workers=setup.num_workers,
+            generator=setup.generator, progress=setup.progress, desc="val features (mirrored)")[0]])
     feats, labels, val_feats = feats.to(device), labels.to(device), val_feats.to(device)
     p, k = batch_shape(config, labels.cpu().numpy())
     sampler = MPerClassSampler(labels.cpu().numpy(), m=k, batch_size=p * k,
@@ -41,7 +46,7 @@ def fit_head_on_cached_features(model, loss_fn, miner, setup, train_items, train
     def evaluate():
         model.head.eval()
         with torch.no_grad():
-            return model.embed_features(val_feats).cpu().numpy()
+            return setup.spec.merge(model.embed_features(val_feats).cpu().numpy())
 
     return _fit(model, loss_fn, miner, setup, batches, len(sampler) // (p * k), evaluate, val_lab.numpy(),
                 forward=model.embed_features, train_modules=[model.head])
@@ -83,9 +88,10 @@ def fit_end_to_end(model, loss_fn, miner, setup, train_items, train_labels, val_
         with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
             for batch in val_loader:
                 if batch is not None:
-                    outputs.append(model(batch[0].to(device)).float().cpu())
+                    images = torch.from_numpy(setup.spec.views(batch[0].numpy())).to(device)
+                    outputs.append(setup.spec.merge(model(images).float().cpu().numpy()))
                     kept.extend(batch[2].tolist())
-        return torch.cat(outputs).numpy() if outputs else np.zeros((0, 1), np.float32)
+        return np.concatenate(outputs) if outputs else np.zeros((0, 1), np.float32)
 
     return _fit(model, loss_fn, miner, setup, batches, len(sampler) // (p * k), evaluate,
                 lambda: val_lab[kept], forward=model, train_modules=[model])

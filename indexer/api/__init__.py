@@ -39,6 +39,8 @@ _EXPORTS = {
     "EMBED_ENGINES": "indexer.api.models",
     "train_sift_vlad": "indexer.api.classical",
     "default_model_name": "indexer.api.models",
+    "derive_model": "indexer.api.models",
+    "TTA_MODES": "models.preprocess",
     "LOSSES": "models.config",
     "MINERS": "models.config",
     # indexes

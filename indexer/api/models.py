@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from indexer.api.workspace import Workspace, check_artifact_name
 from indexer.core.errors import InputError
 from models.config import LOSSES, MINERS, SeedPaths, TrainConfig, config_from_yaml
-from storage.catalog import ImageRow
+from storage.catalog import ArtifactRow, ImageRow
 
 if TYPE_CHECKING:
     from models.embed import EmbedReport
@@ -20,7 +20,7 @@ HELD_OUT_SPLIT = "test"
 DEFAULT_MODEL_NAME = TrainConfig().name  # replaced by the network's name when none is given
 EMBED_ENGINES = ("local", "ray")
 
-__all__ = ["EMBED_ENGINES", "LOSSES", "MINERS", "TrainOutcome", "default_model_name", "embed", "train", "train_config"]
+__all__ = ["EMBED_ENGINES", "LOSSES", "MINERS", "TrainOutcome", "default_model_name", "derive_model", "embed", "train", "train_config"]
 
 
 def train_config(config_file: str | None = None, **overrides: Any) -> tuple[TrainConfig, SeedPaths]:
@@ -145,6 +145,58 @@ def embed(workspace: Workspace, model_name: str, *, batch_size: int = 128, progr
             for image_id, _path, reason in report.failed:
                 catalog.update_image(image_id, status="error", error=f"at embedding: {reason}")
     return report
+
+
+def derive_model(workspace: Workspace, source: str, name: str, *, tta: str) -> ArtifactRow:
+    """Register model ``name``: trained model ``source``'s weights with test-time augmentation ``tta`` ("none"
+    or "flip") in its preprocessing, so catalog embedding and queries both apply it. No training runs; the
+    new model has no vectors yet (``embed`` it, then ``build``). Its files live in ``models/NAME/``; a model
+    already called ``name`` is replaced and its vectors dropped, as :func:`train` does.
+
+    Only learned networks can be derived: sift-vlad has no network outputs to average (InputError).
+    """
+    import json
+    import os
+
+    from models.checkpoint import write_variant
+    from models.embedders import ONNX, embedder_kind
+    from models.preprocess import TTA_MODES
+
+    check_artifact_name("model", name)
+    if tta not in TTA_MODES:
+        raise InputError(f"tta: {tta!r} is invalid; expected one of {', '.join(TTA_MODES)}")
+    if name == source:
+        raise InputError(f"the derived model needs a name other than its source's ({source!r})")
+    with workspace.catalog() as catalog:
+        parent = catalog.model(source)
+    if embedder_kind(parent.params) != ONNX:
+        raise InputError(f"model {source!r} is {parent.kind}, not a network: test-time flip averages a network's "
+                         "outputs on an image and its mirror, so it applies to learned models only")
+    parent_onnx = workspace.resolve(parent.params["onnx"])
+    if not parent_onnx.is_file():
+        raise InputError(f"model {source!r} has no ONNX file at {parent_onnx}; train it again")
+    out_dir = workspace.models_dir / name
+    checkpoint = write_variant(workspace.resolve(parent.path), out_dir / "model.pt", name=name, tta=tta)
+    onnx_path = out_dir / "model.onnx"
+    tmp = onnx_path.with_name(onnx_path.name + ".tmp")
+    shutil.copyfile(parent_onnx, tmp)  # the network itself is unchanged
+    os.replace(tmp, onnx_path)
+    preprocess = {**parent.params["preprocess"], "tta": tta}
+    config = {**parent.params["config"], "name": name, "tta": tta}
+    sidecar = {"config": config, "preprocess": preprocess, "derived_from": source}
+    (out_dir / "config.json.tmp").write_text(json.dumps(sidecar, indent=2, default=str))
+    os.replace(out_dir / "config.json.tmp", out_dir / "config.json")
+    store_dir = workspace.embeddings_dir / name
+    if store_dir.exists():  # vectors of an older model of this name no longer describe it
+        shutil.rmtree(store_dir)
+    with workspace.catalog(write=True) as catalog:
+        return catalog.register_model(
+            name=name, kind=parent.kind,
+            params={**parent.params, "config": config, "preprocess": preprocess,
+                    "onnx": workspace.relative(onnx_path), "derived_from": source},
+            metrics={},  # the source's validation figures were measured without this preprocessing
+            path=workspace.relative(checkpoint), dim=parent.dim,
+        )
 
 
 def default_model_name(workspace: Workspace) -> str:
