@@ -8,7 +8,9 @@ query per call on one thread, in a new random order of the systems. Reported: th
 setting's p50, and for the cheapest setting of each system reaching the target, the ratio of p50s per round
 (median, min, max).
 
-Usage: python benchmarks/hnsw_ab.py [--n 1000000] [--dim 128] [--rounds 7] [--json out.json]
+Usage: python benchmarks/hnsw_ab.py [--n 1000000] [--dim 128] [--rounds 7] [--settings 24,32,40,48,64] [--json out.json]
+(--settings: the efSearch / ef values timed for both; integers, so a fine list near the target finds each
+system's own cheapest setting, as the tuner's bisection does.)
 """
 
 from __future__ import annotations
@@ -40,8 +42,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--target-recall", type=float, default=0.95)
+    parser.add_argument("--settings", default=",".join(map(str, SETTINGS)))
     parser.add_argument("--json", dest="json_path", default=None)
     args = parser.parse_args()
+    settings = tuple(int(value) for value in args.settings.split(","))
     started = time.perf_counter()
     data = synthetic_data(args.n, args.dim, 300, 200, seed=0, data="realistic")
     queries, k = data.queries, args.k
@@ -64,7 +68,7 @@ def main() -> None:
     def peer_at(value):  # hnswlib keeps ef on the index: set before each block of queries
         return (lambda: peer.set_knob(value)), (lambda row: peer.query(row[0], k))
 
-    systems = {("indexer hnsw", v): ours_at(v) for v in SETTINGS} | {("hnswlib", v): peer_at(v) for v in SETTINGS}
+    systems = {("indexer hnsw", v): ours_at(v) for v in settings} | {("hnswlib", v): peer_at(v) for v in settings}
     rows = [queries[i:i + 1] for i in range(queries.shape[0])]
     recall = {}
     for key, (setup, fn) in systems.items():
@@ -98,7 +102,7 @@ def main() -> None:
               f"{min(values):.3f}–{max(values):.3f} |")
     pick = {}
     for name in ("indexer hnsw", "hnswlib"):
-        reaching = [v for v in SETTINGS if recall[(name, v)] >= args.target_recall]
+        reaching = [v for v in settings if recall[(name, v)] >= args.target_recall]
         pick[name] = min(reaching) if reaching else None
     summary = {"pick": pick}
     if all(pick.values()):
