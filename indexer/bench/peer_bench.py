@@ -124,13 +124,17 @@ def bench_peer(
 
 
 def bench_peers(names: Sequence[str], **kwargs: Any) -> tuple[list[dict[str, Any]], dict[str, list], list[str]]:
-    """Every peer in ``names``: (rows, sweeps, notes); a missing peer is one note, not a failure."""
+    """Every peer in ``names``: (rows, sweeps, notes); a missing peer, or one that fails (a database that
+    cannot take the data, say), is one note, and the others are still measured."""
     rows, sweeps, notes = [], {}, []
     for name in names:
         try:
             row, curve = bench_peer(name, **kwargs)
         except PeerUnavailable as exc:
             notes.append(f"peer {name} skipped: {exc}")
+            continue
+        except Exception as exc:  # noqa: BLE001 - another system's failure must not lose a long run's other rows
+            notes.append(f"peer {name} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
             continue
         rows.append(row)
         sweeps[name] = curve

@@ -82,3 +82,21 @@ def test_unknown_and_missing_peers(monkeypatch, data) -> None:
     rows, sweeps, notes = bench_peers(["hnswlib"], base=base, base_ids=ids, queries=queries,
                                       exact=exact_search(base, ids, queries, 20), k=10, target_recall=0.9)
     assert rows == [] and sweeps == {} and notes == ["peer hnswlib skipped: hnswlib: not installed"]
+
+
+def test_a_failing_peer_is_a_note_and_the_others_are_still_measured(monkeypatch, data) -> None:
+    import indexer.bench.peer_bench as peer_bench
+
+    real = peer_bench.bench_peer
+
+    def flaky(name, **kwargs):
+        if name == "usearch":
+            raise RuntimeError("collection too large\nsecond line")
+        return real(name, **kwargs)
+
+    monkeypatch.setattr(peer_bench, "bench_peer", flaky)
+    base, ids, queries, _ = data
+    rows, sweeps, notes = bench_peers(["usearch", "hnswlib"], base=base, base_ids=ids, queries=queries,
+                                      exact=exact_search(base, ids, queries, 20), k=10, target_recall=0.9)
+    assert [row["kind"] for row in rows] == ["hnswlib"] and list(sweeps) == ["hnswlib"]
+    assert notes == ["peer usearch failed: RuntimeError: collection too large"]
