@@ -34,6 +34,7 @@ from indexer.api.live_types import AddOutcome, HeldIndex, LiveAnswer, LiveHit, f
 from indexer.api.uploads import UPLOADS_DIR, decode_query, read_upload, store_upload
 from indexer.api.workspace import Workspace
 from indexer.core.errors import IndexerError, InputError, NotFoundError
+from indexer.core.rerank import Rerank, as_rerank
 from storage.catalog import ImageRow
 
 MAX_K = 100
@@ -88,6 +89,7 @@ class LiveCatalog:
         self._in_flight, self._flight_lock = 0, threading.Lock()
         self._held: dict[str, HeldIndex] = {row.name: self._load(row) for row in rows}
         self._vectors: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros((0, model.dim), np.float32))
+        self._lookup: tuple[tuple[np.ndarray, np.ndarray], Callable] | None = None  # see _vector_lookup
         self._rows: dict[int, tuple[str, str | None]] = {}  # ok catalog images: id -> (path, label)
         self.reconcile()
 
@@ -107,10 +109,14 @@ class LiveCatalog:
             raise NotFoundError(f"index {name!r} is not served (served: {known})")
         return held[name]
 
-    def search_bytes(self, data: bytes, name: str, *, k: int = 10, index_name: str | None = None) -> LiveAnswer:
-        """Top-``k`` catalog images for an encoded image (an upload); InputError when it does not decode."""
+    def search_bytes(self, data: bytes, name: str, *, k: int = 10, index_name: str | None = None,
+                     rerank: str | Rerank | None = None) -> LiveAnswer:
+        """Top-``k`` catalog images for an encoded image (an upload); InputError when it does not decode.
+        ``rerank``: as for :meth:`indexer.api.Searcher.answer` ("qe" expands the query with its nearest stored
+        vectors and searches again; "dba" needs an index built with it)."""
         held = self.held(index_name)
         _check_k(k)
+        rerank = self._check_rerank(held, rerank)
         started = time.perf_counter()
         if self.max_pixels is None:
             name, picture = decode_query(data, name, self.embedder.load_bytes)
@@ -120,7 +126,7 @@ class LiveCatalog:
         decoded = time.perf_counter()
         vector = self.embed_query(picture)
         embedded = time.perf_counter()
-        answer = self._search(held, vector, k, name, exclude=None)
+        answer = self._search(held, vector, k, name, exclude=None, rerank=rerank)
         timings = {"decode": (decoded - started) * 1e3, "embed": (embedded - decoded) * 1e3, **answer.timings_ms}
         return replace(answer, timings_ms=timings)
 
@@ -136,16 +142,19 @@ class LiveCatalog:
             with self._flight_lock:
                 self._in_flight -= 1
 
-    def similar(self, image_id: int, *, k: int = 10, index_name: str | None = None) -> LiveAnswer:
-        """Top-``k`` catalog images like catalog image ``image_id`` (its stored vector), itself excluded."""
+    def similar(self, image_id: int, *, k: int = 10, index_name: str | None = None,
+                rerank: str | Rerank | None = None) -> LiveAnswer:
+        """Top-``k`` catalog images like catalog image ``image_id`` (its stored vector), itself excluded (also
+        from the neighbours a "qe" re-ranking expands it with)."""
         held = self.held(index_name)
         _check_k(k)
+        rerank = self._check_rerank(held, rerank)
         with self.workspace.catalog() as catalog:
             row = catalog.images_by_ids([image_id]).get(int(image_id))
         if row is None:
             raise NotFoundError(f"no image with id {image_id} in the catalog")
         vector = self._vector_of(int(image_id))
-        return self._search(held, vector, k, row.path, exclude=int(image_id))
+        return self._search(held, vector, k, row.path, exclude=int(image_id), rerank=rerank)
 
     def image(self, image_id: int) -> ImageRow:
         """The catalog row of image ``image_id`` whose file exists (NotFoundError otherwise)."""
@@ -157,15 +166,40 @@ class LiveCatalog:
             raise NotFoundError(f"image {image_id}: its file {row.path} is gone")
         return row
 
-    def _search(self, held: HeldIndex, vector: np.ndarray, k: int, name: str, exclude: int | None) -> LiveAnswer:
+    def _check_rerank(self, held: HeldIndex, rerank: str | Rerank | None) -> Rerank:
+        rerank = as_rerank(rerank)
+        if rerank.mode == "dba" and Rerank.from_dict(held.sidecar.get("rerank")).mode != "dba":
+            raise InputError(f"index {held.name!r} was built without database-side augmentation; rebuild it with "
+                             f"'indexer build --index {held.kind} --name {held.name} --rerank dba'")
+        return rerank
+
+    def _vector_lookup(self):
+        """The served vectors by id, for query expansion; made again only when the vectors change."""
+        vectors = self._vectors
+        cached = self._lookup
+        if cached is None or cached[0] is not vectors:
+            from indexer.core.rerank import lookup_vectors
+
+            cached = (vectors, lookup_vectors(*vectors))
+            self._lookup = cached  # one assignment: a reader racing it builds its own, never a mixed one
+        return cached[1]
+
+    def _search(self, held: HeldIndex, vector: np.ndarray, k: int, name: str, exclude: int | None,
+                rerank: Rerank) -> LiveAnswer:
         from indexer.core.search import search
 
         started = time.perf_counter()
         wanted = min(k + (exclude is not None) + DELETE_SLACK, held.ntotal)
         hits: list[LiveHit] = []
         searched = started
-        if wanted > 0:
+        if wanted > 0 and rerank.mode == "qe":
+            from indexer.core.rerank import search_expanded
+
+            own = None if exclude is None else np.array([exclude], dtype=np.int64)
+            scores, ids = search_expanded(held.index, vector, wanted, self._vector_lookup(), rerank, exclude_ids=own)
+        elif wanted > 0:
             scores, ids = search(held.index, vector, wanted)
+        if wanted > 0:
             searched = time.perf_counter()
             pairs = [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0 and int(i) != exclude]
             rows = self._rows

@@ -15,6 +15,8 @@ def add_routes(app: FastAPI, config, current, writer) -> None:
     k_query = Query(config.k, ge=1, le=api.MAX_K, description="results to return")
     index_query = Query(None, description="index name (default: the one the service was started with)")
     image_id = Path(..., ge=1, le=2**62)
+    rerank_query = Query("none", pattern=f"^({'|'.join(api.RERANK_MODES)})$",
+                         description="re-ranking: none, qe (query expansion), dba (an index built with it)")
 
     def read_upload(image: UploadFile) -> bytes:
         limit = config.max_upload_bytes
@@ -24,14 +26,16 @@ def add_routes(app: FastAPI, config, current, writer) -> None:
         return data
 
     @app.post("/query", summary="Top k catalog images for an uploaded image")
-    def query(image: Annotated[UploadFile, File()], k: int = k_query, index: str | None = index_query) -> JSONResponse:
+    def query(image: Annotated[UploadFile, File()], k: int = k_query, index: str | None = index_query,
+              rerank: str = rerank_query) -> JSONResponse:
         data = read_upload(image)
-        answer = current().search_bytes(data, image.filename or "upload", k=k, index_name=index)
+        answer = current().search_bytes(data, image.filename or "upload", k=k, index_name=index, rerank=rerank)
         return _answer(answer)
 
     @app.get("/images/{image_id}/similar", summary="Top k catalog images like a catalogued one (itself excluded)")
-    def similar(image_id: int = image_id, k: int = k_query, index: str | None = index_query) -> JSONResponse:
-        return _answer(current().similar(image_id, k=k, index_name=index))
+    def similar(image_id: int = image_id, k: int = k_query, index: str | None = index_query,
+                rerank: str = rerank_query) -> JSONResponse:
+        return _answer(current().similar(image_id, k=k, index_name=index, rerank=rerank))
 
     @app.get("/images/{image_id}", summary="A catalogued image's bytes", response_class=FileResponse)
     def image(image_id: int = image_id) -> FileResponse:

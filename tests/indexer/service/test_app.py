@@ -278,3 +278,20 @@ def test_serve_warns_beyond_loopback_and_fails_in_one_line_without_an_index(ws, 
         "Error: the catalog has no index yet: run 'indexer build --index ivf' first"]
     bad_k = run(ws, "serve", "-k", "0", ok=False)
     assert bad_k.exit_code == 2 and "-k" in bad_k.output
+
+
+def test_query_and_similar_rerank_as_the_cli_does(client, trained, ws):
+    import json
+
+    path = image_path(trained, "green_square", 3)
+    plain = client.post("/query?k=6&index=flat", files=upload(path)).json()["results"]
+    cli = json.loads(run(ws, "query", path, "--index", "flat", "-k", "6", "--rerank", "qe", "--json").stdout)
+    served = client.post("/query?k=6&index=flat&rerank=qe", files=upload(path)).json()["results"]
+    assert [h["id"] for h in served] == [h["id"] for h in cli[0]["results"]]
+    assert np.allclose([h["score"] for h in served], [h["score"] for h in cli[0]["results"]], atol=1e-5)
+    assert [h["score"] for h in served] != [h["score"] for h in plain]  # the expanded query is another vector
+    image_id = catalog_id(ws, path)
+    similar = client.get(f"/images/{image_id}/similar?k=4&rerank=qe").json()["results"]
+    assert len(similar) == 4 and image_id not in [h["id"] for h in similar]
+    assert_one_line_error(client.post("/query?rerank=dba", files=upload(path)), 400, "database-side augmentation")
+    assert client.post("/query?rerank=magic", files=upload(path)).status_code == 422
