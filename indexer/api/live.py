@@ -34,7 +34,7 @@ from indexer.api.live_types import AddOutcome, HeldIndex, LiveAnswer, LiveHit, f
 from indexer.api.uploads import UPLOADS_DIR, decode_query, read_upload, store_upload
 from indexer.api.workspace import Workspace
 from indexer.core.errors import IndexerError, InputError, NotFoundError
-from indexer.core.rerank import Rerank, as_rerank
+from indexer.core.rerank import Rerank, check_query_rerank
 from storage.catalog import ImageRow
 
 MAX_K = 100
@@ -116,7 +116,7 @@ class LiveCatalog:
         vectors and searches again; "dba" needs an index built with it)."""
         held = self.held(index_name)
         _check_k(k)
-        rerank = self._check_rerank(held, rerank)
+        rerank = check_query_rerank(rerank, Rerank.from_dict(held.sidecar.get("rerank")), held.name, held.kind)
         started = time.perf_counter()
         if self.max_pixels is None:
             name, picture = decode_query(data, name, self.embedder.load_bytes)
@@ -148,7 +148,7 @@ class LiveCatalog:
         from the neighbours a "qe" re-ranking expands it with)."""
         held = self.held(index_name)
         _check_k(k)
-        rerank = self._check_rerank(held, rerank)
+        rerank = check_query_rerank(rerank, Rerank.from_dict(held.sidecar.get("rerank")), held.name, held.kind)
         with self.workspace.catalog() as catalog:
             row = catalog.images_by_ids([image_id]).get(int(image_id))
         if row is None:
@@ -165,13 +165,6 @@ class LiveCatalog:
         if not Path(row.path).is_file():
             raise NotFoundError(f"image {image_id}: its file {row.path} is gone")
         return row
-
-    def _check_rerank(self, held: HeldIndex, rerank: str | Rerank | None) -> Rerank:
-        rerank = as_rerank(rerank)
-        if rerank.mode == "dba" and Rerank.from_dict(held.sidecar.get("rerank")).mode != "dba":
-            raise InputError(f"index {held.name!r} was built without database-side augmentation; rebuild it with "
-                             f"'indexer build --index {held.kind} --name {held.name} --rerank dba'")
-        return rerank
 
     def _vector_lookup(self):
         """The served vectors by id, for query expansion; made again only when the vectors change."""

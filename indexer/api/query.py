@@ -19,7 +19,7 @@ from indexer.api.tables import to_dataframe
 from indexer.api.workspace import Workspace
 from indexer.core.arrays import as_vectors, check_finite
 from indexer.core.errors import DimensionMismatchError, InputError, NotFoundError
-from indexer.core.rerank import Rerank, as_rerank
+from indexer.core.rerank import Rerank, check_query_rerank
 from indexer.datasets.folders import catalog_path
 from storage.catalog import ArtifactRow, Catalog, ImageRow
 
@@ -146,7 +146,7 @@ class Searcher:
 
         if k < 1:
             raise InputError(f"-k must be at least 1; got {k}")
-        rerank = self._check_rerank(as_rerank(rerank))
+        rerank = check_query_rerank(rerank, self.augmentation, self.index_name, self.kind)
         pictures, names, failures = [], [], []
         for image in images:
             if not os.path.exists(image):
@@ -178,7 +178,7 @@ class Searcher:
 
         if k < 1:
             raise InputError(f"-k must be at least 1; got {k}")
-        rerank = self._check_rerank(as_rerank(rerank))
+        rerank = check_query_rerank(rerank, self.augmentation, self.index_name, self.kind)
         wanted = [int(i) for i in ids]
         with self.workspace.catalog() as catalog:
             rows = catalog.images_by_ids(wanted)
@@ -220,14 +220,6 @@ class Searcher:
         with self.workspace.catalog() as catalog:
             answers = _answers(catalog, queries, scores, ids)
         return QueryOutcome(self.index_name, self.model_name, answers, failures, self.warnings)
-
-    def _check_rerank(self, rerank: Rerank) -> Rerank:
-        if rerank.mode == "dba" and self.augmentation.mode != "dba":
-            raise InputError(
-                f"index {self.index_name!r} was built without database-side augmentation; rebuild it with "
-                f"'indexer build --index {self.kind} --name {self.index_name} --rerank dba'"
-            )
-        return rerank
 
     def _vector_lookup(self):
         """The model's stored embeddings by id (loaded once, on the first expanded query)."""

@@ -89,6 +89,18 @@ def as_rerank(value: str | Rerank | None) -> Rerank:
     return Rerank(mode=value)
 
 
+def check_query_rerank(value: str | Rerank | None, built_with: Rerank, index_name: str, kind: str) -> Rerank:
+    """The query-time re-ranking for an index built with ``built_with``: "dba" needs an index whose stored
+    vectors were augmented (InputError naming the index and the command that rebuilds it)."""
+    rerank = as_rerank(value)
+    if rerank.mode == "dba" and built_with.mode != "dba":
+        raise InputError(
+            f"index {index_name!r} was built without database-side augmentation; rebuild it with "
+            f"'indexer build --index {kind} --name {index_name} --rerank dba'"
+        )
+    return rerank
+
+
 def weighted_sum(
     vectors: np.ndarray, neighbours: np.ndarray, scores: np.ndarray, alpha: float
 ) -> np.ndarray:
