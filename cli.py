@@ -154,22 +154,47 @@ def status(ctx: click.Context, as_json: bool) -> None:
               help="Test-time augmentation stored with the model: flip averages each image with its mirror (default none).")
 @click.option("--codebook", type=click.IntRange(min=2), default=None, help="sift-vlad: k-means centroids (default 64).")
 @click.option("--dim", type=click.IntRange(min=1), default=None, help="sift-vlad: dims after PCA-whitening (default 128).")
+@click.option("--recipe", type=click.Choice(sorted(api.RECIPES)), default=None,
+              help="A tested multi-stage recipe (best: MobileNetV2, frozen then fine-tuned, flip; ~25 min on 2 cores).")
 @click.pass_context
-def train(ctx: click.Context, config_file: str | None, codebook, dim, **flags) -> None:
+def train(ctx: click.Context, config_file: str | None, codebook, dim, recipe, **flags) -> None:
     """Train an embedding network on the catalog's labelled images (all splits but test).
 
-    --network sift-vlad fits the classical baseline instead (dense SIFT, VLAD, PCA-whitening).
+    --network sift-vlad fits the classical baseline instead (dense SIFT, VLAD, PCA-whitening);
+    --recipe best runs our best CPU recipe's stages in order.
     """
-    if flags["network"] == "sift-vlad":
-        outcome = _fit_sift_vlad(ctx, config_file, codebook, dim, flags)
+    if recipe is not None:
+        outcomes = _train_recipe(ctx, recipe, config_file, codebook, dim, flags)
+    elif flags["network"] == "sift-vlad":
+        outcomes = [_fit_sift_vlad(ctx, config_file, codebook, dim, flags)]
     else:
         if codebook is not None or dim is not None:
             raise click.UsageError("--codebook and --dim apply to --network sift-vlad")
         config, seed_paths = api.train_config(config_file, **flags)
-        outcome = api.train(_workspace(ctx), config, seed_paths)
+        outcomes = [api.train(_workspace(ctx), config, seed_paths)]
+    for outcome in outcomes:
+        _print_trained(outcome)
+
+
+def _train_recipe(ctx: click.Context, recipe: str, config_file, codebook, dim, flags):
+    allowed = {"name", *api.RECIPE_OVERRIDES}
+    used = sorted(f"--{key.replace('_', '-')}" for key, value in flags.items() if value is not None and key not in allowed)
+    if config_file or codebook is not None or dim is not None or used:
+        extra = (["--config"] if config_file else []) + (["--codebook"] if codebook is not None else []) + \
+            (["--dim"] if dim is not None else []) + used
+        raise click.UsageError(f"--recipe sets the network and its training; it takes only --name, --seed, --device, "
+                               f"--tta, --epochs and --image-size, not {', '.join(extra)}")
+    overrides = {key: value for key, value in flags.items() if key in api.RECIPE_OVERRIDES}
+    return api.train_recipe(_workspace(ctx), recipe, flags["name"], **overrides)
+
+
+def _print_trained(outcome) -> None:
     for note in outcome.notes:
         click.echo(note, err=True)
     metrics = ", ".join(f"{key} {value:.4f}" for key, value in outcome.metrics.items() if isinstance(value, float))
+    if outcome.val_source == api.KEPT_STAGE:
+        click.echo(f"model {outcome.name!r}: kept from an earlier run of the recipe; validation: {metrics}")
+        return
     click.echo(
         f"model {outcome.name!r}: {outcome.epochs_run} epochs in {outcome.seconds:.1f} s on "
         f"{outcome.train_images} images; validation on {outcome.val_images} images ({outcome.val_source}): {metrics}"
@@ -213,7 +238,8 @@ def model_derive(ctx: click.Context, source: str, name: str, tta: str) -> None:
 @click.option("--model", "model_name", default=None, help="Model name (default: the most recent).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--engine", type=click.Choice(api.EMBED_ENGINES), default="local", show_default=True,
-              help="local: this process; ray: a Ray Data job (pip install \"indexer[scale]\").")
+              help="local: torch in this process; onnx: the ONNX export in this process (faster on a CPU); "
+                   "ray: a Ray Data job (pip install \"indexer[scale]\").")
 @click.option("--address", default=None, help="Ray cluster: auto or ray://HOST:PORT (default: start a local Ray).")
 @click.option("--actors", type=click.IntRange(min=1), default=None,
               help="Ray model actors (default: one per GPU, else one per CPU of the cluster).")

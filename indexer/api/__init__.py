@@ -33,6 +33,11 @@ _EXPORTS = {
     # models
     "train": "indexer.api.models",
     "train_config": "indexer.api.models",
+    "train_recipe": "indexer.api.recipes",
+    "Recipe": "indexer.api.recipes",
+    "RECIPES": "indexer.api.recipes",
+    "RECIPE_OVERRIDES": "indexer.api.recipes",
+    "KEPT_STAGE": "indexer.api.recipes",
     "TrainOutcome": "indexer.api.models",
     "cached_imagenet_file": "models.weights",
     "embed": "indexer.api.models",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 DEFAULT_TRAIN_SPLITS = TrainConfig().train_splits
 HELD_OUT_SPLIT = "test"
 DEFAULT_MODEL_NAME = TrainConfig().name  # replaced by the network's name when none is given
-EMBED_ENGINES = ("local", "ray")
+EMBED_ENGINES = ("local", "onnx", "ray")
 
 __all__ = ["EMBED_ENGINES", "LOSSES", "MINERS", "TrainOutcome", "default_model_name", "derive_model", "embed", "train", "train_config"]
 
@@ -108,7 +109,9 @@ def embed(workspace: Workspace, model_name: str, *, batch_size: int = 128, progr
           engine: str = "local", address: str | None = None, actors: int | None = None) -> EmbedReport:
     """Embed every ok catalog image the model's store lacks.
 
-    ``engine`` ``"local"`` embeds in this process; ``"ray"`` runs a Ray Data job on the cluster at ``address``
+    ``engine`` ``"local"`` embeds in this process with the torch checkpoint (on the GPU when there is one);
+    ``"onnx"`` in this process with the model's ONNX export, the query path's runtime (on the CPU about 2× the
+    local engine's rate; vectors equal to the torch ones to cosine 0.9999); ``"ray"`` runs a Ray Data job on the cluster at ``address``
     (``auto``, ``ray://HOST:PORT``; None starts a local Ray) with ``actors`` model actors
     (:func:`indexer.api.ray_embed.embed_on_ray`).
 
@@ -121,7 +124,7 @@ def embed(workspace: Workspace, model_name: str, *, batch_size: int = 128, progr
 
     if engine not in EMBED_ENGINES:
         raise InputError(f"engine: {engine!r} is invalid; expected one of {', '.join(EMBED_ENGINES)}")
-    if engine == "local" and (address is not None or actors is not None):
+    if engine != "ray" and (address is not None or actors is not None):
         raise InputError("address and actors apply to the ray engine (--engine ray)")
     with workspace.catalog(write=True) as catalog:
         model = catalog.model(model_name)
@@ -134,11 +137,11 @@ def embed(workspace: Workspace, model_name: str, *, batch_size: int = 128, progr
 
             report = embed_on_ray(workspace, model, items, store, address=address, actors=actors,
                                   batch_size=batch_size, progress=progress)
-        elif embedder_kind(model.params) == ONNX:  # the torch model embeds the catalog; its ONNX export, queries
+        elif engine == "local" and embedder_kind(model.params) == ONNX:  # the torch model embeds the catalog; its ONNX export, queries
             report = embed_items(workspace.resolve(model.path), items, store, batch_size=batch_size,
                                  progress=progress)
         else:
-            embedder = open_embedder(model.params, workspace.resolve)
+            embedder = open_embedder(model.params, workspace.resolve, threads=os.cpu_count() or 1)
             report = embed_with(embedder, items, store, batch_size=batch_size, progress=progress)
     if report.failed:  # a file that broke after ingestion: record it, so builds stop retrying it
         with workspace.catalog(write=True) as catalog:
@@ -156,7 +159,6 @@ def derive_model(workspace: Workspace, source: str, name: str, *, tta: str) -> A
     Only learned networks can be derived: sift-vlad has no network outputs to average (InputError).
     """
     import json
-    import os
 
     from models.checkpoint import write_variant
     from models.embedders import ONNX, embedder_kind
