@@ -7,6 +7,7 @@ keeps it so). ``indexer.api`` loads its parts on first use, so ``--help`` answer
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -63,6 +64,8 @@ def _workspace(ctx: click.Context):
 @click.pass_context
 def main(ctx: click.Context, workspace: str | None, db: str | None) -> None:
     """Image query system: catalog images, train embeddings, build FAISS indexes, query, benchmark."""
+    if not sys.stderr.isatty():  # a log file: progress bars redraw at most every 5 s (tqdm reads this on import)
+        os.environ.setdefault("TQDM_MININTERVAL", "5")
     ctx.ensure_object(dict)
     ctx.obj.update(workspace=workspace, db=db)
 

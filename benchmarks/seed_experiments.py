@@ -1,6 +1,7 @@
 """The proof of concept's five experiments, run through its own YAML form on our protocol.
 
 Usage: python benchmarks/seed_experiments.py --workspace WS [--only 1,4,5] [--json seed.json] [--keep-going]
+       [--embed-engine local|onnx]
 
 WS is a workspace with the Flowers-102 catalog (`indexer --workspace WS data flowers102 --root DIR`); ImageNet
 weights come from TORCH_HOME as for `indexer train --weights imagenet`. For each experiment the script writes
@@ -8,7 +9,7 @@ the seed's YAML (train.network, train.hw, train.epochs, resnet.freeze_backbone: 
 runs, as a user would, in new processes:
 
     indexer --workspace WS train --config seedN.yaml --name seedN [stand-in flags]
-    indexer --workspace WS embed --model seedN
+    indexer --workspace WS embed --model seedN [--engine onnx]
     indexer --workspace WS build --index flat --model seedN --name seedN-flat
     indexer --workspace WS bench --model seedN --indexes flat --json seedN.json
 
@@ -58,14 +59,14 @@ def run(cmd: list[str]) -> float:
     return time.perf_counter() - started
 
 
-def experiment(indexer: str, workspace: str, folder: Path, spec: tuple) -> dict:
+def experiment(indexer: str, workspace: str, folder: Path, spec: tuple, embed_engine: str = "local") -> dict:
     number, what, train, resnet, stand_in, seed_f1, seed_time = spec
     name = f"seed{number}"
     config = folder / f"{name}.yaml"
     config.write_text(seed_yaml(train, resnet))
     base = [indexer, "--workspace", workspace]
     times = {"train_s": run([*base, "train", "--config", str(config), "--name", name, *stand_in])}
-    times["embed_s"] = run([*base, "embed", "--model", name])
+    times["embed_s"] = run([*base, "embed", "--model", name, "--engine", embed_engine])
     times["build_s"] = run([*base, "build", "--index", "flat", "--model", name, "--name", f"{name}-flat"])
     report_path = folder / f"{name}-bench.json"
     times["bench_s"] = run([*base, "bench", "--model", name, "--indexes", "flat", "--json", str(report_path)])
@@ -78,28 +79,32 @@ def experiment(indexer: str, workspace: str, folder: Path, spec: tuple) -> dict:
         "connected_command": f"indexer train --config {config.name} --name {name}{weights}",
         "seed_f1": seed_f1, "seed_query_time": seed_time,
         "f1_at_k": row.get("f1_at_k"), "p_at_1": row.get("p_at_1"), "map_at_r": row.get("map_at_r"),
-        "end_to_end_ms": row.get("query_ms_p50"), **{k: round(v, 1) for k, v in times.items()},
+        "end_to_end_ms": row.get("query_ms_p50"), "embed_engine": embed_engine, **{k: round(v, 1) for k, v in times.items()},
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workspace", required=True)
-    parser.add_argument("--only", default="1,2,3,4,5", help="Comma-separated experiment numbers.")
+    parser.add_argument("--only", default="1,2,3,4,5", help="Comma-separated experiment numbers, run in this order.")
     parser.add_argument("--folder", default=None, help="Where the YAML files and bench JSON go (default: WS/seed).")
     parser.add_argument("--json", default=None, help="Write the rows as JSON.")
     parser.add_argument("--keep-going", action="store_true", help="Go on to the next experiment after a failure.")
+    parser.add_argument("--embed-engine", choices=("local", "onnx"), default="local",
+                        help="indexer embed --engine: torch (local) or the ONNX export (faster on a CPU).")
     args = parser.parse_args()
-    wanted = {int(part) for part in args.only.split(",") if part.strip()}
+    by_number = {spec[0]: spec for spec in EXPERIMENTS}
+    wanted = [int(part) for part in args.only.split(",") if part.strip()]
+    unknown = [number for number in wanted if number not in by_number]
+    if unknown:
+        parser.error(f"--only: no experiment {unknown[0]}; they are numbered 1 to {len(EXPERIMENTS)}")
     folder = Path(args.folder or Path(args.workspace) / "seed")
     folder.mkdir(parents=True, exist_ok=True)
     indexer = str(Path(sys.executable).with_name("indexer"))
     rows = []
-    for spec in EXPERIMENTS:
-        if spec[0] not in wanted:
-            continue
+    for spec in (by_number[number] for number in wanted):
         try:
-            rows.append(experiment(indexer, args.workspace, folder, spec))
+            rows.append(experiment(indexer, args.workspace, folder, spec, args.embed_engine))
         except subprocess.CalledProcessError as exc:
             rows.append({"experiment": spec[0], "seed_setup": spec[1], "failed": f"exit {exc.returncode}"})
             if not args.keep_going:

@@ -75,10 +75,11 @@ def embed_items(checkpoint_path: str | os.PathLike[str], items: Sequence[tuple[i
     from tqdm import tqdm
 
     from models.checkpoint import load_model
-    from models.device import resolve_device
+    from models.device import channels_last, resolve_device
 
     torch_device = resolve_device(device)
     model, spec, meta = load_model(checkpoint_path, device=str(torch_device))
+    channels_last(model)
     if store.dim is not None and store.dim != meta.get("embedding_dim", store.dim):
         raise ModelError(f"store {store.directory} holds {store.dim}-dim vectors; model {checkpoint_path} "
                          f"makes {meta['embedding_dim']}-dim ones")
@@ -94,7 +95,7 @@ def embed_items(checkpoint_path: str | os.PathLike[str], items: Sequence[tuple[i
         for step, (images, ids, bad) in enumerate(loader, start=1):
             failed.extend(bad)
             if images is not None:
-                outputs = model(images.to(torch_device, non_blocking=True)).float().cpu().numpy()
+                outputs = model(channels_last(images.to(torch_device, non_blocking=True))).float().cpu().numpy()
                 pending.add(ids, spec.merge(outputs))
             bar.update(len(ids) + len(bad))
             if step % flush_every == 0:
@@ -112,11 +113,12 @@ def measure_forward_rate(checkpoint_path: str | os.PathLike[str], batch_size: in
     import torch
 
     from models.checkpoint import load_model
-    from models.device import resolve_device
+    from models.device import channels_last, resolve_device
 
     torch_device = resolve_device(device)
     model, spec, _ = load_model(checkpoint_path, device=str(torch_device))
-    batch = torch.randn(batch_size, 3, spec.image_size, spec.image_size, device=torch_device)
+    channels_last(model)
+    batch = channels_last(torch.randn(batch_size, 3, spec.image_size, spec.image_size, device=torch_device))
     cuda = torch_device.type == "cuda"
     with torch.inference_mode(), torch.autocast(torch_device.type, dtype=torch.bfloat16, enabled=cuda):
         model(batch)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from models.data import ImageDataset, collate_skipping_failures
+from models.device import channels_last
 
 
 def compute_features(backbone, dataset: ImageDataset, *, device, batch_size: int = 64, num_workers: int = 0,
@@ -21,15 +22,13 @@ def compute_features(backbone, dataset: ImageDataset, *, device, batch_size: int
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                         collate_fn=collate_skipping_failures, pin_memory=cuda, generator=generator)
     features, labels = [], []
-    backbone.eval()
+    channels_last(backbone).eval()
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
         for batch in tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False):
             if batch is None:
                 continue
             images, batch_labels, _ = batch
-            images = images.to(device, non_blocking=True)
-            if cuda:
-                images = images.contiguous(memory_format=torch.channels_last)
+            images = channels_last(images.to(device, non_blocking=True))
             features.append(backbone(images).float().cpu())
             labels.append(batch_labels)
     if not features:

@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from models.data import ImageDataset, collate_skipping_failures
+from models.device import channels_last
 from models.evaluation import retrieval_metrics
 from models.features import cache_training_features, compute_features
 from models.train_setup import batch_shape, optimizer_groups, selection_score
@@ -61,8 +62,7 @@ def fit_end_to_end(model, loss_fn, miner, setup, train_items, train_labels, val_
 
     config, device = setup.config, setup.device
     cuda = device.type == "cuda"
-    if cuda:
-        model.to(memory_format=torch.channels_last)
+    channels_last(model)
     p, k = batch_shape(config, train_labels)
     sampler = MPerClassSampler(train_labels, m=k, batch_size=p * k,
                                length_before_new_iter=max(len(train_labels), p * k))
@@ -77,10 +77,7 @@ def fit_end_to_end(model, loss_fn, miner, setup, train_items, train_labels, val_
     def batches():
         for batch in loader:
             if batch is not None:
-                images = batch[0].to(device, non_blocking=True)
-                if cuda:
-                    images = images.contiguous(memory_format=torch.channels_last)
-                yield images, batch[1].to(device)
+                yield channels_last(batch[0].to(device, non_blocking=True)), batch[1].to(device)
 
     def evaluate():
         model.eval()
@@ -88,7 +85,7 @@ def fit_end_to_end(model, loss_fn, miner, setup, train_items, train_labels, val_
         with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
             for batch in val_loader:
                 if batch is not None:
-                    images = torch.from_numpy(setup.spec.views(batch[0].numpy())).to(device)
+                    images = channels_last(torch.from_numpy(setup.spec.views(batch[0].numpy())).to(device))
                     outputs.append(setup.spec.merge(model(images).float().cpu().numpy()))
                     kept.extend(batch[2].tolist())
         return np.concatenate(outputs) if outputs else np.zeros((0, 1), np.float32)

@@ -35,7 +35,7 @@ def train_recipe(workspace: Workspace, recipe: str | Recipe, name: str | None = 
         check_artifact_name("model", config.name)
     outcomes: list[TrainOutcome] = []
     retrained = False  # once a stage trains, every later one starts from new weights and trains too
-    for number, config in enumerate(configs, 1):
+    for config in configs:
         kept = None if retrained else _kept_stage(workspace, config)
         if kept is not None:
             outcomes.append(kept)
