@@ -45,12 +45,14 @@ def train_model(config: TrainConfig, train_items: Sequence[Item], val_items: Seq
     import torch
 
     from models.checkpoint import save_checkpoint
+    from models.device import keep_freed_memory
     from models.losses import build_loss, build_miner
     from models.networks import build_network
     from models.onnx_export import export_onnx
     from models.seeding import seed_everything
 
     started = time.perf_counter()
+    keep_freed_memory()
     config = config.resolved()
     train_items = [(str(p), int(label)) for p, label in train_items]
     if len(train_items) < 2:

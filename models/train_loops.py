@@ -133,9 +133,9 @@ def _fit(model, loss_fn, miner, setup, batches, steps_per_epoch, evaluate, val_l
             scheduler.step()
             seen += len(labels)
             losses.append(float(loss.detach()))
-            bar.update(1)
-            bar.set_postfix(epoch=epoch, loss=f"{losses[-1]:.4f}",
+            bar.set_postfix(epoch=epoch, loss=f"{losses[-1]:.4f}", refresh=False,  # update() redraws, at its pace
                             img_s=f"{seen / max(time.perf_counter() - began, 1e-9):.0f}")
+            bar.update(1)
         embeddings = evaluate()
         labels_now = val_labels() if callable(val_labels) else val_labels
         entry = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
@@ -145,7 +145,7 @@ def _fit(model, loss_fn, miner, setup, batches, steps_per_epoch, evaluate, val_l
         if score > best_score or (best_score == -float("inf") and epoch == config.epochs):
             best_score, best_state = score, copy.deepcopy(model.state_dict())
         bar.set_postfix(epoch=epoch, loss=f"{entry['loss']:.4f}", p1=f"{entry['precision_at_1']:.3f}",
-                        map_r=f"{entry['map_at_r']:.3f}")
+                        map_r=f"{entry['map_at_r']:.3f}", refresh=False)
         if time.perf_counter() - last_saved >= SAVE_EVERY_S:
             _save_state(setup, epoch, model, optimizer, scheduler, history, best_state, best_score)
             last_saved = time.perf_counter()

@@ -334,7 +334,7 @@ def run_bench(
     iterator = _progress(list(kinds), progress, desc)
     for kind in iterator:
         if progress:
-            iterator.set_postfix_str(kind)
+            iterator.set_postfix_str(kind, refresh=False)
         row, curve = bench_kind(
             bench_params(kind, data.base.shape[1], seed, shards), data, exact, k, target_recall, n_latency=n_latency,
             n_tune_queries=n_tune_queries, overhead_repeats=overhead_repeats, with_sweep=with_sweep,
