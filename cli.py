@@ -194,7 +194,8 @@ def _train_recipe(ctx: click.Context, recipe: str, config_file, codebook, dim, f
 def _print_trained(outcome) -> None:
     for note in outcome.notes:
         click.echo(note, err=True)
-    metrics = ", ".join(f"{key} {value:.4f}" for key, value in outcome.metrics.items() if isinstance(value, float))
+    metrics = ", ".join(f"{key} {value:.4f}" for key, value in outcome.metrics.items()
+                        if isinstance(value, float) and value == value)  # NaN: nothing was validated
     if outcome.val_source == api.KEPT_STAGE:
         click.echo(f"model {outcome.name!r}: kept from an earlier run of the recipe; validation: {metrics}")
         return

@@ -8,9 +8,11 @@ query per call on one thread, in a new random order of the systems. Reported: th
 setting's p50, and for the cheapest setting of each system reaching the target, the ratio of p50s per round
 (median, min, max).
 
-Usage: python benchmarks/hnsw_ab.py [--n 1000000] [--dim 128] [--rounds 7] [--settings 24,32,40,48,64] [--json out.json]
+Usage: python benchmarks/hnsw_ab.py [--n 1000000] [--dim 128] [--rounds 7] [--settings 24,32,40,48,64]
+       [--kinds hnsw,hnsw-fp16] [--json out.json]
 (--settings: the efSearch / ef values timed for both; integers, so a fine list near the target finds each
-system's own cheapest setting, as the tuner's bisection does.)
+system's own cheapest setting, as the tuner's bisection does; --kinds: our graph kinds timed, each against
+hnswlib.)
 """
 
 from __future__ import annotations
@@ -43,32 +45,38 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--target-recall", type=float, default=0.95)
     parser.add_argument("--settings", default=",".join(map(str, SETTINGS)))
+    parser.add_argument("--kinds", default="hnsw", help="Our HNSW kinds, comma-separated (hnsw, hnsw-fp16).")
     parser.add_argument("--json", dest="json_path", default=None)
     args = parser.parse_args()
+    kinds = [kind.strip() for kind in args.kinds.split(",") if kind.strip()]
     settings = tuple(int(value) for value in args.settings.split(","))
     started = time.perf_counter()
     data = synthetic_data(args.n, args.dim, 300, 200, seed=0, data="realistic")
     queries, k = data.queries, args.k
     gt_scores, gt_ids = exact_search(data.base, data.base_ids, queries, k + EXTRA_EXACT)
 
-    t0 = time.perf_counter()
-    ours, _ = build_index(IndexParams("hnsw"), data.base, data.base_ids)
-    ours_build = time.perf_counter() - t0
+    ours, build_s = {}, {}
+    for kind in kinds:
+        t0 = time.perf_counter()
+        ours[kind], info = build_index(IndexParams(kind), data.base, data.base_ids)
+        build_s[f"indexer {kind}"] = time.perf_counter() - t0
+        print(f"built: {kind} ({info.factory}, efConstruction 40) {build_s[f'indexer {kind}']:.0f} s", flush=True)
     peer = HnswlibPeer()
     t0 = time.perf_counter()
     peer.build(data.base_ids, data.base, None)
-    peer_build = time.perf_counter() - t0
-    print(f"built: FAISS HNSW32 (efConstruction 40) {ours_build:.0f} s; hnswlib M={M} "
-          f"(efConstruction {EF_CONSTRUCTION}) {peer_build:.0f} s", flush=True)
+    build_s["hnswlib"] = time.perf_counter() - t0
+    print(f"built: hnswlib M={M} (efConstruction {EF_CONSTRUCTION}) {build_s['hnswlib']:.0f} s", flush=True)
 
-    def ours_at(value):  # per-call settings, as the bench and the query path search
-        params = search_parameters(ours, efSearch=value)
-        return (lambda: None), (lambda row: search(ours, row, k, params=params)[1][0])
+    def ours_at(kind, value):  # per-call settings, as the bench and the query path search
+        index = ours[kind]
+        params = search_parameters(index, efSearch=value)
+        return (lambda: None), (lambda row: search(index, row, k, params=params)[1][0])
 
     def peer_at(value):  # hnswlib keeps ef on the index: set before each block of queries
         return (lambda: peer.set_knob(value)), (lambda row: peer.query(row[0], k))
 
-    systems = {("indexer hnsw", v): ours_at(v) for v in settings} | {("hnswlib", v): peer_at(v) for v in settings}
+    systems = {(f"indexer {kind}", v): ours_at(kind, v) for kind in kinds for v in settings}
+    systems |= {("hnswlib", v): peer_at(v) for v in settings}
     rows = [queries[i:i + 1] for i in range(queries.shape[0])]
     recall = {}
     for key, (setup, fn) in systems.items():
@@ -101,21 +109,25 @@ def main() -> None:
         print(f"| {key[0]} | {key[1]} | {recall[key]:.3f} | {np.median(values):.3f} | "
               f"{min(values):.3f}–{max(values):.3f} |")
     pick = {}
-    for name in ("indexer hnsw", "hnswlib"):
+    for name in [f"indexer {kind}" for kind in kinds] + ["hnswlib"]:
         reaching = [v for v in settings if recall[(name, v)] >= args.target_recall]
         pick[name] = min(reaching) if reaching else None
-    summary = {"pick": pick}
-    if all(pick.values()):
-        ratios = np.array(p50s[("indexer hnsw", pick["indexer hnsw"])]) / np.array(p50s[("hnswlib", pick["hnswlib"])])
-        summary["ratio"] = {"median": float(np.median(ratios)), "min": float(ratios.min()), "max": float(ratios.max())}
-        print(f"cheapest reaching {args.target_recall}: ours efSearch {pick['indexer hnsw']}, hnswlib ef "
-              f"{pick['hnswlib']}; p50 ratio ours/hnswlib per round: median {np.median(ratios):.2f} "
+    summary = {"pick": pick, "ratio": {}}
+    for kind in kinds:
+        name = f"indexer {kind}"
+        if pick[name] is None or pick["hnswlib"] is None:
+            print(f"{name} or hnswlib reaches recall {args.target_recall} at none of the settings")
+            continue
+        ratios = np.array(p50s[(name, pick[name])]) / np.array(p50s[("hnswlib", pick["hnswlib"])])
+        summary["ratio"][name] = {"median": float(np.median(ratios)), "min": float(ratios.min()),
+                                  "max": float(ratios.max())}
+        print(f"cheapest reaching {args.target_recall}: {name} efSearch {pick[name]}, hnswlib ef "
+              f"{pick['hnswlib']}; p50 ratio {name}/hnswlib per round: median {np.median(ratios):.2f} "
               f"(min {ratios.min():.2f}, max {ratios.max():.2f})")
     print(f"({time.perf_counter() - started:.0f} s in all)")
     if args.json_path:
         Path(args.json_path).write_text(json.dumps({
-            "n": args.n, "dim": args.dim, "rounds": args.rounds, "build_s": {"indexer hnsw": ours_build,
-                                                                            "hnswlib": peer_build},
+            "n": args.n, "dim": args.dim, "rounds": args.rounds, "build_s": build_s,
             "rows": [{"system": key[0], "setting": key[1], "recall": recall[key], "p50_ms_rounds": p50s[key]}
                      for key in systems], **summary}, indent=2))
 

@@ -48,7 +48,9 @@ class TrainConfig:
     weight_decay: float = 1e-4
     dropout: float = 0.3
     augment_views: int = 4  # augmented views per image cached with a frozen backbone
-    holdout_fraction: float = 0.15  # validation hold-out taken from the training items when none are given
+    # validation hold-out taken from the training items when none are given; 0: none, every training image is
+    # trained on and the last epoch is kept
+    holdout_fraction: float = 0.15
     seed: int = 0
     train_splits: tuple[str, ...] = ("train", "val")  # every split but test
     device: str = "auto"
@@ -82,8 +84,8 @@ class TrainConfig:
         _positive_float(self, "weight_decay", allow_zero=True)
         _require(_is_number(self.dropout) and 0 <= self.dropout < 1, "dropout", self.dropout, "a number in [0, 1)")
         _positive_int(self, "augment_views", minimum=0)
-        _require(_is_number(self.holdout_fraction) and 0 < self.holdout_fraction < 1, "holdout_fraction",
-                 self.holdout_fraction, "a number in (0, 1)")
+        _require(_is_number(self.holdout_fraction) and 0 <= self.holdout_fraction < 1, "holdout_fraction",
+                 self.holdout_fraction, "a number in [0, 1)")
         _require(isinstance(self.seed, int) and not isinstance(self.seed, bool), "seed", self.seed, "an integer")
         splits = (self.train_splits,) if isinstance(self.train_splits, str) else self.train_splits
         _require(isinstance(splits, (tuple, list)) and len(splits) > 0 and all(isinstance(s, str) for s in splits),

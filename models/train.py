@@ -40,7 +40,8 @@ def train_model(config: TrainConfig, train_items: Sequence[Item], val_items: Seq
                 out_dir: str | os.PathLike[str], *, progress: bool = True) -> TrainResult:
     """Train, keep the best validation epoch, write ``model.pt``, ``model.onnx`` and ``config.json`` in ``out_dir``.
 
-    Items are ``(path, label)``. Without ``val_items`` a seeded stratified hold-out of ``train_items`` is used.
+    Items are ``(path, label)``. Without ``val_items`` a seeded stratified hold-out of ``train_items`` is used,
+    unless ``config.holdout_fraction`` is 0: then nothing is validated and the last epoch is kept.
     """
     import torch
 
@@ -58,7 +59,7 @@ def train_model(config: TrainConfig, train_items: Sequence[Item], val_items: Seq
     if len(train_items) < 2:
         raise ConfigError(f"train_items: {len(train_items)} item(s) is too few; expected at least 2 images")
     val_items = [(str(p), int(label)) for p, label in (val_items or [])]
-    if not val_items:
+    if not val_items and config.holdout_fraction > 0:
         train_items, val_items = holdout_split(train_items, config.holdout_fraction, config.seed)
     generator = seed_everything(config.seed)
     device = resolve_device(config.device)

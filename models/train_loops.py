@@ -25,15 +25,19 @@ def fit_head_on_cached_features(model, loss_fn, miner, setup, train_items, train
     feats, labels = cache_training_features(
         model.backbone, train_items, train_labels, setup.spec, views=config.augment_views, device=device,
         batch_size=64, num_workers=setup.num_workers, generator=setup.generator, progress=setup.progress)
-    val_feats, val_lab = compute_features(model.backbone, ImageDataset(val_items, val_labels, setup.spec, False),
-                                          device=device, batch_size=64, num_workers=setup.num_workers,
-                                          generator=setup.generator, progress=setup.progress, desc="val features")
-    if setup.spec.n_views > 1:  # test-time flip: validate on the mirrors too, appended as spec.views lays them out
-        mirrored = ImageDataset(val_items, val_labels, setup.spec, False, mirror=True)
-        val_feats = torch.cat([val_feats, compute_features(
-            model.backbone, mirrored, device=device, batch_size=64, num_workers=setup.num_workers,
-            generator=setup.generator, progress=setup.progress, desc="val features (mirrored)")[0]])
-    feats, labels, val_feats = feats.to(device), labels.to(device), val_feats.to(device)
+    if not val_items:  # no hold-out: nothing to validate, the last epoch is kept
+        val_feats, val_lab = None, torch.zeros((0,), dtype=torch.int64)
+    else:
+        val_feats, val_lab = compute_features(model.backbone, ImageDataset(val_items, val_labels, setup.spec, False),
+                                              device=device, batch_size=64, num_workers=setup.num_workers,
+                                              generator=setup.generator, progress=setup.progress, desc="val features")
+        if setup.spec.n_views > 1:  # test-time flip: validate on the mirrors too, appended as spec.views lays them out
+            mirrored = ImageDataset(val_items, val_labels, setup.spec, False, mirror=True)
+            val_feats = torch.cat([val_feats, compute_features(
+                model.backbone, mirrored, device=device, batch_size=64, num_workers=setup.num_workers,
+                generator=setup.generator, progress=setup.progress, desc="val features (mirrored)")[0]])
+    feats, labels = feats.to(device), labels.to(device)
+    val_feats = val_feats.to(device) if val_feats is not None else None
     p, k = batch_shape(config, labels.cpu().numpy())
     sampler = MPerClassSampler(labels.cpu().numpy(), m=k, batch_size=p * k,
                                length_before_new_iter=max(len(labels), p * k))
@@ -45,6 +49,8 @@ def fit_head_on_cached_features(model, loss_fn, miner, setup, train_items, train
             yield feats[index], labels[index]
 
     def evaluate():
+        if val_feats is None:
+            return None
         model.head.eval()
         with torch.no_grad():
             return setup.spec.merge(model.embed_features(val_feats).cpu().numpy())
@@ -80,6 +86,8 @@ def fit_end_to_end(model, loss_fn, miner, setup, train_items, train_labels, val_
                 yield channels_last(batch[0].to(device, non_blocking=True)), batch[1].to(device)
 
     def evaluate():
+        if not val_items:
+            return None
         model.eval()
         outputs, kept[:] = [], []
         with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
@@ -136,10 +144,11 @@ def _fit(model, loss_fn, miner, setup, batches, steps_per_epoch, evaluate, val_l
             bar.set_postfix(epoch=epoch, loss=f"{losses[-1]:.4f}", refresh=False,  # update() redraws, at its pace
                             img_s=f"{seen / max(time.perf_counter() - began, 1e-9):.0f}")
             bar.update(1)
-        embeddings = evaluate()
+        embeddings = evaluate()  # None without a hold-out: no metrics, and the last epoch is kept
         labels_now = val_labels() if callable(val_labels) else val_labels
-        entry = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
-                 **retrieval_metrics(embeddings, labels_now)}
+        metrics = (retrieval_metrics(embeddings, labels_now) if embeddings is not None
+                   else {"precision_at_1": float("nan"), "map_at_r": float("nan")})
+        entry = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"), **metrics}
         history.append(entry)
         score = selection_score(entry)
         if score > best_score or (best_score == -float("inf") and epoch == config.epochs):

@@ -100,7 +100,8 @@ def train(
         seconds=result.seconds,
         train_images=result.num_train_items,
         val_images=result.num_val_items,
-        val_source="val split" if val_rows else "seeded hold-out of the training images",
+        val_source="val split" if val_rows else ("seeded hold-out of the training images" if config.holdout_fraction > 0
+                                                 else "none: no hold-out, the last epoch is kept"),
         notes=notes,
     )
 

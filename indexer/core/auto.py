@@ -60,8 +60,9 @@ def ivf_nlist(n: int, per_root: int = 4) -> int:
 
 def estimate_bytes(kind: str, n: int, d: int, hnsw_m: int = DEFAULT_HNSW_M) -> int:
     """Rough resident size of ``kind`` over n vectors of d dims (codes + ids + graph links)."""
-    code = {"flat": 4 * d, "ivf": 4 * d, "ivf-hnsw": 4 * d, "hnsw": 4 * d, "ivfsq": d, "ivfpq": max(1, d // 4)}[kind]
-    links = 2 * hnsw_m * 4 if kind == "hnsw" else 0
+    code = {"flat": 4 * d, "ivf": 4 * d, "ivf-hnsw": 4 * d, "hnsw": 4 * d, "hnsw-fp16": 2 * d, "ivfsq": d,
+            "ivfpq": max(1, d // 4)}[kind]
+    links = 2 * hnsw_m * 4 if kind in ("hnsw", "hnsw-fp16") else 0
     return int(n * (code + ID_BYTES + links))
 
 

@@ -98,7 +98,7 @@ def build_index(
     n, d = x.shape
     id_arr = as_ids(ids, n)
     index = create_index(params, n, d)
-    on_gpu = params.kind != "hnsw" and find_hnsw(index) is None and resolve_gpu(
+    on_gpu = find_hnsw(index) is None and resolve_gpu(
         None if device == "auto" else device == "gpu"
     )
     ivf = find_ivf(index)

@@ -177,3 +177,15 @@ def test_training_learns_shapes_that_an_untrained_network_cannot_tell_apart(tmp_
     untrained = scores(build_network(config), result.preprocess)
     assert trained["precision_at_1"] >= 0.8 and trained["map_at_r"] >= 0.6, trained
     assert trained["map_at_r"] >= untrained["map_at_r"] + 0.3, (trained, untrained)
+
+
+def test_no_holdout_trains_on_every_item_and_keeps_the_last_epoch(tiny_items, tmp_path):
+    import math
+
+    result = train_model(_config(epochs=2, holdout_fraction=0), tiny_items, None, tmp_path / "out", progress=False)
+    assert result.num_train_items == len(tiny_items) and result.num_val_items == 0
+    assert [entry["epoch"] for entry in result.history] == [1, 2]
+    assert all(math.isnan(entry["precision_at_1"]) for entry in result.history)
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["best_epoch"] == 2
+    frozen = _config(network="mobilenet_v2", freeze_backbone=True, augment_views=1, epochs=2, holdout_fraction=0)
+    assert train_model(frozen, tiny_items, None, tmp_path / "frozen", progress=False).num_val_items == 0

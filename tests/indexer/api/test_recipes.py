@@ -19,7 +19,7 @@ def test_the_best_recipe_is_two_stages_and_overrides_reach_the_right_stages(tmp_
     assert first.freeze_backbone and first.weights == "imagenet" and first.epochs is None  # the recipe's 60 kept
     assert not last.freeze_backbone and last.weights == str(tmp_path / "mine-stage1" / "model.pt")
     assert last.epochs == 7 and first.seed == last.seed == 3 and first.tta == last.tta == "flip"
-    assert RECIPES["best"].stages[1]["epochs"] == 28
+    assert RECIPES["best"].stages[1]["epochs"] == 26
     with pytest.raises(ConfigError, match="not lr"):
         recipe_configs("best", "mine", str, lr=0.1)
     with pytest.raises(ConfigError, match=r"recipe: 'fast' is invalid; expected one of best"):
