@@ -111,8 +111,8 @@ def embed(workspace: Workspace, model_name: str, *, batch_size: int = 128, progr
     """Embed every ok catalog image the model's store lacks.
 
     ``engine`` ``"local"`` embeds in this process with the torch checkpoint (on the GPU when there is one);
-    ``"onnx"`` in this process with the model's ONNX export, the query path's runtime (on the CPU about 2× the
-    local engine's rate; vectors equal to the torch ones to cosine 0.9999); ``"ray"`` runs a Ray Data job on the cluster at ``address``
+    ``"onnx"`` in this process with the model's ONNX export, the query path's runtime (on a CPU several times
+    the local engine's rate; vectors equal to the torch ones to cosine 0.9999); ``"ray"`` runs a Ray Data job on the cluster at ``address``
     (``auto``, ``ray://HOST:PORT``; None starts a local Ray) with ``actors`` model actors
     (:func:`indexer.api.ray_embed.embed_on_ray`).
 
