@@ -180,15 +180,18 @@ def train(ctx: click.Context, config_file: str | None, codebook, dim, recipe, **
 
 
 def _train_recipe(ctx: click.Context, recipe: str, config_file, codebook, dim, flags):
-    allowed = {"name", *api.RECIPE_OVERRIDES}
-    used = sorted(f"--{key.replace('_', '-')}" for key, value in flags.items() if value is not None and key not in allowed)
-    if config_file or codebook is not None or dim is not None or used:
-        extra = (["--config"] if config_file else []) + (["--codebook"] if codebook is not None else []) + \
-            (["--dim"] if dim is not None else []) + used
-        raise click.UsageError(f"--recipe sets the network and its training; it takes only --name, --seed, --device, "
-                               f"--tta, --epochs and --image-size, not {', '.join(extra)}")
+    accepted = ["name", *(key for key in api.RECIPE_OVERRIDES if key in flags)]
+    given = {**flags, "config": config_file, "codebook": codebook, "dim": dim}
+    refused = sorted(_flag(key) for key, value in given.items() if value is not None and key not in accepted)
+    if refused:
+        raise click.UsageError(f"--recipe sets the network and its training; it takes only "
+                               f"{', '.join(map(_flag, accepted))}, not {', '.join(refused)}")
     overrides = {key: value for key, value in flags.items() if key in api.RECIPE_OVERRIDES}
     return api.train_recipe(_workspace(ctx), recipe, flags["name"], **overrides)
+
+
+def _flag(key: str) -> str:
+    return f"--{key.replace('_', '-')}"
 
 
 def _print_trained(outcome) -> None:
