@@ -202,10 +202,14 @@ def _print_trained(outcome) -> None:
     if outcome.val_source == api.KEPT_STAGE:
         click.echo(f"model {outcome.name!r}: kept from an earlier run of the recipe; validation: {metrics}")
         return
-    click.echo(
-        f"model {outcome.name!r}: {outcome.epochs_run} epochs in {outcome.seconds:.1f} s on "
-        f"{outcome.train_images} images; validation on {outcome.val_images} images ({outcome.val_source}): {metrics}"
-    )
+    if outcome.epochs_run == 0:  # fitted, not trained (sift-vlad): no epochs and nothing validated
+        click.echo(f"model {outcome.name!r}: fitted in {outcome.seconds:.1f} s on {outcome.train_images} images "
+                   f"({outcome.val_source})")
+    else:
+        click.echo(
+            f"model {outcome.name!r}: {outcome.epochs_run} epochs in {outcome.seconds:.1f} s on {outcome.train_images} "
+            f"images; validation on {outcome.val_images} images ({outcome.val_source}): {metrics}"
+        )
     click.echo(f"checkpoint: {outcome.checkpoint}")
 
 
@@ -402,7 +406,7 @@ def remove(ctx: click.Context, paths: tuple[str, ...], ids: tuple[int, ...]) -> 
 @click.option("-k", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--queries", "n_queries", type=int, default=None, help="Query a seeded sample of this many images (default: all).")
 @click.option("--target-recall", type=float, default=api.DEFAULT_TARGET_RECALL, show_default=True)
-@click.option("--synthetic", type=int, default=None, metavar="N", help="Benchmark N seeded clustered vectors instead of the catalog.")
+@click.option("--synthetic", type=int, default=None, metavar="N", help="Benchmark N seeded synthetic vectors (see --data) instead of the catalog.")
 @click.option("--dim", type=int, default=128, show_default=True, help="Dimensions of --synthetic vectors.")
 @click.option("--data", "data_kind", type=click.Choice(["realistic", "blobs"]), default="realistic", show_default=True,
               help="--synthetic vectors shaped like trained embeddings, or isotropic clusters.")

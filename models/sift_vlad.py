@@ -4,15 +4,16 @@ Why dense: at 64 px OpenCV's detector finds few keypoints (a median of 51, minim
 Flowers images; docs/BENCHMARKS.md), bunched on high-contrast edges, so the petals' texture and the
 background that tell species apart are barely described. A grid of SIFT descriptors (every ``step``
 px, ``patch`` px wide, on the image upsampled to ``image_size``) describes every part of every image
-with the same number of descriptors, which is what category-level retrieval wants.
+with the same number of descriptors, which is what category-level retrieval wants. The defaults (48 px
+windows every 8 px at 128 px: an 11 x 11 grid) were chosen on train + val by ``benchmarks/sift_grid.py``.
 
 Pipeline: image → grey, ``image_size`` px → (m, 128) SIFT on a grid → RootSIFT (L1, square root) →
 VLAD against a k-means codebook (k, 128) fitted with FAISS: residuals summed per nearest centroid,
 signed square root (power normalisation), L2 per centroid (intra normalisation), L2 overall →
 (k·128,) → PCA to ``dim``, each axis divided by its standard deviation to the power ``whitening``
 (1 = full whitening, 0 = plain PCA) → L2. The default 0.25 was chosen on train + val: full whitening
-lifts the weakest axes to equal weight and lost MAP@R there (docs/BENCHMARKS.md, "SIFT-VLAD"). "Training" fits the codebook and the PCA on the
-training images; the model is one ``.npz`` file.
+lifts the weakest axes to equal weight and lost MAP@R there (docs/BENCHMARKS.md, "The classical baseline").
+"Training" fits the codebook and the PCA on the training images; the model is one ``.npz`` file.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class SiftVladSpec:
     dim: int = 128
     image_size: int = 128
     step: int = 8
-    patch: int = 16
+    patch: int = 48
     seed: int = 0
     whitening: float = 0.25
 
@@ -74,11 +75,19 @@ def _cv2():
     return cv2
 
 
+# OpenCV's SIFT descriptor is 4 x 4 spatial bins, each 3 * (size / 2) px wide, so a keypoint of ``size``
+# describes a window 6 * size px wide. A keypoint of size ``patch`` would describe a window six times wider than
+# the patch (96 px for a 16 px patch: nearly the whole 128 px image, and 12 times slower to compute).
+SIFT_WINDOW_PER_SIZE = 6.0
+
+
 def _grid(spec: SiftVladSpec) -> list:
+    """Keypoints every ``step`` px whose descriptors each cover a ``patch`` px square, all inside the image."""
     cv2 = _cv2()
     half = spec.patch / 2
     centres = np.arange(half, spec.image_size - half + 1e-6, spec.step)
-    return [cv2.KeyPoint(float(x), float(y), float(spec.patch)) for y in centres for x in centres]
+    size = spec.patch / SIFT_WINDOW_PER_SIZE
+    return [cv2.KeyPoint(float(x), float(y), size) for y in centres for x in centres]
 
 
 def dense_root_sift(image, spec: SiftVladSpec) -> np.ndarray:
@@ -187,7 +196,13 @@ def fit_sift_vlad(images: Sequence, spec: SiftVladSpec, *, progress: bool = Fals
     kmeans.train(np.ascontiguousarray(sample))
     centroids = np.ascontiguousarray(kmeans.centroids, dtype=np.float32)
     raw = np.stack([vlad(d, centroids) for d in per_image])
-    dim = spec.dim
+    mean, projection = fit_projection(raw, spec.dim, spec.whitening)
+    return SiftVladModel(spec, centroids, mean, projection)
+
+
+def fit_projection(raw: np.ndarray, dim: int, whitening: float) -> tuple[np.ndarray, np.ndarray]:
+    """(n, k·128) raw VLADs → their mean and the (k·128, dim) PCA projection, each axis scaled by
+    std^-whitening. Deterministic: each axis's sign is fixed."""
     if dim > min(raw.shape) - 1:
         raise ModelError(f"sift-vlad dim {dim} needs more than {dim} training images and VLAD dims; "
                          f"got {raw.shape[0]} images of {raw.shape[1]} dims")
@@ -196,8 +211,8 @@ def fit_sift_vlad(images: Sequence, spec: SiftVladSpec, *, progress: bool = Fals
     # singular values / sqrt(n - 1) the standard deviations to whiten by.
     _, singular, axes = np.linalg.svd((raw - mean).astype(np.float64), full_matrices=False)
     std = singular[:dim] / np.sqrt(max(1, raw.shape[0] - 1))
-    projection = (axes[:dim].T * (std + WHITEN_EPS) ** -spec.whitening).astype(np.float32)
+    projection = (axes[:dim].T * (std + WHITEN_EPS) ** -whitening).astype(np.float32)
     # Fix each axis's sign (SVD's is arbitrary) so refits on the same data agree bit for bit.
     signs = np.sign(projection[np.abs(projection).argmax(axis=0), np.arange(dim)])
     projection *= np.where(signs == 0, 1.0, signs).astype(np.float32)
-    return SiftVladModel(spec, centroids, mean.astype(np.float32), projection)
+    return mean.astype(np.float32), projection

@@ -23,22 +23,24 @@ def train_sift_vlad(
     name: str | None = None,
     codebook: int = 64,
     dim: int = 128,
-    image_size: int = 128,
-    step: int = 8,
-    patch: int = 16,
+    image_size: int | None = None,
+    step: int | None = None,
+    patch: int | None = None,
     seed: int = 0,
     whitening: float | None = None,
     progress: bool = True,
 ) -> TrainOutcome:
-    """Fit SIFT-VLAD (``codebook`` centroids, PCA to ``dim`` with ``whitening``, default the measured one) on every catalog image outside the
-    test split, save it under ``models/NAME/`` and register it (kind ``sift-vlad``)."""
+    """Fit SIFT-VLAD (``codebook`` centroids, PCA to ``dim``; ``image_size``, ``step``, ``patch`` and ``whitening``
+    default to :class:`models.sift_vlad.SiftVladSpec`'s measured ones) on every catalog image outside the test
+    split, save it under ``models/NAME/`` and register it (kind ``sift-vlad``)."""
     from models.errors import ImageError
     from models.images import open_rgb
     from models.sift_vlad import SiftVladSpec, fit_sift_vlad
 
     name = check_artifact_name("model", name or SIFT_VLAD)
-    spec = SiftVladSpec(codebook=codebook, dim=dim, image_size=image_size, step=step, patch=patch, seed=seed,
-                        **({} if whitening is None else {"whitening": whitening}))
+    chosen = {"image_size": image_size, "step": step, "patch": patch, "whitening": whitening}
+    spec = SiftVladSpec(codebook=codebook, dim=dim, seed=seed,
+                        **{key: value for key, value in chosen.items() if value is not None})
     with workspace.catalog(write=True) as catalog:
         rows = [row for row in catalog.images() if row.split != HELD_OUT_SPLIT]
     if not rows:
@@ -48,7 +50,7 @@ def train_sift_vlad(
     images, notes = [], []
     for row in rows:
         try:
-            images.append(open_rgb(row.path))
+            images.append(open_rgb(row.path, min_side=2 * spec.image_size, thumbnails=True))  # as the embedder
         except ImageError as exc:
             notes.append(f"skipped: {exc}")
     model = fit_sift_vlad(images, spec, progress=progress)

@@ -49,6 +49,19 @@ def test_dense_grid_gives_the_same_number_of_root_sift_descriptors_per_image():
     assert np.all(a >= 0) and np.allclose((a ** 2).sum(axis=1)[(a ** 2).sum(axis=1) > 0], 1.0, atol=1e-4)
 
 
+def test_each_grid_descriptor_describes_its_own_patch_not_the_whole_image():
+    from PIL import Image
+
+    rng = np.random.default_rng(4)
+    pixels = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    changed = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    changed[12:53, 12:53] = pixels[12:53, 12:53]  # pixels within 20 px of the grid point (32, 32) are kept
+    a, b = (dense_root_sift(Image.fromarray(p), SPEC) for p in (pixels, changed))
+    centre = 3 * 7 + 3  # the grid point at (32, 32): row 3, column 3 of the 7 x 7 grid
+    assert np.array_equal(a[centre], b[centre])  # 16 px, plus SIFT's blur and interpolation margins
+    assert not np.allclose(a[0], b[0])  # the corner patch, whose pixels changed, does
+
+
 def test_vlad_is_power_and_intra_normalised():
     rng = np.random.default_rng(0)
     centroids = rng.random((4, 128), dtype=np.float32)

@@ -15,7 +15,7 @@ pytest.importorskip("cv2", reason="opencv-python-headless is the 'classical' ext
 def test_sift_vlad_trains_builds_and_answers_queries(trained, ws):
     result = run(ws, "train", "--network", "sift-vlad", "--codebook", "8", "--dim", "8", "--image-size", "64",
                  "--name", "sv")
-    assert "model 'sv'" in result.output
+    assert "model 'sv': fitted in" in result.output and "epochs" not in result.output
     run(ws, "build", "--index", "flat", "--model", "sv", "--name", "svflat")
     answers = json.loads(run(ws, "query", _image(trained, "green_square", 2), "--index", "svflat", "-k", "3",
                              "--json").stdout)
