@@ -29,13 +29,27 @@ def test_cli_imports_click_the_standard_library_and_indexer_api_only():
     offending = sorted(
         module for module in imported_modules(ROOT / "cli.py")
         if module.split(".")[0] not in allowed_roots
-        and module not in ("indexer", "indexer.api", "indexer.service") and not module.startswith("indexer.api.")
+        and module not in ("indexer", "indexer.api", "indexer.service", "indexer.cli")
+        and not module.startswith(("indexer.api.", "indexer.cli."))
         and module not in ("indexer.service.ServiceConfig", "indexer.service.serve")
     )
     assert offending == [], (
-        f"cli.py may import click, the standard library, indexer.api and the other face's entry point "
-        f"(indexer.service: ServiceConfig, serve) only: {offending}"
+        f"cli.py may import click, the standard library, indexer.api, its own parts (indexer.cli) and the other "
+        f"face's entry point (indexer.service: ServiceConfig, serve) only: {offending}"
     )
+
+
+def test_the_cli_parts_import_click_the_standard_library_and_indexer_api_only():
+    allowed_roots = set(sys.stdlib_module_names) | {"click", "__future__"}
+    paths = sorted((ROOT / "indexer" / "cli").glob("*.py"))
+    assert len(paths) >= 3, paths  # the package, its shared helpers and its commands
+    for path in paths:
+        offending = sorted(
+            module for module in imported_modules(path)
+            if module.split(".")[0] not in allowed_roots and module not in ("indexer", "indexer.api", "indexer.cli")
+            and not module.startswith(("indexer.api.", "indexer.cli."))
+        )
+        assert offending == [], f"{path.name} may import click, the standard library and indexer.api only: {offending}"
 
 
 def test_the_check_sees_function_level_imports(tmp_path):

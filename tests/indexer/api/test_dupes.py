@@ -19,14 +19,14 @@ pytest.importorskip("cv2", reason="opencv-python-headless is the 'classical' ext
 
 @pytest.fixture
 def with_copies(trained, ws, tmp_path):
-    """The trained workspace plus an exact copy and a JPEG re-encode of red_circle_0."""
+    """The trained workspace plus an exact copy and a JPEG re-encode (quality 95) of red_circle_0."""
     from PIL import Image
 
     original = _image(trained, "red_circle", 0)
     extra = tmp_path / "copies" / "red_circle"
     extra.mkdir(parents=True)
     shutil.copyfile(original, extra / "exact.png")
-    Image.open(original).convert("RGB").save(extra / "reencoded.jpg", quality=60)
+    Image.open(original).convert("RGB").save(extra / "reencoded.jpg", quality=95)
     run(ws, "ingest", str(tmp_path / "copies"))
     run(ws, "train", "--network", "sift-vlad", "--codebook", "8", "--dim", "4", "--image-size", "64", "--name", "sv")
     return ws, original, extra
