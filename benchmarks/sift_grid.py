@@ -51,7 +51,14 @@ def main() -> None:
     from indexer.api.models import HELD_OUT_SPLIT
     from indexer.api.workspace import Workspace
     from models.images import open_rgb
-    from models.sift_vlad import SiftVladSpec, dense_root_sift, fit_projection, fit_sift_vlad, vlad
+    from models.sift_vlad import (
+        SiftVladModel,
+        SiftVladSpec,
+        dense_root_sift,
+        fit_projection,
+        fit_sift_vlad,
+        vlad,
+    )
 
     workspace = Workspace.at(args.workspace)
     with workspace.catalog() as catalog:
@@ -74,8 +81,7 @@ def main() -> None:
         per_s = len(rows) / (time.perf_counter() - started)
         for whitening in [float(w) for w in args.whitenings.split(",")]:
             mean, projection = fit_projection(raw[~is_test], spec.dim, whitening)
-            vectors = (raw - mean) @ projection
-            vectors = np.ascontiguousarray(vectors / np.linalg.norm(vectors, axis=1, keepdims=True), np.float32)
+            vectors = SiftVladModel(spec, centroids, mean, projection).project(raw)  # as the model embeds
             row = {"patch": patch, "step": args.step, "image_size": args.image_size, "codebook": args.codebook,
                    "whitening": whitening, "fit_s": round(fit_s, 1), "images_per_s": round(per_s, 1),
                    "train_val": scores(vectors[~is_test], labels[~is_test]),
