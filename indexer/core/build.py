@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from indexer.core.arrays import as_ids, as_vectors
+from indexer.core.coarse import needs_two_level, quantizer_hnsw, set_assign_ef, train_two_level
 from indexer.core.errors import IndexerError, InputError
 from indexer.core.factory import IndexParams, create_index, factory_string, find_hnsw, find_ivf
 from indexer.core.settings import set_default_settings
@@ -73,8 +74,15 @@ def _no_resampling(ivf: Any, sample: np.ndarray) -> None:
 
 
 def _train(work: Any, sample: np.ndarray, params: IndexParams, n: int, d: int) -> None:
+    """Train ``work``: FAISS's own training, or two-level k-means for an IVF with many lists (a CPU index)."""
+    ivf = find_ivf(work)
     try:
-        work.train(sample)
+        if ivf is not None and needs_two_level(ivf):
+            train_two_level(work, ivf, sample, spherical=params.metric == "ip", seed=params.seed)
+        else:
+            work.train(sample)
+        if ivf is not None:
+            set_assign_ef(ivf)
     except RuntimeError as exc:
         raise IndexerError(
             f"training {factory_string(params, n, d)!r} on {sample.shape[0]} vectors failed: {exc}"
@@ -98,10 +106,9 @@ def build_index(
     n, d = x.shape
     id_arr = as_ids(ids, n)
     index = create_index(params, n, d)
-    on_gpu = find_hnsw(index) is None and resolve_gpu(
-        None if device == "auto" else device == "gpu"
-    )
     ivf = find_ivf(index)
+    graph = find_hnsw(index) is not None or (ivf is not None and quantizer_hnsw(ivf) is not None)
+    on_gpu = not graph and resolve_gpu(None if device == "auto" else device == "gpu")
     nlist = int(ivf.nlist) if ivf is not None else None
     sample = training_sample(x, nlist, params.seed) if not index.is_trained else x[:0]
     _no_resampling(ivf, sample)

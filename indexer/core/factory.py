@@ -14,11 +14,13 @@ from typing import Any
 
 import numpy as np
 
+from indexer.core import coarse
 from indexer.core.errors import InputError
 from indexer.core.kinds import DEFAULT_EF_CONSTRUCTION, DEFAULT_HNSW_M, DEFAULT_PCA_DIM, INDEX_KINDS, KINDS
 
 METRICS = ("ip", "l2")
 MIN_POINTS_PER_LIST = 39  # FAISS warns below 39 training points per centroid
+LIST_LENGTH = 256  # past 4·√n = n/256 (about 1M vectors), nlist grows with n and lists keep this length
 LEGACY_PARAM_NAMES = {"ef_search": "efSearch"}  # sidecars written before efSearch was the one name
 
 
@@ -34,7 +36,7 @@ class IndexParams:
     """How to build one index. Fields not used by ``kind`` are ignored.
 
     kind: a name from :data:`indexer.core.kinds.KINDS`; ``raw`` takes ``factory`` verbatim
-    (e.g. "OPQ16,IVF256,PQ16"). nlist: IVF lists (default about 4·√n, at most n/39).
+    (e.g. "OPQ16,IVF256,PQ16"). nlist: IVF lists (default :func:`default_nlist`: 4·√n, n/256 past 1M).
     nprobe / efSearch: the index's default search setting (``None``: leave for tuning).
     pca_dim: output dims of PCA. pq_m: PQ sub-quantisers (default d/4). hnsw_m: HNSW graph
     degree. efConstruction: HNSW candidate list while building the graph. metric: "ip" (cosine
@@ -86,8 +88,11 @@ class IndexParams:
 
 
 def default_nlist(n: int) -> int:
-    """About 4·√n inverted lists, never more than n/39 (FAISS's minimum points per list), at least 1."""
-    return max(1, min(int(round(4 * math.sqrt(n))), n // MIN_POINTS_PER_LIST))
+    """About 4·√n inverted lists up to about a million vectors, then n/256 (lists of constant length, so a
+    query scans as many vectors at 10M as at 1M for the same nprobe); never more than n/39 (FAISS's minimum
+    points per list), at least 1."""
+    lists = max(int(round(4 * math.sqrt(n))), n // LIST_LENGTH)
+    return max(1, min(lists, n // MIN_POINTS_PER_LIST))
 
 
 def _default_pq_m(d: int) -> int:
@@ -129,6 +134,8 @@ def factory_string(params: IndexParams, n: int, d: int) -> str:
         values["pca"] = _pca_prefix(params, n, d)
     if "{nlist}" in template:
         values["nlist"] = params.nlist if params.nlist is not None else default_nlist(n)
+        big = values["nlist"] >= coarse.HNSW_COARSE_MIN_NLIST
+        values["coarse"] = f"_HNSW{coarse.COARSE_HNSW_M}" if big else ""
     if "{pq_m}" in template:
         m = params.pq_m if params.pq_m is not None else _default_pq_m(d)
         if d % m:

@@ -28,8 +28,8 @@ MAX_EF_SEARCH = 2048  # the tuner's ceiling for efSearch (nprobe's is nlist)
 class IndexKind:
     """One index kind.
 
-    factory: FAISS factory template; ``{pca}``, ``{nlist}``, ``{pq_m}``, ``{pq_bits}``,
-    ``{hnsw_m}`` are filled in by :func:`indexer.core.factory.factory_string`; ``{factory}``
+    factory: FAISS factory template; ``{pca}``, ``{nlist}``, ``{coarse}`` (empty, or an HNSW coarse
+    quantizer for many lists), ``{pq_m}``, ``{pq_bits}``, ``{hnsw_m}`` are filled in by :func:`indexer.core.factory.factory_string`; ``{factory}``
     is the user's own string. knob: the per-call search setting the tuner adjusts (None:
     exact search, nothing to tune; ``raw``: read from the built index). removes: vectors can
     be removed in place (HNSW graphs cannot: the API rebuilds them without the vectors).
@@ -52,13 +52,13 @@ KINDS: dict[str, IndexKind] = {
     for kind in (
         IndexKind("flat", "Flat", None, True, "exact inner-product search over every vector"),
         IndexKind("pca", "{pca},Flat", None, True, "PCA to --pca-dim dims, re-normalised, then exact search"),
-        IndexKind("ivf", "IVF{nlist},Flat", NPROBE, True, "k-means inverted lists; nprobe lists searched"),
-        IndexKind("ivfpq", "IVF{nlist},PQ{pq_m}x{pq_bits}", NPROBE, True, "inverted lists of PQ codes"),
+        IndexKind("ivf", "IVF{nlist}{coarse},Flat", NPROBE, True, "k-means inverted lists; nprobe lists searched"),
+        IndexKind("ivfpq", "IVF{nlist}{coarse},PQ{pq_m}x{pq_bits}", NPROBE, True, "inverted lists of PQ codes"),
         IndexKind("hnsw", "HNSW{hnsw_m}", EF_SEARCH, False, "HNSW graph; efSearch candidates per query"),
         IndexKind("hnsw-fp16", "HNSW{hnsw_m}_SQfp16", EF_SEARCH, False,
                   "HNSW graph over half-precision vectors: half the bytes read per distance"),
-        IndexKind("pca-ivf", "{pca},IVF{nlist},Flat", NPROBE, True, "PCA, then inverted lists"),
-        IndexKind("ivfsq", "IVF{nlist},SQ8", NPROBE, True, "inverted lists of 8-bit scalar codes (d bytes a vector)"),
+        IndexKind("pca-ivf", "{pca},IVF{nlist}{coarse},Flat", NPROBE, True, "PCA, then inverted lists"),
+        IndexKind("ivfsq", "IVF{nlist}{coarse},SQ8", NPROBE, True, "inverted lists of 8-bit scalar codes (d bytes a vector)"),
         IndexKind("ivf-hnsw", "IVF{nlist}_HNSW{hnsw_m},Flat", NPROBE, True,
                   "inverted lists with an HNSW coarse quantizer, for millions of vectors"),
         IndexKind("raw", "{factory}", None, True, "any FAISS factory string given with --factory"),

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from indexer.core.coarse import quantizer_ef, quantizer_hnsw
 from indexer.core.errors import InputError
 from indexer.core.factory import find_hnsw, find_ivf
 from indexer.core.kinds import EF_SEARCH, NPROBE
@@ -54,9 +55,14 @@ def search_parameters(index: Any, nprobe: int | None = None, efSearch: int | Non
     nprobe, efSearch = _checked(index, nprobe, efSearch)
     if nprobe is None and efSearch is None:
         return None
-    inner = faiss.SearchParametersIVF(nprobe=nprobe) if nprobe is not None else faiss.SearchParametersHNSW(
-        efSearch=efSearch
-    )
+    if nprobe is not None:
+        inner = faiss.SearchParametersIVF(nprobe=nprobe)
+        if quantizer_hnsw(find_ivf(index)) is not None:  # a graph over the centroids: its list follows nprobe
+            coarse = faiss.SearchParametersHNSW(efSearch=quantizer_ef(nprobe))
+            inner.quantizer_params = coarse
+            inner.referenced_objects = [coarse]
+    else:
+        inner = faiss.SearchParametersHNSW(efSearch=efSearch)
     if isinstance(faiss.downcast_index(_unwrap_idmap(index)), faiss.IndexPreTransform):
         outer = faiss.SearchParametersPreTransform()
         outer.index_params = inner
@@ -82,7 +88,11 @@ def set_default_settings(index: Any, nprobe: int | None = None, efSearch: int | 
     """
     nprobe, efSearch = _checked(index, nprobe, efSearch)
     if nprobe is not None:
-        find_ivf(index).nprobe = nprobe
+        ivf = find_ivf(index)
+        ivf.nprobe = nprobe
+        graph = quantizer_hnsw(ivf)
+        if graph is not None:
+            graph.hnsw.efSearch = quantizer_ef(nprobe)
     if efSearch is not None:
         find_hnsw(index).hnsw.efSearch = efSearch
 

@@ -1,0 +1,79 @@
+"""The coarse quantizer of an IVF index with many lists: two-level k-means, and an HNSW graph over the centroids.
+
+Past about a million vectors :func:`indexer.core.factory.default_nlist` keeps lists at a constant length, so
+nlist grows with N (39,062 lists at 10M). Two costs then grow with it, and this module keeps both down:
+
+- Training. One k-means over ``nlist`` centroids costs sample × nlist per iteration (hours at 10M on a few
+  cores). Two-level clustering (FAISS's ``contrib.clustering.two_level_clustering``) first splits the sample
+  into about √nlist groups, then clusters each group into its share of the lists: sample × 2·√nlist.
+- Assignment and search. Comparing a vector with every centroid costs nlist distances; past
+  :data:`HNSW_COARSE_MIN_NLIST` lists the factory gives the IVF an HNSW graph over its centroids instead
+  (FAISS's ``IVF{nlist}_HNSW32``), whose search costs about log(nlist). Its candidate list per call is tied to
+  nprobe by :func:`quantizer_ef` (it must return nprobe centroids, and more candidates than that to find the
+  right ones).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+TWO_LEVEL_MIN_NLIST = 16_384  # from here on, train the centroids in two levels
+HNSW_COARSE_MIN_NLIST = 16_384  # from here on, the coarse quantizer of ivf/ivfsq/ivfpq/pca-ivf is a graph
+COARSE_HNSW_M = 32
+ASSIGN_EF = 32  # the graph's candidate list while vectors are added (one nearest centroid each)
+NITER = 20  # iterations of the first level (the second level runs FAISS's default 25)
+
+
+def quantizer_hnsw(ivf: Any) -> Any | None:
+    """The IndexHNSW that is ``ivf``'s coarse quantizer (downcast), or None for a flat one."""
+    import faiss
+
+    quantizer = faiss.downcast_index(ivf.quantizer)
+    return quantizer if isinstance(quantizer, faiss.IndexHNSW) else None
+
+
+def quantizer_ef(nprobe: int) -> int:
+    """The graph quantizer's efSearch for a search that probes ``nprobe`` lists: twice nprobe, at least 32."""
+    return max(ASSIGN_EF, 2 * int(nprobe))
+
+
+def needs_two_level(ivf: Any) -> bool:
+    return int(ivf.nlist) >= TWO_LEVEL_MIN_NLIST
+
+
+def train_two_level(index: Any, ivf: Any, sample: np.ndarray, *, spherical: bool, seed: int) -> None:
+    """Train ``index`` (untrained; ``ivf`` its IVF part) on ``sample`` with two-level k-means centroids.
+
+    A pre-transform (PCA) is trained first and the sample mapped through it; then the centroids go into the
+    coarse quantizer and the IVF trains only what is left (SQ / PQ codes; FAISS skips its own k-means when the
+    quantizer already holds nlist centroids).
+    """
+    import faiss
+    from faiss.contrib.clustering import two_level_clustering
+
+    outer = faiss.downcast_index(index)
+    x = np.ascontiguousarray(sample, dtype=np.float32)
+    if isinstance(outer, faiss.IndexPreTransform):
+        for i in range(outer.chain.size()):
+            transform = outer.chain.at(i)
+            transform.train(x)
+            x = transform.apply(x)
+    nlist = int(ivf.nlist)
+    groups = max(1, int(round(math.sqrt(nlist))))
+    centroids, _ = two_level_clustering(x, groups, nlist, clustering_niter=NITER, spherical=spherical, seed=seed)
+    ivf.quantizer.reset()
+    ivf.quantizer.add(np.ascontiguousarray(centroids, dtype=np.float32))
+    ivf.quantizer.is_trained = True
+    ivf.train(x)
+    index.is_trained = True
+    set_assign_ef(ivf)
+
+
+def set_assign_ef(ivf: Any) -> None:
+    """Give a graph quantizer the candidate list used while vectors are added (FAISS's default is 16)."""
+    graph = quantizer_hnsw(ivf)
+    if graph is not None:
+        graph.hnsw.efSearch = ASSIGN_EF
