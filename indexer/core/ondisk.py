@@ -143,15 +143,18 @@ def exact_search_in_shards(read_rows: RowReader, n: int, queries: np.ndarray, k:
 
 def _read_positions(read_rows: RowReader, bounds: list[tuple[int, int]], rows: np.ndarray,
                     d: int) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, vectors) of the sorted row positions ``rows``, reading only the shards that hold some."""
-    ids, vectors = [np.zeros(0, np.int64)], [np.empty((0, d), np.float32)]
+    """(ids, vectors) of the sorted row positions ``rows``, reading only the shards that hold some.
+
+    The output is allocated once and filled shard by shard (a 2.5M-row training sample is 1.3 GB at d = 128:
+    gathering pieces and concatenating them would hold it twice)."""
+    ids, vectors = np.empty(len(rows), np.int64), np.empty((len(rows), d), np.float32)
     for start, stop in bounds:
         lo, hi = np.searchsorted(rows, [start, stop])
         if lo < hi:
             shard_ids, x = read_rows(start, stop)
-            ids.append(np.asarray(shard_ids, np.int64)[rows[lo:hi] - start])
-            vectors.append(float_vectors(np.asarray(x)[rows[lo:hi] - start], d))
-    return np.concatenate(ids), np.concatenate(vectors)
+            ids[lo:hi] = np.asarray(shard_ids, np.int64)[rows[lo:hi] - start]
+            vectors[lo:hi] = float_vectors(np.asarray(x)[rows[lo:hi] - start], d)
+    return ids, vectors
 
 
 def _write_shard(ivf: Any, invlists: Any, cursor: np.ndarray, ids: np.ndarray, x: np.ndarray,
