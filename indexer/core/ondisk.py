@@ -9,8 +9,9 @@ The build never holds all vectors at once. It reads rows through ``read_rows(sta
    (contrib ``ondisk.merge_ondisk``), and each shard's codes and ids are written into their lists.
 
 FAISS's merge needs every shard's lists open at once and maps the whole output, so its resident memory grows
-with N; here one shard is in memory at a time and the output's pages are handed back to the page cache after
-each shard (``madvise(MADV_DONTNEED)`` on the shared file mapping: the data stays in the file and the cache).
+with N; here one shard is in memory at a time and its entries are written with ``pwrite`` at their lists'
+offsets (:class:`indexer.core.ondisk_lists.ListsWriter`), never through a mapping, so the written pages stay in
+the page cache and out of the build's resident memory.
 
 The files, loading (mapped read-only: queries touch only the lists they probe) and changes (remove, add) are
 :mod:`indexer.core.ondisk_lists`.
@@ -30,10 +31,9 @@ from indexer.core.build import BuildInfo, train_ivf, training_rows
 from indexer.core.errors import IndexerError, InputError
 from indexer.core.ondisk_lists import (
     PREFETCH_THREADS,
+    ListsWriter,
     assign_lists,
-    drop_resident_pages,
     float_vectors,
-    fsync_file,
     next_data_path,
     quiet_stdout,
 )
@@ -94,15 +94,17 @@ def build_on_disk(params, read_rows: RowReader, n: int, d: int, faiss_path: str 
         invlists.update_totsize(max(int(sizes.sum()) * entry, 1))
     invlists.set_all_lists_sizes(faiss.swig_ptr(sizes))
     cursor = np.zeros(int(ivf.nlist), dtype=np.int64)
-    for done, (a, b) in enumerate(bounds, 1):
-        ids, x = read_rows(a, b)
-        _write_shard(ivf, invlists, cursor, np.ascontiguousarray(ids, dtype=np.int64), float_vectors(x, d),
-                     lists[a:b])
-        drop_resident_pages(invlists)
-        report("write", done, len(bounds))
+    writer = ListsWriter(data_path, sizes, int(ivf.code_size))
+    try:
+        for done, (a, b) in enumerate(bounds, 1):
+            ids, x = read_rows(a, b)
+            _write_shard(ivf, writer, cursor, np.ascontiguousarray(ids, dtype=np.int64), float_vectors(x, d),
+                         lists[a:b])
+            report("write", done, len(bounds))
+    finally:
+        writer.close()
     if not np.array_equal(cursor, sizes.astype(np.int64)):
         raise IndexerError("on-disk build: the shards did not fill their lists; the rows changed between passes")
-    fsync_file(data_path)
     ivf.replace_invlists(invlists, True)
     invlists.prefetch_nthread = PREFETCH_THREADS
     invlists.this.disown()
@@ -157,7 +159,7 @@ def _read_positions(read_rows: RowReader, bounds: list[tuple[int, int]], rows: n
     return ids, vectors
 
 
-def _write_shard(ivf: Any, invlists: Any, cursor: np.ndarray, ids: np.ndarray, x: np.ndarray,
+def _write_shard(ivf: Any, writer: ListsWriter, cursor: np.ndarray, ids: np.ndarray, x: np.ndarray,
                  lists: np.ndarray) -> None:
     """Encode one shard for its lists and copy each list's run into the data file at that list's cursor."""
     import faiss
@@ -170,6 +172,5 @@ def _write_shard(ivf: Any, invlists: Any, cursor: np.ndarray, ids: np.ndarray, x
     ends = np.r_[starts[1:], len(lists)]
     for a, b in zip(starts.tolist(), ends.tolist()):
         number = int(lists[a])
-        invlists.update_entries(number, int(cursor[number]), b - a, faiss.swig_ptr(ids[a:b]),
-                                faiss.swig_ptr(codes[a:b]))
+        writer.write(number, int(cursor[number]), ids[a:b], codes[a:b])
         cursor[number] += b - a

@@ -20,7 +20,6 @@ import numpy as np
 from indexer.core.errors import IndexFileError
 
 DATA_SUFFIX = ".ivfdata"
-MADV_DONTNEED = 4
 PREFETCH_THREADS = 0  # FAISS starts 32 threads per search to prefetch lists; from the page cache that costs ms
 
 
@@ -66,19 +65,19 @@ def rewrite_on_disk(index: Any, *, remove: np.ndarray | None = None,
     with quiet_stdout():
         new.update_totsize(max(int(sizes.sum()) * (code_size + 8), 1))
     new.set_all_lists_sizes(faiss.swig_ptr(sizes))
-    for number in range(nlist):
-        ids, codes = _list_ids(old, number), _list_codes(old, number, code_size)
-        if kept[number] is not None:
-            ids, codes = ids[kept[number]], codes[kept[number]]
-        a, b = add_start[number], add_start[number + 1]
-        if b > a:
-            ids, codes = np.concatenate([ids, add_ids[a:b]]), np.concatenate([codes, add_codes[a:b]])
-        if len(ids):
-            new.update_entries(number, 0, len(ids), faiss.swig_ptr(np.ascontiguousarray(ids)),
-                               faiss.swig_ptr(np.ascontiguousarray(codes)))
-        if number % 1024 == 1023:
-            drop_resident_pages(new)
-    fsync_file(data_path)
+    writer = ListsWriter(data_path, sizes, code_size)
+    try:
+        for number in range(nlist):
+            ids, codes = _list_ids(old, number), _list_codes(old, number, code_size)
+            if kept[number] is not None:
+                ids, codes = ids[kept[number]], codes[kept[number]]
+            a, b = add_start[number], add_start[number + 1]
+            if b > a:
+                ids, codes = np.concatenate([ids, add_ids[a:b]]), np.concatenate([codes, add_codes[a:b]])
+            if len(ids):
+                writer.write(number, 0, ids, codes)
+    finally:
+        writer.close()
     ivf.replace_invlists(new, True)
     new.prefetch_nthread = PREFETCH_THREADS
     new.this.disown()
@@ -208,24 +207,39 @@ def assign_lists(ivf: Any, x: np.ndarray) -> np.ndarray:
     return lists[:, 0].astype(np.int64)
 
 
-def drop_resident_pages(invlists: Any) -> None:
-    """Hand the written pages of the shared file mapping back to the page cache (they stay in the file)."""
-    import ctypes
+class ListsWriter:
+    """Writes entries into a new lists file laid out back to back, as ``OnDiskInvertedLists.set_all_lists_sizes``
+    lays it out (list after list; in each, its codes, then its int64 ids), with ``pwrite``.
 
-    import faiss
+    Not through FAISS's shared mapping: a write through the map makes the kernel map whole large folios into the
+    process (on Linux 6.18, writing 8 bytes every 64 KB of a 1 GB mapping made 1 GB resident), so a build's
+    resident memory grew with the file. Written with ``pwrite`` the pages go to the page cache only.
+    """
 
-    size = int(invlists.totsize)
-    if size == 0:
-        return
-    address = faiss.rev_swig_ptr(invlists.ptr, size).ctypes.data
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    libc.madvise(ctypes.c_void_p(address - address % os.sysconf("SC_PAGE_SIZE")), size, MADV_DONTNEED)
+    def __init__(self, path: Path, sizes: np.ndarray, code_size: int) -> None:
+        self.sizes = np.asarray(sizes, dtype=np.int64)
+        self.code_size = int(code_size)
+        ends = np.cumsum(self.sizes * (self.code_size + 8))
+        self.offsets = np.concatenate([[0], ends[:-1]]).astype(np.int64)
+        self.fd = os.open(path, os.O_WRONLY)
 
+    def write(self, number: int, start: int, ids: np.ndarray, codes: np.ndarray) -> None:
+        """Entries ``start .. start + len(ids)`` of list ``number``."""
+        base = int(self.offsets[number])
+        self._pwrite(codes, base + start * self.code_size)
+        self._pwrite(np.asarray(ids, dtype=np.int64), base + int(self.sizes[number]) * self.code_size + start * 8)
 
-def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    def _pwrite(self, array: np.ndarray, offset: int) -> None:
+        if array.size == 0:
+            return
+        view = memoryview(np.ascontiguousarray(array)).cast("B")
+        while len(view):
+            written = os.pwrite(self.fd, view, offset)
+            view, offset = view[written:], offset + written
+
+    def close(self) -> None:
+        """fsync and close: the file is complete on disk when this returns."""
+        try:
+            os.fsync(self.fd)
+        finally:
+            os.close(self.fd)

@@ -100,3 +100,31 @@ def test_refuses_kinds_that_are_not_plain_ivf_and_bad_shards(tmp_path):
     with pytest.raises(InputError, match="--shards"):
         shard_bounds(10, 0)
     assert shard_bounds(10, 3) == [(0, 3), (3, 7), (7, 10)]
+
+
+def test_lists_writer_puts_entries_where_faiss_reads_them(tmp_path):
+    import faiss
+
+    from indexer.core.ondisk_lists import ListsWriter
+
+    sizes = np.array([3, 0, 5, 2], dtype=np.uint64)
+    code_size = 6
+    path = tmp_path / "x.ivfdata"
+    lists = faiss.OnDiskInvertedLists(len(sizes), code_size, str(path))
+    lists.update_totsize(int(sizes.sum()) * (code_size + 8))
+    lists.set_all_lists_sizes(faiss.swig_ptr(sizes))
+    rng = np.random.default_rng(0)
+    expected = {n: (rng.integers(0, 10**9, int(s)), rng.integers(0, 255, (int(s), code_size), dtype=np.uint8))
+                for n, s in enumerate(sizes)}
+    writer = ListsWriter(path, sizes, code_size)
+    for number, (ids, codes) in expected.items():  # in two runs, as shards write them
+        half = len(ids) // 2
+        writer.write(number, 0, ids[:half], codes[:half])
+        writer.write(number, half, ids[half:], codes[half:])
+    writer.close()
+    for number, (ids, codes) in expected.items():
+        size = int(sizes[number])
+        if size:
+            assert np.array_equal(faiss.rev_swig_ptr(lists.get_ids(number), size), ids)
+            assert np.array_equal(faiss.rev_swig_ptr(lists.get_codes(number), size * code_size).reshape(size, -1),
+                                  codes)
