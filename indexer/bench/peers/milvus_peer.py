@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +14,7 @@ from indexer.bench.grids import IVF_SWEEP
 from indexer.bench.peers.base import Peer
 
 BATCH = 10_000
+INDEX_WAIT_S = 3600  # the longest wait for Milvus's background index build
 
 
 class MilvusLitePeer(Peer):
@@ -38,9 +40,23 @@ class MilvusLitePeer(Peer):
                     for i in range(start, stop)]
             self.client.insert("bench", rows)
         self.client.flush("bench")  # seal the segments so the IVF index serves them (growing ones are scanned)
+        self._wait_for_index(n)
         self.client.load_collection("bench")
         self.fields = sorted(metadata[0]) if metadata else []
         self.nprobe = 1
+
+    def _wait_for_index(self, n: int) -> None:
+        """Block until the IVF index covers all n rows: Milvus builds it in the background after the flush, and
+        until then a search scans the unindexed segments (about a second a query at 1M)."""
+        deadline = time.monotonic() + INDEX_WAIT_S
+        while True:
+            info = self.client.describe_index("bench", "vector") or {}
+            if int(info.get("indexed_rows", 0)) >= n or info.get("state") == "Finished":
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Milvus Lite indexed {info.get('indexed_rows', 0):,} of {n:,} rows in "
+                                   f"{INDEX_WAIT_S:,} s (state {info.get('state')!r})")
+            time.sleep(1.0)
 
     def set_knob(self, value: int) -> None:
         self.nprobe = min(int(value), self.nlist)
