@@ -31,7 +31,7 @@ def _rerank(rerank: str, rerank_n: int | None, rerank_alpha: float | None):
               help=f"Index kind (default {api.DEFAULT_KIND}; 'raw' with --factory; 'auto' picks one for the data).")
 @click.option("--model", "model_name", default=None, help="Model whose embeddings to index (default: the most recent).")
 @click.option("--name", default=None, help="Index name (default: the kind). An existing index of that name is replaced atomically.")
-@click.option("--nlist", type=int, default=None, help="IVF lists (default about 4*sqrt(N), at most N/39).")
+@click.option("--nlist", type=int, default=None, help="IVF lists (default 4*sqrt(N) up to about 1M vectors, then N/256; at most N/39).")
 @click.option("--nprobe", type=int, default=None, help="IVF lists searched (default: tuned to --target-recall).")
 @click.option("--efSearch", "efSearch", type=int, default=None, help="HNSW efSearch (default: tuned to --target-recall).")
 @click.option("--pca-dim", type=int, default=api.DEFAULT_PCA_DIM, show_default=True, help="Output dimensions of PCA kinds.")
