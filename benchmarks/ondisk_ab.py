@@ -8,7 +8,7 @@ machine a p50 moves by up to 30 % between such phases (benchmarks/coarse_ab.py t
 tuned to recall@10 0.95 on the same 1,000 held-out queries), the on-disk one is saved and loaded back mapped
 read-only, and then each round times 300 single queries on one thread for every system, in a shuffled order;
 the ratio is taken per round. The on-disk index is also timed with its graph quantizer's candidate list at
-nprobe + 16 instead of the default 2·nprobe (:func:`indexer.core.coarse.quantizer_ef`).
+2·nprobe, the rule before the default became nprobe + 16 (:func:`indexer.core.coarse.quantizer_ef`).
 """
 
 from __future__ import annotations
@@ -36,16 +36,16 @@ from indexer.core.tuning import tune_search_param
 K = 10
 
 
-def _params_plus16(nprobe: int):
+def _params_twice(nprobe: int):
     params = faiss.SearchParametersIVF(nprobe=nprobe)
-    coarse = faiss.SearchParametersHNSW(efSearch=nprobe + 16)
+    coarse = faiss.SearchParametersHNSW(efSearch=max(32, 2 * nprobe))
     params.quantizer_params = coarse
     return params, coarse
 
 
-def _times(index, queries, nprobe: int, plus16: bool) -> np.ndarray:
+def _times(index, queries, nprobe: int, twice: bool) -> np.ndarray:
     seconds = np.empty(len(queries))
-    keep = _params_plus16(nprobe) if plus16 else None
+    keep = _params_twice(nprobe) if twice else None
     for i, q in enumerate(queries):
         started = time.perf_counter()
         if keep is None:
@@ -103,25 +103,25 @@ def main() -> None:
 
         systems = {
             "ivf-ondisk": (disk, tuned_disk.value, False, gt),
-            "ivf-ondisk (quantizer ef nprobe+16)": (disk, tuned_disk.value, True, gt),
+            "ivf-ondisk (quantizer ef 2*nprobe)": (disk, tuned_disk.value, True, gt),
             "ivf (in memory, 1M)": (memory, tuned_mem.value, False, gt_m),
         }
         recall = {}
-        for name, (index, nprobe, plus16, truth) in systems.items():
-            if plus16:
-                _, found = index.search(queries, K, params=_params_plus16(nprobe)[0])
+        for name, (index, nprobe, twice, truth) in systems.items():
+            if twice:
+                _, found = index.search(queries, K, params=_params_twice(nprobe)[0])
             else:
                 _, found = search(index, queries, K, nprobe=nprobe)
             recall[name] = ann_recall_at_k(found, truth[1], K, exact_scores=truth[0])
         faiss.omp_set_num_threads(1)
-        for index, nprobe, plus16, _ in systems.values():  # warm-up: map the lists the queries touch
-            _times(index, queries, nprobe, plus16)
+        for index, nprobe, twice, _ in systems.values():  # warm-up: map the lists the queries touch
+            _times(index, queries, nprobe, twice)
         rng = np.random.default_rng(args.seed)
         p50 = {name: [] for name in systems}
         for _ in range(args.rounds):
             for name in rng.permutation(list(systems)):
-                index, nprobe, plus16, _ = systems[name]
-                p50[name].append(float(np.median(_times(index, queries, nprobe, plus16)) * 1e3))
+                index, nprobe, twice, _ = systems[name]
+                p50[name].append(float(np.median(_times(index, queries, nprobe, twice)) * 1e3))
         memory_name = "ivf (in memory, 1M)"
         report = {"n": n, "memory_n": args.memory_n, "rounds": args.rounds, "systems": {}}
         for name, (_, nprobe, _, _) in systems.items():

@@ -9,8 +9,8 @@ nlist grows with N (39,062 lists at 10M). Two costs then grow with it, and this 
 - Assignment and search. Comparing a vector with every centroid costs nlist distances; past
   :data:`HNSW_COARSE_MIN_NLIST` lists the factory gives the IVF an HNSW graph over its centroids instead
   (FAISS's ``IVF{nlist}_HNSW32``), whose search costs about log(nlist). Its candidate list per call is tied to
-  nprobe by :func:`quantizer_ef` (it must return nprobe centroids, and more candidates than that to find the
-  right ones).
+  nprobe by :func:`quantizer_ef` (it must return nprobe centroids, and a few more candidates than that to find
+  the right ones).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ TWO_LEVEL_MIN_NLIST = 16_384  # from here on, train the centroids in two levels
 HNSW_COARSE_MIN_NLIST = 16_384  # from here on, the coarse quantizer of ivf/ivfsq/ivfpq/pca-ivf is a graph
 COARSE_HNSW_M = 32
 ASSIGN_EF = 32  # the graph's candidate list while vectors are added (one nearest centroid each)
+QUANTIZER_EF_MARGIN = 16  # candidates beyond the nprobe centroids a search needs
 NITER = 20  # iterations of the first level (the second level runs FAISS's default 25)
 
 
@@ -36,8 +37,11 @@ def quantizer_hnsw(ivf: Any) -> Any | None:
 
 
 def quantizer_ef(nprobe: int) -> int:
-    """The graph quantizer's efSearch for a search that probes ``nprobe`` lists: twice nprobe, at least 32."""
-    return max(ASSIGN_EF, 2 * int(nprobe))
+    """The graph quantizer's efSearch for a search that probes ``nprobe`` lists: nprobe + 16, at least 32.
+
+    Measured at 10M (39,062 lists, nprobe 81; benchmarks/ondisk_ab.py): against 2·nprobe, recall@10 0.957
+    instead of 0.958 and the single-query p50 1.63× instead of 1.97× the in-memory 1M index's."""
+    return max(ASSIGN_EF, int(nprobe) + QUANTIZER_EF_MARGIN)
 
 
 def needs_two_level(ivf: Any) -> bool:
