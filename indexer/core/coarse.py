@@ -71,10 +71,8 @@ def train_two_level(index: Any, ivf: Any, sample: np.ndarray, *, spherical: bool
     centroids, _ = two_level_clustering(x, groups, nlist, clustering_niter=NITER, spherical=spherical, seed=seed)
     ivf.quantizer.reset()
     ivf.quantizer.add(np.ascontiguousarray(centroids, dtype=np.float32))
-    ivf.quantizer.is_trained = True
     ivf.train(x)
     index.is_trained = True
-    set_assign_ef(ivf)
 
 
 def set_assign_ef(ivf: Any) -> None:

@@ -29,7 +29,8 @@ class IndexKind:
     """One index kind.
 
     factory: FAISS factory template; ``{pca}``, ``{nlist}``, ``{coarse}`` (empty, or an HNSW coarse
-    quantizer for many lists), ``{pq_m}``, ``{pq_bits}``, ``{hnsw_m}`` are filled in by :func:`indexer.core.factory.factory_string`; ``{factory}``
+    quantizer for many lists), ``{pq_m}``, ``{pq_bits}``, ``{hnsw_m}`` are filled in by
+    :func:`indexer.core.factory.factory_string`; ``{factory}``
     is the user's own string. knob: the per-call search setting the tuner adjusts (None:
     exact search, nothing to tune; ``raw``: read from the built index). removes: vectors can
     be removed in place (HNSW graphs cannot: the API rebuilds them without the vectors).

@@ -46,8 +46,9 @@ class MilvusLitePeer(Peer):
         self.nprobe = 1
 
     def _wait_for_index(self, n: int) -> None:
-        """Block until the IVF index covers all n rows: Milvus builds it in the background after the flush, and
-        until then a search scans the unindexed segments (about a second a query at 1M)."""
+        """Block until Milvus reports its IVF index complete: it builds the index in the background after the
+        flush and scans what is not indexed yet. (At 1M queries still took about 1.3 s after this wait:
+        docs/BENCHMARKS.md.)"""
         deadline = time.monotonic() + INDEX_WAIT_S
         while True:
             info = self.client.describe_index("bench", "vector") or {}
