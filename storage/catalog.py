@@ -1,68 +1,23 @@
 """Every query on the catalog lives here, behind :class:`Catalog`.
 
-Rows leave this module as small frozen dataclasses, never as live ORM objects, so
-callers cannot trigger lazy loads or accidental writes.
+Rows leave this module as the small frozen dataclasses of :mod:`storage.rows`, never as live ORM
+objects, so callers cannot trigger lazy loads or accidental writes.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 from sqlalchemy import Engine, delete, func, select, text
 from sqlalchemy.orm import Session
 
 from storage.errors import CatalogError, NotInCatalogError
+from storage.rows import ArtifactRow, CatalogSummary, ImageRow, image_row, index_row, json_safe, model_row
 from storage.schema import Image, Index, Label, Model, utcnow
 
+__all__ = ["ArtifactRow", "Catalog", "CatalogSummary", "ImageRow"]  # the rows are re-exported for callers
+
 SEQUENCE_RETRIES = 1000
-
-
-@dataclass(frozen=True)
-class ImageRow:
-    id: int
-    path: str
-    label_id: int | None
-    label: str | None
-    split: str | None
-    status: str
-    error: str | None = None
-    sha256: str | None = None
-    duplicate_of: int | None = None
-    width: int | None = None  # the file's own size (EXIF orientation applied), not a reduced decode's
-    height: int | None = None
-    format: str | None = None
-
-
-@dataclass(frozen=True)
-class ArtifactRow:
-    """A registered model or index. ``path`` is relative to the workspace."""
-
-    id: int
-    name: str
-    kind: str
-    params: dict
-    path: str
-    dim: int
-    created_at: datetime
-    metrics: dict = field(default_factory=dict)
-    ntotal: int | None = None
-    model_name: str | None = None
-
-
-@dataclass(frozen=True)
-class CatalogSummary:
-    images_total: int
-    images_ok: int
-    images_error: int
-    duplicates: int
-    labels: int
-    splits: dict[str, int]
-    errors_by_split: dict[str, int]
-    models: list[str]
-    indexes: list[str]
 
 
 class Catalog:
@@ -161,7 +116,7 @@ class Catalog:
         image = self.session.scalars(
             select(Image).where(Image.sha256 == sha256, Image.status == "ok").order_by(Image.id).limit(1)
         ).first()
-        return _image_row(image) if image is not None else None
+        return image_row(image) if image is not None else None
 
     def add_image(self, **fields) -> int:
         image = Image(**fields)
@@ -217,7 +172,7 @@ class Catalog:
             query = query.where(Image.status == status)
         if splits is not None:
             query = query.where(Image.split.in_(list(splits)))
-        return [_image_row(image) for image in self.session.scalars(query).unique()]
+        return [image_row(image) for image in self.session.scalars(query).unique()]
 
     def images_by_ids(self, ids: Iterable[int]) -> dict[int, ImageRow]:
         wanted = [int(i) for i in ids]
@@ -225,7 +180,7 @@ class Catalog:
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             for image in self.session.scalars(select(Image).where(Image.id.in_(chunk))).unique():
-                found[image.id] = _image_row(image)
+                found[image.id] = image_row(image)
         return found
 
     def images_by_paths(self, paths: Iterable[str]) -> dict[str, ImageRow]:
@@ -234,7 +189,7 @@ class Catalog:
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             for image in self.session.scalars(select(Image).where(Image.path.in_(chunk))).unique():
-                found[image.path] = _image_row(image)
+                found[image.path] = image_row(image)
         return found
 
     def remove_images(self, ids: Iterable[int]) -> int:
@@ -301,17 +256,17 @@ class Catalog:
         model.created_at = utcnow()  # a retrained model is a new model
         self.session.add(model)
         self.session.flush()
-        return _model_row(model)
+        return model_row(model)
 
     def model(self, name: str) -> ArtifactRow:
         model = self.session.scalar(select(Model).where(Model.name == name))
         if model is None:
             known = ", ".join(row.name for row in self.models()) or "none"
             raise NotInCatalogError(f"no model named {name!r} in the catalog (models: {known})")
-        return _model_row(model)
+        return model_row(model)
 
     def models(self) -> list[ArtifactRow]:
-        return [_model_row(m) for m in self.session.scalars(select(Model).order_by(Model.created_at))]
+        return [model_row(m) for m in self.session.scalars(select(Model).order_by(Model.created_at))]
 
     # ----------------------------------------------------------------- indexes
     def register_index(
@@ -339,76 +294,15 @@ class Catalog:
         self.session.add(index)
         self.session.flush()
         self.session.refresh(index)
-        return _index_row(index)
+        return index_row(index)
 
     def index(self, name: str) -> ArtifactRow:
         index = self.session.scalar(select(Index).where(Index.name == name))
         if index is None:
             known = ", ".join(row.name for row in self.indexes()) or "none"
             raise NotInCatalogError(f"no index named {name!r} in the catalog (indexes: {known})")
-        return _index_row(index)
+        return index_row(index)
 
     def indexes(self) -> list[ArtifactRow]:
         rows = self.session.scalars(select(Index).order_by(Index.created_at)).unique()
-        return [_index_row(i) for i in rows]
-
-
-def json_safe(value):
-    """``value`` with NaN and infinities replaced by None: PostgreSQL's JSON (like the standard) has no NaN,
-    and one catalog should read back the same from every database."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(item) for item in value]
-    return value
-
-
-def _image_row(image: Image) -> ImageRow:
-    return ImageRow(
-        id=image.id,
-        path=image.path,
-        label_id=image.label_id,
-        label=image.label.name if image.label is not None else None,
-        split=image.split,
-        status=image.status,
-        error=image.error,
-        sha256=image.sha256,
-        duplicate_of=image.duplicate_of,
-        width=image.width,
-        height=image.height,
-        format=image.format,
-    )
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes for timezone-aware columns; they were written in UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
-
-
-def _model_row(model: Model) -> ArtifactRow:
-    return ArtifactRow(
-        id=model.id,
-        name=model.name,
-        kind=model.kind,
-        params=dict(model.params or {}),
-        path=model.path,
-        dim=model.dim,
-        created_at=_aware(model.created_at),
-        metrics=dict(model.metrics or {}),
-    )
-
-
-def _index_row(index: Index) -> ArtifactRow:
-    return ArtifactRow(
-        id=index.id,
-        name=index.name,
-        kind=index.kind,
-        params=dict(index.params or {}),
-        path=index.path,
-        dim=index.dim,
-        created_at=_aware(index.created_at),
-        ntotal=index.ntotal,
-        model_name=index.model.name if index.model is not None else None,
-    )
+        return [index_row(i) for i in rows]
