@@ -50,13 +50,13 @@ def main() -> None:
 
     from indexer.api.models import HELD_OUT_SPLIT
     from indexer.api.workspace import Workspace
-    from models.images import open_rgb
     from models.sift_vlad import (
         SiftVladModel,
         SiftVladSpec,
         dense_root_sift,
         fit_projection,
         fit_sift_vlad,
+        open_image,
         vlad,
     )
 
@@ -70,7 +70,7 @@ def main() -> None:
         spec = SiftVladSpec(codebook=args.codebook, image_size=args.image_size, step=args.step, patch=patch)
 
         def load(row, spec=spec):  # as the model's embedder decodes
-            return open_rgb(workspace.resolve(row.path), min_side=2 * spec.image_size, thumbnails=True)
+            return open_image(workspace.resolve(row.path), spec)
 
         started = time.perf_counter()
         centroids = fit_sift_vlad([load(r) for r, test in zip(rows, is_test, strict=True) if not test],

@@ -67,16 +67,14 @@ class _SiftVladEmbedder:
         self.dim = model.dim
 
     def load(self, path: str | os.PathLike[str]):
-        """``path`` as RGB, decoded no smaller than twice the descriptor grid's size (ImageError)."""
-        from models.images import open_rgb
+        from models.sift_vlad import open_image
 
-        return open_rgb(path, min_side=2 * self.model.spec.image_size, thumbnails=True)
+        return open_image(path, self.model.spec)
 
     def load_bytes(self, data: bytes, name: str):
-        """Encoded image bytes decoded exactly as :meth:`load` decodes a file (ImageError)."""
-        from models.images import decode_rgb
+        from models.sift_vlad import decode_image
 
-        return decode_rgb(data, name, min_side=2 * self.model.spec.image_size, thumbnails=True)
+        return decode_image(data, name, self.model.spec)
 
     def embed_images(self, images: Sequence) -> np.ndarray:
         return self.model.embed_images(images)

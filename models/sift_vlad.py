@@ -65,6 +65,21 @@ class SiftVladSpec:
         return asdict(self)
 
 
+def open_image(path: str | os.PathLike[str], spec: SiftVladSpec):
+    """``path`` decoded as SIFT-VLAD reads every image, when it is fitted and when it embeds: RGB, through an
+    embedded thumbnail or a reduced JPEG decode when that is still at least twice ``image_size`` (ImageError)."""
+    from models.images import open_rgb
+
+    return open_rgb(path, min_side=2 * spec.image_size, thumbnails=True)
+
+
+def decode_image(data: bytes, name: str, spec: SiftVladSpec):
+    """Encoded image bytes decoded exactly as :func:`open_image` decodes a file (ImageError)."""
+    from models.images import decode_rgb
+
+    return decode_rgb(data, name, min_side=2 * spec.image_size, thumbnails=True)
+
+
 def _cv2():
     try:
         import cv2

@@ -78,7 +78,7 @@ _EXPORTS = {
     "DEFAULT_DUPLICATE_THRESHOLD": "indexer.api.dupes:DEFAULT_THRESHOLD",
     # a long-running face (the HTTP service): queries, adds and deletes on one opened workspace
     "LiveCatalog": "indexer.api.live",
-    "MAX_K": "indexer.api.live",
+    "MAX_K": "indexer.api.live_search",
     "content_type": "indexer.api.uploads",
     # bench
     "bench_catalog": "indexer.api.bench",

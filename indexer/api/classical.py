@@ -34,8 +34,7 @@ def train_sift_vlad(
     default to :class:`models.sift_vlad.SiftVladSpec`'s measured ones) on every catalog image outside the test
     split, save it under ``models/NAME/`` and register it (kind ``sift-vlad``)."""
     from models.errors import ImageError
-    from models.images import open_rgb
-    from models.sift_vlad import SiftVladSpec, fit_sift_vlad
+    from models.sift_vlad import SiftVladSpec, fit_sift_vlad, open_image
 
     name = check_artifact_name("model", name or SIFT_VLAD)
     chosen = {"image_size": image_size, "step": step, "patch": patch, "whitening": whitening}
@@ -50,7 +49,7 @@ def train_sift_vlad(
     images, notes = [], []
     for row in rows:
         try:
-            images.append(open_rgb(row.path, min_side=2 * spec.image_size, thumbnails=True))  # as the embedder
+            images.append(open_image(row.path, spec))  # as the embedder
         except ImageError as exc:
             notes.append(f"skipped: {exc}")
     model = fit_sift_vlad(images, spec, progress=progress)

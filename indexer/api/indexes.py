@@ -232,6 +232,26 @@ def update(workspace: Workspace, name: str, *, progress: bool = True) -> BuildOu
     )
 
 
+def served_index(catalog, name: str | None) -> ArtifactRow:
+    """The index row a query face serves: ``name``, or the most recent index when None. NotFoundError when
+    there is none by that name, or when the model it was built with has been deleted."""
+    from storage.errors import NotInCatalogError
+
+    if name is not None:
+        try:
+            row = catalog.index(name)
+        except NotInCatalogError as exc:
+            raise NotFoundError(str(exc)) from None
+    else:
+        rows = catalog.indexes()
+        if not rows:
+            raise NotFoundError("the catalog has no index yet: run 'indexer build --index ivf' first")
+        row = rows[-1]
+    if row.model_name is None:
+        raise NotFoundError(f"index {row.name!r} was built with a model that no longer exists; rebuild it")
+    return row
+
+
 def stale_index_message(index_row: ArtifactRow, model_row: ArtifactRow) -> str | None:
     """Why index ``index_row`` no longer matches its model (retrained after the build), or None."""
     if model_row.created_at <= index_row.created_at:

@@ -29,17 +29,16 @@ from typing import Any
 
 import numpy as np
 
-from indexer.api.indexes import register, stale_index_message, user_sidecar
-from indexer.api.live_types import AddOutcome, HeldIndex, LiveAnswer, LiveHit, file_signature
+from indexer.api.indexes import register, served_index, stale_index_message, user_sidecar
+from indexer.api.live_search import check_k, search_held
+from indexer.api.live_types import AddOutcome, HeldIndex, LiveAnswer, ServedVectors, file_signature
 from indexer.api.uploads import UPLOADS_DIR, decode_query, read_upload, store_upload
 from indexer.api.workspace import Workspace
-from indexer.core.errors import IndexerError, InputError, NotFoundError
+from indexer.core.errors import IndexerError, NotFoundError
 from indexer.core.rerank import Rerank, check_query_rerank
 from storage.catalog import ImageRow
 
-MAX_K = 100
 MAX_NOTES = 100
-DELETE_SLACK = 4  # extra neighbours fetched: a delete commits in the catalog just before the index swap
 DEFAULT_WATCH_S = 1.0
 DEFAULT_FLUSH_S = 5.0  # how long an index file may lag the catalog while the service runs
 
@@ -72,9 +71,7 @@ class LiveCatalog:
         self.notes: list[str] = []  # the last events a face may want to show (reloads, dropped indexes)
         self._notify = notify
         with workspace.catalog() as catalog:
-            default = _pick_index(catalog, index_name)
-            if default.model_name is None:
-                raise NotFoundError(f"index {default.name!r} was built with a model that no longer exists; rebuild it")
+            default = served_index(catalog, index_name)
             model = catalog.model(default.model_name)
             rows = [row for row in catalog.indexes() if row.model_name == model.name
                     and (row.name == default.name or stale_index_message(row, model) is None)]
@@ -88,8 +85,7 @@ class LiveCatalog:
         self._solo = OnnxEmbedder(onnx_path, spec, threads=solo_threads) if solo_threads > threads else None
         self._in_flight, self._flight_lock = 0, threading.Lock()
         self._held: dict[str, HeldIndex] = {row.name: self._load(row) for row in rows}
-        self._vectors: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros((0, model.dim), np.float32))
-        self._lookup: tuple[tuple[np.ndarray, np.ndarray], Callable] | None = None  # see _vector_lookup
+        self._vectors = ServedVectors.empty(model.dim)
         self._rows: dict[int, tuple[str, str | None]] = {}  # ok catalog images: id -> (path, label)
         self.reconcile()
 
@@ -115,7 +111,7 @@ class LiveCatalog:
         ``rerank``: as for :meth:`indexer.api.Searcher.answer` ("qe" expands the query with its nearest stored
         vectors and searches again; "dba" needs an index built with it)."""
         held = self.held(index_name)
-        _check_k(k)
+        check_k(k)
         rerank = check_query_rerank(rerank, Rerank.from_dict(held.sidecar.get("rerank")), held.name, held.kind)
         started = time.perf_counter()
         if self.max_pixels is None:
@@ -147,13 +143,13 @@ class LiveCatalog:
         """Top-``k`` catalog images like catalog image ``image_id`` (its stored vector), itself excluded (also
         from the neighbours a "qe" re-ranking expands it with)."""
         held = self.held(index_name)
-        _check_k(k)
+        check_k(k)
         rerank = check_query_rerank(rerank, Rerank.from_dict(held.sidecar.get("rerank")), held.name, held.kind)
         with self.workspace.catalog() as catalog:
             row = catalog.images_by_ids([image_id]).get(int(image_id))
         if row is None:
             raise NotFoundError(f"no image with id {image_id} in the catalog")
-        vector = self._vector_of(int(image_id))
+        vector = self._vectors.of(int(image_id), self.model_name)
         return self._search(held, vector, k, row.path, exclude=int(image_id), rerank=rerank)
 
     def image(self, image_id: int) -> ImageRow:
@@ -166,54 +162,10 @@ class LiveCatalog:
             raise NotFoundError(f"image {image_id}: its file {row.path} is gone")
         return row
 
-    def _vector_lookup(self):
-        """The served vectors by id, for query expansion; made again only when the vectors change."""
-        vectors = self._vectors
-        cached = self._lookup
-        if cached is None or cached[0] is not vectors:
-            from indexer.core.rerank import lookup_vectors
-
-            cached = (vectors, lookup_vectors(*vectors))
-            self._lookup = cached  # one assignment: a reader racing it builds its own, never a mixed one
-        return cached[1]
-
     def _search(self, held: HeldIndex, vector: np.ndarray, k: int, name: str, exclude: int | None,
                 rerank: Rerank) -> LiveAnswer:
-        from indexer.core.search import search
-
-        started = time.perf_counter()
-        wanted = min(k + (exclude is not None) + DELETE_SLACK, held.ntotal)
-        hits: list[LiveHit] = []
-        searched = started
-        if wanted > 0 and rerank.mode == "qe":
-            from indexer.core.rerank import search_expanded
-
-            own = None if exclude is None else np.array([exclude], dtype=np.int64)
-            scores, ids = search_expanded(held.index, vector, wanted, self._vector_lookup(), rerank, exclude_ids=own)
-        elif wanted > 0:
-            scores, ids = search(held.index, vector, wanted)
-        if wanted > 0:
-            searched = time.perf_counter()
-            pairs = [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0 and int(i) != exclude]
-            rows = self._rows
-            unknown = [i for _, i in pairs if i not in rows]
-            if unknown:  # catalogued by another process since the last reload: ask the database
-                with self.workspace.catalog() as catalog:
-                    found = catalog.images_by_ids(unknown)
-                rows = {**{i: rows[i] for _, i in pairs if i in rows},
-                        **{i: (row.path, row.label) for i, row in found.items() if row.status == "ok"}}
-            kept = [(s, i) for s, i in pairs if i in rows][:k]  # a row deleted meanwhile is skipped
-            hits = [LiveHit(rank, i, *rows[i], s) for rank, (s, i) in enumerate(kept, 1)]
-        done = time.perf_counter()
-        return LiveAnswer(query=name, index=held.name, results=hits,
-                          timings_ms={"search": (searched - started) * 1e3, "catalog": (done - searched) * 1e3})
-
-    def _vector_of(self, image_id: int) -> np.ndarray:
-        ids, vectors = self._vectors
-        position = int(np.searchsorted(ids, image_id))
-        if position < len(ids) and ids[position] == image_id:
-            return vectors[position:position + 1]
-        raise NotFoundError(f"image {image_id} has no embedding for model {self.model_name!r}")
+        return search_held(held, vector, k, name, exclude, rerank, rows=self._rows, workspace=self.workspace,
+                           vector_lookup=self._vectors.lookup)
 
     # -- writes (serialised) ---------------------------------------------------------------------------------
 
@@ -243,7 +195,7 @@ class LiveCatalog:
             self._rows = {**self._rows, image_id: (str(path.resolve()), label)}
             ids = np.array([image_id], dtype=np.int64)
             EmbeddingStore(self.workspace.embeddings_dir / self.model_name).append(ids, vector)
-            self._publish_vectors(add=(ids, vector))
+            self._vectors = self._vectors.changed(add=(ids, vector))
             names = self._change_indexes(add=(ids, vector), save=self.flush_s <= 0)
         return AddOutcome(image_id, str(path.resolve()), None, names)
 
@@ -266,7 +218,7 @@ class LiveCatalog:
                 store_dir = self.workspace.embeddings_dir / model.name
                 if store_dir.is_dir():
                     EmbeddingStore(store_dir).remove(ids)
-            self._publish_vectors(remove=ids)
+            self._vectors = self._vectors.changed(remove=ids)
             self._change_indexes(remove=ids, save=self.flush_s <= 0)
             for index_row in index_rows:  # indexes this service does not hold (other models) are files only
                 if index_row.name not in self._held:
@@ -304,9 +256,8 @@ class LiveCatalog:
             store_ids = store.ids()
             vectors = np.asarray(store.vectors(mmap=False), dtype=np.float32)
             keep = np.isin(store_ids, ok_ids)
-            order = np.argsort(store_ids[keep], kind="stable")
-            ids, vectors = store_ids[keep][order], np.ascontiguousarray(vectors[keep][order])
-            self._vectors = (ids, vectors)
+            self._vectors = ServedVectors.by_id(store_ids[keep], vectors[keep])
+            ids, vectors = self._vectors.ids, self._vectors.vectors
             changes = {}
             for held in list(self._held.values()):
                 have = indexed_ids(held.index)
@@ -409,17 +360,6 @@ class LiveCatalog:
 
         return [name for name, held in self._held.items() if image_id in set(indexed_ids(held.index).tolist())]
 
-    def _publish_vectors(self, *, add=None, remove=None) -> None:
-        ids, vectors = self._vectors
-        if remove is not None:
-            keep = ~np.isin(ids, remove)
-            ids, vectors = ids[keep], vectors[keep]
-        if add is not None:
-            ids, vectors = np.concatenate([ids, add[0]]), np.concatenate([vectors, add[1]])
-            order = np.argsort(ids, kind="stable")
-            ids, vectors = ids[order], vectors[order]
-        self._vectors = (ids, np.ascontiguousarray(vectors, dtype=np.float32))
-
     def _change_indexes(self, *, add=None, remove=None, only: list[str] | None = None,
                         save: bool = True) -> list[str]:
         """Copy each held index, apply the change and publish the copy; ``save``: save it (journal) and
@@ -455,20 +395,3 @@ class LiveCatalog:
         self._held = {**self._held, held.name: replace(held, sidecar=sidecar, signature=file_signature(held.path))}
 
 
-def _check_k(k: int) -> None:
-    if not 1 <= k <= MAX_K:
-        raise InputError(f"k must be in 1..{MAX_K}; got {k}")
-
-
-def _pick_index(catalog, name: str | None):
-    if name is not None:
-        from storage.errors import NotInCatalogError
-
-        try:
-            return catalog.index(name)
-        except NotInCatalogError as exc:
-            raise NotFoundError(str(exc)) from None
-    rows = catalog.indexes()
-    if not rows:
-        raise NotFoundError("the catalog has no index yet: run 'indexer build --index ivf' first")
-    return rows[-1]

@@ -18,10 +18,10 @@ import numpy as np
 from indexer.api.tables import to_dataframe
 from indexer.api.workspace import Workspace
 from indexer.core.arrays import as_vectors, check_finite
-from indexer.core.errors import DimensionMismatchError, InputError, NotFoundError
+from indexer.core.errors import DimensionMismatchError, InputError
 from indexer.core.rerank import Rerank, check_query_rerank
 from indexer.datasets.folders import catalog_path
-from storage.catalog import ArtifactRow, Catalog, ImageRow
+from storage.catalog import Catalog, ImageRow
 
 HIT_COLUMNS = ("rank", "id", "path", "label", "score")
 
@@ -107,17 +107,13 @@ class Searcher:
     """
 
     def __init__(self, workspace: Workspace, index_name: str | None = None, *, threads: int = 1) -> None:
-        from indexer.api.indexes import stale_index_message
+        from indexer.api.indexes import served_index, stale_index_message
         from indexer.core.index_io import load_index
         from models.embedders import open_embedder
 
         self.workspace = workspace
         with workspace.catalog() as catalog:
-            index_row = _pick_index(catalog, index_name)
-            if index_row.model_name is None:
-                raise NotFoundError(
-                    f"index {index_row.name!r} was built with a model that no longer exists; rebuild it"
-                )
+            index_row = served_index(catalog, index_name)
             model = catalog.model(index_row.model_name)
         if model.dim != index_row.dim:
             raise DimensionMismatchError(
@@ -312,12 +308,3 @@ def _answers(catalog: Catalog, queries: list[tuple[str, ImageRow | None]], score
         answers.append(Answer(query=name, label=me.label if me else None, results=hits,
                               query_id=me.id if me else None))
     return answers
-
-
-def _pick_index(catalog: Catalog, name: str | None) -> ArtifactRow:
-    if name is not None:
-        return catalog.index(name)
-    rows = catalog.indexes()
-    if not rows:
-        raise NotFoundError("the catalog has no index yet: run 'indexer build --index ivf' first")
-    return rows[-1]
