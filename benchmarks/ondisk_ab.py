@@ -8,7 +8,7 @@ machine a p50 moves by up to 30 % between such phases (benchmarks/coarse_ab.py t
 tuned to recall@10 0.95 on the same 1,000 held-out queries), the on-disk one is saved and loaded back mapped
 read-only, and then each round times 300 single queries on one thread for every system, in a shuffled order;
 the ratio is taken per round. The on-disk index is also timed with its graph quantizer's candidate list at
-2·nprobe, the rule before the default became nprobe + 16 (:func:`indexer.core.coarse.quantizer_ef`).
+nprobe, without the default's margin of 16 (:func:`indexer.core.coarse.quantizer_ef`).
 """
 
 from __future__ import annotations
@@ -36,16 +36,17 @@ from indexer.core.tuning import tune_search_param
 K = 10
 
 
-def _params_twice(nprobe: int):
+def _params_bare(nprobe: int):
+    """Search parameters whose graph quantizer's candidate list is exactly nprobe (and the objects to keep)."""
     params = faiss.SearchParametersIVF(nprobe=nprobe)
-    coarse = faiss.SearchParametersHNSW(efSearch=max(32, 2 * nprobe))
+    coarse = faiss.SearchParametersHNSW(efSearch=nprobe)
     params.quantizer_params = coarse
     return params, coarse
 
 
-def _times(index, queries, nprobe: int, twice: bool) -> np.ndarray:
+def _times(index, queries, nprobe: int, bare: bool) -> np.ndarray:
     seconds = np.empty(len(queries))
-    keep = _params_twice(nprobe) if twice else None
+    keep = _params_bare(nprobe) if bare else None
     for i, q in enumerate(queries):
         started = time.perf_counter()
         if keep is None:
@@ -90,7 +91,9 @@ def main() -> None:
         save_index(built, folder / "disk.faiss", {"kind": "ivf", "params": params.to_dict()})
         del built
         disk, _ = load_index(folder / "disk.faiss")
-        print(f"on-disk {info.factory}: built in {time.perf_counter() - t0:.0f} s, tuned nprobe {tuned_disk.value}",
+        build_s = time.perf_counter() - t0
+        print(f"on-disk {info.factory}: built and tuned in {build_s:.0f} s (k-means {info.train_s:.0f} s on "
+              f"{info.train_n:,} points), tuned nprobe {tuned_disk.value}",
               flush=True)
 
         ids_m, base_m = read(0, args.memory_n)
@@ -103,27 +106,28 @@ def main() -> None:
 
         systems = {
             "ivf-ondisk": (disk, tuned_disk.value, False, gt),
-            "ivf-ondisk (quantizer ef 2*nprobe)": (disk, tuned_disk.value, True, gt),
+            "ivf-ondisk (quantizer ef = nprobe)": (disk, tuned_disk.value, True, gt),
             "ivf (in memory, 1M)": (memory, tuned_mem.value, False, gt_m),
         }
         recall = {}
-        for name, (index, nprobe, twice, truth) in systems.items():
-            if twice:
-                _, found = index.search(queries, K, params=_params_twice(nprobe)[0])
+        for name, (index, nprobe, bare, truth) in systems.items():
+            if bare:
+                _, found = index.search(queries, K, params=_params_bare(nprobe)[0])
             else:
                 _, found = search(index, queries, K, nprobe=nprobe)
             recall[name] = ann_recall_at_k(found, truth[1], K, exact_scores=truth[0])
         faiss.omp_set_num_threads(1)
-        for index, nprobe, twice, _ in systems.values():  # warm-up: map the lists the queries touch
-            _times(index, queries, nprobe, twice)
+        for index, nprobe, bare, _ in systems.values():  # warm-up: map the lists the queries touch
+            _times(index, queries, nprobe, bare)
         rng = np.random.default_rng(args.seed)
         p50 = {name: [] for name in systems}
         for _ in range(args.rounds):
             for name in rng.permutation(list(systems)):
-                index, nprobe, twice, _ = systems[name]
-                p50[name].append(float(np.median(_times(index, queries, nprobe, twice)) * 1e3))
+                index, nprobe, bare, _ = systems[name]
+                p50[name].append(float(np.median(_times(index, queries, nprobe, bare)) * 1e3))
         memory_name = "ivf (in memory, 1M)"
-        report = {"n": n, "memory_n": args.memory_n, "rounds": args.rounds, "systems": {}}
+        report = {"n": n, "memory_n": args.memory_n, "rounds": args.rounds, "build_and_tune_s": build_s,
+                  "train_s": info.train_s, "train_n": info.train_n, "systems": {}}
         for name, (_, nprobe, _, _) in systems.items():
             ratios = np.array(p50[name]) / np.array(p50[memory_name])
             report["systems"][name] = {"nprobe": int(nprobe), "recall": recall[name], "p50_ms_rounds": p50[name],

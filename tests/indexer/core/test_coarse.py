@@ -97,3 +97,19 @@ def test_on_disk_build_uses_the_same_two_level_quantizer(low_thresholds, tmp_pat
     queries = x[:100] + 0.02
     assert coarse.quantizer_hnsw(find_ivf(on_disk)) is not None
     assert np.array_equal(search(on_disk, queries, 10, nprobe=10)[1], search(in_memory, queries, 10, nprobe=10)[1])
+
+
+def test_a_lloyd_step_moves_each_centroid_to_the_normalised_mean_of_its_points():
+    _, x = _clustered(2_000, centres=10)
+    start = x[:20].copy()
+    away = -x.mean(axis=0)
+    start[19] = away / np.linalg.norm(away)  # faces away from every point: gets none, so keeps its place
+    nearest = np.argmax(x @ start.T, axis=1)
+    refined = coarse.refine_centroids(start.copy(), x, 1, spherical=True, metric=0)  # 0: inner product
+    for c in range(19):
+        if (nearest == c).any():
+            mean = x[nearest == c].mean(axis=0)
+            np.testing.assert_allclose(refined[c], mean / np.linalg.norm(mean), atol=1e-5)
+    assert not (nearest == 19).any() and np.array_equal(refined[19], start[19])
+    fit = lambda c: np.mean(np.max(x @ c.T, axis=1))  # noqa: E731
+    assert fit(coarse.refine_centroids(start.copy(), x, 3, spherical=True, metric=0)) > fit(start) + 0.01
