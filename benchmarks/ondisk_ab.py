@@ -8,7 +8,7 @@ machine a p50 moves by up to 30 % between such phases (benchmarks/coarse_ab.py t
 tuned to recall@10 0.95 on the same 1,000 held-out queries), the on-disk one is saved and loaded back mapped
 read-only, and then each round times 300 single queries on one thread for every system, in a shuffled order;
 the ratio is taken per round. The on-disk index is also timed with its graph quantizer's candidate list at
-nprobe, without the default's margin of 16 (:func:`indexer.core.coarse.quantizer_ef`).
+nprobe + 16, the default before run 3 made it nprobe (:func:`indexer.core.coarse.quantizer_ef`).
 """
 
 from __future__ import annotations
@@ -36,17 +36,17 @@ from indexer.core.tuning import tune_search_param
 K = 10
 
 
-def _params_bare(nprobe: int):
-    """Search parameters whose graph quantizer's candidate list is exactly nprobe (and the objects to keep)."""
+def _params_margin(nprobe: int):
+    """Search parameters whose graph quantizer's candidate list is nprobe + 16 (and the objects to keep)."""
     params = faiss.SearchParametersIVF(nprobe=nprobe)
-    coarse = faiss.SearchParametersHNSW(efSearch=nprobe)
+    coarse = faiss.SearchParametersHNSW(efSearch=max(32, nprobe + 16))
     params.quantizer_params = coarse
     return params, coarse
 
 
-def _times(index, queries, nprobe: int, bare: bool) -> np.ndarray:
+def _times(index, queries, nprobe: int, margin: bool) -> np.ndarray:
     seconds = np.empty(len(queries))
-    keep = _params_bare(nprobe) if bare else None
+    keep = _params_margin(nprobe) if margin else None
     for i, q in enumerate(queries):
         started = time.perf_counter()
         if keep is None:
@@ -106,25 +106,25 @@ def main() -> None:
 
         systems = {
             "ivf-ondisk": (disk, tuned_disk.value, False, gt),
-            "ivf-ondisk (quantizer ef = nprobe)": (disk, tuned_disk.value, True, gt),
+            "ivf-ondisk (quantizer ef nprobe + 16)": (disk, tuned_disk.value, True, gt),
             "ivf (in memory, 1M)": (memory, tuned_mem.value, False, gt_m),
         }
         recall = {}
-        for name, (index, nprobe, bare, truth) in systems.items():
-            if bare:
-                _, found = index.search(queries, K, params=_params_bare(nprobe)[0])
+        for name, (index, nprobe, margin, truth) in systems.items():
+            if margin:
+                _, found = index.search(queries, K, params=_params_margin(nprobe)[0])
             else:
                 _, found = search(index, queries, K, nprobe=nprobe)
             recall[name] = ann_recall_at_k(found, truth[1], K, exact_scores=truth[0])
         faiss.omp_set_num_threads(1)
-        for index, nprobe, bare, _ in systems.values():  # warm-up: map the lists the queries touch
-            _times(index, queries, nprobe, bare)
+        for index, nprobe, margin, _ in systems.values():  # warm-up: map the lists the queries touch
+            _times(index, queries, nprobe, margin)
         rng = np.random.default_rng(args.seed)
         p50 = {name: [] for name in systems}
         for _ in range(args.rounds):
             for name in rng.permutation(list(systems)):
-                index, nprobe, bare, _ = systems[name]
-                p50[name].append(float(np.median(_times(index, queries, nprobe, bare)) * 1e3))
+                index, nprobe, margin, _ = systems[name]
+                p50[name].append(float(np.median(_times(index, queries, nprobe, margin)) * 1e3))
         memory_name = "ivf (in memory, 1M)"
         report = {"n": n, "memory_n": args.memory_n, "rounds": args.rounds, "build_and_tune_s": build_s,
                   "train_s": info.train_s, "train_n": info.train_n, "systems": {}}

@@ -62,20 +62,20 @@ def test_two_level_centroids_in_a_graph_answer_like_exact_search(low_thresholds,
         "seeded: the same build twice gives the same index"
 
 
-def test_the_graph_quantizer_searches_nprobe_plus_16_candidates(low_thresholds, tmp_path):
+def test_the_graph_quantizer_searches_nprobe_candidates(low_thresholds, tmp_path):
     ids, x = _clustered(3_000)
     index, _ = build_index(IndexParams("ivf", nlist=64), x, ids)
     graph = coarse.quantizer_hnsw(find_ivf(index))
     assert graph.hnsw.efSearch == coarse.ASSIGN_EF
     params = search_parameters(index, nprobe=40)
     (graph_params,) = params.referenced_objects  # the object behind params.quantizer_params, kept alive
-    assert params.nprobe == 40 and params.quantizer_params is not None and graph_params.efSearch == 56
+    assert params.nprobe == 40 and params.quantizer_params is not None and graph_params.efSearch == 40
     assert search_parameters(index, nprobe=3).referenced_objects[0].efSearch == coarse.ASSIGN_EF
-    set_default_settings(index, nprobe=25)
-    assert graph.hnsw.efSearch == 41
+    set_default_settings(index, nprobe=45)
+    assert graph.hnsw.efSearch == 45
     save_index(index, tmp_path / "i.faiss")
     loaded, _ = load_index(tmp_path / "i.faiss")
-    assert coarse.quantizer_hnsw(find_ivf(loaded)).hnsw.efSearch == 41 and find_ivf(loaded).nprobe == 25
+    assert coarse.quantizer_hnsw(find_ivf(loaded)).hnsw.efSearch == 45 and find_ivf(loaded).nprobe == 45
 
 
 def test_flat_quantizer_below_the_threshold_gets_no_quantizer_params():
