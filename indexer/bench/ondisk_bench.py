@@ -11,6 +11,7 @@ ground truth, by the usual bench routine: on-disk at N beside in-memory at 1M, i
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -60,6 +61,8 @@ def run_streaming_bench(n: int, d: int, kinds: list[str], *, k: int = 10, n_quer
 
         started = time.perf_counter()
         gt_shards = max(1, -(-n // CHUNK))
+        _say(progress, f"ground truth: exact search of {n_queries + n_tune_queries:,} queries over {n:,} vectors "
+                       f"in {gt_shards} shard{'s' if gt_shards != 1 else ''}")
         exact = exact_search_in_shards(read, n, queries, k + EXTRA_EXACT, shards=gt_shards)
         tune_exact = exact_search_in_shards(read, n, tune_queries, k + EXTRA_EXACT, shards=gt_shards)
         report["stages_s"]["ground_truth"] = time.perf_counter() - started
@@ -68,7 +71,7 @@ def run_streaming_bench(n: int, d: int, kinds: list[str], *, k: int = 10, n_quer
             if kind != ON_DISK:
                 continue
             row, curve = _on_disk_row(folder, base_path, n, d, k, seed, shards, target_recall, queries,
-                                      tune_queries, exact, tune_exact, n_latency)
+                                      tune_queries, exact, tune_exact, n_latency, progress)
             report["results"].append(row)
             report["sweeps"][ON_DISK] = curve
         in_memory = [kind for kind in kinds if kind != ON_DISK]
@@ -123,6 +126,26 @@ def _write_base(path: Path, n: int, d: int, seed: int, progress: bool) -> None:
         bar.close()
 
 
+def _say(enabled: bool, line: str) -> None:
+    if enabled:
+        print(line, file=sys.stderr, flush=True)
+
+
+class _StageLines:
+    """``progress(stage, done, total)`` for :func:`indexer.core.ondisk.build_on_disk`: one stderr line when a
+    stage ends, and at most one every ``every_s`` seconds within it."""
+
+    def __init__(self, prefix: str, every_s: float = 5.0) -> None:
+        self.prefix, self.every_s = prefix, every_s
+        self.started = self.last = time.perf_counter()
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if done == total or now - self.last >= self.every_s:
+            self.last = now
+            print(f"{self.prefix}: {stage} {done}/{total} ({now - self.started:.0f} s)", file=sys.stderr, flush=True)
+
+
 def _bar(total: int, desc: str, enabled: bool):
     if not enabled:
         return None
@@ -132,7 +155,7 @@ def _bar(total: int, desc: str, enabled: bool):
 
 
 def _on_disk_row(folder, base_path, n, d, k, seed, shards, target_recall, queries, tune_queries, exact,
-                 tune_exact, n_latency) -> tuple[dict[str, Any], list[dict[str, float]]]:
+                 tune_exact, n_latency, progress) -> tuple[dict[str, Any], list[dict[str, float]]]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -145,7 +168,8 @@ def _on_disk_row(folder, base_path, n, d, k, seed, shards, target_recall, querie
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:  # a fresh process: its own peak
         built = pool.submit(build_child, str(base_path), n, d, shards, seed, str(index_path), str(folder), k,
-                            target_recall).result()
+                            target_recall, progress).result()
+    _say(progress, f"{ON_DISK}: built in {built['build_s']:.0f} s; querying it in a new process")
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
         measured = pool.submit(query_child, str(index_path), str(folder), k, n_latency).result()
     row = {"kind": ON_DISK, "system": "indexer", "factory": built["factory"], "n": n, "d": d,
@@ -160,8 +184,9 @@ def _on_disk_row(folder, base_path, n, d, k, seed, shards, target_recall, querie
 
 
 def build_child(base_path: str, n: int, d: int, shards: int, seed: int, index_path: str, folder: str, k: int,
-                target_recall: float) -> dict[str, Any]:
-    """(In a child process.) Build, tune and save the on-disk index; report timings and the peak RSS."""
+                target_recall: float, progress: bool = False) -> dict[str, Any]:
+    """(In a child process.) Build, tune and save the on-disk index; report timings and the peak RSS.
+    ``progress``: a line on stderr as each stage ends and at most every 5 s within one."""
     from indexer.core.factory import IndexParams
     from indexer.core.index_io import save_index
     from indexer.core.ondisk import build_on_disk
@@ -170,8 +195,11 @@ def build_child(base_path: str, n: int, d: int, shards: int, seed: int, index_pa
 
     params = IndexParams("ivf", seed=seed)
     with _MemorySampler() as memory:
-        index, info = build_on_disk(params, file_rows(Path(base_path), d), n, d, index_path, shards=shards)
+        _say(progress, f"{ON_DISK}: training the coarse quantizer, then {shards} shards assigned and written")
+        index, info = build_on_disk(params, file_rows(Path(base_path), d), n, d, index_path, shards=shards,
+                                    progress=_StageLines(f"{ON_DISK} build") if progress else None)
         build_peak = _peak_rss_mb()
+        _say(progress, f"{ON_DISK}: tuning nprobe to recall@{k} {target_recall}")
         load = lambda name: np.load(Path(folder) / f"{name}.npy")  # noqa: E731
         tuned = tune_search_param(index, None, k=k, target_recall=target_recall, seed=seed,
                                   exact=(load("tune_queries"), None, (load("tune_scores"), load("tune_ids"))))

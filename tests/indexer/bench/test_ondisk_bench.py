@@ -34,3 +34,12 @@ def test_streaming_bench_rows_say_what_they_indexed_and_the_build_memory():
 def test_streaming_bench_needs_the_on_disk_kind():
     with pytest.raises(InputError, match="ivf-ondisk"):
         run_streaming_bench(1_000, 8, ["ivf"], progress=False)
+
+
+def test_streaming_bench_says_each_stage_on_stderr(capfd):
+    run_streaming_bench(6_000, 8, ["ivf-ondisk"], n_queries=20, n_tune_queries=20, shards=2, n_latency=10,
+                        progress=True)
+    err = capfd.readouterr().err  # the build runs in a child process: its lines reach the same stderr
+    for line in ("ground truth: exact search of 40 queries over 6,000 vectors in 1 shard",
+                 "ivf-ondisk build: assign 2/2", "ivf-ondisk build: write 2/2", "ivf-ondisk: built in"):
+        assert line in err
