@@ -92,7 +92,7 @@ def refine_centroids(centroids: np.ndarray, x: np.ndarray, iterations: int, *, s
     Memory: the centroids' sums and one chunk of ``x`` at a time."""
     import faiss
 
-    centroids = np.ascontiguousarray(centroids, dtype=np.float32)
+    centroids = np.array(centroids, dtype=np.float32, order="C")  # a copy: the caller's array stays
     nlist, d = centroids.shape
     for _ in range(iterations):
         graph = faiss.IndexHNSWFlat(d, COARSE_HNSW_M, metric)
