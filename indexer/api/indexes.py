@@ -233,15 +233,11 @@ def update(workspace: Workspace, name: str, *, progress: bool = True) -> BuildOu
 
 
 def served_index(catalog, name: str | None) -> ArtifactRow:
-    """The index row a query face serves: ``name``, or the most recent index when None. NotFoundError when
-    there is none by that name, or when the model it was built with has been deleted."""
-    from storage.errors import NotInCatalogError
-
+    """The index row a query face serves: ``name``, or the most recent index when None. NotInCatalogError (from
+    the catalog) when there is none by that name; NotFoundError when there is no index at all, or when the
+    model it was built with has been deleted."""
     if name is not None:
-        try:
-            row = catalog.index(name)
-        except NotInCatalogError as exc:
-            raise NotFoundError(str(exc)) from None
+        row = catalog.index(name)
     else:
         rows = catalog.indexes()
         if not rows:

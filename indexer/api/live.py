@@ -34,9 +34,10 @@ from indexer.api.live_search import check_k, search_held
 from indexer.api.live_types import AddOutcome, HeldIndex, LiveAnswer, ServedVectors, file_signature
 from indexer.api.uploads import UPLOADS_DIR, decode_query, read_upload, store_upload
 from indexer.api.workspace import Workspace
-from indexer.core.errors import IndexerError, NotFoundError
+from indexer.core.errors import NotFoundError
 from indexer.core.rerank import Rerank, check_query_rerank
 from storage.catalog import ImageRow
+from storage.errors import NotInCatalogError
 
 MAX_NOTES = 100
 DEFAULT_WATCH_S = 1.0
@@ -71,7 +72,10 @@ class LiveCatalog:
         self.notes: list[str] = []  # the last events a face may want to show (reloads, dropped indexes)
         self._notify = notify
         with workspace.catalog() as catalog:
-            default = served_index(catalog, index_name)
+            try:
+                default = served_index(catalog, index_name)
+            except NotInCatalogError as exc:  # the service answers 404 for NotFoundError
+                raise NotFoundError(str(exc)) from None
             model = catalog.model(default.model_name)
             rows = [row for row in catalog.indexes() if row.model_name == model.name
                     and (row.name == default.name or stale_index_message(row, model) is None)]
@@ -270,8 +274,6 @@ class LiveCatalog:
 
     def refresh(self) -> list[str]:
         """Reload every held index whose files another process replaced; returns their names."""
-        from indexer.core.errors import IndexFileError
-
         reloaded = []
         with self._write_lock:
             for name, held in list(self._held.items()):
@@ -286,9 +288,6 @@ class LiveCatalog:
                                           f"no longer served (this service embeds with {self.model_name!r})")
                         continue
                     self._held = {**self._held, name: self._load(row)}
-                except (IndexFileError, NotFoundError, IndexerError) as exc:
-                    self._note(f"index {name!r} changed on disk but could not be loaded yet: {exc}")
-                    continue
                 except Exception as exc:  # noqa: BLE001 - a half-written file from another process; retry later
                     self._note(f"index {name!r} changed on disk but could not be loaded yet: {exc}")
                     continue
