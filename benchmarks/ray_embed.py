@@ -28,7 +28,7 @@ def main() -> None:
 
     import numpy as np
 
-    from indexer.api.ray_embed import embed_on_ray
+    from indexer.api.pipeline.ray_embed import embed_on_ray
     from indexer.api.workspace import Workspace
     from models.embed import embed_items
     from models.embedders import embed_with, open_embedder

@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
-    from indexer.api.indexes import catalog_vectors
+    from indexer.api.registry.indexes import catalog_vectors
     from indexer.api.workspace import Workspace
     from indexer.bench.runner import BenchData, run_bench
     from indexer.core.rerank import Rerank

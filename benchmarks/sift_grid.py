@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
-    from indexer.api.models import HELD_OUT_SPLIT
+    from indexer.api.pipeline.training import HELD_OUT_SPLIT
     from indexer.api.workspace import Workspace
     from models.sift_vlad import (
         SiftVladModel,

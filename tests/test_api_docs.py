@@ -27,8 +27,19 @@ def test_every_public_name_is_in_the_api_doc():
     import indexer.api
 
     text = API_DOC.read_text()
-    missing = [name for name in dir(indexer.api) if f"`{name}`" not in text]
+    missing = [name for name in indexer.api.__all__ if f"`{name}`" not in text]
     assert not missing, f"public names not documented in docs/API.md: {missing}"
+
+
+def test_the_public_names_are_what_the_package_imports():
+    """``__all__`` lists every name the package imports for its users, and nothing it lacks."""
+    import types
+
+    import indexer.api
+
+    imported = {name for name, value in vars(indexer.api).items()
+                if not name.startswith("_") and not isinstance(value, types.ModuleType) and name != "annotations"}
+    assert imported == set(indexer.api.__all__)
 
 
 def test_public_functions_and_classes_have_docstrings_and_type_hints():

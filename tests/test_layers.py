@@ -63,8 +63,8 @@ def test_an_exported_function_is_not_shadowed_by_its_submodule():
     import subprocess
     import sys
 
-    code = ("from indexer.api.query import Searcher\nfrom indexer.api import Searcher as S, draw_answer, query\n"
+    code = ("from indexer.api.search.query import Searcher\nfrom indexer.api import Searcher as S, draw_answer, query\n"
             "assert callable(query) and S is Searcher, query\nimport indexer.api\n"
-            "assert indexer.api.query is query\nprint('ok')")
+            "assert indexer.api.search.query is query\nprint('ok')")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.stdout.strip() == "ok", result.stderr

@@ -1,128 +1,86 @@
 """The library API: the one place that wires storage, models and the FAISS core together.
 
-The faces (``cli.py``, the HTTP service) call these functions and print or serve what they
-return. Names are loaded on first use, so ``import indexer.api`` stays light (``indexer --help``
-answers at once and the query path never imports torch).
+The faces (``cli.py``, the HTTP service) call these functions and print or serve what they return.
+Its rooms: :mod:`indexer.api.registry` (what the catalog records of models and indexes, and the one
+sequence that changes an index file), :mod:`indexer.api.search` (the query engine, one-shot and live),
+:mod:`indexer.api.pipeline` (ingest, train, embed, build, remove, export, dupes, bench) and
+:mod:`indexer.api.admin` (status, consistency, backup). Importing it loads neither torch nor faiss:
+every module imports those inside the functions that need them.
 """
 
 from __future__ import annotations
 
-import importlib
-import sys
-import types
-from typing import Any
+from indexer.api.admin.backup import backup as backup_workspace
+from indexer.api.admin.status import CatalogStatus, catalog_images, catalog_status, upgrade_database
+from indexer.api.errors import (
+    LIBRARY_ERRORS,
+    IndexerError,
+    InputError,
+    MissingDependencyError,
+    NotFoundError,
+)
+from indexer.api.pipeline.bench import (
+    BenchReport,
+    bench_catalog,
+    bench_synthetic,
+    prepare_output_paths,
+    report_table,
+    write_outputs,
+)
+from indexer.api.pipeline.build import BuildOutcome
+from indexer.api.pipeline.build import build as build_index
+from indexer.api.pipeline.build import update as update_index
+from indexer.api.pipeline.classical import train_sift_vlad
+from indexer.api.pipeline.dupes import DEFAULT_THRESHOLD as DEFAULT_DUPLICATE_THRESHOLD
+from indexer.api.pipeline.dupes import draw_duplicates, find_duplicates
+from indexer.api.pipeline.export import FORMATS as EXPORT_FORMATS
+from indexer.api.pipeline.export import ExportOutcome, export_vectors
+from indexer.api.pipeline.ingest import ingest_directory, ingest_flowers102
+from indexer.api.pipeline.recipes import KEPT_STAGE, RECIPE_OVERRIDES, RECIPES, Recipe, train_recipe
+from indexer.api.pipeline.remove import remove as remove_images
+from indexer.api.pipeline.training import (
+    EMBED_ENGINES,
+    TrainOutcome,
+    derive_model,
+    embed,
+    train,
+    train_config,
+)
+from indexer.api.registry.indexes import catalog_vectors
+from indexer.api.registry.models import default_model_name
+from indexer.api.search.engine import MAX_K, Searcher
+from indexer.api.search.live import LiveCatalog
+from indexer.api.search.query import draw_answer, query
+from indexer.api.search.results import Answer, Hit, QueryOutcome
+from indexer.api.search.uploads import content_type
+from indexer.api.workspace import DEFAULT_WORKSPACE, Workspace
+from indexer.bench.peers import PEERS
+from indexer.core.kinds import (
+    BENCH_CHOICES,
+    BENCH_KINDS,
+    BUILD_CHOICES,
+    DEFAULT_BENCH_KINDS,
+    DEFAULT_KIND,
+    DEFAULT_PCA_DIM,
+    DEFAULT_TARGET_RECALL,
+    INDEX_KINDS,
+)
+from indexer.core.rerank import RERANK_MODES, Rerank
+from indexer.datasets.folders import LABEL_SOURCES
+from models.config import LOSSES, MINERS
+from models.preprocess import TTA_MODES
+from models.weights import cached_imagenet_file
 
-_EXPORTS = {
-    # workspace and errors
-    "Workspace": "indexer.api.workspace",
-    "DEFAULT_WORKSPACE": "indexer.api.workspace",
-    "LIBRARY_ERRORS": "indexer.api.errors",
-    "IndexerError": "indexer.api.errors",
-    "InputError": "indexer.api.errors",
-    "NotFoundError": "indexer.api.errors",
-    "MissingDependencyError": "indexer.api.errors",
-    # catalog
-    "ingest_directory": "indexer.api.ingest",
-    "ingest_flowers102": "indexer.api.ingest",
-    "LABEL_SOURCES": "indexer.datasets.folders",
-    "catalog_status": "indexer.api.catalog",
-    "CatalogStatus": "indexer.api.catalog",
-    "catalog_images": "indexer.api.catalog",
-    "upgrade_database": "indexer.api.catalog",
-    "backup_workspace": "indexer.api.backup:backup",
-    # models
-    "train": "indexer.api.models",
-    "train_config": "indexer.api.models",
-    "train_recipe": "indexer.api.recipes",
-    "Recipe": "indexer.api.recipes",
-    "RECIPES": "indexer.api.recipes",
-    "RECIPE_OVERRIDES": "indexer.api.recipes",
-    "KEPT_STAGE": "indexer.api.recipes",
-    "TrainOutcome": "indexer.api.models",
-    "cached_imagenet_file": "models.weights",
-    "embed": "indexer.api.models",
-    "EMBED_ENGINES": "indexer.api.models",
-    "train_sift_vlad": "indexer.api.classical",
-    "default_model_name": "indexer.api.models",
-    "derive_model": "indexer.api.models",
-    "TTA_MODES": "models.preprocess",
-    "LOSSES": "models.config",
-    "MINERS": "models.config",
-    # indexes
-    "build_index": "indexer.api.indexes:build",
-    "update_index": "indexer.api.indexes:update",
-    "catalog_vectors": "indexer.api.indexes",
-    "BuildOutcome": "indexer.api.indexes",
-    "INDEX_KINDS": "indexer.core.kinds",
-    "BUILD_CHOICES": "indexer.core.kinds",
-    "BENCH_CHOICES": "indexer.core.kinds",
-    "PEERS": "indexer.bench.peers",
-    "BENCH_KINDS": "indexer.core.kinds",
-    "DEFAULT_KIND": "indexer.core.kinds",
-    "DEFAULT_PCA_DIM": "indexer.core.kinds",
-    "DEFAULT_TARGET_RECALL": "indexer.core.kinds",
-    "remove_images": "indexer.api.remove:remove",
-    # query
-    "query": "indexer.api.query",
-    "Searcher": "indexer.api.query",
-    "draw_answer": "indexer.api.query",
-    "QueryOutcome": "indexer.api.query",
-    "Answer": "indexer.api.query",
-    "Hit": "indexer.api.query",
-    # re-ranking
-    "Rerank": "indexer.core.rerank",
-    "RERANK_MODES": "indexer.core.rerank",
-    # near-duplicates
-    "find_duplicates": "indexer.api.dupes",
-    "draw_duplicates": "indexer.api.dupes",
-    "DEFAULT_DUPLICATE_THRESHOLD": "indexer.api.dupes:DEFAULT_THRESHOLD",
-    # a long-running face (the HTTP service): queries, adds and deletes on one opened workspace
-    "LiveCatalog": "indexer.api.live",
-    "MAX_K": "indexer.api.live_search",
-    "content_type": "indexer.api.uploads",
-    # bench
-    "bench_catalog": "indexer.api.bench",
-    "bench_synthetic": "indexer.api.bench",
-    "report_table": "indexer.api.bench",
-    "write_outputs": "indexer.api.bench",
-    "prepare_output_paths": "indexer.api.bench",
-    "DEFAULT_BENCH_KINDS": "indexer.core.kinds",
-    "BenchReport": "indexer.api.bench",
-    # vectors out
-    "export_vectors": "indexer.api.export",
-    "ExportOutcome": "indexer.api.export",
-    "EXPORT_FORMATS": "indexer.api.export:FORMATS",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    """Import the module behind ``name`` on first use ("module" or "module:attribute")."""
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'indexer.api' has no attribute {name!r}")
-    module, _, attribute = _EXPORTS[name].partition(":")
-    value = getattr(importlib.import_module(module), attribute or name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
-
-
-class _PublicNamesFirst(types.ModuleType):
-    """Keeps an exported name from being shadowed by the submodule of the same name.
-
-    Importing ``indexer.api.query`` (for ``Searcher``, say) makes Python bind the submodule as
-    the package attribute ``query``, hiding the exported function; this refuses that binding.
-    The submodule stays importable by its full name (``from indexer.api.query import ...``).
-    """
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _EXPORTS and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _PublicNamesFirst
+__all__ = [
+    "BENCH_CHOICES", "BENCH_KINDS", "BUILD_CHOICES", "DEFAULT_BENCH_KINDS", "DEFAULT_DUPLICATE_THRESHOLD",
+    "DEFAULT_KIND", "DEFAULT_PCA_DIM", "DEFAULT_TARGET_RECALL", "DEFAULT_WORKSPACE", "EMBED_ENGINES",
+    "EXPORT_FORMATS", "INDEX_KINDS", "KEPT_STAGE", "LABEL_SOURCES", "LIBRARY_ERRORS", "LOSSES", "MAX_K", "MINERS",
+    "PEERS", "RECIPES", "RECIPE_OVERRIDES", "RERANK_MODES", "TTA_MODES", "Answer", "BenchReport", "BuildOutcome",
+    "CatalogStatus", "ExportOutcome", "Hit", "IndexerError", "InputError", "LiveCatalog", "MissingDependencyError",
+    "NotFoundError", "QueryOutcome", "Recipe", "Rerank", "Searcher", "TrainOutcome", "Workspace",
+    "backup_workspace", "bench_catalog", "bench_synthetic", "build_index", "cached_imagenet_file", "catalog_images",
+    "catalog_status", "catalog_vectors", "content_type", "default_model_name", "derive_model", "draw_answer",
+    "draw_duplicates", "embed", "export_vectors", "find_duplicates", "ingest_directory", "ingest_flowers102",
+    "prepare_output_paths", "query", "remove_images", "report_table", "train", "train_config", "train_recipe",
+    "train_sift_vlad", "update_index", "upgrade_database", "write_outputs",
+]

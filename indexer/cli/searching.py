@@ -96,13 +96,7 @@ def query(ctx: click.Context, images: tuple[str, ...], ids: tuple[int, ...], ind
             target = grid if number == 1 else _numbered(grid, number)
             pictures.append(str(api.draw_answer(answer, target)))
     if as_json:
-        payload = [
-            {"query": a.query, "results": [
-                {"rank": h.rank, "id": h.id, "path": h.path, "label": h.label, "score": round(h.score, 6)}
-                for h in a.results]}
-            for a in outcome.answers
-        ]
-        click.echo(json.dumps(payload, indent=2))
+        click.echo(json.dumps([answer.to_dict() for answer in outcome.answers], indent=2))
     else:
         for answer in outcome.answers:
             label = f" (label {answer.label})" if answer.label else ""

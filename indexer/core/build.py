@@ -200,3 +200,21 @@ def copy_index(index: Any) -> Any:
     settings = default_settings(index)
     set_default_settings(copy, nprobe=settings.get("nprobe"), efSearch=settings.get("efSearch"))
     return copy
+
+
+def remove_from_index(index: Any, sidecar: dict, ids: np.ndarray) -> tuple[Any, int]:
+    """(index without ``ids``, how many went). Modifies ``index`` in place, except an HNSW graph (it cannot
+    delete), which is built again from its own remaining vectors into a new object with the settings its
+    ``sidecar`` (as :func:`indexer.core.index_io.save_index` wrote it) records."""
+    ids = np.ascontiguousarray(np.asarray(ids, dtype=np.int64).reshape(-1))
+    if find_hnsw(index) is None:
+        return index, remove_ids(index, ids)
+    held_ids, held_vectors = stored_vectors(index)
+    keep = ~np.isin(held_ids, ids)
+    removed = int((~keep).sum())
+    if not removed:
+        return index, 0
+    rebuilt, _ = build_index(IndexParams.from_dict(sidecar["params"]), held_vectors[keep], held_ids[keep])
+    settings = sidecar.get("search_params") or {}
+    set_default_settings(rebuilt, nprobe=settings.get("nprobe"), efSearch=settings.get("efSearch"))
+    return rebuilt, removed

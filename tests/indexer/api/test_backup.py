@@ -46,7 +46,7 @@ def test_backup_refuses_a_destination_with_files(ws, tmp_path):
 
 
 def test_an_interrupted_backup_leaves_no_destination(ws, tmp_path, monkeypatch):
-    import indexer.api.backup as module
+    import indexer.api.admin.backup as module
 
     def broken(*args, **kwargs):
         raise KeyboardInterrupt

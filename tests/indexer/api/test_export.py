@@ -30,7 +30,7 @@ def big(trained, tmp_path_factory):
 
 
 def _expected(ws):
-    from indexer.api.indexes import catalog_vectors
+    from indexer.api.registry.indexes import catalog_vectors
     from indexer.api.workspace import Workspace
 
     workspace = Workspace.at(ws)

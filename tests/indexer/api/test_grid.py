@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from indexer.api.grid import draw_grid
+from indexer.api.search.grid import draw_grid
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

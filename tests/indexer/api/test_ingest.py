@@ -271,7 +271,7 @@ def test_a_chunk_that_lost_a_deadlock_is_written_again(workspace, image_tree, mo
     """PostgreSQL aborts one of two transactions that lock rows in opposite orders (40P01): run it again."""
     from sqlalchemy.exc import OperationalError
 
-    import indexer.api.ingest as module
+    import indexer.api.pipeline.ingest as module
 
     class Deadlock(Exception):
         sqlstate = "40P01"
@@ -295,7 +295,7 @@ def test_a_chunk_that_lost_a_deadlock_is_written_again(workspace, image_tree, mo
 def test_other_database_errors_are_not_retried(workspace, image_tree, monkeypatch):
     from sqlalchemy.exc import IntegrityError
 
-    import indexer.api.ingest as module
+    import indexer.api.pipeline.ingest as module
 
     calls = []
 

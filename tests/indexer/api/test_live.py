@@ -98,17 +98,18 @@ def test_a_query_alone_uses_the_multi_thread_session_and_gets_the_same_vector(ws
     from indexer.api import LiveCatalog, Workspace
 
     live = LiveCatalog(Workspace.at(ws), "flat", solo_threads=2)
+    engine = live.engine
     picture = live.embedder.load_bytes(draw_shape(tmp_path / "q.png", (90, 90, 200), "ellipse").read_bytes(), "q.png")
     used = []
     for name in ("_solo", "embedder"):
-        session = getattr(live, name)
+        session = getattr(engine, name)
         original = session.embed_images
         session.embed_images = lambda images, name=name, original=original: used.append(name) or original(images)
-    alone = live.embed_query(picture)
-    live._in_flight = 1  # as if another query were being embedded right now
-    busy = live.embed_query(picture)
-    live._in_flight = 0
+    alone = engine.embed_query(picture)
+    engine._in_flight = 1  # as if another query were being embedded right now
+    busy = engine.embed_query(picture)
+    engine._in_flight = 0
     assert used == ["_solo", "embedder"]
     np.testing.assert_allclose(alone, busy, atol=1e-5)
-    assert LiveCatalog(Workspace.at(ws), "flat", solo_threads=1)._solo is None, "no second session for one core"
+    assert LiveCatalog(Workspace.at(ws), "flat", solo_threads=1).engine._solo is None, "no second session for one core"
     live.close()

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from indexer.api.live_types import ServedVectors
+from indexer.api.search.held import ServedVectors
 from indexer.core.errors import NotFoundError
 
 

@@ -37,7 +37,7 @@ def test_query_finds_the_image_itself_first_as_json(trained, ws, tmp_path):
 
 def test_flat_index_equals_brute_force_over_the_embeddings(trained, ws):
     from indexer.api import query
-    from indexer.api.indexes import catalog_vectors
+    from indexer.api.registry.indexes import catalog_vectors
     from indexer.api.workspace import Workspace
     from models.images import open_rgb
     from models.onnx_embedder import OnnxEmbedder

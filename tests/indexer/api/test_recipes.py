@@ -61,7 +61,7 @@ def test_embed_with_the_onnx_engine_matches_the_torch_engine(ws):
     import numpy as np
 
     from indexer.api import Workspace, embed
-    from indexer.api.indexes import catalog_vectors
+    from indexer.api.registry.indexes import catalog_vectors
 
     workspace = Workspace.at(ws)
     ids, torch_vectors = catalog_vectors(workspace, "tiny")

@@ -9,8 +9,8 @@ from tests.indexer.api.conftest import run
 
 
 def test_query_with_expansion_answers_and_equals_the_core_routine(trained, ws):
-    from indexer.api.indexes import catalog_vectors
-    from indexer.api.query import Searcher
+    from indexer.api.registry.indexes import catalog_vectors
+    from indexer.api.search.query import Searcher
     from indexer.api.workspace import Workspace
     from indexer.core.rerank import Rerank, lookup_vectors, search_expanded
     from models.images import open_rgb

@@ -13,7 +13,7 @@ from tests.indexer.api.conftest import run
 
 
 def test_a_derived_flip_model_embeds_builds_and_finds_each_image_itself(trained, ws):
-    from indexer.api.indexes import catalog_vectors
+    from indexer.api.registry.indexes import catalog_vectors
     from indexer.api.workspace import Workspace
 
     result = run(ws, "model", "derive", "tiny", "--name", "tiny-flip", "--tta", "flip")

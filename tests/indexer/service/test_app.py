@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from indexer import api
 from tests.indexer.service.conftest import image_path, png_bytes, run
 
 HIT_KEYS = {"rank", "id", "path", "label", "score"}
@@ -119,8 +120,13 @@ def test_add_query_duplicate_and_delete(make_client, ws, trained):
     assert again.status_code == 200 and again.json()["id"] == new_id and again.json()["duplicate_of"] == new_id
     existing = client.post("/images", files=upload(image_path(trained, "red_circle", 2)))
     assert existing.json()["duplicate_of"] == catalog_id(ws, image_path(trained, "red_circle", 2))
-    status = client.get("/status").json()
-    assert status["images_ok"] == 25 and status["inconsistencies"] == []
+    files = {name: (ws / "indexes" / f"{name}.faiss").stat().st_mtime_ns for name in ("flat", "ivf", "hnsw")}
+    status = client.get("/status").json()  # a read: it lists the unsaved indexes and saves nothing
+    assert status["images_ok"] == 25 and status["unsaved_indexes"] == ["flat", "hnsw", "ivf"]
+    assert sorted(status["inconsistencies"]) == [
+        f"index {name!r} lacks 1 catalog image(s) (e.g. id {new_id}); run 'indexer build --update {name}'"
+        for name in ("flat", "hnsw", "ivf")]
+    assert {name: (ws / "indexes" / f"{name}.faiss").stat().st_mtime_ns for name in files} == files
 
     assert client.delete(f"/images/{new_id}").json() == {"id": new_id, "removed": True}
     assert not stored.exists()
@@ -133,7 +139,7 @@ def test_add_query_duplicate_and_delete(make_client, ws, trained):
     assert client.delete(f"/images/{old}").status_code == 200
     assert {row["name"]: row["ntotal"] for row in client.get("/indexes").json()} == {"flat": 23, "ivf": 23, "hnsw": 23}
     status = client.get("/status").json()
-    assert status["images_ok"] == 23 and status["inconsistencies"] == []
+    assert status["images_ok"] == 23 and status["unsaved_indexes"] == ["flat", "hnsw", "ivf"]
     from models.embedding_store import EmbeddingStore
 
     assert old not in EmbeddingStore(ws / "embeddings" / "tiny").ids().tolist()
@@ -192,7 +198,7 @@ def test_missing_field_unknown_index_and_k_out_of_range(client, trained):
     assert_one_line_error(client.post("/images"), 422, "image")
     assert_one_line_error(client.post("/query?index=nope", files=files), 404, "nope")
     assert_one_line_error(client.get("/images/1/similar?index=nope"), 404, "nope")
-    for k in ("0", "101", "-3", "ten"):
+    for k in ("0", str(api.MAX_K + 1), "-3", "ten"):
         assert_one_line_error(client.post(f"/query?k={k}", files=files), 422, "k")
         assert_one_line_error(client.get(f"/images/1/similar?k={k}"), 422, "k")
 
@@ -211,7 +217,7 @@ def test_writes_beyond_loopback_need_the_token(make_client, trained):
 def test_readers_and_a_writer_together_see_consistent_answers(make_client, trained, ws):
     """8 reader threads query while a writer adds and deletes; every answer is whole and consistent."""
     run(ws, "build", "--index", "ivf")
-    client = make_client(index="ivf")
+    client = make_client(index="ivf", flush_s=0)  # every write saves its indexes before it answers
     anchor = image_path(trained, "green_square", 5)
     anchor_id = catalog_id(ws, anchor)
     anchor_bytes = Path(anchor).read_bytes()
@@ -253,7 +259,8 @@ def test_readers_and_a_writer_together_see_consistent_answers(make_client, train
         scores = [h["score"] for h in hits]
         assert scores == sorted(scores, reverse=True)
     assert {row["name"]: row["ntotal"] for row in client.get("/indexes").json()} == {"ivf": 27, "flat": 27}
-    assert client.get("/status").json()["inconsistencies"] == []
+    status = client.get("/status").json()
+    assert status["inconsistencies"] == [] and status["unsaved_indexes"] == []
 
 
 def test_serve_warns_beyond_loopback_and_fails_in_one_line_without_an_index(ws, tmp_path, monkeypatch):

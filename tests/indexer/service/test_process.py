@@ -52,7 +52,7 @@ def test_a_write_killed_before_the_index_save_is_replayed_at_start(ws, trained, 
     import httpx
 
     from indexer.api import LiveCatalog, Workspace
-    from indexer.api import live as live_module
+    from indexer.api.search import live as live_module
 
     workspace = Workspace.at(ws)
     live = LiveCatalog(workspace, "flat")

@@ -7,9 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.api.models import default_model_name, embed
+from indexer.api.pipeline.training import embed
+from indexer.api.registry.index_files import IndexTarget, change_index, writing
+from indexer.api.registry.indexes import (
+    catalog_vectors,
+    model_of,
+    stale_index_message,
+)
+from indexer.api.registry.models import default_model_name
 from indexer.api.workspace import Workspace, check_artifact_name
-from indexer.core.errors import InputError, NotFoundError
+from indexer.core.errors import InputError
 from indexer.core.kinds import (
     AUTO,
     BENCH_KINDS,
@@ -23,13 +30,12 @@ from indexer.core.kinds import (
     index_kind,
 )
 from indexer.core.rerank import Rerank, as_rerank
-from storage.catalog import ArtifactRow
 
 TUNING_K = 10
 
 __all__ = [
     "BENCH_KINDS", "DEFAULT_KIND", "DEFAULT_PCA_DIM", "DEFAULT_TARGET_RECALL", "INDEX_KINDS", "BuildOutcome",
-    "build", "catalog_vectors", "stale_index_message", "update",
+    "build", "update",
 ]
 
 
@@ -86,7 +92,7 @@ def build(
     it in the sidecar; "qe" is a query-time setting and is refused here. ``kind="auto"`` lets
     :mod:`indexer.core.auto` pick the kind and its parameters from N, d, ``max_memory_mb`` and
     measured recall; the outcome's ``reason`` says why. ``on_disk``: an IVF kind whose lists live in a file
-    beside the index, built from the embedding store ``shards`` shards at a time (:mod:`indexer.api.ondisk`).
+    beside the index, built from the embedding store ``shards`` shards at a time (:mod:`indexer.api.pipeline.ondisk`).
     """
     if shards is not None and not on_disk:
         raise InputError("--shards applies to --on-disk builds only")
@@ -99,7 +105,6 @@ def build(
         raise InputError("--max-memory-mb applies to --index auto only")
     from indexer.core.build import build_index
     from indexer.core.factory import IndexParams
-    from indexer.core.index_io import index_lock, save_index
 
     model_name = model_name or default_model_name(workspace)
     name = check_artifact_name("index", name or kind)
@@ -125,14 +130,10 @@ def build(
     index, info = build_index(params, vectors, ids, device=device)
     tuning = _tune(index, vectors, ids, kind, nprobe, efSearch, target_recall, seed)
     path = workspace.indexes_dir / f"{name}.faiss"
-    with index_lock(path):
-        sidecar = save_index(
-            index,
-            path,
-            {"name": name, "kind": kind, "model": model_name, "params": params.to_dict(), "build": info.to_dict(),
-             "tuning": tuning, "seed": seed, "rerank": rerank.to_dict()},
-        )
-        register(workspace, name, kind, params.to_dict(), sidecar, path, model_name, replace=True)
+    with writing(workspace, IndexTarget(name, kind, params.to_dict(), model_name, path)) as (file,):
+        sidecar = file.save(index, {"name": name, "kind": kind, "model": model_name, "params": params.to_dict(),
+                                    "build": info.to_dict(), "tuning": tuning, "seed": seed,
+                                    "rerank": rerank.to_dict()}, replace=True)
     return BuildOutcome(
         name=name, kind=kind, model=model_name, factory=info.factory, ntotal=int(index.ntotal), dim=info.d,
         build_s=info.build_s, search_params=sidecar["search_params"],
@@ -141,18 +142,16 @@ def build(
 
 
 def _on_disk(workspace, params, model_name, name, shards, target_recall, progress, embedded) -> BuildOutcome:
-    from indexer.api.ondisk import build_on_disk_index
-    from indexer.core.index_io import index_lock, save_index
+    from indexer.api.pipeline.ondisk import build_on_disk_index
 
     path = workspace.indexes_dir / f"{name}.faiss"
     target = DEFAULT_TARGET_RECALL if target_recall is None else target_recall
     index, info, tuning = build_on_disk_index(workspace, params, model_name=model_name, path=path, shards=shards,
                                               k=TUNING_K, target_recall=target, progress=progress)
-    with index_lock(path):
-        sidecar = save_index(index, path, {"name": name, "kind": params.kind, "model": model_name,
-                                           "params": params.to_dict(), "build": {**info.to_dict(), "shards": shards},
-                                           "tuning": tuning, "seed": params.seed})
-        register(workspace, name, params.kind, params.to_dict(), sidecar, path, model_name, replace=True)
+    with writing(workspace, IndexTarget(name, params.kind, params.to_dict(), model_name, path)) as (file,):
+        sidecar = file.save(index, {"name": name, "kind": params.kind, "model": model_name,
+                                    "params": params.to_dict(), "build": {**info.to_dict(), "shards": shards},
+                                    "tuning": tuning, "seed": params.seed}, replace=True)
     return BuildOutcome(
         name=name, kind=params.kind, model=model_name, factory=info.factory, ntotal=int(index.ntotal), dim=info.d,
         build_s=info.build_s, search_params=sidecar["search_params"], tuned_recall=tuning.get("recall"),
@@ -161,7 +160,6 @@ def _on_disk(workspace, params, model_name, name, shards, target_recall, progres
 
 def _build_auto(workspace, *, model_name, name, target_recall, max_memory_mb, seed, use_gpu, progress) -> BuildOutcome:
     from indexer.core.auto import build_auto
-    from indexer.core.index_io import save_index
 
     model_name = model_name or default_model_name(workspace)
     if name is not None:
@@ -180,12 +178,10 @@ def _build_auto(workspace, *, model_name, name, target_recall, max_memory_mb, se
         "param": tuned.param_name, "value": tuned.value, "recall": tuned.recall, "target": target,
         "reached": tuned.reached, "k": TUNING_K, "tried": tuned.tried}
     path = workspace.indexes_dir / f"{name}.faiss"
-    sidecar = save_index(
-        index, path,
-        {"name": name, "kind": kind, "model": model_name, "params": choice.params.to_dict(), "build": info.to_dict(),
-         "tuning": tuning, "seed": seed, "auto": choice.to_dict()},
-    )
-    register(workspace, name, kind, choice.params.to_dict(), sidecar, path, model_name, replace=True)
+    with writing(workspace, IndexTarget(name, kind, choice.params.to_dict(), model_name, path)) as (file,):
+        sidecar = file.save(index, {"name": name, "kind": kind, "model": model_name,
+                                    "params": choice.params.to_dict(), "build": info.to_dict(), "tuning": tuning,
+                                    "seed": seed, "auto": choice.to_dict()}, replace=True)
     return BuildOutcome(
         name=name, kind=kind, model=model_name, factory=info.factory, ntotal=int(index.ntotal), dim=info.d,
         build_s=info.build_s, search_params=sidecar["search_params"],
@@ -200,75 +196,39 @@ def update(workspace: Workspace, name: str, *, progress: bool = True) -> BuildOu
     model's new ones live in different spaces, so the index must be rebuilt.
     """
     from indexer.core.build import add_vectors
-    from indexer.core.index_io import index_lock, load_index, save_index
     from indexer.core.membership import indexed_ids
 
     with workspace.catalog() as catalog:
         row = catalog.index(name)
-        model_name = _model_of(row)
+        model_name = model_of(row)
         stale = stale_index_message(row, catalog.model(model_name))
     if stale is not None:
         raise InputError(f"cannot update: {stale}")
     report = embed(workspace, model_name, progress=progress)
-    path = workspace.resolve(row.path)
-    with index_lock(path):
-        index, sidecar = load_index(path)
+    added = 0
+
+    def add_new(index, sidecar):
+        nonlocal added
         ids, vectors = catalog_vectors(workspace, model_name)
         new = ~np.isin(ids, indexed_ids(index))
+        added = int(new.sum())
         augmentation = as_rerank(Rerank.from_dict(sidecar.get("rerank")))
-        if new.any() and augmentation.mode == "dba":
+        if added and augmentation.mode == "dba":
             from indexer.core.rerank import augment_database
 
             # New vectors are augmented among all of them; stored ones keep their old neighbours until a rebuild.
             vectors = augment_database(vectors, augmentation.n, augmentation.alpha)
-        if new.any():
+        if added:
             add_vectors(index, vectors[new], ids[new])
-        sidecar = save_index(index, path, {**user_sidecar(sidecar), "updated_with": int(new.sum())})
-        register(workspace, name, row.kind, row.params, sidecar, path, model_name)
+        return index, {**sidecar, "updated_with": added}
+
+    path = workspace.resolve(row.path)
+    index, sidecar = change_index(workspace, IndexTarget.of_row(workspace, row), add_new)
     return BuildOutcome(
         name=name, kind=row.kind, model=model_name, factory=sidecar.get("build", {}).get("factory", ""),
         ntotal=int(index.ntotal), dim=int(index.d), build_s=0.0, search_params=sidecar["search_params"],
         tuned_recall=None, embedded=report.embedded, path=path,
     )
-
-
-def served_index(catalog, name: str | None) -> ArtifactRow:
-    """The index row a query face serves: ``name``, or the most recent index when None. NotInCatalogError (from
-    the catalog) when there is none by that name; NotFoundError when there is no index at all, or when the
-    model it was built with has been deleted."""
-    if name is not None:
-        row = catalog.index(name)
-    else:
-        rows = catalog.indexes()
-        if not rows:
-            raise NotFoundError("the catalog has no index yet: run 'indexer build --index ivf' first")
-        row = rows[-1]
-    if row.model_name is None:
-        raise NotFoundError(f"index {row.name!r} was built with a model that no longer exists; rebuild it")
-    return row
-
-
-def stale_index_message(index_row: ArtifactRow, model_row: ArtifactRow) -> str | None:
-    """Why index ``index_row`` no longer matches its model (retrained after the build), or None."""
-    if model_row.created_at <= index_row.created_at:
-        return None
-    return (
-        f"index {index_row.name!r} was built before model {model_row.name!r} was retrained; rebuild it with "
-        f"'indexer build --index {index_row.kind} --name {index_row.name} --model {model_row.name}'"
-    )
-
-
-def catalog_vectors(workspace: Workspace, model_name: str) -> tuple[np.ndarray, np.ndarray]:
-    """(ids (n,) int64, vectors (n, d) float32) of the model's embeddings of ok catalog images."""
-    from models.embedding_store import EmbeddingStore
-
-    with workspace.catalog() as catalog:
-        ok_ids = np.array([row.id for row in catalog.images()], dtype=np.int64)
-    store = EmbeddingStore(workspace.embeddings_dir / model_name)
-    store_ids = np.asarray(store.ids(), dtype=np.int64)
-    vectors = np.asarray(store.vectors(mmap=False), dtype=np.float32)
-    keep = np.isin(store_ids, ok_ids)
-    return store_ids[keep], np.ascontiguousarray(vectors[keep], dtype=np.float32)
 
 
 def _tune(index, vectors, ids, kind, nprobe, efSearch, target_recall, seed) -> dict:  # noqa: N803
@@ -283,31 +243,6 @@ def _tune(index, vectors, ids, kind, nprobe, efSearch, target_recall, seed) -> d
     result = tune_search_param(index, vectors, ids, k=TUNING_K, target_recall=target, seed=seed)
     return {"param": result.param_name, "value": result.value, "recall": result.recall, "target": target,
             "reached": result.reached, "k": TUNING_K, "tried": result.tried}
-
-
-def register(workspace, name, kind, params, sidecar, path, model_name, *, replace: bool = False) -> None:
-    """Record index ``name`` (its params, search settings, FAISS version, size) in the catalog."""
-    with workspace.catalog(write=True) as catalog:
-        catalog.register_index(
-            replace=replace,
-            name=name, kind=kind,
-            params={**params, "search_params": sidecar["search_params"], "faiss_version": sidecar["faiss_version"],
-                    "factory": sidecar.get("build", {}).get("factory")},
-            path=workspace.relative(path), dim=int(sidecar["d"]), ntotal=int(sidecar["ntotal"]), model_name=model_name,
-        )
-
-
-def user_sidecar(sidecar: dict) -> dict:
-    """The caller-given part of a sidecar (save_index recomputes sizes, checksums and search params)."""
-    computed = {"format", "d", "ntotal", "faiss_version", "search_params", "created", "index_file", "index_bytes",
-                "sha256", "on_disk"}
-    return {key: value for key, value in sidecar.items() if key not in computed}
-
-
-def _model_of(row: ArtifactRow) -> str:
-    if row.model_name is None:
-        raise NotFoundError(f"index {row.name!r} was built with a model that no longer exists; rebuild it")
-    return row.model_name
 
 
 def _check_search_options(kind: str, nprobe: int | None, efSearch: int | None) -> None:  # noqa: N803

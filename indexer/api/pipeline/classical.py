@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import time
 
-from indexer.api.models import HELD_OUT_SPLIT, TrainOutcome
+from indexer.api.pipeline.training import HELD_OUT_SPLIT, TrainOutcome
 from indexer.api.workspace import Workspace, check_artifact_name
 from indexer.core.errors import InputError
 

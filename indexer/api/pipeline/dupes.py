@@ -75,8 +75,9 @@ def find_duplicates(
     Embeds what the model has not embedded yet. Groups are ordered exact copies first, then by
     descending ``min_similarity``.
     """
-    from indexer.api.indexes import catalog_vectors
-    from indexer.api.models import default_model_name, embed
+    from indexer.api.pipeline.training import embed
+    from indexer.api.registry.indexes import catalog_vectors
+    from indexer.api.registry.models import default_model_name
     from indexer.core.dupes import duplicate_groups
 
     threshold = check_threshold(threshold)
@@ -109,14 +110,13 @@ def find_duplicates(
 def draw_duplicates(report: DupesReport, path: str | os.PathLike[str], *, max_groups: int = MAX_GRID_GROUPS) -> Path:
     """A PNG with one row per group (the first ``max_groups``): green frames for exact copies,
     red for groups that cross the test split, grey otherwise."""
-    from indexer.api.grid import draw_rows
-    from indexer.api.query import _picture_or_placeholder
+    from indexer.api.search.grid import draw_rows, picture_or_placeholder
 
     rows = []
     for group in report.groups[:max_groups]:
         match = True if group.exact_copies else (False if group.crosses_split else None)
         rows.append([
-            {"image": _picture_or_placeholder(row.path), "match": match,
+            {"image": picture_or_placeholder(row.path), "match": match,
              "lines": [f"#{row.id} {row.label or '?'}", f"{row.split or '-'} min {group.min_similarity:.3f}"]}
             for row in group.images
         ])

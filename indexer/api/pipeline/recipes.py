@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from indexer.api.models import TrainOutcome, train
+from indexer.api.pipeline.training import TrainOutcome, train
 from indexer.api.workspace import Workspace, check_artifact_name
 from indexer.core.errors import InputError
 from models.errors import ConfigError

@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from indexer.api.indexes import build, catalog_vectors
-from indexer.api.models import default_model_name
+from indexer.api.pipeline.build import build
+from indexer.api.registry.indexes import catalog_vectors
+from indexer.api.registry.models import default_model_name
 from indexer.api.tables import to_dataframe
 from indexer.api.workspace import Workspace
 from indexer.bench.runner import check_bench_kinds
@@ -208,7 +209,7 @@ def prepare_output_paths(*paths: str | os.PathLike[str] | None) -> None:
 
 def _vector_to_rows_ms(workspace: Workspace, index_name: str, vectors: np.ndarray, k: int) -> float:
     """Median ms of one stored vector in, its top-k catalog rows out (no image decoding or embedding)."""
-    from indexer.api.query import Searcher
+    from indexer.api.search.query import Searcher
 
     searcher = Searcher(workspace, index_name)
     searcher.hits_for_vectors(vectors[:1], k=k)  # warm-up
@@ -243,7 +244,7 @@ def _query_rows(n: int, n_queries: int | None, seed: int) -> np.ndarray:
 
 def _end_to_end_ms(workspace: Workspace, index_name: str, paths: np.ndarray, k: int, rerank: Rerank) -> float:
     """Median ms to answer one image query in process: decode, ONNX embed, search(es), catalog rows."""
-    from indexer.api.query import Searcher
+    from indexer.api.search.query import Searcher
 
     searcher = Searcher(workspace, index_name)
     searcher.answer([paths[0]], k=k, rerank=rerank)  # warm-up (and the vector lookup, for qe)

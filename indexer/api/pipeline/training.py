@@ -21,7 +21,7 @@ HELD_OUT_SPLIT = "test"
 DEFAULT_MODEL_NAME = TrainConfig().name  # replaced by the network's name when none is given
 EMBED_ENGINES = ("local", "onnx", "ray")
 
-__all__ = ["EMBED_ENGINES", "LOSSES", "MINERS", "TrainOutcome", "default_model_name", "derive_model", "embed", "train", "train_config"]
+__all__ = ["EMBED_ENGINES", "LOSSES", "MINERS", "TrainOutcome", "derive_model", "embed", "train", "train_config"]
 
 
 def train_config(config_file: str | None = None, **overrides: Any) -> tuple[TrainConfig, SeedPaths]:
@@ -114,7 +114,7 @@ def embed(workspace: Workspace, model_name: str, *, batch_size: int = 128, progr
     ``"onnx"`` in this process with the model's ONNX export, the query path's runtime (on a CPU several times
     the local engine's rate; vectors equal to the torch ones to cosine 0.9999); ``"ray"`` runs a Ray Data job on the cluster at ``address``
     (``auto``, ``ray://HOST:PORT``; None starts a local Ray) with ``actors`` model actors
-    (:func:`indexer.api.ray_embed.embed_on_ray`).
+    (:func:`indexer.api.pipeline.ray_embed.embed_on_ray`).
 
     Returns an :class:`models.embed.EmbedReport`: ``embedded``, ``skipped_existing``, ``failed``
     (``(id, path, reason)`` of files that broke since ingestion; they are marked ``error``), ``images_per_s``.
@@ -134,7 +134,7 @@ def embed(workspace: Workspace, model_name: str, *, batch_size: int = 128, progr
     items = [(row.id, row.path) for row in rows]
     with store.locked():  # a second embedder of this model (embed, build) waits, then finds the vectors there
         if engine == "ray":
-            from indexer.api.ray_embed import embed_on_ray
+            from indexer.api.pipeline.ray_embed import embed_on_ray
 
             report = embed_on_ray(workspace, model, items, store, address=address, actors=actors,
                                   batch_size=batch_size, progress=progress)
@@ -200,15 +200,6 @@ def derive_model(workspace: Workspace, source: str, name: str, *, tta: str) -> A
             metrics={},  # the source's validation figures were measured without this preprocessing
             path=workspace.relative(checkpoint), dim=parent.dim,
         )
-
-
-def default_model_name(workspace: Workspace) -> str:
-    """The most recently trained model's name."""
-    with workspace.catalog() as catalog:
-        models = catalog.models()
-    if not models:
-        raise InputError("no trained model in the catalog: run 'indexer train --network NAME' first")
-    return models[-1].name
 
 
 def _is_training_split(row: ImageRow, config: TrainConfig) -> bool:

@@ -9,6 +9,7 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont
 
 THUMB = 128  # px; 64-px sources are upscaled so labels and details stay readable
+THUMB_SIDE = 2 * THUMB  # pictures are decoded no larger than twice a tile
 BORDER = 5
 TEXT_H = 40
 GAP = 12
@@ -126,3 +127,14 @@ def draw_rows(rows: list[list[dict[str, Any]]], path: str | os.PathLike[str]) ->
     out.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(out, format="PNG")
     return out
+
+
+def picture_or_placeholder(path: str) -> Image.Image:
+    """The image decoded no larger than a tile needs, or a grey tile when the file has gone or broken."""
+    from models.errors import ImageError
+    from models.images import open_rgb
+
+    try:
+        return open_rgb(path, min_side=THUMB_SIDE)
+    except ImageError:
+        return Image.new("RGB", (64, 64), (128, 128, 128))

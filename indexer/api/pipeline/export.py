@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.api.models import default_model_name
+from indexer.api.registry.models import default_model_name
 from indexer.api.workspace import Workspace
 from indexer.core.errors import InputError, MissingDependencyError
 from storage.catalog import ImageRow

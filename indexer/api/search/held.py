@@ -1,4 +1,4 @@
-"""What the live catalog publishes: held indexes (never modified once published) and its answers."""
+"""What the search engine holds: loaded indexes and the served vectors, each never modified once published."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from indexer.api.registry.index_files import file_signature
 from indexer.core.errors import NotFoundError
+
+__all__ = ["AddOutcome", "HeldIndex", "ServedVectors", "file_signature"]
 
 
 @dataclass(frozen=True)
@@ -31,31 +34,6 @@ class HeldIndex:
     def describe(self) -> dict:
         return {"name": self.name, "kind": self.kind, "model": self.model, "ntotal": self.ntotal,
                 "dim": int(self.index.d)}
-
-
-@dataclass(frozen=True)
-class LiveHit:
-    rank: int
-    id: int
-    path: str
-    label: str | None
-    score: float
-
-    def to_dict(self) -> dict:
-        return {"rank": self.rank, "id": self.id, "path": self.path, "label": self.label,
-                "score": round(self.score, 6)}
-
-
-@dataclass(frozen=True)
-class LiveAnswer:
-    query: str
-    index: str
-    results: list[LiveHit]
-    timings_ms: dict[str, float]  # decode, embed, search, catalog
-
-    @property
-    def took_ms(self) -> float:
-        return sum(self.timings_ms.values())
 
 
 @dataclass(frozen=True)
@@ -105,6 +83,13 @@ class ServedVectors:
             return self.vectors[position:position + 1]
         raise NotFoundError(f"image {image_id} has no embedding for model {model_name!r}")
 
+    def take(self, ids: np.ndarray) -> tuple[list[int], np.ndarray]:
+        """(the ``ids`` that have a vector, in the order given; their (n, dim) vectors)."""
+        ids = np.asarray(ids, np.int64)
+        positions = np.clip(np.searchsorted(self.ids, ids), 0, max(len(self.ids) - 1, 0))
+        found = (positions < len(self.ids)) & (self.ids[positions] == ids) if len(self.ids) else np.zeros(len(ids), bool)
+        return ids[found].tolist(), self.vectors[positions[found]]
+
     def lookup(self) -> Any:
         """The vectors by id for query expansion (:func:`indexer.core.rerank.lookup_vectors`), made once per
         snapshot (two threads racing the first call may each make one; both are the same)."""
@@ -114,14 +99,3 @@ class ServedVectors:
             self._lookup.append(lookup_vectors(self.ids, self.vectors))
         return self._lookup[0]
 
-
-def file_signature(faiss_path: Path) -> tuple:
-    """What identifies the index files' current version: (inode, size, mtime) of the index and its sidecar."""
-    out = []
-    for path in (faiss_path, faiss_path.with_suffix(".json")):
-        try:
-            stat = path.stat()
-            out.append((stat.st_ino, stat.st_size, stat.st_mtime_ns))
-        except OSError:
-            out.append(None)
-    return tuple(out)

@@ -40,7 +40,7 @@ def catalog_status(workspace: Workspace, *, check: bool = True) -> CatalogStatus
         summary = CatalogStatus(asdict(catalog.summary()))
     summary.update(workspace=str(workspace.root), database=_display_url(workspace.db_url))
     if check:
-        from indexer.api.consistency import find_inconsistencies
+        from indexer.api.admin.consistency import find_inconsistencies
 
         summary["inconsistencies"] = find_inconsistencies(workspace)
     return summary

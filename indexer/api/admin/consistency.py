@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from indexer.api.indexes import stale_index_message
+from indexer.api.registry.indexes import stale_index_message
 from indexer.api.workspace import Workspace
 from indexer.core.errors import IndexerError
 

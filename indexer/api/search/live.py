@@ -1,8 +1,11 @@
 """A workspace opened once for a long-running face (the HTTP service): queries, adds and deletes together.
 
-Reads run in parallel from any thread; writes are serialised by one lock. Indexes are copy-on-write: a write
-copies each index, changes the copy, saves it and then publishes it by swapping one reference, so a query
-holds either the old or the new index and never a half-updated one.
+Reads are the engine's (:class:`indexer.api.search.engine.Searcher`), in parallel from any thread; this module
+adds only the writes, the reloads and the saves around it. Writes are serialised by one lock. Indexes are
+copy-on-write: a write copies each index, changes the copy and publishes it through the engine by swapping
+one reference, so a query holds either the old or the new index and never a half-updated one. Every save
+goes through :func:`indexer.api.registry.index_files.writing` (the index's lock, the journal, the catalog
+row), so a save never interleaves with ``indexer build --update`` or ``indexer remove`` in another process.
 
 Durability of an acknowledged write, in order: the uploaded file (fsynced, renamed), the catalog row
 (committed), the embedding (appended to the model's :class:`EmbeddingStore`, fsynced). The held indexes change
@@ -29,13 +32,14 @@ from typing import Any
 
 import numpy as np
 
-from indexer.api.indexes import register, served_index, stale_index_message, user_sidecar
-from indexer.api.live_search import check_k, search_held
-from indexer.api.live_types import AddOutcome, HeldIndex, LiveAnswer, ServedVectors, file_signature
-from indexer.api.uploads import UPLOADS_DIR, decode_query, read_upload, store_upload
+from indexer.api.registry.index_files import IndexTarget, file_signature, remove_from_index_file, writing
+from indexer.api.search.engine import Searcher
+from indexer.api.search.held import AddOutcome, HeldIndex, ServedVectors
+from indexer.api.search.results import Answer
+from indexer.api.search.uploads import UPLOADS_DIR, read_upload, store_upload
 from indexer.api.workspace import Workspace
 from indexer.core.errors import NotFoundError
-from indexer.core.rerank import Rerank, check_query_rerank
+from indexer.core.rerank import Rerank
 from storage.catalog import ImageRow
 from storage.errors import NotInCatalogError
 
@@ -58,11 +62,7 @@ class LiveCatalog:
     def __init__(self, workspace: Workspace, index_name: str | None = None, *, threads: int = 1,
                  solo_threads: int | None = None, max_pixels: int | None = None,
                  notify: Callable[[str], None] | None = None, flush_s: float = DEFAULT_FLUSH_S) -> None:
-        from models.onnx_embedder import OnnxEmbedder
-        from models.preprocess import PreprocessSpec
-
         self.workspace = workspace
-        self.max_pixels = max_pixels
         self._write_lock = threading.RLock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -71,90 +71,42 @@ class LiveCatalog:
         self._saved_at = time.monotonic()
         self.notes: list[str] = []  # the last events a face may want to show (reloads, dropped indexes)
         self._notify = notify
-        with workspace.catalog() as catalog:
-            try:
-                default = served_index(catalog, index_name)
-            except NotInCatalogError as exc:  # the service answers 404 for NotFoundError
-                raise NotFoundError(str(exc)) from None
-            model = catalog.model(default.model_name)
-            rows = [row for row in catalog.indexes() if row.model_name == model.name
-                    and (row.name == default.name or stale_index_message(row, model) is None)]
-        onnx_path = workspace.resolve(model.params["onnx"])
-        if not onnx_path.is_file():
-            raise NotFoundError(f"model {model.name!r} has no ONNX file at {onnx_path}; train it again")
-        self.model_name, self.default_index = model.name, default.name
-        spec = PreprocessSpec.from_dict(model.params["preprocess"])
-        self.embedder = OnnxEmbedder(onnx_path, spec, threads=threads)
         solo_threads = min(2, os.cpu_count() or 1) if solo_threads is None else solo_threads
-        self._solo = OnnxEmbedder(onnx_path, spec, threads=solo_threads) if solo_threads > threads else None
-        self._in_flight, self._flight_lock = 0, threading.Lock()
-        self._held: dict[str, HeldIndex] = {row.name: self._load(row) for row in rows}
-        self._vectors = ServedVectors.empty(model.dim)
-        self._rows: dict[int, tuple[str, str | None]] = {}  # ok catalog images: id -> (path, label)
+        try:
+            self.engine = Searcher(workspace, index_name, threads=threads, solo_threads=solo_threads,
+                                   hold_all=True, max_pixels=max_pixels)
+        except NotInCatalogError as exc:  # the service answers 404 for NotFoundError
+            raise NotFoundError(str(exc)) from None
+        self.model_name, self.default_index = self.engine.model_name, self.engine.index_name
         self.reconcile()
 
-    # -- reads (any thread, no lock) -------------------------------------------------------------------------
+    # -- reads: the engine's (any thread, no lock) -----------------------------------------------------------
+
+    @property
+    def embedder(self) -> Any:
+        return self.engine.embedder
 
     def indexes(self) -> list[dict]:
         """``[{"name", "kind", "model", "ntotal", "dim"}]`` of the held indexes, the default first."""
-        held = self._held
-        return [held[name].describe() for name in sorted(held, key=lambda n: (n != self.default_index, n))]
+        return self.engine.indexes()
 
     def held(self, index_name: str | None = None) -> HeldIndex:
         """The published index called ``index_name`` (default: the default index)."""
-        held = self._held
-        name = index_name or self.default_index
-        if name not in held:
-            known = ", ".join(sorted(held)) or "none"
-            raise NotFoundError(f"index {name!r} is not served (served: {known})")
-        return held[name]
+        return self.engine.held(index_name)
 
     def search_bytes(self, data: bytes, name: str, *, k: int = 10, index_name: str | None = None,
-                     rerank: str | Rerank | None = None) -> LiveAnswer:
-        """Top-``k`` catalog images for an encoded image (an upload); InputError when it does not decode.
-        ``rerank``: as for :meth:`indexer.api.Searcher.answer` ("qe" expands the query with its nearest stored
-        vectors and searches again; "dba" needs an index built with it)."""
-        held = self.held(index_name)
-        check_k(k)
-        rerank = check_query_rerank(rerank, Rerank.from_dict(held.sidecar.get("rerank")), held.name, held.kind)
-        started = time.perf_counter()
-        if self.max_pixels is None:
-            name, picture = decode_query(data, name, self.embedder.load_bytes)
-        else:  # a pixel limit of its own: checked on the whole file, as for an upload
-            upload = read_upload(data, name, max_pixels=self.max_pixels, load=self.embedder.load_bytes)
-            name, picture = upload.name, upload.picture
-        decoded = time.perf_counter()
-        vector = self.embed_query(picture)
-        embedded = time.perf_counter()
-        answer = self._search(held, vector, k, name, exclude=None, rerank=rerank)
-        timings = {"decode": (decoded - started) * 1e3, "embed": (embedded - decoded) * 1e3, **answer.timings_ms}
-        return replace(answer, timings_ms=timings)
-
-    def embed_query(self, picture: Any) -> np.ndarray:
-        """(1, dim) vector of a decoded query picture: with the ``solo_threads`` session when no other query is
-        being embedded at this moment, else with the one-thread session."""
-        with self._flight_lock:
-            self._in_flight += 1
-            alone = self._in_flight == 1
-        try:
-            return (self._solo if alone and self._solo is not None else self.embedder).embed_images([picture])
-        finally:
-            with self._flight_lock:
-                self._in_flight -= 1
+                     rerank: str | Rerank | None = None) -> Answer:
+        """Top-``k`` catalog images for an encoded image (see :meth:`Searcher.search_bytes`)."""
+        return self.engine.search_bytes(data, name, k=k, index_name=index_name, rerank=rerank)
 
     def similar(self, image_id: int, *, k: int = 10, index_name: str | None = None,
-                rerank: str | Rerank | None = None) -> LiveAnswer:
-        """Top-``k`` catalog images like catalog image ``image_id`` (its stored vector), itself excluded (also
-        from the neighbours a "qe" re-ranking expands it with)."""
-        held = self.held(index_name)
-        check_k(k)
-        rerank = check_query_rerank(rerank, Rerank.from_dict(held.sidecar.get("rerank")), held.name, held.kind)
-        with self.workspace.catalog() as catalog:
-            row = catalog.images_by_ids([image_id]).get(int(image_id))
-        if row is None:
-            raise NotFoundError(f"no image with id {image_id} in the catalog")
-        vector = self._vectors.of(int(image_id), self.model_name)
-        return self._search(held, vector, k, row.path, exclude=int(image_id), rerank=rerank)
+                rerank: str | Rerank | None = None) -> Answer:
+        """Top-``k`` catalog images like catalog image ``image_id``, itself excluded (see :meth:`Searcher.similar`)."""
+        return self.engine.similar(image_id, k=k, index_name=index_name, rerank=rerank)
+
+    def unsaved(self) -> list[str]:
+        """The held indexes changed in memory since their files were last saved."""
+        return sorted(self._unsaved)
 
     def image(self, image_id: int) -> ImageRow:
         """The catalog row of image ``image_id`` whose file exists (NotFoundError otherwise)."""
@@ -166,11 +118,6 @@ class LiveCatalog:
             raise NotFoundError(f"image {image_id}: its file {row.path} is gone")
         return row
 
-    def _search(self, held: HeldIndex, vector: np.ndarray, k: int, name: str, exclude: int | None,
-                rerank: Rerank) -> LiveAnswer:
-        return search_held(held, vector, k, name, exclude, rerank, rows=self._rows, workspace=self.workspace,
-                           vector_lookup=self._vectors.lookup)
-
     # -- writes (serialised) ---------------------------------------------------------------------------------
 
     def add_image(self, data: bytes, name: str, *, label: str | None = None, split: str | None = None) -> AddOutcome:
@@ -180,8 +127,9 @@ class LiveCatalog:
         (``duplicate_of``)."""
         from models.embedding_store import EmbeddingStore
 
-        upload = read_upload(data, name, max_pixels=self.max_pixels, load=self.embedder.load_bytes)
-        vector = self.embedder.embed_images([upload.picture])  # outside the lock: queries and uploads overlap
+        engine = self.engine
+        upload = read_upload(data, name, max_pixels=engine.max_pixels, load=engine.embedder.load_bytes)
+        vector = engine.embedder.embed_images([upload.picture])  # outside the lock: queries and uploads overlap
         label = (label or "").strip() or None
         split = (split or "").strip() or None
         with self._write_lock:
@@ -189,26 +137,26 @@ class LiveCatalog:
                 existing = catalog.image_by_sha256(upload.sha256)
             if existing is not None:
                 return AddOutcome(existing.id, existing.path, existing.id, self._holding(existing.id))
-            path = store_upload(self.workspace.root / UPLOADS_DIR, upload)
+            path = str(store_upload(self.workspace.root / UPLOADS_DIR, upload).resolve())
             with self.workspace.catalog(write=True) as catalog:
                 image_id = catalog.add_image(
-                    path=str(path.resolve()), sha256=upload.sha256, size_bytes=len(upload.data),
+                    path=path, sha256=upload.sha256, size_bytes=len(upload.data),
                     width=upload.width, height=upload.height, format=upload.format,
                     label_id=catalog.label_id(label) if label else None, split=split, status="ok",
                 )
-            self._rows = {**self._rows, image_id: (str(path.resolve()), label)}
+            engine.publish_rows({**engine.rows, image_id: (path, label)})
             ids = np.array([image_id], dtype=np.int64)
             EmbeddingStore(self.workspace.embeddings_dir / self.model_name).append(ids, vector)
-            self._vectors = self._vectors.changed(add=(ids, vector))
+            engine.publish_vectors(engine.served_vectors().changed(add=(ids, vector)))
             names = self._change_indexes(add=(ids, vector), save=self.flush_s <= 0)
-        return AddOutcome(image_id, str(path.resolve()), None, names)
+        return AddOutcome(image_id, path, None, names)
 
     def delete_image(self, image_id: int) -> None:
         """Remove image ``image_id`` from the catalog, every embedding store and every index (NotFoundError if
         unknown). The catalog commit decides; the rest follows and is replayed at start-up if interrupted."""
-        from indexer.api.remove import remove_from_index_file
         from models.embedding_store import EmbeddingStore
 
+        engine = self.engine
         ids = np.array([int(image_id)], dtype=np.int64)
         with self._write_lock:
             with self.workspace.catalog(write=True) as catalog:
@@ -217,15 +165,16 @@ class LiveCatalog:
                     raise NotFoundError(f"no image with id {image_id} in the catalog")
                 catalog.remove_images(ids.tolist())
                 models, index_rows = catalog.models(), catalog.indexes()
-                self._rows = {i: row for i, row in self._rows.items() if i != int(image_id)}
+            engine.publish_rows({i: known for i, known in engine.rows.items() if i != int(image_id)})
             for model in models:
                 store_dir = self.workspace.embeddings_dir / model.name
                 if store_dir.is_dir():
                     EmbeddingStore(store_dir).remove(ids)
-            self._vectors = self._vectors.changed(remove=ids)
+            engine.publish_vectors(engine.served_vectors().changed(remove=ids))
             self._change_indexes(remove=ids, save=self.flush_s <= 0)
+            held = engine.held_names()
             for index_row in index_rows:  # indexes this service does not hold (other models) are files only
-                if index_row.name not in self._held:
+                if index_row.name not in held:
                     remove_from_index_file(self.workspace, index_row, ids)
             uploads = (self.workspace.root / UPLOADS_DIR).resolve()
             if Path(row.path).parent == uploads:
@@ -234,65 +183,70 @@ class LiveCatalog:
     def reconcile(self) -> dict[str, tuple[int, int]]:
         """Make the store and every held index agree with the catalog; ``{name: (added, removed)}``.
 
-        Ok catalog images the model's store lacks are embedded (ONNX, the served model); each index gets
-        the stored vectors of ok images it lacks and loses ids that are no longer ok catalog images."""
+        Ok catalog images the model's store lacks are embedded (the served model); each index gets the stored
+        vectors of ok images it lacks and loses ids that are no longer ok catalog images."""
         from indexer.core.membership import indexed_ids
         from models.embedding_store import EmbeddingStore
         from models.errors import ImageError
 
+        engine = self.engine
         with self._write_lock:
             with self.workspace.catalog() as catalog:
                 ok_rows = catalog.images()
             ok_ids = np.array([row.id for row in ok_rows], dtype=np.int64)
-            self._rows = {row.id: (row.path, row.label) for row in ok_rows}
+            engine.publish_rows({row.id: (row.path, row.label) for row in ok_rows})
             store = EmbeddingStore(self.workspace.embeddings_dir / self.model_name)
             lacking = set(store.missing(ok_ids).tolist())
             pictures, new_ids = [], []
             for row in ok_rows:
                 if row.id in lacking:
                     try:
-                        pictures.append(self.embedder.load(row.path))  # the catalogue's loader
+                        pictures.append(engine.embedder.load(row.path))  # the catalogue's loader
                         new_ids.append(row.id)
                     except ImageError as exc:
                         self._note(f"image {row.id} not embedded: {exc}")
             if pictures:
-                store.append(np.array(new_ids, np.int64), self.embedder.embed_images(pictures))
+                store.append(np.array(new_ids, np.int64), engine.embedder.embed_images(pictures))
             store_ids = store.ids()
             vectors = np.asarray(store.vectors(mmap=False), dtype=np.float32)
             keep = np.isin(store_ids, ok_ids)
-            self._vectors = ServedVectors.by_id(store_ids[keep], vectors[keep])
-            ids, vectors = self._vectors.ids, self._vectors.vectors
+            served = ServedVectors.by_id(store_ids[keep], vectors[keep])
+            engine.publish_vectors(served)
             changes = {}
-            for held in list(self._held.values()):
-                have = indexed_ids(held.index)
-                add = ~np.isin(ids, have)
-                extra = have[~np.isin(have, ids)]
+            for name in engine.held_names():
+                have = indexed_ids(engine.held(name).index)
+                add = ~np.isin(served.ids, have)
+                extra = have[~np.isin(have, served.ids)]
                 if add.any() or len(extra):
-                    self._change_indexes(add=(ids[add], vectors[add]), remove=extra, only=[held.name])
-                changes[held.name] = (int(add.sum()), len(extra))
+                    self._change_indexes(add=(served.ids[add], served.vectors[add]), remove=extra, only=[name])
+                changes[name] = (int(add.sum()), len(extra))
             return changes
 
     def refresh(self) -> list[str]:
         """Reload every held index whose files another process replaced; returns their names."""
+        engine = self.engine
         reloaded = []
         with self._write_lock:
-            for name, held in list(self._held.items()):
+            for name in engine.held_names():
+                held = engine.held(name)
                 if file_signature(held.path) == held.signature:
                     continue
                 try:
                     with self.workspace.catalog() as catalog:
                         row = catalog.index(name)
                     if row.model_name != self.model_name:
-                        self._held = {n: h for n, h in self._held.items() if n != name}
+                        engine.unpublish(name)
+                        self._unsaved.discard(name)
                         self._note(f"index {name!r} was rebuilt with model {row.model_name!r}; "
-                                          f"no longer served (this service embeds with {self.model_name!r})")
+                                   f"no longer served (this service embeds with {self.model_name!r})")
                         continue
-                    self._held = {**self._held, name: self._load(row)}
+                    engine.publish(engine.load_held(row))
                 except Exception as exc:  # noqa: BLE001 - a half-written file from another process; retry later
                     self._note(f"index {name!r} changed on disk but could not be loaded yet: {exc}")
                     continue
+                self._unsaved.discard(name)  # what it lacked is re-applied from the catalog by reconcile
                 reloaded.append(name)
-                self._note(f"index {name!r} reloaded ({self._held[name].ntotal} vectors)")
+                self._note(f"index {name!r} reloaded ({engine.held(name).ntotal} vectors)")
             if reloaded:
                 self.reconcile()
         return reloaded
@@ -305,9 +259,7 @@ class LiveCatalog:
         saved = []
         with self._write_lock:
             for name in sorted(self._unsaved):
-                held = self._held.get(name)
-                if held is not None and file_signature(held.path) == held.signature:
-                    self._save(held)
+                if name in self.engine.held_names() and self._save(self.engine.held(name)):
                     saved.append(name)
             self._unsaved.clear()
             self._saved_at = time.monotonic()
@@ -332,11 +284,13 @@ class LiveCatalog:
         self._watcher.start()
 
     def close(self) -> None:
-        """Stop watching the index files (the watcher thread ends within a second) and save what is unsaved."""
+        """Stop watching (the watcher thread ends within a second), take in index files another process
+        replaced, and save what is unsaved."""
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join(timeout=5)
             self._watcher = None
+        self.refresh()
         self.flush()
 
     # -- internals -------------------------------------------------------------------------------------------
@@ -346,51 +300,44 @@ class LiveCatalog:
         if self._notify is not None:
             self._notify(line)
 
-    def _load(self, row) -> HeldIndex:
-        from indexer.core.index_io import index_paths, load_index
-
-        path = index_paths(self.workspace.resolve(row.path))[0]
-        signature = file_signature(path)
-        index, sidecar = load_index(path)
-        return HeldIndex(row.name, row.kind, row.model_name, path, index, sidecar, row.params, signature)
-
     def _holding(self, image_id: int) -> list[str]:
         from indexer.core.membership import indexed_ids
 
-        return [name for name, held in self._held.items() if image_id in set(indexed_ids(held.index).tolist())]
+        return [name for name in self.engine.held_names()
+                if image_id in set(indexed_ids(self.engine.held(name).index).tolist())]
 
     def _change_indexes(self, *, add=None, remove=None, only: list[str] | None = None,
                         save: bool = True) -> list[str]:
-        """Copy each held index, apply the change and publish the copy; ``save``: save it (journal) and
-        register it first, otherwise it is saved by the next :meth:`flush`."""
-        from indexer.api.remove import remove_from_index
-        from indexer.core.build import add_vectors, copy_index
+        """Copy each held index, apply the change and publish the copy; ``save``: save it now (see
+        :meth:`_save`), otherwise it is saved by the next :meth:`flush`."""
+        from indexer.core.build import add_vectors, copy_index, remove_from_index
 
         names = []
-        for name, held in list(self._held.items()):
+        for name in self.engine.held_names():
             if only is not None and name not in only:
                 continue
+            held = self.engine.held(name)
             index = copy_index(held.index)
             if remove is not None and len(remove):
                 index, _ = remove_from_index(index, held.sidecar, np.asarray(remove, np.int64))
             if add is not None and len(add[0]):
                 add_vectors(index, add[1], add[0])
             changed = replace(held, index=index)
-            if save:
-                self._save(changed)
+            self.engine.publish(changed)
+            if save and self._save(changed):
                 self._unsaved.discard(name)
             else:
-                self._held = {**self._held, name: changed}
                 self._unsaved.add(name)
             names.append(name)
         return names
 
-    def _save(self, held: HeldIndex) -> None:
-        """Save ``held``'s index with the journal, register it, and publish it with the file's new identity."""
-        from indexer.core.index_io import save_index
-
-        sidecar = save_index(held.index, held.path, user_sidecar(held.sidecar))
-        register(self.workspace, held.name, held.kind, held.params, sidecar, held.path, held.model)
-        self._held = {**self._held, held.name: replace(held, sidecar=sidecar, signature=file_signature(held.path))}
-
-
+    def _save(self, held: HeldIndex) -> bool:
+        """Save ``held`` under its lock (journal, catalog row) and publish it with the files' new identity;
+        False, and nothing written, when another process replaced the files since they were loaded."""
+        target = IndexTarget(held.name, held.kind, held.params, held.model, held.path)
+        with writing(self.workspace, target) as (file,):
+            if file.signature() != held.signature:
+                return False
+            sidecar = file.save(held.index, held.sidecar)
+            self.engine.publish(replace(held, sidecar=sidecar, signature=file.signature()))
+        return True

@@ -1,0 +1,328 @@
+"""The query engine every face uses: a model's embedder and its loaded indexes, answering from any thread.
+
+image (file, upload) or stored id → the model's embedder (ONNX or SIFT-VLAD, :mod:`models.embedders`) →
+FAISS search of a held index (with query expansion when asked) → catalog rows → :class:`Answer`.
+
+Thread safety: everything a search reads (the held indexes, the served vectors, the known rows) is published
+by swapping one reference and never modified afterwards, so searches need no lock. The live catalog
+(:mod:`indexer.api.search.live`) publishes new versions through :meth:`Searcher.publish`,
+:meth:`Searcher.publish_vectors` and :meth:`Searcher.publish_rows`. This path imports neither torch nor Alembic.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from indexer.api.registry.indexes import served_index, stale_index_message
+from indexer.api.search.held import HeldIndex, ServedVectors
+from indexer.api.search.results import Answer, Hit, QueryOutcome
+from indexer.api.search.uploads import decode_query, read_upload
+from indexer.api.workspace import Workspace
+from indexer.core.arrays import as_vectors, check_finite
+from indexer.core.errors import DimensionMismatchError, InputError, NotFoundError
+from indexer.core.rerank import Rerank, check_query_rerank
+from indexer.datasets.folders import catalog_path
+from storage.catalog import ArtifactRow, ImageRow
+
+MAX_K = 1000
+DELETE_SLACK = 4  # extra neighbours fetched: a delete commits in the catalog just before the index swap
+
+Rows = Mapping[int, tuple[str, str | None]]  # ok catalog images: id -> (path, label)
+
+
+def check_k(k: int) -> None:
+    """The one rule for k, for every face: 1..MAX_K."""
+    if not 1 <= k <= MAX_K:
+        raise InputError(f"k must be in 1..{MAX_K}; got {k}")
+
+
+class Searcher:
+    """A model's embedder and its indexes, loaded once, ready to answer many queries from any thread.
+
+    ``index_name``: the default index (the most recent when None). ``hold_all``: also hold every other index
+    of the same model that is not stale (the service does). ``threads``: embedder threads per query;
+    ``solo_threads``: a second ONNX session with more threads, used when a query runs alone (so one client is
+    answered faster while many do not over-subscribe the cores); None: no second session. ``max_pixels``: a
+    pixel limit for uploads, checked on the whole file.
+    """
+
+    def __init__(self, workspace: Workspace, index_name: str | None = None, *, threads: int = 1,
+                 solo_threads: int | None = None, hold_all: bool = False, max_pixels: int | None = None) -> None:
+        from models.embedders import ONNX, embedder_kind, open_embedder
+
+        self.workspace = workspace
+        self.max_pixels = max_pixels
+        with workspace.catalog() as catalog:
+            default = served_index(catalog, index_name)
+            model = catalog.model(default.model_name)
+            rows = [row for row in catalog.indexes() if row.model_name == model.name
+                    and (row.name == default.name or (hold_all and stale_index_message(row, model) is None))]
+        if model.dim != default.dim:
+            raise DimensionMismatchError(
+                f"model {model.name!r} makes {model.dim}-dim embeddings; "
+                f"index {default.name!r} holds {default.dim}-dim vectors"
+            )
+        self.model, self.model_name, self.index_name = model, model.name, default.name
+        stale = stale_index_message(default, model)
+        self.warnings = [] if stale is None else [f"{stale}; until then results may be poor"]
+        self.embedder = open_embedder(model.params, workspace.resolve, threads=threads)
+        self._solo = None
+        if solo_threads is not None and solo_threads > threads and embedder_kind(model.params) == ONNX:
+            self._solo = open_embedder(model.params, workspace.resolve, threads=solo_threads)
+        self._in_flight, self._flight_lock = 0, threading.Lock()
+        self._held: dict[str, HeldIndex] = {row.name: self.load_held(row) for row in rows}
+        self._vectors: ServedVectors | None = None  # the stored vectors, loaded on first need
+        self._vectors_lock = threading.Lock()
+        self._rows: Rows = {}  # rows known without asking the catalog (the live catalog keeps them)
+
+    # -- what is held ----------------------------------------------------------------------------------------
+
+    @property
+    def kind(self) -> str:
+        return self.held().kind
+
+    @property
+    def index(self) -> Any:
+        """The default index's FAISS object."""
+        return self.held().index
+
+    def indexes(self) -> list[dict]:
+        """``[{"name", "kind", "model", "ntotal", "dim"}]`` of the held indexes, the default first."""
+        held = self._held
+        return [held[name].describe() for name in sorted(held, key=lambda n: (n != self.index_name, n))]
+
+    def held(self, index_name: str | None = None) -> HeldIndex:
+        """The published index called ``index_name`` (default: the default index); NotFoundError otherwise."""
+        held = self._held
+        name = index_name or self.index_name
+        if name not in held:
+            known = ", ".join(sorted(held)) or "none"
+            raise NotFoundError(f"index {name!r} is not served (served: {known})")
+        return held[name]
+
+    def held_names(self) -> list[str]:
+        """The names of the held indexes."""
+        return list(self._held)
+
+    def load_held(self, row: ArtifactRow) -> HeldIndex:
+        """Load the index of catalog row ``row`` (not yet published)."""
+        from indexer.api.registry.index_files import file_signature
+        from indexer.core.index_io import index_paths, load_index
+
+        path = index_paths(self.workspace.resolve(row.path))[0]
+        signature = file_signature(path)
+        index, sidecar = load_index(path)
+        return HeldIndex(row.name, row.kind, row.model_name, path, index, sidecar, row.params, signature)
+
+    # -- publishing (the live catalog's writes) --------------------------------------------------------------
+
+    def publish(self, held: HeldIndex) -> None:
+        """Hold ``held`` in place of the index of that name (searches that started keep the one they had)."""
+        self._held = {**self._held, held.name: held}
+
+    def unpublish(self, name: str) -> None:
+        """Stop holding index ``name``."""
+        self._held = {n: h for n, h in self._held.items() if n != name}
+
+    def publish_vectors(self, vectors: ServedVectors) -> None:
+        """Use ``vectors`` as the model's stored vectors of ok catalog images (for ids and "qe")."""
+        self._vectors = vectors
+
+    def publish_rows(self, rows: Rows) -> None:
+        """Use ``rows`` (id -> (path, label) of ok catalog images) before asking the catalog."""
+        self._rows = rows
+
+    @property
+    def rows(self) -> Rows:
+        """The rows known without asking the catalog."""
+        return self._rows
+
+    def served_vectors(self) -> ServedVectors:
+        """The model's stored vectors of ok catalog images (loaded from the store on first need)."""
+        with self._vectors_lock:
+            if self._vectors is None:
+                from indexer.api.registry.indexes import catalog_vectors
+
+                self._vectors = ServedVectors.by_id(*catalog_vectors(self.workspace, self.model_name))
+            return self._vectors
+
+    # -- queries ---------------------------------------------------------------------------------------------
+
+    def answer(self, images: Sequence[str], *, k: int = 10, nprobe: int | None = None,
+               rerank: str | Rerank | None = None, index_name: str | None = None) -> QueryOutcome:
+        """Top-``k`` catalog images for each query image file; unreadable ones go to ``failures``.
+
+        ``rerank``: "qe" expands each query with its nearest stored vectors and searches again; "dba" needs
+        an index built with ``rerank="dba"`` (its stored vectors were augmented).
+        """
+        from models.errors import ImageError
+
+        held, rerank = self._prepare(k, rerank, index_name)
+        started = time.perf_counter()
+        pictures, names, failures = [], [], []
+        for image in images:
+            if not os.path.exists(image):
+                failures.append(f"{image}: no such file")
+                continue
+            try:
+                pictures.append(self.embedder.load(image))  # the catalogue's own loader for this model
+                names.append(image)
+            except ImageError as exc:
+                failures.append(str(exc))
+        if not pictures:
+            return self._outcome(held, [], failures)
+        decoded = time.perf_counter()
+        vectors = self.embedder.embed_images(pictures)
+        embedded = time.perf_counter()
+        with self.workspace.catalog() as catalog:
+            own = catalog.images_by_paths(catalog_path(name) for name in names)
+        queries = [(name, own.get(catalog_path(name)), None) for name in names]
+        timings = {"decode": (decoded - started) * 1e3, "embed": (embedded - decoded) * 1e3}
+        return self._outcome(held, self._search(held, queries, vectors, k, nprobe, rerank, timings), failures)
+
+    def answer_ids(self, ids: Sequence[int], *, k: int = 10, nprobe: int | None = None,
+                   rerank: str | Rerank | None = None, index_name: str | None = None,
+                   exclude_self: bool = False) -> QueryOutcome:
+        """Top-``k`` catalog images for stored images, by catalog id, using their stored embeddings.
+
+        Nothing is decoded or embedded. An id that is not an ok catalog image, or not embedded by the model,
+        goes to ``failures``. ``exclude_self``: each stored image is left out of its own results (and of the
+        neighbours a "qe" re-ranking expands it with); otherwise it is its own first hit.
+        """
+        held, rerank = self._prepare(k, rerank, index_name)
+        wanted = [int(i) for i in ids]
+        with self.workspace.catalog() as catalog:
+            rows = {i: row for i, row in catalog.images_by_ids(wanted).items() if row.status == "ok"}
+        found, vectors = self._stored(i for i in wanted if i in rows)
+        failures = []
+        for image_id in wanted:
+            if image_id not in rows:
+                failures.append(f"id {image_id}: not in the catalog")
+            elif image_id not in found:
+                failures.append(f"id {image_id}: not embedded by model {self.model_name!r} "
+                                f"(run 'indexer embed --model {self.model_name}')")
+        queries = [(rows[i].path, rows[i], i if exclude_self else None) for i in found]
+        if not queries:
+            return self._outcome(held, [], failures)
+        return self._outcome(held, self._search(held, queries, vectors, k, nprobe, rerank, {}), failures)
+
+    def search_bytes(self, data: bytes, name: str, *, k: int = 10, index_name: str | None = None,
+                     rerank: str | Rerank | None = None, nprobe: int | None = None) -> Answer:
+        """Top-``k`` catalog images for an encoded image (an upload); InputError when it does not decode."""
+        held, rerank = self._prepare(k, rerank, index_name)
+        started = time.perf_counter()
+        if self.max_pixels is None:
+            name, picture = decode_query(data, name, self.embedder.load_bytes)
+        else:  # a pixel limit of its own: checked on the whole file, as for an upload
+            upload = read_upload(data, name, max_pixels=self.max_pixels, load=self.embedder.load_bytes)
+            name, picture = upload.name, upload.picture
+        decoded = time.perf_counter()
+        vector = self.embed_query(picture)
+        timings = {"decode": (decoded - started) * 1e3, "embed": (time.perf_counter() - decoded) * 1e3}
+        return self._search(held, [(name, None, None)], vector, k, nprobe, rerank, timings)[0]
+
+    def similar(self, image_id: int, *, k: int = 10, index_name: str | None = None,
+                rerank: str | Rerank | None = None, nprobe: int | None = None) -> Answer:
+        """Top-``k`` catalog images like catalog image ``image_id`` (its stored vector), itself excluded;
+        NotFoundError when it is not an ok catalog image or has no stored vector."""
+        outcome = self.answer_ids([image_id], k=k, nprobe=nprobe, rerank=rerank, index_name=index_name,
+                                  exclude_self=True)
+        if not outcome.answers:
+            raise NotFoundError(f"image {outcome.failures[0]}")
+        return outcome.answers[0]
+
+    def hits_for_vectors(self, vectors: np.ndarray, *, k: int = 10, index_name: str | None = None) -> list[list[Hit]]:
+        """Top-``k`` catalog rows for each of (q, d) float32 query vectors: vector in, rows out."""
+        held, rerank = self._prepare(k, None, index_name)
+        vectors = as_vectors(vectors, held.index.d, name="query vectors")
+        queries = [(f"vector {i}", None, None) for i in range(len(vectors))]
+        return [answer.results for answer in self._search(held, queries, vectors, k, None, rerank, {})]
+
+    def embed_query(self, picture: Any) -> np.ndarray:
+        """(1, dim) vector of a decoded query picture: with the ``solo_threads`` session when no other query is
+        being embedded at this moment, else with the one-thread session."""
+        with self._flight_lock:
+            self._in_flight += 1
+            alone = self._in_flight == 1
+        try:
+            return (self._solo if alone and self._solo is not None else self.embedder).embed_images([picture])
+        finally:
+            with self._flight_lock:
+                self._in_flight -= 1
+
+    # -- internals -------------------------------------------------------------------------------------------
+
+    def _prepare(self, k: int, rerank: str | Rerank | None, index_name: str | None) -> tuple[HeldIndex, Rerank]:
+        check_k(k)
+        held = self.held(index_name)
+        return held, check_query_rerank(rerank, Rerank.from_dict(held.sidecar.get("rerank")), held.name, held.kind)
+
+    def _outcome(self, held: HeldIndex, answers: list[Answer], failures: list[str]) -> QueryOutcome:
+        return QueryOutcome(held.name, self.model_name, answers, failures, list(self.warnings))
+
+    def _stored(self, ids) -> tuple[list[int], np.ndarray]:
+        """(the ids that have a stored vector, their (n, d) vectors): from the served vectors when loaded, else
+        read from the embedding store (only those rows: safe beside a running 'indexer embed')."""
+        ids = np.fromiter(ids, dtype=np.int64)
+        if self._vectors is not None:
+            return self._vectors.take(ids)
+        from models.embedding_store import EmbeddingStore
+
+        found, vectors = EmbeddingStore(self.workspace.embeddings_dir / self.model_name).lookup(ids)
+        return ids[np.asarray(found, bool)].tolist(), np.asarray(vectors, np.float32)
+
+    def _search(self, held: HeldIndex, queries: list[tuple[str, ImageRow | None, int | None]], vectors: np.ndarray,
+                k: int, nprobe: int | None, rerank: Rerank, timings: dict[str, float]) -> list[Answer]:
+        """One Answer per (name, own catalog row or None, id to exclude or None) and its row of ``vectors``."""
+        from indexer.core.search import search
+
+        if vectors.shape[1] != held.index.d:
+            raise DimensionMismatchError(
+                f"query embedding has {vectors.shape[1]} dims; index {held.name!r} was built with "
+                f"model {self.model_name!r} ({held.index.d} dims)"
+            )
+        check_finite(vectors, "query embeddings")  # the one scan of the values; search() trusts them
+        started = time.perf_counter()
+        excluded = [exclude for _, _, exclude in queries]
+        wanted = min(k + any(e is not None for e in excluded) + DELETE_SLACK, held.ntotal)
+        if wanted <= 0:
+            scores, ids = np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
+        elif rerank.mode == "qe":
+            from indexer.core.rerank import search_expanded
+
+            own = None if excluded[0] is None else np.array([-1 if e is None else e for e in excluded], np.int64)
+            scores, ids = search_expanded(held.index, vectors, wanted, self.served_vectors().lookup(), rerank,
+                                          exclude_ids=own, nprobe=nprobe)
+        else:
+            scores, ids = search(held.index, vectors, wanted, nprobe=nprobe)
+        searched = time.perf_counter()
+        rows = self._rows_of(ids)
+        results = []
+        for (_, _, exclude), score_row, id_row in zip(queries, scores, ids):
+            kept = [(float(s), int(i)) for s, i in zip(score_row, id_row) if i >= 0 and int(i) != exclude
+                    and int(i) in rows][:k]  # a row deleted meanwhile is skipped
+            results.append([Hit(rank, i, *rows[i], s) for rank, (s, i) in enumerate(kept, 1)])
+        timings = {**timings, "search": (searched - started) * 1e3,
+                   "catalog": (time.perf_counter() - searched) * 1e3}
+        return [Answer(query=name, label=me.label if me else None, results=hits, query_id=me.id if me else None,
+                       index=held.name, timings_ms=timings)
+                for (name, me, _), hits in zip(queries, results)]
+
+    def _rows_of(self, ids: np.ndarray) -> Rows:
+        """(path, label) of the ok catalog images among ``ids``: known rows, the rest asked of the catalog (an
+        image catalogued by another process since the last reload)."""
+        known = self._rows
+        found = {int(i) for i in np.unique(ids) if i >= 0}
+        unknown = [i for i in found if i not in known]
+        rows = {i: known[i] for i in found if i in known}
+        if unknown:
+            with self.workspace.catalog() as catalog:
+                fetched = catalog.images_by_ids(unknown)
+            rows.update({i: (row.path, row.label) for i, row in fetched.items() if row.status == "ok"})
+        return rows

@@ -1,0 +1,49 @@
+"""One-shot queries: open the engine, answer image files and stored ids, draw an answer."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from indexer.api.search.engine import Searcher
+from indexer.api.search.results import Answer, QueryOutcome
+from indexer.api.workspace import Workspace
+from indexer.core.errors import InputError
+from indexer.core.rerank import Rerank
+
+
+def query(
+    workspace: Workspace,
+    images: list[str] | None = None,
+    *,
+    ids: list[int] | None = None,
+    index_name: str | None = None,
+    k: int = 10,
+    nprobe: int | None = None,
+    threads: int = 1,
+    rerank: str | Rerank | None = None,
+) -> QueryOutcome:
+    """Top-``k`` catalog images for each query image file and each stored image id (see :class:`Searcher`).
+
+    ``index_name``: default the most recently built index. Answers come in the order given,
+    image files first, then ids. ``rerank``: "none", "qe" or "dba" (see :meth:`Searcher.answer`).
+    """
+    if not images and not ids:
+        raise InputError("give query image files or catalog ids")
+    searcher = Searcher(workspace, index_name, threads=threads)
+    outcome = searcher.answer(list(images), k=k, nprobe=nprobe, rerank=rerank) if images else None
+    if ids:
+        by_id = searcher.answer_ids(list(ids), k=k, nprobe=nprobe, rerank=rerank)
+        if outcome is None:
+            return by_id
+        outcome.answers += by_id.answers
+        outcome.failures += by_id.failures
+    return outcome
+
+
+def draw_answer(answer: Answer, path: str | os.PathLike[str]) -> Path:
+    """Save :meth:`Answer.picture` as a PNG at ``path`` (its folder is created)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    answer.picture().save(out, format="PNG")
+    return out

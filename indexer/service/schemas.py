@@ -1,0 +1,71 @@
+"""The service's answers as Pydantic models, so ``/openapi.json`` (and ``/docs``) describe what each holds.
+
+The field names and rounding are those of :meth:`indexer.api.Answer.to_dict`, which the CLI's ``--json``
+prints too: scores to 6 decimals, milliseconds to 3.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class HitOut(BaseModel):
+    rank: int = Field(description="1-based rank, best first")
+    id: int = Field(description="catalog image id")
+    path: str = Field(description="the image file")
+    label: str | None = Field(description="its label, when it has one")
+    score: float = Field(description="inner product of the two embeddings (cosine similarity), 6 decimals")
+
+
+class AnswerOut(BaseModel):
+    query: str = Field(description="the uploaded file's name, or the stored image's path")
+    query_id: int | None = Field(description="the query's catalog id when it is a catalogued image")
+    label: str | None = Field(description="the query's own label when it is a catalogued image")
+    index: str | None = Field(description="the index searched")
+    took_ms: float = Field(description="decode + embed + search + catalog milliseconds, 3 decimals")
+    results: list[HitOut]
+
+
+class AddedOut(BaseModel):
+    id: int = Field(description="the image's catalog id (the existing one for a byte-identical copy)")
+    path: str = Field(description="where the image is stored")
+    duplicate_of: int | None = Field(description="the catalogued image this upload is a byte-identical copy of")
+    indexes: list[str] = Field(description="the served indexes that hold the image")
+
+
+class RemovedOut(BaseModel):
+    id: int
+    removed: bool
+
+
+class IndexOut(BaseModel):
+    name: str
+    kind: str = Field(description="index kind (flat, ivf, hnsw, ...)")
+    model: str = Field(description="the model whose embeddings it holds")
+    ntotal: int = Field(description="vectors held now, unsaved changes included")
+    dim: int
+
+
+class StatusOut(BaseModel):
+    images_total: int
+    images_ok: int
+    images_error: int
+    duplicates: int
+    labels: int
+    splits: dict[str, int] = Field(description="ok images by split")
+    errors_by_split: dict[str, int]
+    models: list[str]
+    indexes: list[str]
+    workspace: str
+    database: str = Field(description="the catalog's URL, password hidden")
+    inconsistencies: list[str] = Field(description="disagreements between the catalog and the saved files")
+    unsaved_indexes: list[str] = Field(
+        description="served indexes changed in memory since their files were last saved (saved within --save-every)")
+
+
+class HealthOut(BaseModel):
+    ok: bool
+
+
+class ErrorOut(BaseModel):
+    detail: str = Field(description="one line saying what was wrong")
