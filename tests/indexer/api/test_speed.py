@@ -1,4 +1,4 @@
-"""Issue 12 through the CLI: --index auto, peers beside our kinds, the data's hardness, exported vectors."""
+"""Through the CLI: --index auto, peers beside our kinds, the data's hardness, exported vectors."""
 
 from __future__ import annotations
 
