@@ -6,8 +6,8 @@ Builds the realistic vectors (``indexer bench --data realistic``), trains nlist 
 two-level k-means (:mod:`indexer.core.coarse`), then fills in-memory IVF indexes whose vectors were assigned
 to their lists three ways: exactly (a flat quantizer), and by the HNSW graph at efSearch 32 and 128. For each
 it sweeps nprobe and, for the graph quantizers, the search efSearch rule (2·nprobe, or nprobe + 16), reporting
-recall@10 against exact search and the single-query p50 on one thread. Used to choose ``ASSIGN_EF`` and
-``quantizer_ef`` for the 10M on-disk run (docs/BENCHMARKS.md, issue 11).
+recall@10 against exact search and the single-query p50 on one thread. Its figures set ``ASSIGN_EF`` and
+``quantizer_ef`` (:mod:`indexer.core.coarse`; docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ machine a p50 moves by up to 30 % between such phases (benchmarks/coarse_ab.py t
 tuned to recall@10 0.95 on the same 1,000 held-out queries), the on-disk one is saved and loaded back mapped
 read-only, and then each round times 300 single queries on one thread for every system, in a shuffled order;
 the ratio is taken per round. The on-disk index is also timed with its graph quantizer's candidate list at
-nprobe + 16, the default before run 3 made it nprobe (:func:`indexer.core.coarse.quantizer_ef`).
+nprobe + 16, beside the default of nprobe (:func:`indexer.core.coarse.quantizer_ef`), to check that choice.
 """
 
 from __future__ import annotations

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+
+from tests.requirements import extra, require, require_module
 
 SHAPES = {
     "red_circle": ((220, 30, 30), "ellipse"),
@@ -66,16 +67,12 @@ def cli(tmp_path: Path):
 @pytest.fixture(scope="session")
 def postgres_cluster():
     """A throw-away PostgreSQL cluster for the whole run (skipped with a reason when none can start;
-    under CI=true a missing server fails instead, so CI never silently skips these tests)."""
-    import os
-
+    under CI=true failed instead: tests/requirements.py)."""
     from tests.postgres import missing_reason, start_cluster
 
     reason = missing_reason()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL tests cannot run in CI: {reason}")
-        pytest.skip(reason)
+    require(reason is None, f"a PostgreSQL server to start ({reason})",
+            "'make postgres' installs the server; the 'postgres' extra, psycopg")
     cluster = start_cluster()
     yield cluster
     cluster.stop()
@@ -100,12 +97,8 @@ def local_ray():
     """One small local Ray (`ray.init(num_cpus=2)`) shared by every Ray test: it takes seconds to start; the API reuses it.
 
     Without the 'scale' extra the Ray tests skip and say why; under CI=true (which installs it) they fail."""
-    if os.environ.get("CI") == "true":
-        import ray
-        import ray.data  # noqa: F401
-    else:
-        ray = pytest.importorskip("ray", reason="Ray is the 'scale' extra (make test installs it)")
-        pytest.importorskip("ray.data", reason="Ray Data is the 'scale' extra (make test installs it)")
+    ray = require_module("ray", extra("scale"))
+    require_module("ray.data", extra("scale"))
     ray.init(num_cpus=2, include_dashboard=False, object_store_memory=256 * 1024**2, log_to_driver=False)
     yield ray
     ray.shutdown()

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.requirements import FLOWERS_HOW, require
+
 NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "flowers.ipynb"
 FLOWERS102_DIR = os.environ.get("FLOWERS102_DIR")
 CELL_TIMEOUT_S = 600
@@ -43,11 +45,11 @@ def test_the_committed_notebook_has_no_outputs():
 
 
 @pytest.mark.notebook
-@pytest.mark.skipif(not FLOWERS102_DIR, reason="set FLOWERS102_DIR to a local Flowers-102 copy (.ci/run does)")
 def test_the_flowers_notebook_runs_and_shows_the_grid_the_table_and_the_plot(tmp_path, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
 
+    require(FLOWERS102_DIR, "FLOWERS102_DIR (a local Flowers-102 copy) for the notebook", FLOWERS_HOW)
     monkeypatch.setenv("NOTEBOOK_WORKSPACE", str(tmp_path / "ws"))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     notebook = nbformat.read(NOTEBOOK, as_version=4)

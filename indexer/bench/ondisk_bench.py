@@ -38,8 +38,8 @@ def run_streaming_bench(n: int, d: int, kinds: list[str], *, k: int = 10, n_quer
     ``query_rss_mb`` (the query process's resident memory after its queries at the tuned setting),
     ``query_rss_after_sweep_mb`` and ``query_peak_rss_mb`` (after the sweep up to nprobe 512, which maps most
     lists); and ``data_bytes``. Each row's ``n`` says what it indexed. Both kinds are tuned on the same
-    ``n_tune_queries`` held-out queries: 1,000, because at 10M a 200-query tuning set put nprobe at 58 where 40
-    already reached the target on the measured queries (query difficulty varies between clusters)."""
+    ``n_tune_queries`` held-out queries: 1,000, because at 10M a 200-query tuning set puts nprobe at 58 where 40
+    reaches the target on the measured queries (query difficulty varies between clusters)."""
     from indexer.bench import realistic
     from indexer.bench.runner import BenchData, bench_kind, bench_params
     from indexer.core.ondisk import exact_search_in_shards

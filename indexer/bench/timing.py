@@ -80,7 +80,7 @@ def latency_ms(
     """Single-query latency percentiles {p50, p95, p99, mean} in ms, one FAISS thread.
 
     queries: (q, d) float32. ``search_fn(index, (1, d) query, k)`` defaults to
-    :func:`indexer.search.search`.
+    :func:`indexer.core.search.search`.
     """
     return percentiles_ms(single_query_seconds(index, queries, k, n_repeats, search_fn, params))
 

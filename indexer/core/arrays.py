@@ -1,7 +1,7 @@
 """Validation of the numpy arrays that enter the FAISS core.
 
 Every public function of the core funnels its inputs through here so that a bad
-shape, dtype or dimension fails with one clear :mod:`indexer.errors` exception
+shape, dtype or dimension fails with one clear :mod:`indexer.core.errors` exception
 instead of a FAISS assertion deep in C++.
 """
 

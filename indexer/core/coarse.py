@@ -43,9 +43,9 @@ def quantizer_ef(nprobe: int) -> int:
     """The graph quantizer's efSearch for a search that probes ``nprobe`` lists: nprobe, at least 32.
 
     Measured at 10M (39,062 lists; benchmarks/ondisk_ab.py, docs/BENCHMARKS.md): at nprobe 72 a candidate list
-    of exactly nprobe gave the same recall@10 (0.955) as nprobe + 16, and the query's p50 fell from 1.71× to
-    1.52× the in-memory 1M index's. Earlier, nprobe + 16 had timed the same as 2·nprobe at equal nprobe. At 5M,
-    0.9637 against 0.9640 at nprobe 80."""
+    of exactly nprobe gives the same recall@10 (0.955) as nprobe + 16, with a query p50 of 1.52× the in-memory
+    1M index's against 1.71× (nprobe + 16 times like 2·nprobe at equal nprobe); at 5M and nprobe 80, recall@10
+    0.9637 against 0.9640."""
     return max(ASSIGN_EF, int(nprobe) + QUANTIZER_EF_MARGIN)
 
 

@@ -21,7 +21,7 @@ from indexer.core.kinds import DEFAULT_EF_CONSTRUCTION, DEFAULT_HNSW_M, DEFAULT_
 METRICS = ("ip", "l2")
 MIN_POINTS_PER_LIST = 39  # FAISS warns below 39 training points per centroid
 LIST_LENGTH = 256  # past 4·√n = n/256 (about 1M vectors), nlist grows with n and lists keep this length
-LEGACY_PARAM_NAMES = {"ef_search": "efSearch"}  # sidecars written before efSearch was the one name
+LEGACY_PARAM_NAMES = {"ef_search": "efSearch"}  # older sidecars spell efSearch ef_search; they still load
 
 
 def _check_optional_int(name: str, value: Any, minimum: int) -> None:

@@ -1,6 +1,6 @@
 """Index fidelity: does the approximate index return what exact search returns?
 
-Kept apart from :mod:`indexer.metrics` (are the neighbours the same class?).
+Kept apart from :mod:`indexer.core.metrics` (are the neighbours the same class?).
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ DEFAULT_KIND = "ivf"
 DEFAULT_TARGET_RECALL = 0.95  # recall@10 against exact search that tuning aims for
 DEFAULT_PCA_DIM = 32
 DEFAULT_HNSW_M = 32
-# HNSW candidate list while the graph is built: FAISS's own default. 100 was measured at 1M (docs/BENCHMARKS.md,
-# issue 12): the same recall at efSearch 40 (0.960 against 0.959) for about three times the build time.
+# HNSW candidate list while the graph is built: FAISS's own default. At 1M, 100 gives the same recall at
+# efSearch 40 (0.960 against 0.959) for about three times the build time (docs/BENCHMARKS.md).
 DEFAULT_EF_CONSTRUCTION = 40
 MAX_EF_SEARCH = 2048  # the tuner's ceiling for efSearch (nprobe's is nlist)
 

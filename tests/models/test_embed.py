@@ -2,6 +2,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from models.embed import embed_items, measure_forward_rate
 from models.embedding_store import EmbeddingStore
@@ -61,8 +62,29 @@ def test_bad_image_is_reported_and_run_resumes(trained, tmp_path):
     assert (again.embedded, again.skipped_existing, len(again.failed)) == (0, 5, 1)
 
 
-def test_forward_rate_is_positive(trained):
-    assert measure_forward_rate(trained[0].checkpoint_path, batch_size=4, n_batches=2) > 0
+def test_forward_rate_is_the_timed_images_over_the_timed_seconds(trained, monkeypatch):
+    """One untimed warm-up forward, then ``n_batches`` timed forwards of (batch_size, 3, S, S): images / seconds."""
+    import types
+
+    import models.checkpoint
+    import models.embed
+
+    result = trained[0]
+    size = result.preprocess.image_size
+    shapes = []
+    real_load_model = models.checkpoint.load_model
+
+    def load_model_and_watch(*args, **kwargs):
+        model, spec, meta = real_load_model(*args, **kwargs)
+        model.register_forward_pre_hook(lambda module, inputs: shapes.append(tuple(inputs[0].shape)))
+        return model, spec, meta
+
+    clock = iter([100.0, 102.5])  # the two readings around the timed forwards: 2.5 s
+    monkeypatch.setattr(models.checkpoint, "load_model", load_model_and_watch)
+    monkeypatch.setattr(models.embed, "time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
+    rate = measure_forward_rate(result.checkpoint_path, batch_size=4, n_batches=2, device="cpu")
+    assert rate == pytest.approx(4 * 2 / 2.5)
+    assert shapes == [(4, 3, size, size)] * 3
 
 
 def test_query_path_imports_no_torch():

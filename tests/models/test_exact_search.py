@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from models.exact_search import torch_exact_search
+from tests.requirements import require_cuda
 
 
 def test_torch_exact_search_matches_numpy_on_cpu():
@@ -19,10 +20,7 @@ def test_torch_exact_search_matches_numpy_on_cpu():
 
 @pytest.mark.gpu
 def test_torch_exact_search_on_cuda_matches_cpu():
-    import torch
-
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA device")
+    require_cuda()
     x = np.random.default_rng(0).random((2000, 16), dtype=np.float32)
     _, on_cpu = torch_exact_search(x, x[:5], 10, device="cpu")
     _, on_gpu = torch_exact_search(x, x[:5], 10, device="cuda")

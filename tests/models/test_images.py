@@ -63,7 +63,9 @@ def test_the_decoded_pixel_budget_is_a_clear_error_and_jpeg_draft_stays_under_it
 @pytest.mark.parametrize(("suffix", "fmt"), [(".heic", "HEIF"), (".avif", "AVIF")])
 def test_phone_formats_are_read(tmp_path, suffix, fmt):
     if suffix == ".heic":
-        pytest.importorskip("pillow_heif").register_heif_opener()
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
     path = _photo(tmp_path / f"phone{suffix}", size=(640, 480), fmt=fmt, quality=90)
     image = open_rgb(path, min_side=128)
     assert image.mode == "RGB" and min(image.size) >= 128 and image.info["original_size"] == (640, 480)
@@ -80,7 +82,9 @@ def test_a_missing_plugin_is_named(monkeypatch, tmp_path):
 
 
 def test_a_heic_thumbnail_serves_the_model_but_never_proves_the_file_whole(tmp_path):
-    pytest.importorskip("pillow_heif").register_heif_opener()
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
     path = _photo(tmp_path / "phone.heic", size=(1600, 1200), fmt="HEIF", quality=80, thumbnails=[500])
     for_model = open_rgb(path, min_side=256, thumbnails=True)
     assert for_model.size[0] == 500 and for_model.info["original_size"] == (1600, 1200)  # 500 x 374

@@ -7,6 +7,7 @@ import pytest
 
 from models.embedders import open_embedder
 from models.ray_embed import ActorModel, EmbedActor
+from tests.requirements import require_cuda
 
 
 def _actor_model(result) -> ActorModel:
@@ -32,9 +33,7 @@ def test_a_batch_gives_the_embedders_vectors_and_names_what_failed(trained, tmp_
 
 @pytest.mark.gpu
 def test_the_gpu_actor_matches_the_onnx_export(trained):
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA device")
+    require_cuda()
     result, items = trained
     batch = {"id": np.arange(len(items)), "path": np.array([path for path, _ in items], dtype=object)}
     on_gpu = EmbedActor(_actor_model(result), use_gpu=True)(batch)["vector"]

@@ -8,12 +8,17 @@ import sys
 import numpy as np
 import pytest
 
-pytest.importorskip("cv2", reason="opencv-python-headless is the 'classical' extra (make test installs it)")
-
-from models.errors import ModelError  # noqa: E402
-from models.sift_vlad import SiftVladModel, SiftVladSpec, dense_root_sift, fit_sift_vlad, vlad  # noqa: E402
+from models.errors import ModelError
+from models.sift_vlad import SiftVladModel, SiftVladSpec, dense_root_sift, fit_sift_vlad, vlad
+from tests.requirements import extra, require_module
 
 SPEC = SiftVladSpec(codebook=8, dim=6, image_size=64, step=8, patch=16, seed=3)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def classical_extra() -> None:
+    """SIFT-VLAD needs OpenCV (opencv-python-headless, the 'classical' extra); before any module fixture runs."""
+    require_module("cv2", extra("classical"))
 
 
 def _images(n=16, seed=0):

@@ -4,6 +4,7 @@ import pytest
 
 from models.config import TrainConfig
 from models.train import train_model
+from tests.requirements import require_cuda
 
 
 def _config(**kw):
@@ -57,9 +58,7 @@ def test_tiny_catalog_does_not_crash(tmp_path):
 
 @pytest.mark.gpu
 def test_amp_training_on_cuda(tiny_items, tmp_path):
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA device")
+    require_cuda()
     result = train_model(_config(network="mobilenet_v2", device="cuda", epochs=2, num_workers=2),
                          tiny_items, None, tmp_path / "out", progress=False)
     assert result.checkpoint_path.is_file()

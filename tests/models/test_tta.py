@@ -17,6 +17,7 @@ from models.errors import ConfigError
 from models.onnx_embedder import OnnxEmbedder
 from models.preprocess import PreprocessSpec, load_for_model
 from models.ray_embed import ActorModel, EmbedActor
+from tests.requirements import require_cuda
 
 
 def _normalised_mean(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -106,9 +107,7 @@ def test_the_ray_actor_honours_the_registered_flip(trained, flip):
 
 @pytest.mark.gpu
 def test_the_gpu_actor_honours_the_flip(trained, flip):
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA device")
+    require_cuda()
     result, _ = trained
     checkpoint, spec, paths, _ = flip
     params = {"onnx": "model.onnx", "preprocess": spec.to_dict()}

@@ -1,11 +1,22 @@
+import os
 from pathlib import Path
 
 import pytest
 
 from models.config import TrainConfig
 from models.errors import WeightsError
+from tests.requirements import WEIGHTS_HOW, require
 
-SHARED_MNV2 = Path(__file__).resolve().parents[3] / "shared" / "weights" / "mobilenet_v2-b0353104.pth"
+MNV2_FILE = "mobilenet_v2-b0353104.pth"  # the name torchvision's registry gives the ImageNet checkpoint
+SHARED_MNV2 = Path(__file__).resolve().parents[3] / "shared" / "weights" / MNV2_FILE
+
+
+@pytest.fixture
+def imagenet_mnv2() -> Path:
+    """The ImageNet MobileNetV2 checkpoint: $WEIGHTS, else ../shared/weights beside the clone."""
+    path = Path(os.environ.get("WEIGHTS") or SHARED_MNV2)
+    require(path.is_file(), f"the ImageNet MobileNetV2 checkpoint ({path})", WEIGHTS_HOW)
+    return path
 
 
 def test_offline_imagenet_error_names_both_remedies(tmp_path, monkeypatch):
@@ -19,27 +30,23 @@ def test_offline_imagenet_error_names_both_remedies(tmp_path, monkeypatch):
     assert "hub/checkpoints" in message and "--weights PATH" in message
 
 
-def test_imagenet_uses_cached_file(tmp_path, monkeypatch):
-    if not SHARED_MNV2.is_file():
-        pytest.skip(f"{SHARED_MNV2} absent")
+def test_imagenet_uses_cached_file(imagenet_mnv2, tmp_path, monkeypatch):
     from models.weights import load_pretrained
 
     checkpoints = tmp_path / "hub" / "checkpoints"
     checkpoints.mkdir(parents=True)
-    (checkpoints / SHARED_MNV2.name).symlink_to(SHARED_MNV2)
+    (checkpoints / MNV2_FILE).symlink_to(imagenet_mnv2.resolve())
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     assert "features.0.0.weight" in load_pretrained("mobilenet_v2", "imagenet")
 
 
-def test_weights_path_loads_into_network():
-    if not SHARED_MNV2.is_file():
-        pytest.skip(f"{SHARED_MNV2} absent")
+def test_weights_path_loads_into_network(imagenet_mnv2):
     import torch
 
     from models.networks import build_network
 
-    net = build_network(TrainConfig(network="mobilenet_v2", weights=str(SHARED_MNV2), image_size=32))
-    reference = torch.load(SHARED_MNV2, weights_only=True)
+    net = build_network(TrainConfig(network="mobilenet_v2", weights=str(imagenet_mnv2), image_size=32))
+    reference = torch.load(imagenet_mnv2, weights_only=True)
     assert torch.equal(net.backbone.features[0][0].weight, reference["features.0.0.weight"])
 
 

@@ -47,7 +47,7 @@ class MilvusLitePeer(Peer):
 
     def _wait_for_index(self, n: int) -> None:
         """Block until Milvus reports its IVF index complete: it builds the index in the background after the
-        flush and scans what is not indexed yet. (At 1M queries still took about 1.3 s after this wait:
+        flush and scans what is not indexed yet. (At 1M a query still takes about 1.3 s after this wait:
         docs/BENCHMARKS.md.)"""
         deadline = time.monotonic() + INDEX_WAIT_S
         while True:

@@ -8,8 +8,13 @@ import pytest
 
 from tests.indexer.api.conftest import image_path as _image
 from tests.indexer.api.conftest import run
+from tests.requirements import extra, require_module
 
-pytest.importorskip("cv2", reason="opencv-python-headless is the 'classical' extra (make test installs it)")
+
+@pytest.fixture(scope="module", autouse=True)
+def classical_extra() -> None:
+    """SIFT-VLAD needs OpenCV (opencv-python-headless, the 'classical' extra); before any module fixture runs."""
+    require_module("cv2", extra("classical"))
 
 
 def test_sift_vlad_trains_builds_and_answers_queries(trained, ws):

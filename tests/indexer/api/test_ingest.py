@@ -244,11 +244,11 @@ def test_csv_header_with_spaces(workspace, image_tree, tmp_path):
 
 
 def test_phone_formats_and_large_photos_are_catalogued_with_their_own_size(workspace, tmp_path):
+    import pillow_heif
     from PIL import Image
 
     from tests.models.test_images import _photo
 
-    pillow_heif = pytest.importorskip("pillow_heif")
     pillow_heif.register_heif_opener()
     folder = tmp_path / "phone"
     folder.mkdir()

@@ -41,7 +41,8 @@ def test_build_with_dba_records_it_and_query_dba_needs_it(trained, ws):
 
 def test_build_refuses_qe(ws):
     result = run(ws, "build", "--index", "flat", "--rerank", "qe", ok=False)
-    assert result.exit_code == 2  # not a choice for build
+    assert result.exit_code == 2  # a usage error: qe is done at query time, not a choice for build
+    assert "Error: Invalid value for '--rerank': 'qe' is not one of 'none', 'dba'." in result.output
 
 
 def test_bench_rows_say_which_rerank(ws, tmp_path):

@@ -1,13 +1,13 @@
-"""Issue 12 through the CLI: --index auto, peers beside our kinds, the data's hardness, exported vectors."""
+"""Through the CLI: --index auto, peers beside our kinds, the data's hardness, exported vectors."""
 
 from __future__ import annotations
 
 import json
 
 import numpy as np
-import pytest
 
 from tests.indexer.api.conftest import run
+from tests.requirements import extra, require_module
 
 
 def test_build_index_auto_says_why_and_registers_the_kind_it_chose(ws) -> None:
@@ -26,7 +26,7 @@ def test_build_index_auto_says_why_and_registers_the_kind_it_chose(ws) -> None:
 
 
 def test_catalog_bench_puts_peers_and_auto_beside_our_kinds(ws, tmp_path) -> None:
-    pytest.importorskip("hnswlib", reason="the peers extra is not installed")
+    require_module("hnswlib", extra("peers"))
     out = tmp_path / "bench.json"
     result = run(ws, "bench", "--indexes", "flat,auto", "--peers", "hnswlib", "--split", "all", "--json", str(out),
                  "--plot", str(tmp_path / "curve.png"))

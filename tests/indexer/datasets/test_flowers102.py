@@ -11,6 +11,7 @@ import pytest
 from indexer.api import catalog_status, ingest_flowers102
 from indexer.core.errors import InputError
 from indexer.datasets import flowers102 as flowers
+from tests.requirements import FLOWERS_HOW, require
 
 FLOWERS102_DIR = os.environ.get("FLOWERS102_DIR")
 
@@ -40,10 +41,11 @@ def test_root_without_the_official_files_is_refused(workspace, tmp_path):
         ingest_flowers102(workspace, tmp_path / "fake", progress=False)
 
 
-@pytest.mark.skipif(not FLOWERS102_DIR, reason="set FLOWERS102_DIR to a local Flowers-102 copy")
 def test_real_flowers102_ingests_with_official_labels_and_split(tmp_path, db_url):
     """On SQLite and on PostgreSQL (db_url)."""
     from indexer.api import Workspace
+
+    require(FLOWERS102_DIR, "FLOWERS102_DIR (a local Flowers-102 copy)", FLOWERS_HOW)
 
     workspace = Workspace.at(tmp_path / "ws", db_url)
     root = Path(FLOWERS102_DIR)

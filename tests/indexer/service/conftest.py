@@ -14,11 +14,18 @@ from pathlib import Path
 import pytest
 
 from tests.indexer.api.conftest import image_path, run, trained, ws  # noqa: F401 - fixtures used here
-
-pytest.importorskip("fastapi", reason="the service needs the 'serve' extra (pip install -e '.[serve]')")
-pytest.importorskip("httpx", reason="TestClient needs httpx (the 'serve' extra)")
+from tests.requirements import extra, require_module
 
 ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def serve_extra() -> None:
+    """The service (FastAPI, uvicorn) and its clients (TestClient, the process tests) need httpx: the 'serve' extra.
+
+    Module scope and autouse, so it runs before the module-scoped ``trained`` workspace is made."""
+    for module in ("fastapi", "uvicorn", "httpx"):
+        require_module(module, extra("serve"))
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.indexer.service.conftest import image_path, png_bytes, run
+from tests.requirements import extra, require, require_module
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -110,10 +111,10 @@ def test_an_index_rebuilt_by_another_process_is_picked_up(ws, trained, server_fa
 
 
 def _browser():
-    if not (Path(CHROMIUM).is_file() and Path(CHROMEDRIVER).is_file()):
-        pytest.skip(f"needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER}); "
-                    "'apt-get install chromium chromium-driver' (.ci/run does it)")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (the 'serve' extra)")
+    for program in (CHROMIUM, CHROMEDRIVER):
+        require(Path(program).is_file(), f"{program} (Debian's chromium and chromium-driver)",
+                "'apt-get install chromium chromium-driver' (.ci/run does it)")
+    webdriver = require_module("selenium.webdriver", extra("serve"))
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
