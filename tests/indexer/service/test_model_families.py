@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.indexer.service.conftest import image_path, run
+from tests.requirements import extra, require_module
 
 FAMILIES = {
     # family: (train arguments, or None for the workspace's trained Siamese network, exported to ONNX)
@@ -19,7 +20,7 @@ FAMILIES = {
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_a_model_family_answers_through_the_cli_and_the_service(family, make_client, trained, ws):
     if family == "sift-vlad":
-        pytest.importorskip("cv2", reason="opencv-python-headless is the 'classical' extra (make test installs it)")
+        require_module("cv2", extra("classical"))
     arguments = FAMILIES[family]
     model = "tiny"
     if arguments is not None:
