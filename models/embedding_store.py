@@ -85,6 +85,13 @@ class EmbeddingStore:
                 return np.zeros((0, self.dim or 0), np.float32)
             return self._load(self._manifest["base"], "vectors", mmap=mmap)
 
+    def items(self, mmap: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """((n,) int64 ids, (n, D) float32 vectors) read under one lock, so a write by another process between
+        the two reads cannot misalign them (see :meth:`vectors` for ``mmap``)."""
+        with self.locked(exclusive=True):
+            vectors = self.vectors(mmap=mmap)
+            return self._ids(), vectors
+
     def lookup(self, ids) -> tuple[np.ndarray, np.ndarray]:
         """The rows of ``ids`` without writing anything (no consolidation, safe beside a running embed).
 

@@ -55,3 +55,15 @@ def test_lookup_reads_rows_across_parts_without_writing(tmp_path):
     assert sorted((p.name, p.stat().st_mtime_ns) for p in (tmp_path / "s").iterdir()) == before  # no consolidation
     found, vectors = EmbeddingStore(tmp_path / "empty").lookup([1])
     assert found.tolist() == [False] and vectors.shape == (0, 0)
+
+
+def test_items_reads_ids_and_vectors_together(tmp_path):
+    store = EmbeddingStore(tmp_path / "emb")
+    rows = _vectors(5)
+    store.append([3, 1, 4], rows[:3])
+    other = EmbeddingStore(tmp_path / "emb")  # another writer (another process's view of the same folder)
+    other.append([5, 9], rows[3:])
+    other.remove([1])
+    ids, vectors = store.items()
+    np.testing.assert_array_equal(ids, [3, 4, 5, 9])
+    np.testing.assert_array_equal(vectors, rows[[0, 2, 3, 4]])

@@ -42,8 +42,7 @@ def catalog_vectors(workspace: Workspace, model_name: str) -> tuple[np.ndarray, 
     with workspace.catalog() as catalog:
         ok_ids = np.array([row.id for row in catalog.images()], dtype=np.int64)
     store = EmbeddingStore(workspace.embeddings_dir / model_name)
-    store_ids = np.asarray(store.ids(), dtype=np.int64)
-    vectors = np.asarray(store.vectors(mmap=False), dtype=np.float32)
+    store_ids, vectors = store.items(mmap=False)  # one read: another process may be appending
     keep = np.isin(store_ids, ok_ids)
     return store_ids[keep], np.ascontiguousarray(vectors[keep], dtype=np.float32)
 

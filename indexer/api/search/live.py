@@ -207,8 +207,7 @@ class LiveCatalog:
                         self._note(f"image {row.id} not embedded: {exc}")
             if pictures:
                 store.append(np.array(new_ids, np.int64), engine.embedder.embed_images(pictures))
-            store_ids = store.ids()
-            vectors = np.asarray(store.vectors(mmap=False), dtype=np.float32)
+            store_ids, vectors = store.items(mmap=False)  # one read: another process may be appending
             keep = np.isin(store_ids, ok_ids)
             served = ServedVectors.by_id(store_ids[keep], vectors[keep])
             engine.publish_vectors(served)
