@@ -19,6 +19,7 @@ from indexer.api.tables import to_dataframe
 from indexer.api.workspace import Workspace
 from indexer.core.arrays import as_vectors, check_finite
 from indexer.core.errors import DimensionMismatchError, InputError
+from indexer.core.files import atomic_path
 from indexer.core.rerank import Rerank, check_query_rerank
 from indexer.datasets.folders import catalog_path
 from storage.catalog import Catalog, ImageRow
@@ -278,7 +279,8 @@ def draw_answer(answer: Answer, path: str | os.PathLike[str]) -> Path:
     """Save :meth:`Answer.picture` as a PNG at ``path`` (its folder is created)."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    answer.picture().save(out, format="PNG")
+    with atomic_path(out) as tmp:
+        answer.picture().save(tmp, format="PNG")
     return out
 
 

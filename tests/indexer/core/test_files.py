@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import stat
@@ -19,6 +20,8 @@ from indexer.core.files import (
     write_json,
     write_text,
 )
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 class Boom(Exception):
@@ -164,3 +167,59 @@ def test_fsync_helpers_accept_paths(tmp_path: Path, synced) -> None:
     files.fsync_file(tmp_path / "f")
     files.fsync_dir(tmp_path)
     assert synced == [("fsync-file", (tmp_path / "f").stat().st_ino), ("fsync-dir", tmp_path.stat().st_ino)]
+
+
+# -- the guard: nobody renames by hand --------------------------------------------------------------------------
+
+SCANNED = ("indexer", "models", "storage", "benchmarks", "cli.py")
+MAY_RENAME = {"indexer/core/files.py", "indexer/core/index_io.py"}  # the helper, and the index journal's protocol
+
+
+def hand_renames(path: Path) -> list[str]:
+    """Calls in ``path`` that move a file into place: os.replace / os.rename / os.renames, shutil.move, any
+    ``x.rename(...)`` (Path.rename) and ``x.replace(one_argument)`` (Path.replace; str.replace takes two)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module in ("os", "shutil"):
+            found += [f"{node.lineno}: from {node.module} import {a.name}" for a in node.names
+                      if a.name in ("replace", "rename", "renames", "move")]
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        attr, owner = node.func.attr, node.func.value
+        module = owner.id if isinstance(owner, ast.Name) else None
+        if (module == "os" and attr in ("replace", "rename", "renames")) or (module == "shutil" and attr == "move") \
+                or attr == "rename" or (attr == "replace" and len(node.args) == 1 and not node.keywords):
+            found.append(f"{node.lineno}: {ast.unparse(node.func)}(...)")
+    return found
+
+
+def project_files(root: Path) -> list[Path]:
+    paths = []
+    for name in SCANNED:
+        top = root / name
+        paths += [top] if top.suffix == ".py" else sorted(top.rglob("*.py"))
+    return paths
+
+
+def test_only_the_helper_and_the_index_journal_rename_files() -> None:
+    paths = project_files(ROOT)
+    assert len(paths) > 100 and ROOT / "indexer" / "core" / "files.py" in paths
+    offenders = {
+        str(path.relative_to(ROOT)): calls for path in paths
+        if str(path.relative_to(ROOT)) not in MAY_RENAME and (calls := hand_renames(path))
+    }
+    assert offenders == {}, (
+        "write files through indexer.core.files (atomic_write, atomic_path, write_json, copy_file, commit_folder): "
+        f"it fsyncs the file and the folder; these rename by hand: {offenders}"
+    )
+
+
+def test_the_guard_sees_every_form(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import os, shutil\nfrom os import replace\n"
+        "def f(tmp, path, s):\n"
+        "    os.replace(tmp, path)\n    os.rename(tmp, path)\n    tmp.rename(path)\n    tmp.replace(path)\n"
+        "    shutil.move(tmp, path)\n    s.replace('a', 'b')\n    # os.replace(tmp, path) in a comment\n"
+    )
+    assert [line.split(":")[0] for line in hand_renames(probe)] == ["2", "4", "5", "6", "7", "8"]
