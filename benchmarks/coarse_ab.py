@@ -13,7 +13,6 @@ recall@10 against exact search and the single-query p50 on one thread. Its figur
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 
@@ -23,6 +22,7 @@ import numpy as np
 from indexer.bench import realistic
 from indexer.bench.timing import percentiles_ms
 from indexer.core.fidelity import ann_recall_at_k
+from indexer.core.files import write_json
 from indexer.core.search import exact_search
 
 NPROBES = (32, 48, 64, 80, 96, 128)
@@ -104,8 +104,7 @@ def main() -> None:
         faiss.omp_set_num_threads(2)
         del index, quantizer
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump({"n": args.n, "dim": args.dim, "nlist": nlist, "rows": rows}, handle, indent=1)
+        write_json(args.json, {"n": args.n, "dim": args.dim, "nlist": nlist, "rows": rows}, indent=1)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ Usage: python benchmarks/cost_curve.py [--ns 10000,100000,1000000] [--dim 128] [
 from __future__ import annotations
 
 import argparse
-import json
 
 
 def main() -> None:
@@ -21,14 +20,14 @@ def main() -> None:
 
     from indexer.bench.plots import plot_cost_curve
     from indexer.bench.synthetic_bench import cost_curve
+    from indexer.core.files import write_json
 
     rows = cost_curve([int(n) for n in args.ns.split(",")], args.dim, args.kinds.split(","))
     print(f"{'n':>9}  {'kind':<5}  {'recall@10':>9}  {'p50 ms':>8}  {'build s':>8}")
     for row in rows:
         print(f"{row['n']:>9,}  {row['kind']:<5}  {row['ann_recall_at_k']:>9.3f}  {row['search_ms_p50']:>8.3f}  {row['build_s']:>8.1f}")
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(rows, handle, indent=2, default=float)
+        write_json(args.json, rows, indent=2, default=float)
     if args.plot:
         plot_cost_curve(rows, args.plot)
         print(f"plot written to {args.plot}")

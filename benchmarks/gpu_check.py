@@ -47,6 +47,8 @@ def main() -> None:
 
     import torch
 
+    from indexer.core.files import write_json
+
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     report: dict[str, Any] = {"device": str(device), "small": args.small, "errors": {}}
@@ -67,7 +69,7 @@ def main() -> None:
             report["errors"][name] = f"{type(exc).__name__}: {exc}"
             traceback.print_exc()
         report.setdefault("step_seconds", {})[name] = round(time.perf_counter() - started, 2)
-        Path(args.out).write_text(json.dumps(_public(report), indent=2, default=str))
+        write_json(args.out, _public(report), indent=2, default=str)  # a crash keeps the steps before
         print(f"{name}: {json.dumps(_public(report).get(name, report['errors'].get(name)), default=str)[:400]}",
               flush=True)
 

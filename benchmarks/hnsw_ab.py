@@ -18,9 +18,7 @@ hnswlib.)
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -31,6 +29,7 @@ from indexer.bench.timing import faiss_threads
 from indexer.core.build import build_index
 from indexer.core.factory import IndexParams
 from indexer.core.fidelity import ann_recall_at_k
+from indexer.core.files import write_json
 from indexer.core.search import exact_search, search
 from indexer.core.settings import search_parameters
 
@@ -126,10 +125,10 @@ def main() -> None:
               f"(min {ratios.min():.2f}, max {ratios.max():.2f})")
     print(f"({time.perf_counter() - started:.0f} s in all)")
     if args.json_path:
-        Path(args.json_path).write_text(json.dumps({
+        write_json(args.json_path, {
             "n": args.n, "dim": args.dim, "rounds": args.rounds, "build_s": build_s,
             "rows": [{"system": key[0], "setting": key[1], "recall": recall[key], "p50_ms_rounds": p50s[key]}
-                     for key in systems], **summary}, indent=2))
+                     for key in systems], **summary}, indent=2)
 
 
 if __name__ == "__main__":

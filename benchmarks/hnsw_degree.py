@@ -10,15 +10,14 @@ Usage: python benchmarks/hnsw_degree.py [--n 1000000] [--dim 128] [--degrees 16,
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
 from indexer.bench.peer_bench import bench_peers
 from indexer.bench.runner import EXTRA_EXACT, SWEEP_QUERIES, bench_kind
 from indexer.bench.sweeps import at_target
 from indexer.bench.synthetic_bench import synthetic_data
 from indexer.core.factory import IndexParams
+from indexer.core.files import write_json
 from indexer.core.search import exact_search
 
 
@@ -61,8 +60,7 @@ def main() -> None:
               f"{point['p99_ms']:.3f} | {point['qps_1t']:,.0f} | {row['build_s']:.0f} | {row['bytes_per_vector']:.0f} |")
     print(f"({time.perf_counter() - started:.0f} s in all)")
     if args.json_path:
-        Path(args.json_path).write_text(json.dumps({"results": results, "sweeps": sweeps, "at_target": best},
-                                                   indent=2, default=str))
+        write_json(args.json_path, {"results": results, "sweeps": sweeps, "at_target": best}, indent=2, default=str)
 
 
 if __name__ == "__main__":

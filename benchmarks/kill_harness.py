@@ -10,7 +10,6 @@ Prints one JSON line per trial and a Markdown table of kills, partial states, ro
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root, for tests.kill_harness
 
+from indexer.core.files import write_json  # noqa: E402
 from tests.kill_harness import prepare, run_trials, summarise  # noqa: E402
 
 
@@ -47,9 +47,8 @@ def main() -> int:
         print(f"| {name} | {row['trials']} | {row['kills']} | {row['partial']} | {row['rerun_failed']} | "
               f"{row['rows_lost']} | {row['mismatches']} |")
     if args.json_path:
-        Path(args.json_path).write_text(json.dumps({"seed": args.seed, "per_class": args.per_class,
-                                                    "table": table, "trials": [asdict(t) for t in trials]},
-                                                   indent=2))
+        write_json(args.json_path, {"seed": args.seed, "per_class": args.per_class,
+                                    "table": table, "trials": [asdict(t) for t in trials]}, indent=2)
     failed = total["rerun_failed"] + total["rows_lost"] + total["mismatches"]
     return 1 if failed else 0
 

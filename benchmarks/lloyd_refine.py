@@ -13,7 +13,6 @@ queries; the graph's candidate list at the search default, :func:`indexer.core.c
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 
@@ -25,6 +24,7 @@ from indexer.core import coarse
 from indexer.core.build import training_rows
 from indexer.core.factory import default_nlist
 from indexer.core.fidelity import ann_recall_at_k
+from indexer.core.files import write_json
 from indexer.core.search import exact_search
 
 K = 10
@@ -93,8 +93,7 @@ def main() -> None:
         print(f"Lloyd steps {done} (+{refine_s:.0f} s): mean IP to centroid {run['mean_ip_to_centroid']:.4f}, "
               f"list size cv {run['list_size_cv']:.3f}; recall@10 by nprobe {curve}", flush=True)
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(report, handle, indent=1)
+        write_json(args.json, report, indent=1)
 
 
 if __name__ == "__main__":

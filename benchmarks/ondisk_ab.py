@@ -14,7 +14,6 @@ nprobe + 16, beside the default of nprobe (:func:`indexer.core.coarse.quantizer_
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import tempfile
 import time
@@ -28,6 +27,7 @@ from indexer.bench.ondisk_bench import file_rows
 from indexer.core.build import build_index
 from indexer.core.factory import IndexParams
 from indexer.core.fidelity import ann_recall_at_k
+from indexer.core.files import write_json
 from indexer.core.index_io import load_index, save_index
 from indexer.core.ondisk import build_on_disk, exact_search_in_shards
 from indexer.core.search import exact_search, search
@@ -138,7 +138,7 @@ def main() -> None:
                   f"  ratio to in-memory per round: median {np.median(ratios):.2f} ({ratios.min():.2f}-"
                   f"{ratios.max():.2f})", flush=True)
         if args.json:
-            Path(args.json).write_text(json.dumps(report, indent=1))
+            write_json(args.json, report, indent=1)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -18,7 +18,6 @@ plus M of them as HEIC (with a 512 px embedded thumbnail, as phones write them) 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def make_collection(flowers: Path, out: Path, test_names: list[str], jpegs: int, heic: int, side: int) -> dict:
     """Upscaled copies of test images: ``NAME.jpg`` (12 MP JPEG) and ``NAME.heic``; existing files are kept."""
     from PIL import Image
+
+    from indexer.core.files import atomic_path
 
     out.mkdir(parents=True, exist_ok=True)
     made = {"jpeg": [], "heic": []}
@@ -48,10 +49,9 @@ def make_collection(flowers: Path, out: Path, test_names: list[str], jpegs: int,
             if not target.exists():
                 with Image.open(flowers / "jpg" / name) as img:
                     big = img.convert("RGB").resize((side, side), Image.Resampling.BICUBIC)
-                partial = target.with_name(target.name + ".part")
                 extra = {"thumbnails": [512]} if kind == "heic" else {}  # phones embed a small preview too
-                big.save(partial, format="JPEG" if kind == "jpeg" else "HEIF", quality=90, **extra)
-                partial.rename(target)
+                with atomic_path(target) as partial:
+                    big.save(partial, format="JPEG" if kind == "jpeg" else "HEIF", quality=90, **extra)
             made[kind].append(target)
     return made
 
@@ -140,6 +140,7 @@ def main() -> None:
     import numpy as np
 
     from indexer.api import Searcher, Workspace, catalog_vectors, ingest_directory
+    from indexer.core.files import write_json
     from indexer.core.metrics import precision_at_1
     from indexer.core.search import exact_search
     from models.embed import embed_items
@@ -218,7 +219,7 @@ def main() -> None:
     print(f"warm in-process query of one 12 MP JPEG: {results['warm_query_ms']}")
     _decode_peaks(results, collection, image_size)
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        write_json(args.json, results, indent=2)
 
 
 def _decode_peaks(results: dict, collection: dict, image_size: int) -> None:

@@ -10,7 +10,6 @@ Usage: python benchmarks/rerank_grid.py WORKSPACE --model mnv2 [--splits train,v
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
 
@@ -29,6 +28,7 @@ def main() -> None:
     from indexer.api.registry.indexes import catalog_vectors
     from indexer.api.workspace import Workspace
     from indexer.bench.runner import BenchData, run_bench
+    from indexer.core.files import write_json
     from indexer.core.rerank import Rerank
 
     workspace = Workspace.at(args.workspace)
@@ -54,9 +54,8 @@ def main() -> None:
         out.append({"rerank": rerank.to_dict(), "p_at_1": row["p_at_1"], "map_at_r": row["map_at_r"],
                     "ms_per_query": ms})
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump({"model": args.model, "splits": sorted(splits), "n_images": int(len(ids)), "rows": out},
-                      handle, indent=2)
+        write_json(args.json, {"model": args.model, "splits": sorted(splits), "n_images": int(len(ids)), "rows": out},
+                   indent=2)
 
 
 if __name__ == "__main__":

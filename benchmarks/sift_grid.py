@@ -50,6 +50,7 @@ def main() -> None:
 
     from indexer.api.pipeline.training import HELD_OUT_SPLIT
     from indexer.api.workspace import Workspace
+    from indexer.core.files import write_json
     from models.sift_vlad import (
         SiftVladModel,
         SiftVladSpec,
@@ -89,8 +90,7 @@ def main() -> None:
             print(json.dumps(row), flush=True)
             out.append(row)
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(out, handle, indent=2)
+        write_json(args.json, out, indent=2)
 
 
 if __name__ == "__main__":

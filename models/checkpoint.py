@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from indexer.core.files import atomic_path
 from models.config import TrainConfig
 from models.errors import CheckpointError, ConfigError
 from models.preprocess import TTA_MODES, PreprocessSpec
@@ -22,7 +23,7 @@ def save_checkpoint(
     metrics: dict[str, float] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write the state dict with the resolved config, preprocess spec and metrics; atomic (temp + rename)."""
+    """Write the state dict with the resolved config, preprocess spec and metrics; atomic and durable."""
     import torch
 
     config = config.resolved()
@@ -39,9 +40,8 @@ def save_checkpoint(
         "torch_version": str(torch.__version__),
         **(extra or {}),
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
     return path
 
 
@@ -71,9 +71,8 @@ def write_variant(source: str | os.PathLike[str], target: str | os.PathLike[str]
     data = {**data, "preprocess": spec.to_dict(), "config": {**data["config"], "name": name, "tta": tta}}
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    torch.save(data, tmp)
-    os.replace(tmp, target)
+    with atomic_path(target) as tmp:
+        torch.save(data, tmp)
     return target
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.core.files import write_json
 from models.errors import ModelError
 
 MANIFEST = "store.json"
@@ -185,12 +186,8 @@ class EmbeddingStore:
                 os.fsync(handle.fileno())
 
     def _write_manifest(self, manifest: dict) -> None:
-        tmp = self.directory / f"{MANIFEST}.tmp"
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(manifest, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.directory / MANIFEST)
+        # the folder's fsync after the rename also makes the new parts' names durable
+        write_json(self.directory / MANIFEST, manifest, indent=None)
         self._manifest = manifest
 
     def _read_manifest(self) -> dict:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.core.files import atomic_path
 from models.errors import CheckpointError
 from models.preprocess import PreprocessSpec
 
@@ -23,25 +24,23 @@ def export_onnx(model, spec: PreprocessSpec, path: str | os.PathLike[str], *, at
     model = model.eval().to("cpu", memory_format=torch.contiguous_format)
     generator = torch.Generator().manual_seed(0)
     sample = torch.randn(2, 3, spec.image_size, spec.image_size, generator=generator)
-    tmp = path.with_name(path.name + ".tmp")
-    with torch.no_grad():
-        expected = model(sample).numpy()
-        torch.onnx.export(
-            model,
-            (sample,),
-            str(tmp),
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-            opset_version=17,
-            dynamo=False,
-        )
-    got = _run_onnx(tmp, sample.numpy())
-    if got.shape != expected.shape or not np.allclose(got, expected, atol=atol):
-        diff = float(np.abs(got - expected).max()) if got.shape == expected.shape else float("nan")
-        tmp.unlink(missing_ok=True)
-        raise CheckpointError(f"ONNX export of {path.name} disagrees with torch (max |diff| {diff:.2e} > {atol})")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:  # a disagreeing export raises inside: the temporary file goes, path stays
+        with torch.no_grad():
+            expected = model(sample).numpy()
+            torch.onnx.export(
+                model,
+                (sample,),
+                str(tmp),
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                opset_version=17,
+                dynamo=False,
+            )
+        got = _run_onnx(tmp, sample.numpy())
+        if got.shape != expected.shape or not np.allclose(got, expected, atol=atol):
+            diff = float(np.abs(got - expected).max()) if got.shape == expected.shape else float("nan")
+            raise CheckpointError(f"ONNX export of {path.name} disagrees with torch (max |diff| {diff:.2e} > {atol})")
     return path
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.core.files import atomic_write
 from models.errors import CheckpointError, ModelError
 
 NETWORK = "sift-vlad"
@@ -163,13 +164,12 @@ class SiftVladModel:
         return np.ascontiguousarray(out / np.maximum(norms, 1e-12), dtype=np.float32)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write one ``.npz`` (atomically: a temporary file renamed into place)."""
+        """Write one ``.npz`` (atomically and durably: a temporary file fsynced and renamed into place)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial.npz")
-        np.savez(partial, spec=np.array(json.dumps(self.spec.to_dict())), centroids=self.centroids,
-                 mean=self.mean, projection=self.projection)
-        os.replace(partial, path)
+        with atomic_write(path) as handle:
+            np.savez(handle, spec=np.array(json.dumps(self.spec.to_dict())), centroids=self.centroids,
+                     mean=self.mean, projection=self.projection)
         return path
 
     @classmethod

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -10,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from indexer.core.files import write_json
 from models.config import TrainConfig
 from models.data import Item, holdout_split, remap_labels
 from models.device import resolve_device
@@ -94,9 +94,7 @@ def train_model(config: TrainConfig, train_items: Sequence[Item], val_items: Seq
     seconds = time.perf_counter() - started
     sidecar = {"config": config.to_dict(), "preprocess": spec.to_dict(), "metrics": metrics, "history": history,
                "seconds": round(seconds, 2), "torch_version": str(torch.__version__), **extra}
-    tmp = out / "config.json.tmp"
-    tmp.write_text(json.dumps(sidecar, indent=2, default=str))
-    os.replace(tmp, out / "config.json")
+    write_json(out / "config.json", sidecar, default=str)
     state_path.unlink(missing_ok=True)  # finished: nothing left to resume
     return TrainResult(checkpoint, onnx_path, metrics, config, spec, len(history), seconds, history,
                        len(train_items), len(val_items))

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 
+from indexer.core.files import atomic_path
 from models.data import ImageDataset, collate_skipping_failures
 from models.device import channels_last
 from models.evaluation import retrieval_metrics
@@ -163,8 +164,8 @@ def _fit(model, loss_fn, miner, setup, batches, steps_per_epoch, evaluate, val_l
 
 
 def _save_state(setup, epoch, model, optimizer, scheduler, history, best_state, best_score) -> None:
-    """Everything needed to continue after ``epoch``, written atomically (temporary file, then rename)."""
-    import os
+    """Everything needed to continue after ``epoch``, written atomically and durably (temporary file, fsync,
+    rename, fsync the folder)."""
     import random
 
     import torch
@@ -178,9 +179,8 @@ def _save_state(setup, epoch, model, optimizer, scheduler, history, best_state, 
         "generator": setup.generator.get_state(), "numpy_rng": _numpy_rng_to_saveable(),
         "python_rng": random.getstate(),
     }
-    tmp = setup.state_path.with_name(setup.state_path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, setup.state_path)
+    with atomic_path(setup.state_path) as tmp:
+        torch.save(state, tmp)
 
 
 def _numpy_rng_to_saveable() -> tuple:

@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from indexer.core.files import atomic_path
+
 
 def _figure() -> tuple[Any, Any]:
     """A new (figure, axes) pair that renders with Agg, whatever backend the caller uses."""
@@ -95,5 +97,6 @@ def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(out, dpi=120)
+    with atomic_path(out) as tmp:  # the temporary name ends in .tmp: the format comes from the real one
+        fig.savefig(tmp, dpi=120, format=out.suffix[1:].lower() or "png")
     return out

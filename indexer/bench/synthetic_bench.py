@@ -16,6 +16,7 @@ import numpy as np
 from indexer.bench.runner import BenchData, run_bench
 from indexer.bench.synthetic import DEFAULT_SPREAD, default_n_clusters, make_clustered, make_queries
 from indexer.core.errors import InputError
+from indexer.core.files import atomic_write
 
 EXPORT_GT_K = 100
 
@@ -33,9 +34,9 @@ def export(data: BenchData, folder: str) -> None:
     except OSError as exc:
         raise InputError(f"{folder}: cannot create the folder ({exc.strerror or exc})") from None
     _, gt = exact_search(data.base, data.base_ids, data.queries, min(EXPORT_GT_K, len(data.base_ids)))
-    np.save(out / "base.npy", data.base)
-    np.save(out / "queries.npy", data.queries)
-    np.save(out / "gt.npy", gt)
+    for name, array in (("base", data.base), ("queries", data.queries), ("gt", gt)):
+        with atomic_write(out / f"{name}.npy") as handle:
+            np.save(handle, array)
 
 
 DATA_KINDS = ("realistic", "blobs")

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from indexer.core.errors import IndexFileError
+from indexer.core.files import fsync_dir, fsync_file
 from indexer.core.ondisk_lists import data_file, is_on_disk, read_on_disk, sweep_data_files
 from indexer.core.settings import default_settings, set_default_settings
 
@@ -59,22 +60,6 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return  # not possible on every platform; rename atomicity still holds
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
@@ -96,7 +81,7 @@ def _recover(faiss_path: Path, json_path: Path) -> None:
         os.replace(pending, json_path)
     else:
         pending.unlink(missing_ok=True)
-    _fsync_dir(json_path.parent)
+    fsync_dir(json_path.parent)
 
 
 @contextlib.contextmanager
@@ -136,7 +121,7 @@ def save_index(
     tmp_json = _with_suffix(json_path, ".tmp")
     try:
         faiss.write_index(index, str(tmp_index))
-        _fsync_file(tmp_index)
+        fsync_file(tmp_index)
         data = data_file(index) if is_on_disk(index) else None
         meta = {
             **(sidecar or {}),
@@ -153,8 +138,7 @@ def save_index(
         }
         with open(tmp_json, "w") as f:
             json.dump(meta, f, indent=2, sort_keys=True, default=str)
-            f.flush()
-            os.fsync(f.fileno())
+        fsync_file(tmp_json)
     except (OSError, RuntimeError, TypeError, ValueError) as exc:
         tmp_index.unlink(missing_ok=True)
         tmp_json.unlink(missing_ok=True)
@@ -162,11 +146,11 @@ def save_index(
     pending = _with_suffix(json_path, ".pending")
     try:  # no clean-up on failure here: the journal lets the next load/save recover
         os.replace(tmp_json, pending)
-        _fsync_dir(json_path.parent)
+        fsync_dir(json_path.parent)
         os.replace(tmp_index, faiss_path)
-        _fsync_dir(faiss_path.parent)
+        fsync_dir(faiss_path.parent)
         os.replace(pending, json_path)
-        _fsync_dir(json_path.parent)
+        fsync_dir(json_path.parent)
     except OSError as exc:
         raise IndexFileError(f"could not move the new index into place at {faiss_path}: {exc}") from exc
     sweep_data_files(faiss_path, keep=data)  # the lists files of earlier builds of this name

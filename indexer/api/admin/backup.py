@@ -20,6 +20,7 @@ from pathlib import Path
 
 from indexer.api.workspace import DATABASE_FILE, Workspace
 from indexer.core.errors import InputError
+from indexer.core.files import commit_folder
 
 STORE_COPY_ATTEMPTS = 20
 
@@ -82,7 +83,7 @@ def backup(workspace: Workspace, destination: str | os.PathLike[str]) -> BackupO
         (partial / folder).mkdir(exist_ok=True)
     if target.exists():
         target.rmdir()  # checked empty above
-    os.replace(partial, target)
+    commit_folder(partial, target)  # every copied file fsynced, then the rename
     return BackupOutcome(destination=target, catalog=how, files=copied.files, bytes=copied.bytes, notes=notes)
 
 

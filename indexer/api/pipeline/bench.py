@@ -26,6 +26,7 @@ from indexer.api.tables import to_dataframe
 from indexer.api.workspace import Workspace
 from indexer.bench.runner import check_bench_kinds
 from indexer.core.errors import InputError
+from indexer.core.files import write_text
 from indexer.core.kinds import AUTO, BENCH_KINDS, DEFAULT_BENCH_KINDS, ON_DISK
 from indexer.core.rerank import Rerank, as_rerank
 
@@ -176,10 +177,10 @@ def write_outputs(
 
     lines = []
     if json_path:
-        Path(json_path).write_text(json.dumps(report, indent=2, default=float))
+        write_text(json_path, json.dumps(report, indent=2, default=float))
         lines.append(f"JSON written to {json_path}")
     if markdown_path:
-        Path(markdown_path).write_text(markdown_block(report) + "\n")
+        write_text(markdown_path, markdown_block(report) + "\n")
         lines.append(f"Markdown written to {markdown_path}")
     if plot_path:
         from indexer.bench.plots import plot_sweep

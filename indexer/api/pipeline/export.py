@@ -8,11 +8,12 @@ float32) and ``meta.csv`` (``id,path,label,split``), rows aligned.
 Rows are every ok catalog image the model has embedded, in id order. The export streams: it
 holds one batch of rows (plus the (n,) id column of the store) however large the catalog: vectors
 are read through a memory map opened per batch and written with plain appends. Each file is
-written under a temporary name and renamed when complete, so a failed export leaves no half-written file.
+written under a temporary name, fsynced and renamed when complete, so a failed export leaves no half-written file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ import numpy as np
 from indexer.api.registry.models import default_model_name
 from indexer.api.workspace import Workspace
 from indexer.core.errors import InputError, MissingDependencyError
+from indexer.core.files import atomic_path
 from storage.catalog import ImageRow
 
 FORMATS = ("parquet", "npy")
@@ -127,22 +129,17 @@ def _write_parquet(batches, dest: Path, model_name: str, dim: int) -> tuple[int,
          ("vector", pa.list_(pa.float32(), dim))],
         metadata={"indexer.model": model_name, "indexer.dim": str(dim)},
     )
-    tmp = _temporary(dest)
     rows = 0
-    try:
-        with pq.ParquetWriter(tmp, schema) as writer:
-            for batch in batches():
-                vector = pa.FixedSizeListArray.from_arrays(pa.array(batch.vectors.reshape(-1), pa.float32()), dim)
-                writer.write_table(pa.Table.from_arrays(
-                    [pa.array(batch.ids, pa.int64()), pa.array([row.path for row in batch.rows], pa.string()),
-                     pa.array([row.label for row in batch.rows], pa.string()),
-                     pa.array([row.split for row in batch.rows], pa.string()), vector],
-                    schema=schema,
-                ))
-                rows += len(batch.ids)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(dest) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        for batch in batches():
+            vector = pa.FixedSizeListArray.from_arrays(pa.array(batch.vectors.reshape(-1), pa.float32()), dim)
+            writer.write_table(pa.Table.from_arrays(
+                [pa.array(batch.ids, pa.int64()), pa.array([row.path for row in batch.rows], pa.string()),
+                 pa.array([row.label for row in batch.rows], pa.string()),
+                 pa.array([row.split for row in batch.rows], pa.string()), vector],
+                schema=schema,
+            ))
+            rows += len(batch.ids)
     return rows, [dest]
 
 
@@ -155,8 +152,8 @@ def _write_npy(batches, dest: Path, model_name: str, dim: int) -> tuple[int, lis
     except OSError as exc:
         raise InputError(f"{dest}: cannot create the folder ({exc.strerror or exc})") from None
     targets = [dest / name for name in NPY_FILES]
-    ids_tmp, vectors_tmp, meta_tmp = temporaries = [_temporary(path) for path in targets]
-    try:
+    with contextlib.ExitStack() as renames:  # each file is renamed into place only if every one was written
+        ids_tmp, vectors_tmp, meta_tmp = (renames.enter_context(atomic_path(path)) for path in targets)
         rows = 0
         with open(meta_tmp, "w", newline="", encoding="utf-8") as handle:
             meta = csv.writer(handle)
@@ -177,11 +174,6 @@ def _write_npy(batches, dest: Path, model_name: str, dim: int) -> tuple[int, lis
                 vectors_out.write(np.ascontiguousarray(batch.vectors, dtype="<f4").tobytes())
         if at != rows:
             raise InputError("the catalog changed during the export (fewer rows on the second pass); run it again")
-        for tmp, target in zip(temporaries, targets):
-            os.replace(tmp, target)
-    finally:
-        for tmp in temporaries:
-            tmp.unlink(missing_ok=True)
     return rows, targets
 
 
@@ -189,10 +181,6 @@ def _header(dtype: type, shape: tuple[int, ...]) -> dict:
     """The .npy header of a C-ordered little-endian array of ``dtype`` and ``shape``."""
     return {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype).newbyteorder("<")), "fortran_order": False,
             "shape": shape}
-
-
-def _temporary(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
 def _make_parent(path: Path) -> None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from indexer.api.workspace import Workspace, check_artifact_name
 from indexer.core.errors import InputError
+from indexer.core.files import copy_file, write_json
 from models.config import LOSSES, MINERS, SeedPaths, TrainConfig, config_from_yaml
 from storage.catalog import ArtifactRow, ImageRow
 
@@ -159,8 +160,6 @@ def derive_model(workspace: Workspace, source: str, name: str, *, tta: str) -> A
 
     Only learned networks can be derived: sift-vlad has no network outputs to average (InputError).
     """
-    import json
-
     from models.checkpoint import write_variant
     from models.embedders import ONNX, embedder_kind
     from models.preprocess import TTA_MODES
@@ -181,14 +180,11 @@ def derive_model(workspace: Workspace, source: str, name: str, *, tta: str) -> A
     out_dir = workspace.models_dir / name
     checkpoint = write_variant(workspace.resolve(parent.path), out_dir / "model.pt", name=name, tta=tta)
     onnx_path = out_dir / "model.onnx"
-    tmp = onnx_path.with_name(onnx_path.name + ".tmp")
-    shutil.copyfile(parent_onnx, tmp)  # the network itself is unchanged
-    os.replace(tmp, onnx_path)
+    copy_file(parent_onnx, onnx_path)  # the network itself is unchanged
     preprocess = {**parent.params["preprocess"], "tta": tta}
     config = {**parent.params["config"], "name": name, "tta": tta}
     sidecar = {"config": config, "preprocess": preprocess, "derived_from": source}
-    (out_dir / "config.json.tmp").write_text(json.dumps(sidecar, indent=2, default=str))
-    os.replace(out_dir / "config.json.tmp", out_dir / "config.json")
+    write_json(out_dir / "config.json", sidecar, default=str)
     store_dir = workspace.embeddings_dir / name
     if store_dir.exists():  # vectors of an older model of this name no longer describe it
         shutil.rmtree(store_dir)
@@ -230,7 +226,7 @@ def _honour_seed_paths(seed_paths: SeedPaths | None, checkpoint: Path) -> list[s
     if seed_paths.save_network_path:
         target = Path(seed_paths.save_network_path).expanduser()
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(checkpoint, target)
+        copy_file(checkpoint, target)
         notes.append(f"checkpoint also copied to {target} (train.save_network_path)")
     if seed_paths.labels_fpath:
         notes.append("general.labels_fpath ignored: labels come from the catalog ('indexer ingest --labels FILE.csv')")

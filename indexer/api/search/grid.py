@@ -8,6 +8,8 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
+from indexer.core.files import atomic_path
+
 THUMB = 128  # px; 64-px sources are upscaled so labels and details stay readable
 THUMB_SIDE = 2 * THUMB  # pictures are decoded no larger than twice a tile
 BORDER = 5
@@ -66,7 +68,8 @@ def draw_grid(
     """Save :func:`render_grid`'s picture as a PNG at ``path`` (its folder is created)."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    render_grid(query_image, query_label, results, columns).save(out, format="PNG")
+    with atomic_path(out) as tmp:
+        render_grid(query_image, query_label, results, columns).save(tmp, format="PNG")
     return out
 
 
@@ -125,7 +128,8 @@ def draw_rows(rows: list[list[dict[str, Any]]], path: str | os.PathLike[str]) ->
             canvas.paste(tile, (GAP + c * (tw + GAP), GAP + r * (th + GAP)))
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(out, format="PNG")
+    with atomic_path(out) as tmp:
+        canvas.save(tmp, format="PNG")
     return out
 
 

@@ -9,6 +9,7 @@ from indexer.api.search.engine import Searcher
 from indexer.api.search.results import Answer, QueryOutcome
 from indexer.api.workspace import Workspace
 from indexer.core.errors import InputError
+from indexer.core.files import atomic_path
 from indexer.core.rerank import Rerank
 
 
@@ -45,5 +46,6 @@ def draw_answer(answer: Answer, path: str | os.PathLike[str]) -> Path:
     """Save :meth:`Answer.picture` as a PNG at ``path`` (its folder is created)."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    answer.picture().save(out, format="PNG")
+    with atomic_path(out) as tmp:
+        answer.picture().save(tmp, format="PNG")
     return out

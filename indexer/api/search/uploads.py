@@ -1,7 +1,7 @@
 """Uploaded image files: validated in memory, then stored durably under ``WORKSPACE/uploads/``.
 
 A file is named by its content (``<sha256>.<ext>``), written to a temporary name, fsynced and renamed, so a
-crash leaves either the whole file or none (a stray ``.tmp`` at worst, swept by the next upload).
+crash leaves either the whole file or none (a stray hidden ``.tmp`` file at worst).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from indexer.core.errors import InputError
+from indexer.core.files import write_bytes
 from models.errors import ImageError
 from models.images import decode_rgb
 
@@ -82,28 +83,10 @@ def store_upload(uploads_dir: Path, upload: Upload) -> Path:
     target = uploads_dir / f"{upload.sha256}{upload.suffix}"
     if target.is_file() and target.stat().st_size == len(upload.data):
         return target  # content-named: the same bytes are already there
-    tmp = uploads_dir / f".{upload.sha256}.tmp"
-    with open(tmp, "wb") as handle:
-        handle.write(upload.data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, target)
-    _fsync_dir(uploads_dir)
-    return target
+    return write_bytes(target, upload.data)
 
 
 def content_type(path: str | os.PathLike[str]) -> str:
     """The MIME type to serve a catalogued image file with."""
     guessed, _ = mimetypes.guess_type(str(path))
     return guessed or "application/octet-stream"
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
