@@ -196,7 +196,10 @@ def copy_index(index: Any) -> Any:
     if is_on_disk(index):
         copy = without_prefetch(faiss.deserialize_index(faiss.serialize_index(index)))
     else:
-        copy = faiss.clone_index(index)
+        try:
+            copy = faiss.clone_index(index)
+        except RuntimeError:  # a transform FAISS cannot clone (normalisation): copy its serialised form
+            copy = faiss.deserialize_index(faiss.serialize_index(index))
     settings = default_settings(index)
     set_default_settings(copy, nprobe=settings.get("nprobe"), efSearch=settings.get("efSearch"))
     return copy

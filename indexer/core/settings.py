@@ -44,31 +44,55 @@ def _checked(index: Any, nprobe: Any, efSearch: Any) -> tuple[int | None, int | 
     return nprobe, efSearch
 
 
-def search_parameters(index: Any, nprobe: int | None = None, efSearch: int | None = None) -> Any | None:  # noqa: N803
-    """A FAISS SearchParameters object for one call on ``index``, or None when both are None.
+def search_parameters(index: Any, nprobe: int | None = None, efSearch: int | None = None,  # noqa: N803
+                      selector: Any | None = None) -> Any | None:
+    """A FAISS SearchParameters object for one call on ``index``, or None when nothing is asked.
 
-    Raises InputError for a setting the index lacks or an nprobe above nlist. The object is
-    read-only during a search, so one may be shared by threads.
+    ``selector``: a FAISS ``IDSelector`` the search keeps to (deletion marks, filters); it is set on the
+    innermost parameters, with the index's stored nprobe / efSearch where none is given (a FAISS parameters
+    object would otherwise bring its own default). Raises InputError for a setting the index lacks or an
+    nprobe above nlist. Make one per call: FAISS's IDMap swaps the selector on the object during a search.
     """
     import faiss
 
     nprobe, efSearch = _checked(index, nprobe, efSearch)
-    if nprobe is None and efSearch is None:
+    if nprobe is None and efSearch is None and selector is None:
         return None
+    if selector is not None and nprobe is None and efSearch is None:
+        knob = knob_of(index)
+        if knob == NPROBE:
+            nprobe = int(find_ivf(index).nprobe)
+        elif knob == EF_SEARCH:
+            efSearch = int(find_hnsw(index).efSearch)
     if nprobe is not None:
         inner = faiss.SearchParametersIVF(nprobe=nprobe)
         if quantizer_hnsw(find_ivf(index)) is not None:  # a graph over the centroids: its list follows nprobe
             coarse = faiss.SearchParametersHNSW(efSearch=quantizer_ef(nprobe))
             inner.quantizer_params = coarse
             inner.referenced_objects = [coarse]
-    else:
+    elif efSearch is not None:
         inner = faiss.SearchParametersHNSW(efSearch=efSearch)
-    if isinstance(faiss.downcast_index(_unwrap_idmap(index)), faiss.IndexPreTransform):
+    else:
+        inner = faiss.SearchParameters()
+    inside = _unwrap_idmap(index)
+    # an IDMap translates a selector given at its level
+    mapped = isinstance(faiss.downcast_index(index), (faiss.IndexIDMap, faiss.IndexIDMap2))
+    if selector is not None and not mapped:
+        inner.sel = selector
+    outer = inner
+    transformed = isinstance(faiss.downcast_index(inside), faiss.IndexPreTransform)
+    if selector is not None and mapped and transformed:
+        if nprobe is not None or efSearch is not None:  # FAISS would hand the inner parameters no selector
+            raise InputError("this index (an IDMap over a transform over an IVF or HNSW index) cannot take a "
+                             "selector; rebuild it as one of the listed kinds")
+        transformed = False  # a transform passes plain parameters (and the IDMap's selector) through
+    if transformed:
         outer = faiss.SearchParametersPreTransform()
         outer.index_params = inner
         outer.referenced_objects = [inner]  # FAISS holds a raw pointer: keep the Python object alive
-        return outer
-    return inner
+    if selector is not None and mapped:
+        outer.sel = selector
+    return outer
 
 
 def _unwrap_idmap(index: Any) -> Any:

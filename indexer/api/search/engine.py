@@ -89,7 +89,8 @@ class Searcher:
 
     @property
     def index(self) -> Any:
-        """The default index's FAISS object."""
+        """The default index (a :class:`indexer.core.segments.SegmentedIndex`: its file's index, sealed, and the
+        changes since)."""
         return self.held().index
 
     def indexes(self) -> list[dict]:
@@ -114,11 +115,13 @@ class Searcher:
         """Load the index of catalog row ``row`` (not yet published)."""
         from indexer.api.registry.index_files import file_signature
         from indexer.core.index_io import index_paths, load_index
+        from indexer.core.segments import SegmentedIndex
 
         path = index_paths(self.workspace.resolve(row.path))[0]
         signature = file_signature(path)
         index, sidecar = load_index(path)
-        return HeldIndex(row.name, row.kind, row.model_name, path, index, sidecar, row.params, signature)
+        return HeldIndex(row.name, row.kind, row.model_name, path, SegmentedIndex(index), sidecar, row.params,
+                         signature)
 
     # -- publishing (the live catalog's writes) --------------------------------------------------------------
 

@@ -9,14 +9,17 @@ from typing import Any
 import numpy as np
 
 from indexer.api.registry.index_files import file_signature
-from indexer.core.errors import NotFoundError
+from indexer.core.errors import InputError, NotFoundError
 
 __all__ = ["AddOutcome", "HeldIndex", "ServedVectors", "file_signature"]
+
+CONSOLIDATE_AT = 4096  # recent rows + removals a ServedVectors version carries before it makes a new base
 
 
 @dataclass(frozen=True)
 class HeldIndex:
-    """A loaded index as published to readers; never modified after publication."""
+    """A loaded index as published to readers; never modified after publication. ``index`` is a
+    :class:`indexer.core.segments.SegmentedIndex`: the file's index, sealed, plus the changes since."""
 
     name: str
     kind: str
@@ -32,8 +35,9 @@ class HeldIndex:
         return int(self.index.ntotal)
 
     def describe(self) -> dict:
+        """name, kind, model, ntotal (live vectors), dim, and the vectors per ``segments``."""
         return {"name": self.name, "kind": self.kind, "model": self.model, "ntotal": self.ntotal,
-                "dim": int(self.index.d)}
+                "dim": int(self.index.d), "segments": self.index.describe()}
 
 
 @dataclass(frozen=True)
@@ -49,53 +53,113 @@ class AddOutcome:
 
 @dataclass(frozen=True)
 class ServedVectors:
-    """The served model's vectors of the ok catalog images, sorted by id; never modified once published (a
-    change makes a new one)."""
+    """The served model's vectors of the ok catalog images; never modified once published (a change makes a
+    new one).
 
-    ids: np.ndarray
-    vectors: np.ndarray
+    Segmented like the indexes, so a change costs what it changes: a sorted ``base`` shared by every version,
+    a few ``recent`` rows and the ``removed`` base ids. Once the recent rows and removals pass
+    :data:`CONSOLIDATE_AT` (or 1% of the base), a change folds them into a new base.
+    """
+
+    base_ids: np.ndarray  # (n,) int64, sorted
+    base_vectors: np.ndarray  # (n, d) float32, rows of base_ids
+    recent_ids: np.ndarray  # (r,) int64
+    recent_vectors: np.ndarray  # (r, d) float32
+    removed: np.ndarray  # sorted base ids no longer served
     _lookup: list = field(default_factory=list, repr=False, compare=False)  # the lookup, made on first use
 
     @classmethod
     def empty(cls, dim: int) -> ServedVectors:
-        return cls(np.zeros(0, np.int64), np.zeros((0, dim), np.float32))
+        return cls.by_id(np.zeros(0, np.int64), np.zeros((0, dim), np.float32))
 
     @classmethod
     def by_id(cls, ids: np.ndarray, vectors: np.ndarray) -> ServedVectors:
         order = np.argsort(ids, kind="stable")
-        return cls(np.asarray(ids, np.int64)[order], np.ascontiguousarray(np.asarray(vectors)[order], np.float32))
+        vectors = np.ascontiguousarray(np.asarray(vectors)[order], np.float32)
+        return cls(np.asarray(ids, np.int64)[order], vectors, np.zeros(0, np.int64),
+                   np.zeros((0, vectors.shape[1]), np.float32), np.zeros(0, np.int64))
+
+    @property
+    def ids(self) -> np.ndarray:
+        """(n,) int64 served ids, sorted (O(n): for reconciling, not for a query)."""
+        return self._whole()[0]
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """(n, d) float32 rows of :attr:`ids` (O(n))."""
+        return self._whole()[1]
 
     def changed(self, *, add: tuple[np.ndarray, np.ndarray] | None = None,
                 remove: np.ndarray | None = None) -> ServedVectors:
         """A new snapshot with ``remove`` (ids) taken out and ``add`` (ids, vectors) put in."""
-        ids, vectors = self.ids, self.vectors
-        if remove is not None:
-            keep = ~np.isin(ids, remove)
-            ids, vectors = ids[keep], vectors[keep]
-        if add is not None:
-            ids, vectors = np.concatenate([ids, add[0]]), np.concatenate([vectors, add[1]])
-        return ServedVectors.by_id(ids, vectors)
-
-    def of(self, image_id: int, model_name: str) -> np.ndarray:
-        """(1, dim) vector of ``image_id``; NotFoundError when it has none."""
-        position = int(np.searchsorted(self.ids, image_id))
-        if position < len(self.ids) and self.ids[position] == image_id:
-            return self.vectors[position:position + 1]
-        raise NotFoundError(f"image {image_id} has no embedding for model {model_name!r}")
+        recent_ids, recent_vectors, removed = self.recent_ids, self.recent_vectors, self.removed
+        if remove is not None and len(remove):
+            remove = np.asarray(remove, np.int64)
+            keep = ~np.isin(recent_ids, remove)
+            recent_ids, recent_vectors = recent_ids[keep], recent_vectors[keep]
+            removed = np.union1d(removed, remove[_in_sorted(self.base_ids, remove)])
+        if add is not None and len(add[0]):
+            recent_ids = np.concatenate([recent_ids, np.asarray(add[0], np.int64)])
+            recent_vectors = np.concatenate([recent_vectors, np.asarray(add[1], np.float32)])
+        version = ServedVectors(self.base_ids, self.base_vectors, recent_ids, recent_vectors, removed)
+        if len(recent_ids) + len(removed) > max(CONSOLIDATE_AT, len(self.base_ids) // 100):
+            return ServedVectors.by_id(*version._whole())
+        return version
 
     def take(self, ids: np.ndarray) -> tuple[list[int], np.ndarray]:
         """(the ``ids`` that have a vector, in the order given; their (n, dim) vectors)."""
-        ids = np.asarray(ids, np.int64)
-        positions = np.clip(np.searchsorted(self.ids, ids), 0, max(len(self.ids) - 1, 0))
-        found = (positions < len(self.ids)) & (self.ids[positions] == ids) if len(self.ids) else np.zeros(len(ids), bool)
-        return ids[found].tolist(), self.vectors[positions[found]]
+        ids = np.asarray(ids, np.int64).reshape(-1)
+        out = np.zeros((len(ids), self.base_vectors.shape[1]), np.float32)
+        found = np.zeros(len(ids), bool)
+        in_base = _in_sorted(self.base_ids, ids) & ~_in_sorted(self.removed, ids)
+        if in_base.any():
+            out[in_base] = self.base_vectors[np.searchsorted(self.base_ids, ids[in_base])]
+            found |= in_base
+        if len(self.recent_ids):
+            position = {int(i): row for row, i in enumerate(self.recent_ids)}
+            for slot, image_id in enumerate(ids.tolist()):
+                row = position.get(image_id)
+                if row is not None:
+                    out[slot], found[slot] = self.recent_vectors[row], True
+        return ids[found].tolist(), out[found]
+
+    def of(self, image_id: int, model_name: str) -> np.ndarray:
+        """(1, dim) vector of ``image_id``; NotFoundError when it has none."""
+        found, vectors = self.take(np.array([image_id]))
+        if not found:
+            raise NotFoundError(f"image {image_id} has no embedding for model {model_name!r}")
+        return vectors
 
     def lookup(self) -> Any:
-        """The vectors by id for query expansion (:func:`indexer.core.rerank.lookup_vectors`), made once per
-        snapshot (two threads racing the first call may each make one; both are the same)."""
+        """The vectors by id for query expansion: (m,) ids -> (m, d) rows (padding id -1 -> zeros; an id without
+        a vector raises InputError), made once per snapshot."""
         if not self._lookup:
-            from indexer.core.rerank import lookup_vectors
-
-            self._lookup.append(lookup_vectors(self.ids, self.vectors))
+            self._lookup.append(self._rows_of)
         return self._lookup[0]
 
+    def _rows_of(self, wanted: np.ndarray) -> np.ndarray:
+        wanted = np.asarray(wanted, np.int64).reshape(-1)
+        real = wanted >= 0
+        found, vectors = self.take(wanted[real])
+        if len(found) != int(real.sum()):
+            missing = sorted(set(wanted[real].tolist()) - set(found))
+            raise InputError(f"no stored vector for id {missing[0]}")
+        out = np.zeros((len(wanted), self.base_vectors.shape[1]), np.float32)
+        out[real] = vectors
+        return out
+
+    def _whole(self) -> tuple[np.ndarray, np.ndarray]:
+        keep = ~_in_sorted(self.removed, self.base_ids) if len(self.removed) else slice(None)
+        ids = np.concatenate([self.base_ids[keep], self.recent_ids])
+        vectors = np.concatenate([self.base_vectors[keep], self.recent_vectors])
+        order = np.argsort(ids, kind="stable")
+        return ids[order], vectors[order]
+
+
+def _in_sorted(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Whether each of ``values`` is in ``sorted_ids``."""
+    values = np.asarray(values, np.int64)
+    if not len(sorted_ids):
+        return np.zeros(len(values), bool)
+    positions = np.minimum(np.searchsorted(sorted_ids, values), len(sorted_ids) - 1)
+    return sorted_ids[positions] == values

@@ -1,9 +1,11 @@
 """A workspace opened once for a long-running face (the HTTP service): queries, adds and deletes together.
 
 Reads are the engine's (:class:`indexer.api.search.engine.Searcher`), in parallel from any thread; this module
-adds only the writes, the reloads and the saves around it. Writes are serialised by one lock. Indexes are
-copy-on-write: a write copies each index, changes the copy and publishes it through the engine by swapping
-one reference, so a query holds either the old or the new index and never a half-updated one. Every save
+adds only the writes, the reloads and the saves around it. Writes are serialised by one lock. Each held index
+is segmented (:mod:`indexer.core.segments`): a write makes a new version with the image in the growing segment
+or marked deleted, sharing the sealed index, and publishes it through the engine by swapping one reference,
+so a query holds either the old or the new version and never a half-updated one. A save folds the pending
+changes into a new sealed index (a copy) and writes it. Every save
 goes through :func:`indexer.api.registry.index_files.writing` (the index's lock, the journal, the catalog
 row), so a save never interleaves with ``indexer build --update`` or ``indexer remove`` in another process.
 
@@ -206,7 +208,11 @@ class LiveCatalog:
                     except ImageError as exc:
                         self._note(f"image {row.id} not embedded: {exc}")
             if pictures:
-                store.append(np.array(new_ids, np.int64), engine.embedder.embed_images(pictures))
+                new_ids, vectors = np.array(new_ids, np.int64), engine.embedder.embed_images(pictures)
+                with store.locked():  # another process ('indexer embed', 'build --update') may have stored some
+                    still = np.isin(new_ids, store.missing(new_ids))
+                    if still.any():
+                        store.append(new_ids[still], vectors[still])
             store_ids, vectors = store.items(mmap=False)  # one read: another process may be appending
             keep = np.isin(store_ids, ok_ids)
             served = ServedVectors.by_id(store_ids[keep], vectors[keep])
@@ -300,27 +306,23 @@ class LiveCatalog:
             self._notify(line)
 
     def _holding(self, image_id: int) -> list[str]:
-        from indexer.core.membership import indexed_ids
-
-        return [name for name in self.engine.held_names()
-                if image_id in set(indexed_ids(self.engine.held(name).index).tolist())]
+        return [name for name in self.engine.held_names() if self.engine.held(name).index.holds(image_id)]
 
     def _change_indexes(self, *, add=None, remove=None, only: list[str] | None = None,
                         save: bool = True) -> list[str]:
-        """Copy each held index, apply the change and publish the copy; ``save``: save it now (see
-        :meth:`_save`), otherwise it is saved by the next :meth:`flush`."""
-        from indexer.core.build import add_vectors, copy_index, remove_from_index
-
+        """Apply the change to each held index as a new version of its segments (the sealed index is shared,
+        never copied: a write costs what it changes) and publish it; ``save``: fold the changes into the index
+        file now (see :meth:`_save`), otherwise the next :meth:`flush` does."""
         names = []
         for name in self.engine.held_names():
             if only is not None and name not in only:
                 continue
             held = self.engine.held(name)
-            index = copy_index(held.index)
+            index = held.index
             if remove is not None and len(remove):
-                index, _ = remove_from_index(index, held.sidecar, np.asarray(remove, np.int64))
+                index, _ = index.removed(np.asarray(remove, np.int64))
             if add is not None and len(add[0]):
-                add_vectors(index, add[1], add[0])
+                index = index.added(add[0], add[1])
             changed = replace(held, index=index)
             self.engine.publish(changed)
             if save and self._save(changed):
@@ -331,12 +333,19 @@ class LiveCatalog:
         return names
 
     def _save(self, held: HeldIndex) -> bool:
-        """Save ``held`` under its lock (journal, catalog row) and publish it with the files' new identity;
-        False, and nothing written, when another process replaced the files since they were loaded."""
+        """Fold ``held``'s pending changes into a new sealed index (a copy: readers keep the old one), save it
+        under its lock (journal, catalog row) and publish it with the files' new identity; False, and nothing
+        written, when another process replaced the files since they were loaded."""
+        from indexer.core.segments import SegmentedIndex, fold
+
         target = IndexTarget(held.name, held.kind, held.params, held.model, held.path)
         with writing(self.workspace, target) as (file,):
             if file.signature() != held.signature:
                 return False
-            sidecar = file.save(held.index, held.sidecar)
-            self.engine.publish(replace(held, sidecar=sidecar, signature=file.signature()))
+            if not held.index.pending:
+                return True
+            sealed = fold(held.index, copy=True, sidecar=held.sidecar)
+            sidecar = file.save(sealed, held.sidecar)
+            self.engine.publish(replace(held, index=SegmentedIndex(sealed), sidecar=sidecar,
+                                        signature=file.signature()))
         return True

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from indexer.api.search.held import ServedVectors
-from indexer.core.errors import NotFoundError
+from indexer.core.errors import InputError, NotFoundError
 
 
 def _unit(rows: int, seed: int) -> np.ndarray:
@@ -29,3 +29,22 @@ def test_served_vectors_make_their_lookup_once() -> None:
     served = ServedVectors.by_id(np.array([1, 2]), _unit(2, 2))
     assert served.lookup() is served.lookup()
     assert ServedVectors.empty(4).ids.shape == (0,)
+
+
+def test_served_vectors_change_in_segments_and_consolidate() -> None:
+    from indexer.api.search import held
+
+    base = _unit(6, 3)
+    served = ServedVectors.by_id(np.arange(6) * 10, base)
+    new = _unit(2, 4)
+    changed = served.changed(add=(np.array([5, 15]), new), remove=np.array([20, 99]))  # removes, then adds
+    assert changed.base_ids is served.base_ids, "a small change shares the base"
+    assert changed.ids.tolist() == [0, 5, 10, 15, 30, 40, 50]
+    found, vectors = changed.take(np.array([15, 20, 0, 99]))
+    assert found == [15, 0]
+    np.testing.assert_array_equal(vectors, np.stack([new[1], base[0]]))
+    with pytest.raises(InputError, match="no stored vector for id 20"):
+        changed.lookup()(np.array([20]))
+    np.testing.assert_array_equal(changed.lookup()(np.array([-1, 10])), np.stack([np.zeros(4, np.float32), base[1]]))
+    many = changed.changed(add=(np.arange(100, 100 + held.CONSOLIDATE_AT), _unit(held.CONSOLIDATE_AT, 5)))
+    assert len(many.recent_ids) == 0 and many.ids[:7].tolist() == [0, 5, 10, 15, 30, 40, 50], "a new base"

@@ -1,0 +1,209 @@
+"""Segments: a sealed FAISS index that never changes, a small growing segment and deletion marks.
+
+A write costs what it changes: an add extends the growing segment (exact search over a few thousand
+vectors), a delete adds a mark that the sealed index's search skips (a FAISS ``IDSelector`` in per-call
+``SearchParameters``), and the sealed index itself is shared, untouched, by every version. Answers merge
+the segments' top k. :func:`fold` makes a new sealed index from the pending changes (compaction).
+
+Every :class:`SegmentedIndex` is immutable: :meth:`SegmentedIndex.added` and :meth:`SegmentedIndex.removed`
+return new objects that share the sealed index, so readers on other threads never see a change mid-search.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from indexer.core.arrays import as_ids, as_vectors
+from indexer.core.errors import InputError
+
+
+class SegmentedIndex:
+    """``sealed`` (a FAISS index with ids) + growing ``(ids, vectors)`` + ``deleted`` marks on sealed ids.
+
+    ``sealed_ids``: the sorted ids the sealed index holds (computed when omitted, O(N) once per sealed
+    index; versions made by :meth:`added` / :meth:`removed` reuse it).
+    """
+
+    def __init__(self, sealed: Any, growing_ids: np.ndarray | None = None, growing_vectors: np.ndarray | None = None,
+                 deleted: np.ndarray | None = None, *, sealed_ids: np.ndarray | None = None) -> None:
+        import faiss
+
+        from indexer.core.membership import indexed_ids
+
+        self.sealed = sealed
+        self.d = int(sealed.d)
+        self.metric_type = sealed.metric_type
+        self.inner_product = sealed.metric_type == faiss.METRIC_INNER_PRODUCT
+        self.sealed_ids = indexed_ids(sealed) if sealed_ids is None else sealed_ids
+        self.growing_ids = np.zeros(0, np.int64) if growing_ids is None else growing_ids
+        self.growing_vectors = np.zeros((0, self.d), np.float32) if growing_vectors is None else growing_vectors
+        self.deleted = np.zeros(0, np.int64) if deleted is None else deleted  # sorted, a subset of sealed_ids
+        self._transform = _transform_of(sealed)  # growing vectors are compared in the sealed index's space
+        self._growing_space = None if self._transform is None or not len(self.growing_ids) else \
+            self._transform.apply(np.ascontiguousarray(self.growing_vectors))
+        self._selector = None
+        if len(self.deleted):  # built once per version, read-only while searched
+            batch = faiss.IDSelectorBatch(self.deleted)
+            self._selector = faiss.IDSelectorNot(batch)
+            self._selector.referenced = batch  # the Not holds a raw pointer: keep the batch alive
+
+    @property
+    def ntotal(self) -> int:
+        """Live vectors: sealed ones not marked deleted, plus the growing ones."""
+        return len(self.sealed_ids) - len(self.deleted) + len(self.growing_ids)
+
+    @property
+    def pending(self) -> int:
+        """Changes not yet folded into the sealed index (growing vectors + deletion marks)."""
+        return len(self.growing_ids) + len(self.deleted)
+
+    def describe(self) -> dict[str, int]:
+        """``{"sealed", "growing", "deleted"}``: vectors per segment and deletion marks."""
+        return {"sealed": len(self.sealed_ids), "growing": len(self.growing_ids), "deleted": len(self.deleted)}
+
+    def ids(self) -> np.ndarray:
+        """Sorted (n,) int64 live ids (O(N))."""
+        live = self.sealed_ids[~np.isin(self.sealed_ids, self.deleted)] if len(self.deleted) else self.sealed_ids
+        return np.union1d(live, self.growing_ids)
+
+    def holds(self, image_id: int) -> bool:
+        """Whether ``image_id`` is live here (O(log N))."""
+        image_id = int(image_id)
+        if image_id in set(self.growing_ids.tolist()):
+            return True
+        return _contains(self.sealed_ids, image_id) and not _contains(self.deleted, image_id)
+
+    def added(self, ids: np.ndarray, vectors: np.ndarray) -> SegmentedIndex:
+        """A version with (n,) ``ids`` and their (n, d) ``vectors`` in the growing segment (O(growing))."""
+        vectors = as_vectors(vectors, self.d, name="vectors to add")
+        ids = as_ids(ids, len(vectors), name="ids to add")
+        live_sealed = np.isin(ids, self.sealed_ids) & ~np.isin(ids, self.deleted)
+        if live_sealed.any() or np.isin(ids, self.growing_ids).any():
+            raise InputError(f"id {int(ids[live_sealed | np.isin(ids, self.growing_ids)][0])} is already indexed")
+        return SegmentedIndex(self.sealed, np.concatenate([self.growing_ids, ids]),
+                              np.concatenate([self.growing_vectors, vectors]), self.deleted,
+                              sealed_ids=self.sealed_ids)
+
+    def removed(self, ids: np.ndarray) -> tuple[SegmentedIndex, int]:
+        """(a version without ``ids``, how many went): growing ones are dropped, sealed ones marked deleted
+        (O(growing + deleted + n log N)); unknown ids are skipped."""
+        ids = np.unique(np.asarray(ids, np.int64).reshape(-1))
+        in_growing = np.isin(self.growing_ids, ids)
+        sealed = ids[_contains_many(self.sealed_ids, ids) & ~np.isin(ids, self.deleted)]
+        if not in_growing.any() and not len(sealed):
+            return self, 0
+        deleted = np.union1d(self.deleted, sealed) if len(sealed) else self.deleted
+        version = SegmentedIndex(self.sealed, self.growing_ids[~in_growing], self.growing_vectors[~in_growing],
+                                 deleted, sealed_ids=self.sealed_ids)
+        return version, int(in_growing.sum()) + len(sealed)
+
+    def search(self, queries: np.ndarray, k: int, *, nprobe: int | None = None,
+               efSearch: int | None = None) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
+        """Top ``k`` of the live vectors for (q, d) float32 ``queries``: ((q, k) scores, (q, k) ids), best
+        first, padded as :func:`indexer.core.search.search` pads."""
+        from indexer.core.search import PAD_ID, search
+        from indexer.core.settings import search_parameters
+
+        params = None
+        if self._selector is not None:
+            params = search_parameters(self.sealed, nprobe=nprobe, efSearch=efSearch, selector=self._selector)
+        sealed_k = min(k, max(len(self.sealed_ids) - len(self.deleted), 0))
+        if sealed_k:
+            scores, ids = search(self.sealed, queries, sealed_k, nprobe=nprobe, efSearch=efSearch, params=params)
+        else:
+            scores = np.zeros((len(queries), 0), np.float32)
+            ids = np.zeros((len(queries), 0), np.int64)
+        if len(self.growing_ids):
+            scores, ids = _merge(scores, ids, *self._search_growing(queries, k), self.inner_product)
+        if ids.shape[1] < k:  # fewer live vectors than k: pad as FAISS does
+            pad = k - ids.shape[1]
+            worst = -np.inf if self.inner_product else np.inf
+            scores = np.hstack([scores, np.full((len(queries), pad), worst, np.float32)])
+            ids = np.hstack([ids, np.full((len(queries), pad), PAD_ID, np.int64)])
+        return np.ascontiguousarray(scores[:, :k]), np.ascontiguousarray(ids[:, :k])
+
+    def _search_growing(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        x = np.ascontiguousarray(queries, np.float32)
+        stored = self.growing_vectors
+        if self._transform is not None:
+            x, stored = self._transform.apply(x), self._growing_space
+        if self.inner_product:
+            scores = x @ stored.T
+        else:
+            scores = -(np.sum(x * x, 1)[:, None] - 2 * x @ stored.T + np.sum(stored ** 2, 1)[None, :])
+        k = min(k, scores.shape[1])
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else np.argsort(-scores, axis=1)
+        best = np.take_along_axis(scores, top, 1)
+        order = np.argsort(-best, axis=1, kind="stable")
+        top, best = np.take_along_axis(top, order, 1), np.take_along_axis(best, order, 1)
+        return (best if self.inner_product else -best).astype(np.float32), self.growing_ids[top]
+
+
+def fold(index: SegmentedIndex, *, copy: bool = True, sidecar: dict | None = None) -> Any:
+    """A sealed FAISS index holding exactly ``index``'s live vectors: the sealed index (cloned when
+    ``copy``, else changed in place) without the deleted ids, with the growing vectors added.
+
+    An HNSW graph cannot delete: its sealed ids marked deleted are rebuilt away from its own vectors, which
+    needs the index's ``sidecar`` (its build params, see :func:`indexer.core.build.remove_from_index`).
+    """
+    from indexer.core.build import add_vectors, copy_index, remove_from_index
+
+    sealed = copy_index(index.sealed) if copy else index.sealed
+    if len(index.deleted):
+        if sidecar is None:
+            from indexer.core.factory import find_hnsw
+
+            if find_hnsw(sealed) is not None:
+                raise InputError("folding deletions into an HNSW graph rebuilds it: pass its sidecar")
+        sealed, _ = remove_from_index(sealed, sidecar or {}, index.deleted)
+    if len(index.growing_ids):
+        add_vectors(sealed, index.growing_vectors, index.growing_ids)
+    return sealed
+
+
+def _transform_of(sealed: Any) -> Any:
+    """The sealed index's vector transform (PCA, normalisation) when it has one, else None."""
+    import faiss
+
+    current = faiss.downcast_index(sealed)
+    while isinstance(current, (faiss.IndexIDMap, faiss.IndexIDMap2)):
+        current = faiss.downcast_index(current.index)
+    if not isinstance(current, faiss.IndexPreTransform):
+        return None
+    return _Chain([current.chain.at(i) for i in range(current.chain.size())])
+
+
+class _Chain:
+    """A transform's steps applied in order to (n, d) float32 rows (FAISS's own ``apply``)."""
+
+    def __init__(self, steps: list[Any]) -> None:
+        self.steps = steps
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        for step in self.steps:
+            x = step.apply(np.ascontiguousarray(x, np.float32))
+        return x
+
+
+def _contains(sorted_ids: np.ndarray, value: int) -> bool:
+    position = int(np.searchsorted(sorted_ids, value))
+    return position < len(sorted_ids) and int(sorted_ids[position]) == value
+
+
+def _contains_many(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    if not len(sorted_ids):
+        return np.zeros(len(values), bool)
+    positions = np.minimum(np.searchsorted(sorted_ids, values), len(sorted_ids) - 1)
+    return sorted_ids[positions] == values
+
+
+def _merge(scores_a: np.ndarray, ids_a: np.ndarray, scores_b: np.ndarray, ids_b: np.ndarray,
+           inner_product: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Two (q, *) result lists merged best first (padding ids sort last)."""
+    scores = np.hstack([scores_a, scores_b])
+    ids = np.hstack([ids_a, ids_b])
+    key = np.where(ids < 0, np.inf, -scores if inner_product else scores)
+    order = np.argsort(key, axis=1, kind="stable")
+    return np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)

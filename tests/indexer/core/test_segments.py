@@ -1,0 +1,95 @@
+"""Segments: a sealed index, a growing segment and deletion marks answer as one index over the live set."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from indexer.core.build import build_index
+from indexer.core.errors import InputError
+from indexer.core.factory import IndexParams
+from indexer.core.search import exact_search, search
+from indexer.core.segments import SegmentedIndex, fold
+
+KINDS = ["flat", "pca", "ivf", "pca-ivf", "hnsw", "ivfsq"]
+
+
+def _unit(n: int, d: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _live_set(seed: int = 0):
+    sealed_x, new_x = _unit(1500, 24, seed), _unit(60, 24, seed + 1)
+    sealed_ids = np.arange(1500, dtype=np.int64) * 2 + 5
+    new_ids = np.arange(60, dtype=np.int64) * 2 + 4000
+    rng = np.random.default_rng(seed)
+    gone = np.concatenate([rng.choice(sealed_ids, 200, replace=False), new_ids[:10]])
+    return sealed_x, sealed_ids, new_x, new_ids, gone
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_segments_answer_as_one_index_over_the_live_set(kind):
+    sealed_x, sealed_ids, new_x, new_ids, gone = _live_set()
+    index, _ = build_index(IndexParams(kind=kind, nlist=8, pca_dim=16, seed=0), sealed_x, sealed_ids)
+    segmented = SegmentedIndex(index).added(new_ids, new_x)
+    segmented, removed = segmented.removed(np.concatenate([gone, [999_999]]))
+    assert removed == len(gone) and segmented.describe() == {"sealed": 1500, "growing": 50, "deleted": 200}
+    live_ids = np.concatenate([sealed_ids, new_ids])
+    live_x = np.concatenate([sealed_x, new_x])
+    keep = ~np.isin(live_ids, gone)
+    assert segmented.ntotal == keep.sum() and np.array_equal(segmented.ids(), np.sort(live_ids[keep]))
+    queries = np.concatenate([new_x[10:15], sealed_x[:5]])
+    knobs = {"nprobe": 8} if "ivf" in kind else {"efSearch": 400} if kind == "hnsw" else {}
+    scores, ids = search(segmented, queries, 10, **knobs)
+    assert not np.isin(ids, gone).any(), "a deleted id came back"
+    # the same answers as one sealed index of the live set (exact kinds: the same ids)
+    folded = fold(segmented, sidecar={"params": IndexParams(kind=kind, nlist=8, pca_dim=16).to_dict()})
+    _, truth = search(folded, queries, 10, **knobs)
+    overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, truth)])
+    assert overlap >= (1.0 if kind in ("flat", "pca") else 0.95), (kind, overlap)
+    _, exact = exact_search(live_x[keep], live_ids[keep], queries, 10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, exact)])
+    assert recall >= (0.4 if kind.startswith("pca") else 0.9), (kind, recall)  # 24 -> 16 dims of noise
+    assert np.all(np.diff(scores, axis=1) <= 1e-6), "best first"
+
+
+def test_versions_are_immutable_and_share_the_sealed_index():
+    sealed_x, sealed_ids, new_x, new_ids, _ = _live_set()
+    index, _ = build_index(IndexParams(kind="flat"), sealed_x, sealed_ids)
+    first = SegmentedIndex(index)
+    second = first.added(new_ids[:3], new_x[:3])
+    third, _ = second.removed(sealed_ids[:1])
+    assert first.ntotal == 1500 and second.ntotal == 1503 and third.ntotal == 1502
+    assert second.sealed is first.sealed is third.sealed and index.ntotal == 1500
+    assert search(first, new_x[:1], 1)[1][0, 0] != new_ids[0]
+    assert search(second, new_x[:1], 1)[1][0, 0] == new_ids[0]
+    assert search(second, sealed_x[:1], 1)[1][0, 0] == sealed_ids[0]
+    assert search(third, sealed_x[:1], 1)[1][0, 0] != sealed_ids[0]
+    with pytest.raises(InputError, match="already indexed"):
+        second.added(new_ids[:1], new_x[:1])
+    again = third.added(sealed_ids[:1], sealed_x[:1])  # a deleted id may come back as a new vector
+    assert search(again, sealed_x[:1], 1)[1][0, 0] == sealed_ids[0]
+
+
+def test_fewer_live_vectors_than_k_are_padded():
+    x = _unit(4, 8, 3)
+    index, _ = build_index(IndexParams(kind="flat"), x, np.arange(4, dtype=np.int64))
+    segmented, _ = SegmentedIndex(index).removed(np.array([0, 1, 2]))
+    segmented = segmented.added(np.array([9]), _unit(1, 8, 4))
+    scores, ids = search(segmented, x[:1], 5)
+    assert ids[0].tolist()[2:] == [-1, -1, -1] and sorted(ids[0, :2].tolist()) == [3, 9]
+    assert np.isinf(scores[0, 2:]).all()
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
+def test_fold_gives_a_sealed_index_of_the_live_set(kind):
+    sealed_x, sealed_ids, new_x, new_ids, gone = _live_set(1)
+    params = IndexParams(kind=kind, nlist=8, seed=0)
+    index, _ = build_index(params, sealed_x, sealed_ids)
+    segmented, _ = SegmentedIndex(index).added(new_ids, new_x).removed(gone)
+    folded = fold(segmented, sidecar={"params": params.to_dict(), "search_params": {}})
+    assert index.ntotal == 1500, "the sealed index is left as it was"
+    from indexer.core.membership import indexed_ids
+
+    assert np.array_equal(indexed_ids(folded), segmented.ids())
