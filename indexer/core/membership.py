@@ -12,9 +12,7 @@ def indexed_ids(index: Any) -> np.ndarray:
     import faiss
 
     from indexer.core.factory import find_ivf
-    from indexer.core.segments import SegmentedIndex
-
-    if isinstance(index, SegmentedIndex):
+    if getattr(type(index), "segmented", False):  # a SegmentedIndex (indexer.core.segments)
         return index.ids()
     if isinstance(index, (faiss.IndexIDMap, faiss.IndexIDMap2)):
         return np.sort(faiss.vector_to_array(index.id_map).astype(np.int64))

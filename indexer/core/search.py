@@ -15,7 +15,6 @@ import numpy as np
 
 from indexer.core.arrays import as_ids, as_vectors, check_k
 from indexer.core.errors import IndexerError, InputError
-from indexer.core.segments import SegmentedIndex
 from indexer.core.settings import search_parameters
 
 PAD_ID = -1
@@ -86,7 +85,7 @@ def search(
     converted and checked by :func:`indexer.core.arrays.as_vectors`. An empty index is noticed
     from FAISS's padding rather than asked for on every call.
     """
-    if type(index) is SegmentedIndex:  # a sealed index with a growing segment and deletion marks
+    if getattr(type(index), "segmented", False):  # a SegmentedIndex (indexer.core.segments): it merges its parts
         if params is not None:
             raise InputError("a segmented index takes nprobe / efSearch, not prepared parameters")
         return index.search(as_vectors(queries, index.d, name="query vectors"), check_k(k), nprobe=nprobe,

@@ -26,6 +26,8 @@ class SegmentedIndex:
     index; versions made by :meth:`added` / :meth:`removed` reuse it).
     """
 
+    segmented = True  # what indexer.core.search and indexer.core.membership look for (they import nothing of here)
+
     def __init__(self, sealed: Any, growing_ids: np.ndarray | None = None, growing_vectors: np.ndarray | None = None,
                  deleted: np.ndarray | None = None, *, sealed_ids: np.ndarray | None = None) -> None:
         import faiss
