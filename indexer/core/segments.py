@@ -23,13 +23,15 @@ class SegmentedIndex:
     """``sealed`` (a FAISS index with ids) + growing ``(ids, vectors)`` + ``deleted`` marks on sealed ids.
 
     ``sealed_ids``: the sorted ids the sealed index holds (computed when omitted, O(N) once per sealed
-    index; versions made by :meth:`added` / :meth:`removed` reuse it).
+    index; versions made by :meth:`added` / :meth:`removed` reuse it). ``selector``: the FAISS selector of
+    exactly these ``deleted`` marks, when a version already made it.
     """
 
     segmented = True  # what indexer.core.search and indexer.core.membership look for (they import nothing of here)
 
     def __init__(self, sealed: Any, growing_ids: np.ndarray | None = None, growing_vectors: np.ndarray | None = None,
-                 deleted: np.ndarray | None = None, *, sealed_ids: np.ndarray | None = None) -> None:
+                 deleted: np.ndarray | None = None, *, sealed_ids: np.ndarray | None = None,
+                 selector: Any | None = None) -> None:
         import faiss
 
         from indexer.core.membership import indexed_ids
@@ -45,8 +47,8 @@ class SegmentedIndex:
         self._transform = _transform_of(sealed)  # growing vectors are compared in the sealed index's space
         self._growing_space = None if self._transform is None or not len(self.growing_ids) else \
             self._transform.apply(np.ascontiguousarray(self.growing_vectors))
-        self._selector = None
-        if len(self.deleted):  # built once per version, read-only while searched
+        self._selector = selector  # a version with the same deletion marks shares its selector
+        if selector is None and len(self.deleted):  # built once per set of marks, read-only while searched
             batch = faiss.IDSelectorBatch(self.deleted)
             self._selector = faiss.IDSelectorNot(batch)
             self._selector.referenced = batch  # the Not holds a raw pointer: keep the batch alive
@@ -81,12 +83,13 @@ class SegmentedIndex:
         """A version with (n,) ``ids`` and their (n, d) ``vectors`` in the growing segment (O(growing))."""
         vectors = as_vectors(vectors, self.d, name="vectors to add")
         ids = as_ids(ids, len(vectors), name="ids to add")
-        live_sealed = np.isin(ids, self.sealed_ids) & ~np.isin(ids, self.deleted)
-        if live_sealed.any() or np.isin(ids, self.growing_ids).any():
-            raise InputError(f"id {int(ids[live_sealed | np.isin(ids, self.growing_ids)][0])} is already indexed")
+        taken = (_contains_many(self.sealed_ids, ids) & ~_contains_many(self.deleted, ids)) \
+            | np.isin(ids, self.growing_ids)
+        if taken.any():
+            raise InputError(f"id {int(ids[taken][0])} is already indexed")
         return SegmentedIndex(self.sealed, np.concatenate([self.growing_ids, ids]),
                               np.concatenate([self.growing_vectors, vectors]), self.deleted,
-                              sealed_ids=self.sealed_ids)
+                              sealed_ids=self.sealed_ids, selector=self._selector)
 
     def removed(self, ids: np.ndarray) -> tuple[SegmentedIndex, int]:
         """(a version without ``ids``, how many went): growing ones are dropped, sealed ones marked deleted
