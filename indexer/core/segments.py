@@ -168,6 +168,18 @@ def fold(index: SegmentedIndex, *, copy: bool = True, sidecar: dict | None = Non
     return sealed
 
 
+def rebase(snapshot: SegmentedIndex, current: SegmentedIndex, sealed: Any,
+           sealed_ids: np.ndarray | None = None) -> SegmentedIndex:
+    """``current``'s live set over ``sealed``, the :func:`fold` of ``snapshot`` (an earlier version of the same
+    sealed index): the growing vectors added since the snapshot stay growing, and what was deleted since (sealed
+    ids, or growing ones the fold took in) is marked deleted. O(growing + deleted)."""
+    later = ~np.isin(current.growing_ids, snapshot.growing_ids)
+    deleted = np.union1d(np.setdiff1d(current.deleted, snapshot.deleted),
+                         np.setdiff1d(snapshot.growing_ids, current.growing_ids))
+    return SegmentedIndex(sealed, current.growing_ids[later], current.growing_vectors[later], deleted,
+                          sealed_ids=sealed_ids)
+
+
 def _transform_of(sealed: Any) -> Any:
     """The sealed index's vector transform (PCA, normalisation) when it has one, else None."""
     import faiss

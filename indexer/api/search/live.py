@@ -72,6 +72,7 @@ class LiveCatalog:
         self._unsaved: set[str] = set()  # held indexes changed in memory since their last save
         self._saved_at = time.monotonic()
         self.notes: list[str] = []  # the last events a face may want to show (reloads, dropped indexes)
+        self.last_compaction: dict | None = None  # index, at (epoch s), seconds, folded (changes)
         self._notify = notify
         solo_threads = min(2, os.cpu_count() or 1) if solo_threads is None else solo_threads
         try:
@@ -257,18 +258,16 @@ class LiveCatalog:
         return reloaded
 
     def flush(self) -> list[str]:
-        """Save every held index changed in memory since its last save; returns their names.
+        """Fold every held index's pending changes into its file (compaction); returns the names saved.
 
-        An index whose file another process replaced meanwhile is not overwritten: :meth:`refresh` loads
-        that file and reconciles it with the catalog (which re-applies this service's writes)."""
-        saved = []
+        Queries and writes go on meanwhile: the fold works on a snapshot and a copy of the sealed index, and
+        the new sealed index is published with the changes made since (:func:`indexer.core.segments.rebase`).
+        An index whose file another process replaced meanwhile is not overwritten: :meth:`refresh` loads that
+        file and reconciles it with the catalog (which re-applies this service's writes)."""
         with self._write_lock:
-            for name in sorted(self._unsaved):
-                if name in self.engine.held_names() and self._save(self.engine.held(name)):
-                    saved.append(name)
-            self._unsaved.clear()
+            names = sorted(self._unsaved)
             self._saved_at = time.monotonic()
-        return saved
+        return [name for name in names if self._compact(name)]
 
     def start_watching(self, interval_s: float = DEFAULT_WATCH_S) -> None:
         """Every ``interval_s`` seconds on a daemon thread until :meth:`close`: :meth:`refresh`, and
@@ -333,19 +332,40 @@ class LiveCatalog:
         return names
 
     def _save(self, held: HeldIndex) -> bool:
-        """Fold ``held``'s pending changes into a new sealed index (a copy: readers keep the old one), save it
-        under its lock (journal, catalog row) and publish it with the files' new identity; False, and nothing
-        written, when another process replaced the files since they were loaded."""
-        from indexer.core.segments import SegmentedIndex, fold
+        """Compact ``held`` now, with the write lock held (``--save-every 0``: the write returns once saved)."""
+        return self._compact(held.name)
 
-        target = IndexTarget(held.name, held.kind, held.params, held.model, held.path)
-        with writing(self.workspace, target) as (file,):
-            if file.signature() != held.signature:
+    def _compact(self, name: str) -> bool:
+        """Fold index ``name``'s pending changes into a new sealed index, save it under its lock (journal,
+        catalog row) and publish it rebased on the changes made meanwhile; False, and nothing written, when
+        another process replaced the files since they were loaded (or a refresh did meanwhile)."""
+        from indexer.core.membership import indexed_ids
+        from indexer.core.segments import fold, rebase
+
+        with self._write_lock:
+            if name not in self.engine.held_names():
                 return False
-            if not held.index.pending:
+            snapshot = self.engine.held(name)
+            if not snapshot.index.pending:
+                self._unsaved.discard(name)
                 return True
-            sealed = fold(held.index, copy=True, sidecar=held.sidecar)
-            sidecar = file.save(sealed, held.sidecar)
-            self.engine.publish(replace(held, index=SegmentedIndex(sealed), sidecar=sidecar,
-                                        signature=file.signature()))
+        started = time.perf_counter()
+        sealed = fold(snapshot.index, copy=True, sidecar=snapshot.sidecar)  # readers keep the old one
+        sealed_ids = indexed_ids(sealed)
+        target = IndexTarget(snapshot.name, snapshot.kind, snapshot.params, snapshot.model, snapshot.path)
+        with writing(self.workspace, target) as (file,):
+            if file.signature() != snapshot.signature:
+                return False
+            sidecar = file.save(sealed, snapshot.sidecar)
+            signature = file.signature()
+        with self._write_lock:
+            current = self.engine.held(name) if name in self.engine.held_names() else None
+            if current is None or current.index.sealed is not snapshot.index.sealed:
+                return False  # refreshed from another process's file meanwhile: that version stands
+            version = rebase(snapshot.index, current.index, sealed, sealed_ids)
+            self.engine.publish(replace(current, index=version, sidecar=sidecar, signature=signature))
+            if not version.pending:
+                self._unsaved.discard(name)
+            self.last_compaction = {"index": name, "at": time.time(), "seconds": time.perf_counter() - started,
+                                    "folded": snapshot.index.pending}
         return True

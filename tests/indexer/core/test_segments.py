@@ -93,3 +93,24 @@ def test_fold_gives_a_sealed_index_of_the_live_set(kind):
     from indexer.core.membership import indexed_ids
 
     assert np.array_equal(indexed_ids(folded), segmented.ids())
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
+def test_rebase_keeps_the_changes_made_while_a_fold_ran(kind):
+    from indexer.core.membership import indexed_ids
+    from indexer.core.segments import rebase
+
+    sealed_x, sealed_ids, new_x, new_ids, _ = _live_set(2)
+    params = IndexParams(kind=kind, nlist=8, seed=0)
+    index, _ = build_index(params, sealed_x, sealed_ids)
+    snapshot, _ = SegmentedIndex(index).added(new_ids[:30], new_x[:30]).removed(sealed_ids[:20])
+    folded = fold(snapshot, sidecar={"params": params.to_dict(), "search_params": {}})
+    # meanwhile: more adds, a delete of a sealed id, of an id the fold took in, of a later growing one
+    current = snapshot.added(new_ids[30:], new_x[30:])
+    current, _ = current.removed(np.array([sealed_ids[100], new_ids[3], new_ids[40]]))
+    rebased = rebase(snapshot, current, folded, indexed_ids(folded))
+    assert np.array_equal(rebased.ids(), current.ids())
+    assert rebased.describe() == {"sealed": 1510, "growing": 29, "deleted": 2}
+    _, ids = search(rebased, np.concatenate([new_x[3:4], new_x[41:42], sealed_x[100:101]]), 1,
+                    **({"efSearch": 200} if kind == "hnsw" else {"nprobe": 8} if kind == "ivf" else {}))
+    assert ids[:, 0].tolist()[1] == new_ids[41] and new_ids[3] not in ids and sealed_ids[100] not in ids
