@@ -93,6 +93,7 @@ def create_app(config: ServiceConfig, live=None) -> FastAPI:
     _add_error_handlers(app)
     _add_upload_limit(app, config.max_upload_bytes)
     add_routes(app, config, current, writer)
+    _add_metrics(app, lambda: state["live"])
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)
@@ -138,6 +139,22 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, unexpected)
+
+
+def _add_metrics(app: FastAPI, live) -> None:
+    """``GET /metrics`` (Prometheus text) and the middleware that counts and times every request."""
+    from fastapi.responses import Response
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    from indexer.service.metrics import MetricsMiddleware, ServiceMetrics
+
+    metrics = ServiceMetrics(live)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+
+    @app.get("/metrics", summary="Requests, latency, segments, compaction and memory in Prometheus text format",
+             response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+    def scrape() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 def _add_upload_limit(app: FastAPI, limit: int) -> None:

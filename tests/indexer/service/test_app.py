@@ -302,3 +302,33 @@ def test_query_and_similar_rerank_as_the_cli_does(client, trained, ws):
     assert len(similar) == 4 and image_id not in [h["id"] for h in similar]
     assert_one_line_error(client.post("/query?rerank=dba", files=upload(path)), 400, "database-side augmentation")
     assert client.post("/query?rerank=magic", files=upload(path)).status_code == 422
+
+
+def test_metrics_parse_and_count_routes_segments_and_memory(make_client, trained):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    client = make_client(flush_s=3600)
+    files = {"image": ("new.png", png_bytes((10, 200, 250)), "image/png")}
+    assert client.post("/query?k=3", files=files).status_code == 200
+    added = client.post("/images", files=files).json()["id"]
+    assert client.delete(f"/images/{catalog_id_of_first(client)}").status_code == 200
+    assert client.get("/images/999999/similar").status_code == 404
+    response = client.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(response.text) for s in family.samples}
+    assert samples[("indexer_requests_total", (("method", "POST"), ("route", "/query"), ("status", "200")))] == 1
+    assert samples[("indexer_errors_total", (("method", "GET"), ("route", "/images/{image_id}/similar")))] == 1
+    assert samples[("indexer_request_seconds_count", (("method", "POST"), ("route", "/images")))] == 1
+    assert samples[("indexer_index_vectors", (("index", "flat"), ("segment", "growing")))] == 1
+    assert samples[("indexer_index_deletions_pending", (("index", "flat"),))] == 1
+    assert samples[("indexer_index_live_vectors", (("index", "flat"),))] == 24
+    assert samples[("indexer_index_unsaved", (("index", "flat"),))] == 1
+    assert samples[("indexer_last_compaction_timestamp_seconds", ())] == 0
+    assert samples[("process_resident_memory_bytes", ())] > 10_000_000
+    assert added > 0
+
+
+def catalog_id_of_first(client) -> int:
+    """The id of the first result for a stored image (some catalogued image)."""
+    return client.get("/images/1/similar?k=1").json()["results"][0]["id"]
