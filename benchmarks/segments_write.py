@@ -41,6 +41,25 @@ def _ms(function, repeat: int) -> float:
     return statistics.median(times)
 
 
+def _time_rounds(index, version, served, one: tuple, last_id, queries, nprobe: dict, rounds: int) -> dict:
+    """Each operation's median ms per round, the rounds interleaved (one FAISS thread)."""
+    rows: dict[str, list[float]] = {"copy": [], "segment add": [], "segment delete": [], "served vectors": [],
+                                    "query sealed": [], "query segments": []}
+    one_id, vector = one
+    with faiss_threads(1):
+        for round_ in range(rounds):
+            print(f"  round {round_ + 1}/{rounds}", file=sys.stderr, flush=True)
+            rows["copy"].append(_ms(lambda: add_vectors(copy_index(index), vector, one_id), 1))
+            rows["segment add"].append(_ms(lambda: version.added(one_id, vector), 20))
+            rows["segment delete"].append(_ms(lambda: version.removed(last_id), 20))
+            rows["served vectors"].append(_ms(lambda: served.changed(add=(one_id, vector)), 20))
+            rows["query sealed"].append(statistics.median(
+                _ms(lambda q=q: search(index, q[None], 10, **nprobe), 1) for q in queries))
+            rows["query segments"].append(statistics.median(
+                _ms(lambda q=q: search(version, q[None], 10, **nprobe), 1) for q in queries))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000)
@@ -68,20 +87,8 @@ def main() -> None:
         version = SegmentedIndex(index).added(extra_ids[:-1], extra[:-1])
         version, _ = version.removed(gone)
         one_id, one = extra_ids[-1:], extra[-1:]
-        rows: dict[str, list[float]] = {"copy": [], "segment add": [], "segment delete": [], "served vectors": [],
-                                        "query sealed": [], "query segments": []}
         queries = data.queries[:200]
-        with faiss_threads(1):
-            for round_ in range(args.rounds):
-                print(f"  round {round_ + 1}/{args.rounds}", file=sys.stderr, flush=True)
-                rows["copy"].append(_ms(lambda: add_vectors(copy_index(index), one, one_id), 1))
-                rows["segment add"].append(_ms(lambda: version.added(one_id, one), 20))
-                rows["segment delete"].append(_ms(lambda: version.removed(base_ids[-1:]), 20))
-                rows["served vectors"].append(_ms(lambda: served.changed(add=(one_id, one)), 20))
-                rows["query sealed"].append(statistics.median(
-                    _ms(lambda q=q: search(index, q[None], 10, **nprobe), 1) for q in queries))
-                rows["query segments"].append(statistics.median(
-                    _ms(lambda q=q: search(version, q[None], 10, **nprobe), 1) for q in queries))
+        rows = _time_rounds(index, version, served, (one_id, one), base_ids[-1:], queries, nprobe, args.rounds)
         live = ~np.isin(base_ids, gone)
         _, truth = exact_search(np.concatenate([base[live], extra[:-1]]),
                                 np.concatenate([base_ids[live], extra_ids[:-1]]), queries, 10)
