@@ -25,7 +25,7 @@ def test_a_killed_service_loses_no_acknowledged_write(ws, server_factory):
         server = server_factory(ws, "--index", "flat", "--save-every", "0.2")
         added, deleted, stop = [], [], threading.Event()
 
-        def burst(server=server, rng=rng, added=added, deleted=deleted, stop=stop) -> None:
+        def burst(server=server, rng=rng, added=added, deleted=deleted, stop=stop, seed=seed) -> None:
             i = 0
             while not stop.is_set():
                 i += 1
