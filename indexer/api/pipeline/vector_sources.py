@@ -26,6 +26,7 @@ from indexer.core.errors import InputError, MissingDependencyError
 FORMATS = ("parquet", "npy")
 PATH, VECTOR, LABEL, SPLIT = "path", "vector", "label", "split"
 NPY_VECTORS, NPY_META = "vectors.npy", "meta.csv"
+READ_BUFFER = 1 << 20  # bytes: Parquet is read through a buffered stream, not whole column chunks at once
 PYARROW_HELP = "import of a Parquet file needs pyarrow, which is not installed: pip install pyarrow"
 
 __all__ = ["FORMATS", "SourceBatch", "VectorSource", "open_source"]
@@ -94,7 +95,9 @@ class ParquetFile(VectorSource):
             raise MissingDependencyError(PYARROW_HELP) from None
         self.path, self.name = path, str(path)
         try:
-            self.file = pq.ParquetFile(path)
+            # pre_buffer (pyarrow's default) keeps every column chunk read so far until the file is closed: off,
+            # so memory is one row group's, however many there are
+            self.file = pq.ParquetFile(path, pre_buffer=False, buffer_size=READ_BUFFER)
         except OSError as exc:
             raise InputError(f"{path}: cannot read it ({exc.strerror or exc})") from None
         except (pa.ArrowException, ValueError) as exc:
