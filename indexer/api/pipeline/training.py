@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from indexer.api.registry.images import is_imported
+from indexer.api.registry.images import is_imported, rows_to_embed
 from indexer.api.workspace import Workspace, check_artifact_name
 from indexer.core.errors import InputError
 from indexer.core.files import copy_file, write_json
@@ -142,7 +142,7 @@ def embed(workspace: Workspace, model_name: str, *, batch_size: int = 128, progr
             f"model {model_name!r} holds imported vectors: there is nothing to embed (add vectors with "
             f"'indexer import FILE --model {model_name}')"])
     store = EmbeddingStore(store_dir)
-    items = [(row.id, row.path) for row in rows if not is_imported(row)]
+    items = [(row.id, row.path) for row in rows_to_embed(model, rows)]
     with store.locked():  # a second embedder of this model (embed, build) waits, then finds the vectors there
         if engine == "ray":
             from indexer.api.pipeline.ray_embed import embed_on_ray

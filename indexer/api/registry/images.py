@@ -9,17 +9,18 @@ Image models never embed them; only the external model they were imported into h
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
 
 from indexer.api.workspace import Workspace
 from indexer.core.errors import NotFoundError
 from indexer.datasets.folders import has_image_extension
-from storage.catalog import ImageRow
+from storage.catalog import ArtifactRow, ImageRow
 
 IMPORTED_FORMAT = "external"
 HASH_PREFIX = "external:"
 
-__all__ = ["IMPORTED_FORMAT", "imported_sha256", "is_imported", "served_image"]
+__all__ = ["IMPORTED_FORMAT", "imported_sha256", "is_imported", "rows_to_embed", "served_image"]
 
 
 def imported_sha256(path: str) -> str:
@@ -30,6 +31,16 @@ def imported_sha256(path: str) -> str:
 def is_imported(row: ImageRow) -> bool:
     """True for a row ``indexer import`` catalogued (a vector with no image file behind it)."""
     return row.format == IMPORTED_FORMAT and row.sha256 == imported_sha256(row.path)
+
+
+def rows_to_embed(model: ArtifactRow, rows: Iterable[ImageRow]) -> list[ImageRow]:
+    """The rows of ``rows`` that ``model`` can embed: none for an external model (its vectors are imported),
+    every row but imported vectors for an image model (they have no image file to open)."""
+    from models.embedders import EXTERNAL, embedder_kind
+
+    if embedder_kind(model.params) == EXTERNAL:
+        return []
+    return [row for row in rows if not is_imported(row)]
 
 
 def served_image(workspace: Workspace, image_id: int) -> ImageRow:

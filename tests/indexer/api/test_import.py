@@ -452,11 +452,38 @@ def test_served_image_says_an_imported_row_has_no_file(sample, tmp_path):
         served_image(workspace, 999)
 
 
-def test_the_import_command_reads_from_a_copied_workspace(sample, tmp_path, cli):
-    """The model's record and store travel with the workspace (cp -r), like every other artifact."""
+def test_an_imported_model_travels_with_a_copy_and_a_backup_of_the_workspace(sample, tmp_path, cli):
+    """The model's record and store are copied by cp -r and by 'indexer backup', like every other artifact."""
     file = sample[0]
     assert cli("import", str(file), workspace=tmp_path / "ws").exit_code == 0
     shutil.copytree(tmp_path / "ws", tmp_path / "copy")
-    result = cli("import", str(file), workspace=tmp_path / "copy")
-    assert result.exit_code == 0 and "resumed: 2000 already imported" in result.output
-    run(tmp_path / "copy", "build", "--index", "flat", "--model", "vecs")
+    assert cli("backup", str(tmp_path / "backup"), workspace=tmp_path / "ws").exit_code == 0
+    for copy in (tmp_path / "copy", tmp_path / "backup"):
+        result = cli("import", str(file), workspace=copy)
+        assert result.exit_code == 0 and "resumed: 2000 already imported" in result.output
+        assert (copy / "models" / "vecs" / "external.json").is_file()
+        run(copy, "build", "--index", "flat", "--model", "vecs")
+        assert '"inconsistencies": []' in cli("status", "--json", workspace=copy).output
+
+
+def test_import_resume_and_the_catalogs_widths_on_each_database(tmp_path, db_url):
+    """SQLite and PostgreSQL alike: ids come back in row order, a rerun skips, a split wider than the catalog's
+    column (PostgreSQL would refuse it mid-import) is refused before anything is written."""
+    from indexer.api import InputError, Workspace, import_vectors
+
+    vectors, which = clustered(900, seed=6)
+    paths = [f"db/{i}" for i in range(900)]
+    file = write_parquet(tmp_path / "db.parquet", paths, vectors, labels=[f"c{w}" for w in which],
+                         splits=["train"] * 900)
+    workspace = Workspace.at(tmp_path / "ws", db_url)
+    assert import_vectors(workspace, file, batch_rows=400, progress=False).rows == 900
+    assert import_vectors(workspace, file, batch_rows=400, progress=False).skipped_existing == 900
+    ids, got = stored(tmp_path / "ws", "db")
+    with workspace.catalog() as catalog:
+        rows = catalog.images_by_ids(ids.tolist())
+    assert [rows[int(i)].path for i in ids] == paths and np.array_equal(got, vectors)
+    wide = write_parquet(tmp_path / "wide.parquet", ["w/0", "w/1"], vectors[:2], splits=["train", "s" * 33])
+    with pytest.raises(InputError, match=r"wide.parquet: row 1: split longer than 32 characters"):
+        import_vectors(workspace, wide, progress=False)
+    with workspace.catalog() as catalog:
+        assert catalog.summary().images_total == 900
