@@ -16,13 +16,14 @@ from models.preprocess import PreprocessSpec, load_and_preprocess
 
 @dataclass
 class EmbedReport:
-    """Outcome of :func:`embed_items`; ``failed`` holds ``(id, path, reason)``."""
+    """Outcome of :func:`embed_items`; ``failed`` holds ``(id, path, reason)``; ``notes``: lines worth showing."""
 
     embedded: int
     skipped_existing: int
     failed: list[tuple[int, str, str]] = field(default_factory=list)
     seconds: float = 0.0
     images_per_s: float = 0.0
+    notes: list[str] = field(default_factory=list)
 
 
 class _ItemDataset:

@@ -1,9 +1,11 @@
 """Query-time embedders, one per kind of model, behind one interface; none imports torch.
 
 A registered model's params say its kind (``"embedder"``): ``"onnx"`` (the learned networks,
-exported at training time; the default for models registered before kinds existed) or
-``"sift-vlad"`` (:mod:`models.sift_vlad`). Each embedder has ``dim`` and
-``embed_images(list of PIL images) -> (n, dim) float32``, L2-normalised.
+exported at training time; the default for models registered before kinds existed),
+``"sift-vlad"`` (:mod:`models.sift_vlad`) or ``"external"`` (vectors imported from a file, made
+elsewhere: no embedder exists, so its ``load``/``embed_images`` refuse with a ModelError that says
+how to query it). Each embedder has ``dim`` and ``embed_images(list of PIL images) -> (n, dim)
+float32``, L2-normalised.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from models.errors import CheckpointError, ImageError, ModelError
 
 ONNX = "onnx"
 SIFT_VLAD = "sift-vlad"
-EMBEDDER_KINDS = (ONNX, SIFT_VLAD)
+EXTERNAL = "external"
+EMBEDDER_KINDS = (ONNX, SIFT_VLAD, EXTERNAL)
 
 
 class Embedder(Protocol):
@@ -42,12 +45,28 @@ def embedder_kind(params: dict) -> str:
 
 
 def embedder_file(params: dict) -> str:
-    """The stored (workspace-relative) file the model's embedder loads."""
-    return params["sift_vlad"] if embedder_kind(params) == SIFT_VLAD else params["onnx"]
+    """The stored (workspace-relative) file the model's embedder loads (ModelError for an external model: none)."""
+    kind = embedder_kind(params)
+    if kind == EXTERNAL:
+        raise ModelError(external_message(params))
+    return params["sift_vlad"] if kind == SIFT_VLAD else params["onnx"]
+
+
+def external_message(params: dict) -> str:
+    """Why an external model cannot embed an image, and how to query it instead."""
+    name = params.get("name", "?")
+    return (f"model {name!r} takes vectors, not images: query it with a vector (POST /query with JSON, or the "
+            "Python API's hits_for_vectors)")
 
 
 def open_embedder(params: dict, resolve: Callable[[str], Path], *, threads: int = 1) -> Embedder:
-    """The embedder of a model with registered ``params``; ``resolve`` maps stored paths to files."""
+    """The embedder of a model with registered ``params``; ``resolve`` maps stored paths to files.
+
+    An external model (imported vectors) gets an embedder that has its ``dim`` and refuses every image with a
+    ModelError saying to query with a vector, so a query engine over it still opens and answers vectors and ids.
+    """
+    if embedder_kind(params) == EXTERNAL:
+        return _ExternalEmbedder(params)
     path = resolve(embedder_file(params))
     if not Path(path).is_file():
         raise CheckpointError(f"model file {str(path)!r} not found; train the model again")
@@ -78,6 +97,23 @@ class _SiftVladEmbedder:
 
     def embed_images(self, images: Sequence) -> np.ndarray:
         return self.model.embed_images(images)
+
+
+class _ExternalEmbedder:
+    """Imported vectors have no embedder: every image is refused with the one message."""
+
+    def __init__(self, params: dict) -> None:
+        self.params = params
+        self.dim = int(params["dim"])
+
+    def load(self, path: str | os.PathLike[str]):
+        raise ModelError(external_message(self.params))
+
+    def load_bytes(self, data: bytes, name: str):
+        raise ModelError(external_message(self.params))
+
+    def embed_images(self, images: Sequence) -> np.ndarray:
+        raise ModelError(external_message(self.params))
 
 
 def embed_with(embedder: Embedder, items: Sequence[tuple[int, str]], store, *, batch_size: int = 64,

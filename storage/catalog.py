@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Engine, delete, func, select, text
+from sqlalchemy import Engine, delete, func, insert, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage.errors import CatalogError, NotInCatalogError
@@ -131,6 +132,21 @@ class Catalog:
         values = {"created_at": now, "updated_at": now, **fields, "path": path}
         return self._insert_ignoring_conflicts(Image, values).scalar()
 
+    def add_images(self, rows: Sequence[dict]) -> list[int]:
+        """Insert many images in the open transaction (one statement per few hundred rows); their ids, in the
+        order of ``rows``. Every row needs ``path`` and ``status``; a path already catalogued fails the whole
+        statement (the unique index), so the caller's transaction rolls back."""
+        if not rows:
+            return []
+        now = utcnow()
+        values = [{"created_at": now, "updated_at": now, **row} for row in rows]
+        statement = insert(Image).returning(Image.id, sort_by_parameter_order=True)
+        try:
+            return [int(image_id) for image_id in self.session.scalars(statement, values)]
+        except IntegrityError:
+            raise CatalogError(f"one of {len(rows)} new images' paths is already in the catalog "
+                               f"(first: {rows[0]['path']!r})") from None
+
     def path_status(self, paths: Iterable[str]) -> dict[str, tuple[int, str]]:
         """``path -> (id, status)`` for those of ``paths`` in the catalog (as committed now)."""
         wanted = list(paths)
@@ -173,6 +189,15 @@ class Catalog:
         if splits is not None:
             query = query.where(Image.split.in_(list(splits)))
         return [image_row(image) for image in self.session.scalars(query).unique()]
+
+    def count_images(self, *, status: str | None = "ok", format: str | None = None) -> int:  # noqa: A002
+        """How many images have ``status`` and ``format`` (None = any)."""
+        query = select(func.count()).select_from(Image)
+        if status is not None:
+            query = query.where(Image.status == status)
+        if format is not None:
+            query = query.where(Image.format == format)
+        return int(self.session.scalar(query) or 0)
 
     def images_by_ids(self, ids: Iterable[int]) -> dict[int, ImageRow]:
         wanted = [int(i) for i in ids]

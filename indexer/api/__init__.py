@@ -3,7 +3,7 @@
 The faces (``cli.py``, the HTTP service) call these functions and print or serve what they return.
 Its rooms: :mod:`indexer.api.registry` (what the catalog records of models and indexes, and the one
 sequence that changes an index file), :mod:`indexer.api.search` (the query engine, one-shot and live),
-:mod:`indexer.api.pipeline` (ingest, train, embed, build, remove, export, dupes, bench) and
+:mod:`indexer.api.pipeline` (ingest, train, embed, build, remove, export, import, dupes, bench) and
 :mod:`indexer.api.admin` (status, consistency, backup). Importing it loads neither torch nor faiss:
 every module imports those inside the functions that need them.
 """
@@ -35,6 +35,7 @@ from indexer.api.pipeline.dupes import DEFAULT_THRESHOLD as DEFAULT_DUPLICATE_TH
 from indexer.api.pipeline.dupes import draw_duplicates, find_duplicates
 from indexer.api.pipeline.export import FORMATS as EXPORT_FORMATS
 from indexer.api.pipeline.export import ExportOutcome, export_vectors
+from indexer.api.pipeline.import_vectors import ImportOutcome, import_vectors
 from indexer.api.pipeline.ingest import ingest_directory, ingest_flowers102
 from indexer.api.pipeline.recipes import KEPT_STAGE, RECIPE_OVERRIDES, RECIPES, Recipe, train_recipe
 from indexer.api.pipeline.remove import remove as remove_images
@@ -46,6 +47,7 @@ from indexer.api.pipeline.training import (
     train,
     train_config,
 )
+from indexer.api.pipeline.vector_sources import FORMATS as IMPORT_FORMATS
 from indexer.api.registry.indexes import catalog_vectors
 from indexer.api.registry.models import default_model_name
 from indexer.api.search.engine import MAX_K, Searcher
@@ -74,13 +76,13 @@ from models.weights import cached_imagenet_file
 __all__ = [
     "BENCH_CHOICES", "BENCH_KINDS", "BUILD_CHOICES", "DEFAULT_BENCH_KINDS", "DEFAULT_DUPLICATE_THRESHOLD",
     "DEFAULT_KIND", "DEFAULT_PCA_DIM", "DEFAULT_TARGET_RECALL", "DEFAULT_WORKSPACE", "EMBED_ENGINES",
-    "EXPORT_FORMATS", "INDEX_KINDS", "KEPT_STAGE", "LABEL_SOURCES", "LIBRARY_ERRORS", "LOSSES", "MAX_K", "MINERS",
+    "EXPORT_FORMATS", "IMPORT_FORMATS", "INDEX_KINDS", "KEPT_STAGE", "LABEL_SOURCES", "LIBRARY_ERRORS", "LOSSES", "MAX_K", "MINERS",
     "PEERS", "RECIPES", "RECIPE_OVERRIDES", "RERANK_MODES", "TTA_MODES", "Answer", "BenchReport", "BuildOutcome",
-    "CatalogStatus", "ExportOutcome", "Hit", "IndexerError", "InputError", "LiveCatalog", "MissingDependencyError",
+    "CatalogStatus", "ExportOutcome", "Hit", "ImportOutcome", "IndexerError", "InputError", "LiveCatalog", "MissingDependencyError",
     "NotFoundError", "QueryOutcome", "Recipe", "Rerank", "Searcher", "TrainOutcome", "Workspace",
     "backup_workspace", "bench_catalog", "bench_synthetic", "build_index", "cached_imagenet_file", "catalog_images",
     "catalog_status", "catalog_vectors", "content_type", "default_model_name", "derive_model", "draw_answer",
-    "draw_duplicates", "embed", "export_vectors", "find_duplicates", "ingest_directory", "ingest_flowers102",
+    "draw_duplicates", "embed", "export_vectors", "find_duplicates", "import_vectors", "ingest_directory", "ingest_flowers102",
     "prepare_output_paths", "query", "remove_images", "report_table", "train", "train_config", "train_recipe",
     "train_sift_vlad", "update_index", "upgrade_database", "write_outputs",
 ]

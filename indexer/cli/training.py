@@ -134,6 +134,8 @@ def embed(ctx: click.Context, model_name: str | None, batch_size: int, engine: s
     report = api.embed(workspace, name, batch_size=batch_size, engine=engine, address=address, actors=actors)
     for image_id, path, reason in report.failed[:MAX_PROBLEM_LINES]:
         click.echo(f"{path}: {reason} (image {image_id} skipped)", err=True)
+    for note in report.notes:
+        click.echo(f"note: {note}", err=True)
     click.echo(
         f"model {name!r}: {report.embedded} embedded, {report.skipped_existing} already embedded, "
         f"{len(report.failed)} failed ({report.images_per_s:.0f} images/s)"

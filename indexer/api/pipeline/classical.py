@@ -11,6 +11,7 @@ import shutil
 import time
 
 from indexer.api.pipeline.training import HELD_OUT_SPLIT, TrainOutcome
+from indexer.api.registry.images import is_imported
 from indexer.api.workspace import Workspace, check_artifact_name
 from indexer.core.errors import InputError
 
@@ -41,7 +42,7 @@ def train_sift_vlad(
     spec = SiftVladSpec(codebook=codebook, dim=dim, seed=seed,
                         **{key: value for key, value in chosen.items() if value is not None})
     with workspace.catalog(write=True) as catalog:
-        rows = [row for row in catalog.images() if row.split != HELD_OUT_SPLIT]
+        rows = [row for row in catalog.images() if row.split != HELD_OUT_SPLIT and not is_imported(row)]
     if not rows:
         raise InputError("the catalog has no images outside the test split to fit sift-vlad on: "
                          "run 'indexer ingest DIR' first")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.api.registry.images import IMPORTED_FORMAT
 from indexer.api.registry.models import default_model_name
 from indexer.api.workspace import Workspace
 from indexer.core.errors import InputError, MissingDependencyError
@@ -73,6 +74,7 @@ def export_vectors(
     ``model_name``: default the most recently trained model. An existing file at ``dest`` is
     replaced, only once the new one is complete.
     """
+    from models.embedders import EXTERNAL, embedder_kind
     from models.embedding_store import EmbeddingStore
 
     if format not in FORMATS:
@@ -81,8 +83,10 @@ def export_vectors(
         raise InputError(f"batch_rows must be at least 1; got {batch_rows}")
     model_name = model_name or default_model_name(workspace)
     with workspace.catalog() as catalog:
-        catalog.model(model_name)  # a clear error for an unknown name
-        images_ok = catalog.summary().images_ok
+        model = catalog.model(model_name)  # a clear error for an unknown name
+        # what the model could have embedded: every ok image but imported vectors; an external model, its own rows
+        embeddable = 0 if embedder_kind(model.params) == EXTERNAL else (
+            catalog.count_images(status="ok") - catalog.count_images(status="ok", format=IMPORTED_FORMAT))
     store = EmbeddingStore(workspace.embeddings_dir / model_name)
     if len(store) == 0 or store.dim is None:
         raise InputError(f"model {model_name!r} has embedded no images yet: run 'indexer embed --model {model_name}'")
@@ -90,7 +94,7 @@ def export_vectors(
     writer = _write_parquet if format == "parquet" else _write_npy
     rows, files = writer(lambda: _batches(workspace, store, batch_rows), dest, model_name, int(store.dim))
     return ExportOutcome(model=model_name, format=format, rows=rows, dim=int(store.dim), files=files,
-                         not_embedded=max(0, images_ok - rows))
+                         not_embedded=max(0, embeddable - rows))
 
 
 def _batches(workspace: Workspace, store, batch_rows: int) -> Iterator[_Batch]:

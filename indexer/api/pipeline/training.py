@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from indexer.api.registry.images import is_imported, rows_to_embed
 from indexer.api.workspace import Workspace, check_artifact_name
 from indexer.core.errors import InputError
 from indexer.core.files import copy_file, write_json
@@ -67,7 +68,7 @@ def train(
 
     check_artifact_name("model", config.name)
     with workspace.catalog(write=True) as catalog:
-        rows = [row for row in catalog.images() if row.label_id is not None]
+        rows = [row for row in catalog.images() if row.label_id is not None and not is_imported(row)]
     if not rows:
         raise InputError("the catalog has no labelled images to train on: run 'indexer ingest DIR' first")
     train_rows = [row for row in rows if _is_training_split(row, config)]
@@ -119,9 +120,12 @@ def embed(workspace: Workspace, model_name: str, *, batch_size: int = 128, progr
 
     Returns an :class:`models.embed.EmbedReport`: ``embedded``, ``skipped_existing``, ``failed``
     (``(id, path, reason)`` of files that broke since ingestion; they are marked ``error``), ``images_per_s``.
+
+    Imported vectors (``indexer import``) have no image file: an image model leaves those rows out, and an
+    external model has nothing to embed (a report of 0 embedded, with a note saying so).
     """
-    from models.embed import embed_items
-    from models.embedders import ONNX, embed_with, embedder_kind, open_embedder
+    from models.embed import EmbedReport, embed_items
+    from models.embedders import EXTERNAL, ONNX, embed_with, embedder_kind, open_embedder
     from models.embedding_store import EmbeddingStore
 
     if engine not in EMBED_ENGINES:
@@ -131,8 +135,14 @@ def embed(workspace: Workspace, model_name: str, *, batch_size: int = 128, progr
     with workspace.catalog(write=True) as catalog:
         model = catalog.model(model_name)
         rows = catalog.images()
-    store = EmbeddingStore(workspace.embeddings_dir / model_name)
-    items = [(row.id, row.path) for row in rows]
+    store_dir = workspace.embeddings_dir / model_name
+    if embedder_kind(model.params) == EXTERNAL:
+        stored = len(EmbeddingStore(store_dir)) if store_dir.is_dir() else 0
+        return EmbedReport(0, stored, notes=[
+            f"model {model_name!r} holds imported vectors: there is nothing to embed (add vectors with "
+            f"'indexer import FILE --model {model_name}')"])
+    store = EmbeddingStore(store_dir)
+    items = [(row.id, row.path) for row in rows_to_embed(model, rows)]
     with store.locked():  # a second embedder of this model (embed, build) waits, then finds the vectors there
         if engine == "ray":
             from indexer.api.pipeline.ray_embed import embed_on_ray
