@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from indexer import api
@@ -143,7 +143,6 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 def _add_metrics(app: FastAPI, live) -> None:
     """``GET /metrics`` (Prometheus text) and the middleware that counts and times every request."""
-    from fastapi.responses import Response
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
     from indexer.service.metrics import MetricsMiddleware, ServiceMetrics

@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, File, Form, HTTPException, Path, Query, Response, UploadFile
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Path, Query, Request, Response, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
+from starlette.datastructures import UploadFile as StarletteUpload
 
 from indexer import api
-from indexer.service.schemas import AddedOut, AnswerOut, ErrorOut, HealthOut, IndexOut, RemovedOut, StatusOut
+from indexer.service.schemas import (
+    AddedOut,
+    AnswerOut,
+    ErrorOut,
+    HealthOut,
+    IndexOut,
+    PointIn,
+    RemovedOut,
+    StatusOut,
+    VectorQueryIn,
+)
 
 ERRORS = {status: {"model": ErrorOut} for status in (400, 404, 413, 422, 500)}
 WRITE_ERRORS = {**ERRORS, 403: {"model": ErrorOut}}
+QUERY_BODIES = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": {"type": "object", "required": ["image"],
+                                       "properties": {"image": {"type": "string", "format": "binary"}}}},
+    "application/json": {"schema": VectorQueryIn.model_json_schema()},
+}}}
 
 
 def add_routes(app: FastAPI, config, current, writer) -> None:
@@ -21,20 +39,43 @@ def add_routes(app: FastAPI, config, current, writer) -> None:
     rerank_query = Query("none", pattern=f"^({'|'.join(api.RERANK_MODES)})$",
                          description="re-ranking: none, qe (query expansion), dba (an index built with it)")
 
-    def read_upload(image: UploadFile) -> bytes:
-        limit = config.max_upload_bytes
-        data = image.file.read(limit + 1)
-        if len(data) > limit:
-            raise HTTPException(413, f"{image.filename or 'upload'}: over --max-upload-mb ({config.max_upload_mb:g} MiB)")
+    def within_limit(data: bytes, name: str | None) -> bytes:
+        if len(data) > config.max_upload_bytes:
+            raise HTTPException(413, f"{name or 'upload'}: over --max-upload-mb ({config.max_upload_mb:g} MiB)")
         return data
 
-    @app.post("/query", summary="Top k catalog images for an uploaded image", response_model=AnswerOut,
-              responses=ERRORS)
-    def query(response: Response, image: Annotated[UploadFile, File()], k: int = k_query,
-              index: str | None = index_query, rerank: str = rerank_query) -> dict:
-        data = read_upload(image)
-        answer = current().search_bytes(data, image.filename or "upload", k=k, index_name=index, rerank=rerank)
+    def read_upload(image: UploadFile) -> bytes:
+        return within_limit(image.file.read(config.max_upload_bytes + 1), image.filename)
+
+    @app.post("/query", summary="Top k catalog images for an uploaded image, or for a vector sent as JSON",
+              response_model=AnswerOut, responses=ERRORS, openapi_extra=QUERY_BODIES)
+    async def query(request: Request, response: Response, k: int = k_query, index: str | None = index_query,
+                    rerank: str = rerank_query) -> dict:
+        live = current()
+        if request.headers.get("content-type", "").startswith("application/json"):
+            body = _validated(VectorQueryIn, await _json(request))
+            check_k(body.k)
+            answer = await run_in_threadpool(live.search_vector, body.vector, k=body.k or k,
+                                             index_name=body.index or index, rerank=body.rerank or rerank)
+            return _answer(answer, response)
+        form = await request.form()
+        image = form.get("image")
+        if not isinstance(image, StarletteUpload):
+            raise HTTPException(422, "image: Field required (a multipart file, or JSON {\"vector\": [...]})")
+        data = within_limit(await image.read(config.max_upload_bytes + 1), image.filename)
+        answer = await run_in_threadpool(live.search_bytes, data, image.filename or "upload", k=k, index_name=index,
+                                         rerank=rerank)
         return _answer(answer, response)
+
+    @app.post("/points", status_code=201, summary="Add a vector to a model made by 'indexer import', and index it",
+              dependencies=[Depends(writer)], response_model=AddedOut, responses=WRITE_ERRORS)
+    def add_point(point: PointIn) -> dict:  # FastAPI validates the body (422 naming the field)
+        outcome = current().add_point(point.path, point.vector, label=point.label, split=point.split)
+        return {"id": outcome.id, "path": outcome.path, "duplicate_of": None, "indexes": outcome.indexes}
+
+    def check_k(value: int | None) -> None:
+        if value is not None and not 1 <= value <= api.MAX_K:
+            raise HTTPException(422, f"k: must be in 1..{api.MAX_K}; got {value}")
 
     @app.get("/images/{image_id}/similar", summary="Top k catalog images like a catalogued one (itself excluded)",
              response_model=AnswerOut, responses=ERRORS)
@@ -79,6 +120,25 @@ def add_routes(app: FastAPI, config, current, writer) -> None:
     def healthz() -> dict:
         current()
         return {"ok": True}
+
+
+def _validated(model, body: object):
+    """``body`` as the Pydantic ``model``; 422 naming the first field that is wrong."""
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ())) or "body"
+        raise HTTPException(422, f"{where}: {first.get('msg', 'invalid')}") from None
+
+
+async def _json(request: Request) -> object:
+    try:
+        return await request.json()
+    except json.JSONDecodeError as exc:
+        raise HTTPException(400, f"the JSON body does not parse: {exc}") from None
 
 
 def _answer(answer, response: Response) -> dict:

@@ -69,3 +69,17 @@ class HealthOut(BaseModel):
 
 class ErrorOut(BaseModel):
     detail: str = Field(description="one line saying what was wrong")
+
+
+class PointIn(BaseModel):
+    path: str = Field(description="any unique string naming the item (a URL, a product id, a file path)")
+    vector: list[float] = Field(description="the item's embedding, of the served model's dimension")
+    label: str | None = None
+    split: str | None = None
+
+
+class VectorQueryIn(BaseModel):
+    vector: list[float] = Field(description="a query embedding of the served model's dimension")
+    k: int | None = Field(None, description="results to return (default: the query string's k)")
+    index: str | None = Field(None, description="index name (default: the one the service was started with)")
+    rerank: str | None = Field(None, description="none, qe or dba")

@@ -36,6 +36,22 @@ DELETE_SLACK = 4  # extra neighbours fetched: a delete commits in the catalog ju
 Rows = Mapping[int, tuple[str, str | None]]  # ok catalog images: id -> (path, label)
 
 
+def unit_vector(values: Any, dim: int) -> np.ndarray:
+    """(1, dim) float32 L2-normalised copy of one vector; InputError naming what is wrong with it."""
+    try:
+        vector = np.asarray(values, dtype=np.float64).reshape(1, -1)
+    except (TypeError, ValueError):
+        raise InputError("vector: expected a list of numbers") from None
+    if vector.shape[1] != dim:
+        raise InputError(f"vector: {vector.shape[1]} values; the model makes {dim}-dim vectors")
+    if not np.isfinite(vector).all():
+        raise InputError("vector: holds a value that is not finite (NaN or infinity)")
+    norm = float(np.linalg.norm(vector))
+    if norm == 0.0:
+        raise InputError("vector: all zeros (it has no direction to compare)")
+    return (vector / norm).astype(np.float32)
+
+
 def check_k(k: int) -> None:
     """The one rule for k, for every face: 1..MAX_K."""
     if not 1 <= k <= MAX_K:
@@ -54,7 +70,7 @@ class Searcher:
 
     def __init__(self, workspace: Workspace, index_name: str | None = None, *, threads: int = 1,
                  solo_threads: int | None = None, hold_all: bool = False, max_pixels: int | None = None) -> None:
-        from models.embedders import ONNX, embedder_kind, open_embedder
+        from models.embedders import EXTERNAL, ONNX, embedder_kind, external_message, open_embedder
 
         self.workspace = workspace
         self.max_pixels = max_pixels
@@ -72,6 +88,9 @@ class Searcher:
         stale = stale_index_message(default, model)
         self.warnings = [] if stale is None else [f"{stale}; until then results may be poor"]
         self.embedder = open_embedder(model.params, workspace.resolve, threads=threads)
+        # an external model (imported vectors) is queried with vectors; an image query is refused with this
+        self.vectors_only = external_message({"name": model.name, **model.params}) \
+            if embedder_kind(model.params) == EXTERNAL else None
         self._solo = None
         if solo_threads is not None and solo_threads > threads and embedder_kind(model.params) == ONNX:
             self._solo = open_embedder(model.params, workspace.resolve, threads=solo_threads)
@@ -167,6 +186,7 @@ class Searcher:
         from models.errors import ImageError
 
         held, rerank = self._prepare(k, rerank, index_name)
+        self._check_takes_images()
         started = time.perf_counter()
         pictures, names, failures = [], [], []
         for image in images:
@@ -219,6 +239,7 @@ class Searcher:
                      rerank: str | Rerank | None = None, nprobe: int | None = None) -> Answer:
         """Top-``k`` catalog images for an encoded image (an upload); InputError when it does not decode."""
         held, rerank = self._prepare(k, rerank, index_name)
+        self._check_takes_images()
         started = time.perf_counter()
         if self.max_pixels is None:
             name, picture = decode_query(data, name, self.embedder.load_bytes)
@@ -229,6 +250,17 @@ class Searcher:
         vector = self.embed_query(picture)
         timings = {"decode": (decoded - started) * 1e3, "embed": (time.perf_counter() - decoded) * 1e3}
         return self._search(held, [(name, None, None)], vector, k, nprobe, rerank, timings)[0]
+
+    def search_vector(self, vector: Any, *, k: int = 10, index_name: str | None = None,
+                      rerank: str | Rerank | None = None, nprobe: int | None = None) -> Answer:
+        """Top-``k`` catalog images for a query vector of the model's dimension (any model; the way to query
+        an external one), L2-normalised here as every stored vector is. InputError for a wrong length, a
+        value that is not finite, or a zero vector."""
+        held, rerank = self._prepare(k, rerank, index_name)
+        started = time.perf_counter()
+        vector = unit_vector(vector, held.index.d)
+        timings = {"decode": (time.perf_counter() - started) * 1e3, "embed": 0.0}
+        return self._search(held, [("vector", None, None)], vector, k, nprobe, rerank, timings)[0]
 
     def similar(self, image_id: int, *, k: int = 10, index_name: str | None = None,
                 rerank: str | Rerank | None = None, nprobe: int | None = None) -> Answer:
@@ -265,6 +297,10 @@ class Searcher:
         check_k(k)
         held = self.held(index_name)
         return held, check_query_rerank(rerank, Rerank.from_dict(held.sidecar.get("rerank")), held.name, held.kind)
+
+    def _check_takes_images(self) -> None:
+        if self.vectors_only is not None:
+            raise InputError(self.vectors_only)
 
     def _outcome(self, held: HeldIndex, answers: list[Answer], failures: list[str]) -> QueryOutcome:
         return QueryOutcome(held.name, self.model_name, answers, failures, list(self.warnings))

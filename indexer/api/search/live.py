@@ -34,13 +34,14 @@ from typing import Any
 
 import numpy as np
 
+from indexer.api.registry.images import IMPORTED_FORMAT, imported_sha256, rows_to_embed, served_image
 from indexer.api.registry.index_files import IndexTarget, file_signature, remove_from_index_file, writing
-from indexer.api.search.engine import Searcher
+from indexer.api.search.engine import Searcher, unit_vector
 from indexer.api.search.held import AddOutcome, HeldIndex, ServedVectors
 from indexer.api.search.results import Answer
 from indexer.api.search.uploads import UPLOADS_DIR, read_upload, store_upload
 from indexer.api.workspace import Workspace
-from indexer.core.errors import NotFoundError
+from indexer.core.errors import InputError, NotFoundError
 from indexer.core.rerank import Rerank
 from storage.catalog import ImageRow
 from storage.errors import NotInCatalogError
@@ -112,14 +113,14 @@ class LiveCatalog:
         return sorted(self._unsaved)
 
     def image(self, image_id: int) -> ImageRow:
-        """The catalog row of image ``image_id`` whose file exists (NotFoundError otherwise)."""
-        with self.workspace.catalog() as catalog:
-            row = catalog.images_by_ids([image_id]).get(int(image_id))
-        if row is None:
-            raise NotFoundError(f"no image with id {image_id} in the catalog")
-        if not Path(row.path).is_file():
-            raise NotFoundError(f"image {image_id}: its file {row.path} is gone")
-        return row
+        """The catalog row of image ``image_id`` whose file a face may serve (NotFoundError otherwise, with the
+        reason: no such row, its file is gone, or it is an imported vector)."""
+        return served_image(self.workspace, image_id)
+
+    def search_vector(self, vector: Any, *, k: int = 10, index_name: str | None = None,
+                      rerank: str | Rerank | None = None) -> Answer:
+        """Top-``k`` catalog images for a query vector (see :meth:`Searcher.search_vector`)."""
+        return self.engine.search_vector(vector, k=k, index_name=index_name, rerank=rerank)
 
     # -- writes (serialised) ---------------------------------------------------------------------------------
 
@@ -147,6 +148,37 @@ class LiveCatalog:
                     width=upload.width, height=upload.height, format=upload.format,
                     label_id=catalog.label_id(label) if label else None, split=split, status="ok",
                 )
+            engine.publish_rows({**engine.rows, image_id: (path, label)})
+            ids = np.array([image_id], dtype=np.int64)
+            EmbeddingStore(self.workspace.embeddings_dir / self.model_name).append(ids, vector)
+            engine.publish_vectors(engine.served_vectors().changed(add=(ids, vector)))
+            names = self._change_indexes(add=(ids, vector), save=self.flush_s <= 0)
+        return AddOutcome(image_id, path, None, names)
+
+    def add_point(self, path: str, vector: Any, *, label: str | None = None, split: str | None = None) -> AddOutcome:
+        """Catalogue a vector of an external model (``indexer import``'s rows, one at a time) under ``path`` (any
+        unique string) and index it; durable when this returns. InputError, and nothing written, for a model
+        that embeds images, a wrong length, a value that is not finite, a zero vector or a path already
+        catalogued."""
+        from models.embedding_store import EmbeddingStore
+
+        engine = self.engine
+        if engine.vectors_only is None:
+            raise InputError(f"model {self.model_name!r} embeds images: add with POST /images (a vector is added "
+                             "to a model made by 'indexer import')")
+        path = (path or "").strip()
+        if not path or "\0" in path:
+            raise InputError("path: expected a non-empty string without NUL characters")
+        vector = unit_vector(vector, engine.model.dim)
+        label = (label or "").strip() or None
+        split = (split or "").strip() or None
+        with self._write_lock:
+            with self.workspace.catalog(write=True) as catalog:
+                if catalog.images_by_paths([path]):
+                    raise InputError(f"path {path!r} is already in the catalog")
+                image_id = catalog.add_image(path=path, sha256=imported_sha256(path), format=IMPORTED_FORMAT,
+                                             label_id=catalog.label_id(label) if label else None, split=split,
+                                             status="ok")
             engine.publish_rows({**engine.rows, image_id: (path, label)})
             ids = np.array([image_id], dtype=np.int64)
             EmbeddingStore(self.workspace.embeddings_dir / self.model_name).append(ids, vector)
@@ -201,7 +233,7 @@ class LiveCatalog:
             store = EmbeddingStore(self.workspace.embeddings_dir / self.model_name)
             lacking = set(store.missing(ok_ids).tolist())
             pictures, new_ids = [], []
-            for row in ok_rows:
+            for row in rows_to_embed(engine.model, ok_rows):  # an external model's vectors are imported
                 if row.id in lacking:
                     try:
                         pictures.append(engine.embedder.load(row.path))  # the catalogue's loader
