@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Path, Query, Request, Response, UploadFile
@@ -14,6 +15,7 @@ from indexer import api
 from indexer.service.schemas import (
     AddedOut,
     AnswerOut,
+    CompactedOut,
     ErrorOut,
     HealthOut,
     IndexOut,
@@ -105,6 +107,14 @@ def add_routes(app: FastAPI, config, current, writer) -> None:
     def delete(image_id: int = image_id) -> dict:
         current().delete_image(image_id)
         return {"id": image_id, "removed": True}
+
+    @app.post("/compact", summary="Fold every served index's pending changes into its file now",
+              dependencies=[Depends(writer)], response_model=CompactedOut, responses=WRITE_ERRORS)
+    def compact() -> dict:
+        live = current()
+        started = time.perf_counter()
+        saved = live.flush()
+        return {"saved": saved, "seconds": round(time.perf_counter() - started, 3)}
 
     @app.get("/indexes", summary="The served indexes", response_model=list[IndexOut])
     def indexes() -> list[dict]:

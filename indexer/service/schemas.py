@@ -38,12 +38,24 @@ class RemovedOut(BaseModel):
     removed: bool
 
 
+class CompactedOut(BaseModel):
+    saved: list[str] = Field(description="the indexes whose pending changes were folded into their files")
+    seconds: float
+
+
+class SegmentsOut(BaseModel):
+    sealed: int = Field(description="vectors in the sealed index (the file's)")
+    growing: int = Field(description="vectors added since, searched exactly")
+    deleted: int = Field(description="deletion marks on sealed vectors, skipped by the search")
+
+
 class IndexOut(BaseModel):
     name: str
     kind: str = Field(description="index kind (flat, ivf, hnsw, ...)")
     model: str = Field(description="the model whose embeddings it holds")
     ntotal: int = Field(description="vectors held now, unsaved changes included")
     dim: int
+    segments: SegmentsOut
 
 
 class StatusOut(BaseModel):

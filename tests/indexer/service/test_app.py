@@ -327,6 +327,12 @@ def test_metrics_parse_and_count_routes_segments_and_memory(make_client, trained
     assert samples[("indexer_last_compaction_timestamp_seconds", ())] == 0
     assert samples[("process_resident_memory_bytes", ())] > 10_000_000
     assert added > 0
+    compacted = client.post("/compact").json()
+    assert compacted["saved"] == ["flat"]
+    assert client.get("/indexes").json()[0]["segments"] == {"sealed": 24, "growing": 0, "deleted": 0}
+    after = {s.name: s.value for family in text_string_to_metric_families(client.get("/metrics").text)
+             for s in family.samples if not s.labels}
+    assert after["indexer_last_compaction_timestamp_seconds"] > 0
 
 
 def catalog_id_of_first(client) -> int:
