@@ -1,8 +1,14 @@
 """Float32 embeddings keyed by int64 ids, on disk. numpy-only: the indexer reads it without torch.
 
-Layout: ``store.json`` (the manifest, replaced atomically) names a consolidated ``base`` part and appended
-``chunks``; each part is ``<name>.ids.npy`` + ``<name>.vectors.npy``, fully written and fsynced before the
-manifest names it. A crash therefore loses at most the chunk being written; stray files are swept later.
+Layout: ``store.json`` (the manifest, replaced atomically) names a consolidated ``base`` part, appended
+``chunks`` and the ``removed`` ids; each part is ``<name>.ids.npy`` + ``<name>.vectors.npy`` (the removed part
+has ids only), fully written and fsynced before the manifest names it. A crash therefore loses at most the part
+being written; stray files are swept later.
+
+A write costs what it changes, not the store's size: an append writes a chunk, and the chunks merge in pairs
+of similar size (so there are O(log n) of them and each row is rewritten O(log n) times); a removal records the
+ids in the removed part, and the rows themselves go at the next consolidation (:meth:`vectors`, or once the
+removed ids pass :data:`CONSOLIDATE_REMOVED` of the rows).
 
 Several processes may use one store: every public method runs under an advisory lock on ``.lock`` (shared to read,
 exclusive to write, re-reading the manifest when taken), and :meth:`locked` holds it across a whole run (``embed``)
@@ -23,6 +29,8 @@ from models.errors import ModelError
 
 MANIFEST = "store.json"
 LOCK_FILE = ".lock"
+CONSOLIDATE_REMOVED = 0.05  # removed ids, as a share of the rows, past which a removal rewrites the store
+SMALL_CHECK = 32  # up to this many ids are checked against a part by comparison, without sorting it
 
 
 class EmbeddingStore:
@@ -63,16 +71,38 @@ class EmbeddingStore:
 
     def __len__(self) -> int:
         with self.locked(exclusive=False):
-            return int(sum(len(self._load(name, "ids", mmap=True)) for name in self._parts()))
+            return len(self._ids())
 
     def ids(self) -> np.ndarray:
         """(n,) int64 ids in storage order (the row order of :meth:`vectors`)."""
         with self.locked(exclusive=False):
             return self._ids()
 
-    def _ids(self) -> np.ndarray:
+    def _all_ids(self) -> np.ndarray:
+        """Every part's ids, removed ones included, in part order (the rows of the parts' vectors)."""
         parts = [np.asarray(self._load(name, "ids", mmap=False)) for name in self._parts()]
         return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+    def _ids(self) -> np.ndarray:
+        ids = self._all_ids()
+        removed = self._removed()
+        return ids[~np.isin(ids, removed)] if len(removed) else ids
+
+    def _removed(self) -> np.ndarray:
+        name = self._manifest.get("removed")
+        return np.asarray(self._load(name, "ids", mmap=False), np.int64) if name else np.zeros(0, np.int64)
+
+    def _present(self, ids: np.ndarray) -> np.ndarray:
+        """(m,) bool: which of ``ids`` some part holds (removed ones included); a few ids are compared with each
+        part's ids directly, which costs one pass over them instead of a sort."""
+        present = np.zeros(len(ids), bool)
+        for name in self._parts():
+            part = np.asarray(self._load(name, "ids", mmap=True))
+            if len(ids) <= SMALL_CHECK:
+                present |= np.array([bool((part == value).any()) for value in ids.tolist()], dtype=bool)
+            else:
+                present |= np.isin(ids, part)
+        return present
 
     def vectors(self, mmap: bool = True) -> np.ndarray:
         """(n, D) float32, rows aligned with :meth:`ids`; consolidates appended chunks first.
@@ -80,7 +110,7 @@ class EmbeddingStore:
         With ``mmap`` the rows are mapped from a part file that a later write by another process may
         delete (the mapping stays valid on POSIX); pass ``mmap=False`` for a private copy."""
         with self.locked(exclusive=True):
-            if self._manifest["chunks"]:
+            if self._manifest["chunks"] or self._manifest.get("removed"):
                 self._consolidate(keep=None)
             if self._manifest["base"] is None:
                 return np.zeros((0, self.dim or 0), np.float32)
@@ -100,7 +130,8 @@ class EmbeddingStore:
         ids that were found.
         """
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-        found = np.zeros(len(ids), dtype=bool)
+        found = np.isin(ids, self._removed())  # removed: counted as found for the loop, cleared after it
+        gone = found.copy()
         out = np.zeros((len(ids), self.dim or 0), dtype=np.float32)
         for name in self._parts():
             part_ids = np.asarray(self._load(name, "ids", mmap=False), dtype=np.int64)
@@ -110,6 +141,7 @@ class EmbeddingStore:
                 rows = order[np.searchsorted(part_ids, ids[hit], sorter=order)]
                 out[hit] = self._load(name, "vectors", mmap=True)[rows]
                 found |= hit
+        found &= ~gone
         return found, out[found]
 
     def missing(self, ids) -> np.ndarray:
@@ -135,24 +167,41 @@ class EmbeddingStore:
                              f"{self.dim}-dim vectors")
         if len(np.unique(ids)) != len(ids):
             raise ModelError("append: duplicate ids in one call")
-        present = ids[np.isin(ids, self._ids())]
-        if len(present):
+        held = self._present(ids)
+        removed = self._removed()
+        live = held & ~np.isin(ids, removed)
+        if live.any():
+            present = ids[live]
             raise ModelError(f"append: {len(present)} id(s) already stored (e.g. {present[:5].tolist()}); "
                              "remove them first")
+        if held.any():  # an id removed but still in a part comes back: drop its old row first
+            self._consolidate(keep=None)
         name = self._new_part_name("chunk")
         self._write_part(name, ids, vectors)
-        manifest = dict(self._manifest, dim=int(vectors.shape[1]), chunks=[*self._manifest["chunks"], name])
-        self._write_manifest(manifest)
+        rows = [*self._chunk_rows(), len(ids)]
+        chunks = [*self._manifest["chunks"], name]
+        self._write_manifest(dict(self._manifest, dim=int(vectors.shape[1]), chunks=chunks, chunk_rows=rows))
+        self._merge_chunks()
 
     def remove(self, ids) -> int:
-        """Delete the rows of ``ids`` (absent ids are ignored); returns how many rows went."""
-        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        """Delete the rows of ``ids`` (absent ids are ignored); returns how many rows went. The ids are recorded
+        as removed (a write of the removed ids, not of the store); the rows go at the next consolidation."""
+        ids = np.unique(np.asarray(ids, dtype=np.int64).reshape(-1))
         with self.locked(exclusive=True):
-            keep = ~np.isin(self._ids(), ids)
-            removed = int((~keep).sum())
-            if removed:
-                self._consolidate(keep=keep)
-            return removed
+            before = self._removed()
+            going = ids[self._present(ids) & ~np.isin(ids, before)]
+            if not len(going):
+                return 0
+            removed = np.union1d(before, going)
+            name = self._new_part_name("removed")
+            self._write_ids(name, removed)
+            self._write_manifest(dict(self._manifest, removed=name))
+            self._sweep()
+            rows = sum(self._chunk_rows()) + (len(self._load(self._manifest["base"], "ids", mmap=True))
+                                              if self._manifest["base"] else 0)
+            if len(removed) > CONSOLIDATE_REMOVED * rows:
+                self._consolidate(keep=None)
+            return len(going)
 
     # -- internals -------------------------------------------------------------------------------------------
 
@@ -162,15 +211,37 @@ class EmbeddingStore:
 
     def _consolidate(self, keep: np.ndarray | None) -> None:
         parts = self._parts()
-        ids = self._ids()
+        ids = self._all_ids()
         vectors = (np.concatenate([self._load(n, "vectors", mmap=True) for n in parts]) if parts
                    else np.zeros((0, self.dim or 0), np.float32))
+        live = ~np.isin(ids, self._removed())
         if keep is not None:
-            ids, vectors = ids[keep], vectors[keep]
+            live &= keep
+        ids, vectors = ids[live], vectors[live]
         name = self._new_part_name("base")
         self._write_part(name, ids, vectors)
-        self._write_manifest(dict(self._manifest, base=name, chunks=[]))
+        self._write_manifest(dict(self._manifest, base=name, chunks=[], chunk_rows=[], removed=None))
         self._sweep()
+
+    def _chunk_rows(self) -> list[int]:
+        """Rows of each chunk (recorded in the manifest; read from the files for a store written before)."""
+        rows = self._manifest.get("chunk_rows")
+        if rows is None or len(rows) != len(self._manifest["chunks"]):
+            rows = [len(self._load(name, "ids", mmap=True)) for name in self._manifest["chunks"]]
+        return list(rows)
+
+    def _merge_chunks(self) -> None:
+        """Merge the two newest chunks while the newer holds at least as many rows as the one before."""
+        while len(self._manifest["chunks"]) >= 2:
+            *older, second, last = self._manifest["chunks"]
+            *older_rows, second_rows, last_rows = self._chunk_rows()
+            if last_rows < second_rows:
+                return
+            name = self._new_part_name("chunk")
+            self._write_concatenated(name, (second, last))
+            self._write_manifest(dict(self._manifest, chunks=[*older, name],
+                                      chunk_rows=[*older_rows, second_rows + last_rows]))
+            self._sweep()
 
     def _new_part_name(self, kind: str) -> str:
         number = self._manifest["next"]
@@ -178,12 +249,36 @@ class EmbeddingStore:
         return f"{kind}-{number:06d}"
 
     def _write_part(self, name: str, ids: np.ndarray, vectors: np.ndarray) -> None:
-        for what, array in (("ids", ids), ("vectors", np.ascontiguousarray(vectors, np.float32))):
-            path = self.directory / f"{name}.{what}.npy"
-            with open(path, "wb") as handle:
-                np.save(handle, array)
-                handle.flush()
-                os.fsync(handle.fileno())
+        self._write_ids(name, ids)
+        self._write_array(self.directory / f"{name}.vectors.npy", np.ascontiguousarray(vectors, np.float32))
+
+    def _write_concatenated(self, name: str, parts: tuple[str, ...]) -> None:
+        """Part ``name`` = ``parts`` one after the other, copied through memory maps (the rows never all sit in
+        the process's memory at once)."""
+        ids = np.concatenate([self._load(n, "ids", mmap=False) for n in parts]).astype(np.int64)
+        self._write_ids(name, ids)
+        path = self.directory / f"{name}.vectors.npy"
+        out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(len(ids), self.dim or 0))
+        row = 0
+        for part in parts:
+            block = self._load(part, "vectors", mmap=True)
+            out[row:row + len(block)] = block
+            row += len(block)
+        out.flush()
+        del out
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
+
+    def _write_ids(self, name: str, ids: np.ndarray) -> None:
+        self._write_array(self.directory / f"{name}.ids.npy", np.asarray(ids, np.int64))
+
+    @staticmethod
+    def _write_array(path: Path, array: np.ndarray) -> None:
+        # a new name the manifest does not know yet: written and fsynced in place, then named by the manifest
+        with open(path, "wb") as handle:
+            np.save(handle, array)
+            handle.flush()
+            os.fsync(handle.fileno())
 
     def _write_manifest(self, manifest: dict) -> None:
         # the folder's fsync after the rename also makes the new parts' names durable
@@ -210,7 +305,7 @@ class EmbeddingStore:
 
     def _sweep(self) -> None:
         """Delete part files the manifest no longer names (old bases, chunks, crash leftovers)."""
-        live = set(self._parts())
+        live = set(self._parts()) | ({self._manifest["removed"]} if self._manifest.get("removed") else set())
         for path in self.directory.glob("*.npy"):
             if path.name.split(".", 1)[0] not in live:
                 path.unlink(missing_ok=True)

@@ -67,3 +67,40 @@ def test_items_reads_ids_and_vectors_together(tmp_path):
     ids, vectors = store.items()
     np.testing.assert_array_equal(ids, [3, 4, 5, 9])
     np.testing.assert_array_equal(vectors, rows[[0, 2, 3, 4]])
+
+
+def test_a_removal_records_ids_and_leaves_the_rows_until_consolidation(tmp_path):
+    from models import embedding_store
+
+    store = EmbeddingStore(tmp_path / "emb")
+    rows = _vectors(100)
+    store.append(np.arange(100), rows)
+    store.vectors()  # one base part
+    base = store._manifest["base"]
+    assert store.remove([5, 7, 500]) == 2 and store.remove([5]) == 0
+    assert store._manifest["base"] == base, "the base part is not rewritten for a removal"
+    assert len(store) == 98 and 5 not in store.ids().tolist()
+    found, vectors = store.lookup([4, 5, 7, 8])
+    assert found.tolist() == [True, False, False, True]
+    np.testing.assert_array_equal(vectors, rows[[4, 8]])
+    np.testing.assert_array_equal(store.missing([5, 6]), [5])
+    store.append([5], _vectors(1, seed=3))  # a removed id may come back with a new vector
+    found, vectors = store.lookup([5])
+    np.testing.assert_array_equal(vectors, _vectors(1, seed=3))
+    many = np.arange(10, 10 + int(embedding_store.CONSOLIDATE_REMOVED * 100) + 2)
+    store.remove(many)
+    assert store._manifest.get("removed") is None, "past the threshold a removal consolidates"
+    ids, vectors = EmbeddingStore(tmp_path / "emb").items()
+    assert len(ids) == 99 - len(many) and not np.isin(many, ids).any()  # 5 came back
+
+
+def test_single_appends_merge_into_few_chunks(tmp_path):
+    store = EmbeddingStore(tmp_path / "emb")
+    rows = _vectors(200)
+    for i in range(200):
+        store.append([i], rows[i:i + 1])
+    assert len(store._manifest["chunks"]) <= 8, store._manifest["chunk_rows"]  # binary counter: popcount(200) = 3
+    assert sum(store._manifest["chunk_rows"]) == 200
+    ids, vectors = EmbeddingStore(tmp_path / "emb").items()
+    np.testing.assert_array_equal(vectors[np.argsort(ids)], rows)
+    assert len(list((tmp_path / "emb").glob("*.npy"))) == 2

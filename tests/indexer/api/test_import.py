@@ -391,8 +391,7 @@ def test_a_large_import_holds_about_one_batch(tmp_path):
 
 
 def test_build_then_a_vector_query_over_the_imported_model(sample, tmp_path, cli):
-    from indexer.api import Searcher
-    from models.errors import ModelError
+    from indexer.api import InputError, Searcher
 
     file, paths, vectors, labels, _ = sample
     root = tmp_path / "ws"
@@ -406,7 +405,7 @@ def test_build_then_a_vector_query_over_the_imported_model(sample, tmp_path, cli
     assert [answer[0].path for answer in hits] == paths[:20]  # each vector finds its own row first
     same_label = np.mean([hit.label == labels[i] for i, answer in enumerate(hits) for hit in answer])
     assert same_label > 0.9
-    with pytest.raises(ModelError, match="model 'vecs' takes vectors, not images: query it with a vector"):
+    with pytest.raises(InputError, match="model 'vecs' takes vectors, not images: query it with a vector"):
         searcher.answer([str(file)])
     status = cli("status", "--json", workspace=root)
     assert '"inconsistencies": []' in status.output
