@@ -93,6 +93,8 @@ def main() -> None:
     parser.add_argument("--writes", type=int, default=200, help="single adds (then deletes) timed")
     parser.add_argument("--workdir", default="/tmp/serve-million")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep a workspace a previous run of the same --n and --kind left in --workdir")
     args = parser.parse_args()
     import httpx
 
@@ -101,31 +103,40 @@ def main() -> None:
     from indexer.core.search import exact_search
 
     work = Path(args.workdir)
-    shutil.rmtree(work, ignore_errors=True)
-    (work / "vectors").mkdir(parents=True)
+    workspace = work / "ws"
+    reuse = args.reuse and (workspace / "indexes" / "served.json").is_file()
+    if not reuse:
+        shutil.rmtree(work, ignore_errors=True)
+    (work / "vectors").mkdir(parents=True, exist_ok=True)
     log(f"generating {args.n:,} + {args.changes:,} realistic vectors")
     data = synthetic_data(args.n + args.changes, args.dim, args.queries, 0, seed=0, data="realistic")
     base, extra, queries = data.base[:args.n], data.base[args.n:], data.queries
-    np.save(work / "vectors" / "ids.npy", np.arange(args.n, dtype=np.int64))
-    np.save(work / "vectors" / "vectors.npy", base)
-    with open(work / "vectors" / "meta.csv", "w") as handle:
-        handle.write("id,path,label,split\n")
-        handle.writelines(f"{i},item-{i},,\n" for i in range(args.n))
-    workspace = work / "ws"
-    started = time.perf_counter()
-    indexer(workspace, "import", str(work / "vectors"), "--model", "vectors")
-    import_s = time.perf_counter() - started
-    log(f"imported in {import_s:.0f} s; building {args.kind}")
-    started = time.perf_counter()
-    indexer(workspace, "build", "--index", args.kind, "--model", "vectors", "--name", "served")
-    build_s = time.perf_counter() - started
+    import_s = build_s = None
+    if not reuse:
+        np.save(work / "vectors" / "ids.npy", np.arange(args.n, dtype=np.int64))
+        np.save(work / "vectors" / "vectors.npy", base)
+        with open(work / "vectors" / "meta.csv", "w") as handle:
+            handle.write("id,path,label,split\n")
+            handle.writelines(f"{i},item-{i},,\n" for i in range(args.n))
+        started = time.perf_counter()
+        indexer(workspace, "import", str(work / "vectors"), "--model", "vectors")
+        import_s = round(time.perf_counter() - started, 1)
+        log(f"imported in {import_s:.0f} s; building {args.kind}")
+        started = time.perf_counter()
+        indexer(workspace, "build", "--index", args.kind, "--model", "vectors", "--name", "served")
+        build_s = round(time.perf_counter() - started, 1)
+        shutil.copytree(workspace, work / "ws-fresh")  # what --reuse starts from
+    else:
+        shutil.rmtree(workspace)
+        shutil.copytree(work / "ws-fresh", workspace)
+        log("reusing the imported and built workspace")
     sidecar = json.loads((workspace / "indexes" / "served.json").read_text())
     port = free_port()
     server = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "--workspace", str(workspace), "serve",
                                "--index", "served", "--port", str(port), "--save-every", "86400"],
                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    report: dict = {"n": args.n, "dim": args.dim, "kind": args.kind, "import_s": round(import_s, 1),
-                    "build_s": round(build_s, 1), "search_params": sidecar["search_params"],
+    report: dict = {"n": args.n, "dim": args.dim, "kind": args.kind, "import_s": import_s,
+                    "build_s": build_s, "search_params": sidecar["search_params"],
                     "index_bytes": sidecar.get("index_bytes")}
     try:
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600)
