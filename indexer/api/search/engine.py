@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from indexer.api.registry.indexes import served_index, stale_index_message
-from indexer.api.search.held import HeldIndex, ServedVectors
+from indexer.api.search.held import HeldIndex, KnownRows, ServedVectors
 from indexer.api.search.results import Answer, Hit, QueryOutcome
 from indexer.api.search.uploads import decode_query, read_upload
 from indexer.api.workspace import Workspace
@@ -98,7 +98,7 @@ class Searcher:
         self._held: dict[str, HeldIndex] = {row.name: self.load_held(row) for row in rows}
         self._vectors: ServedVectors | None = None  # the stored vectors, loaded on first need
         self._vectors_lock = threading.Lock()
-        self._rows: Rows = {}  # rows known without asking the catalog (the live catalog keeps them)
+        self._rows: Rows = KnownRows()  # rows known without asking the catalog (the live catalog keeps them)
 
     # -- what is held ----------------------------------------------------------------------------------------
 

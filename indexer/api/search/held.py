@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import numpy as np
 from indexer.api.registry.index_files import file_signature
 from indexer.core.errors import InputError, NotFoundError
 
-__all__ = ["AddOutcome", "HeldIndex", "ServedVectors", "file_signature"]
+__all__ = ["AddOutcome", "HeldIndex", "KnownRows", "ServedVectors", "file_signature"]
 
 CONSOLIDATE_AT = 4096  # recent rows + removals a ServedVectors version carries before it makes a new base
 
@@ -163,3 +164,45 @@ def _in_sorted(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
         return np.zeros(len(values), bool)
     positions = np.minimum(np.searchsorted(sorted_ids, values), len(sorted_ids) - 1)
     return sorted_ids[positions] == values
+
+
+class KnownRows(Mapping):
+    """The ok catalog images a search knows without asking the catalog: id -> (path, label); never modified
+    once published. A change makes a version that shares the ``base`` dict and carries the few ``recent`` rows
+    and ``removed`` ids, so a write costs what it changes; past :data:`CONSOLIDATE_AT` of them a version
+    makes a new base."""
+
+    def __init__(self, base: dict[int, tuple[str, str | None]] | None = None,
+                 recent: dict[int, tuple[str, str | None]] | None = None, removed: frozenset = frozenset()) -> None:
+        self.base, self.recent, self.removed = base or {}, recent or {}, removed
+
+    def __getitem__(self, image_id: int) -> tuple[str, str | None]:
+        if image_id in self.recent:
+            return self.recent[image_id]
+        if image_id in self.removed:
+            raise KeyError(image_id)
+        return self.base[image_id]
+
+    def __contains__(self, image_id: object) -> bool:
+        return image_id in self.recent or (image_id not in self.removed and image_id in self.base)
+
+    def __iter__(self):
+        yield from self.recent
+        yield from (i for i in self.base if i not in self.removed and i not in self.recent)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def with_row(self, image_id: int, row: tuple[str, str | None]) -> KnownRows:
+        return self._settled(KnownRows(self.base, {**self.recent, image_id: row}, self.removed - {image_id}))
+
+    def without(self, image_id: int) -> KnownRows:
+        recent = {i: row for i, row in self.recent.items() if i != image_id}
+        removed = self.removed | {image_id} if image_id in self.base else self.removed
+        return self._settled(KnownRows(self.base, recent, removed))
+
+    @staticmethod
+    def _settled(version: KnownRows) -> KnownRows:
+        if len(version.recent) + len(version.removed) <= CONSOLIDATE_AT:
+            return version
+        return KnownRows(dict(version.items()))

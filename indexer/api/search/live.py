@@ -37,7 +37,7 @@ import numpy as np
 from indexer.api.registry.images import IMPORTED_FORMAT, imported_sha256, rows_to_embed, served_image
 from indexer.api.registry.index_files import IndexTarget, file_signature, remove_from_index_file, writing
 from indexer.api.search.engine import Searcher, unit_vector
-from indexer.api.search.held import AddOutcome, HeldIndex, ServedVectors
+from indexer.api.search.held import AddOutcome, HeldIndex, KnownRows, ServedVectors
 from indexer.api.search.results import Answer
 from indexer.api.search.uploads import UPLOADS_DIR, read_upload, store_upload
 from indexer.api.workspace import Workspace
@@ -129,7 +129,6 @@ class LiveCatalog:
 
         A byte-identical copy of an ok catalog image is not stored again: the answer names that image
         (``duplicate_of``)."""
-        from models.embedding_store import EmbeddingStore
 
         engine = self.engine
         upload = read_upload(data, name, max_pixels=engine.max_pixels, load=engine.embedder.load_bytes)
@@ -148,11 +147,7 @@ class LiveCatalog:
                     width=upload.width, height=upload.height, format=upload.format,
                     label_id=catalog.label_id(label) if label else None, split=split, status="ok",
                 )
-            engine.publish_rows({**engine.rows, image_id: (path, label)})
-            ids = np.array([image_id], dtype=np.int64)
-            EmbeddingStore(self.workspace.embeddings_dir / self.model_name).append(ids, vector)
-            engine.publish_vectors(engine.served_vectors().changed(add=(ids, vector)))
-            names = self._change_indexes(add=(ids, vector), save=self.flush_s <= 0)
+            names = self._index_new(image_id, path, label, vector)
         return AddOutcome(image_id, path, None, names)
 
     def add_point(self, path: str, vector: Any, *, label: str | None = None, split: str | None = None) -> AddOutcome:
@@ -160,7 +155,6 @@ class LiveCatalog:
         unique string) and index it; durable when this returns. InputError, and nothing written, for a model
         that embeds images, a wrong length, a value that is not finite, a zero vector or a path already
         catalogued."""
-        from models.embedding_store import EmbeddingStore
 
         engine = self.engine
         if engine.vectors_only is None:
@@ -179,12 +173,19 @@ class LiveCatalog:
                 image_id = catalog.add_image(path=path, sha256=imported_sha256(path), format=IMPORTED_FORMAT,
                                              label_id=catalog.label_id(label) if label else None, split=split,
                                              status="ok")
-            engine.publish_rows({**engine.rows, image_id: (path, label)})
-            ids = np.array([image_id], dtype=np.int64)
-            EmbeddingStore(self.workspace.embeddings_dir / self.model_name).append(ids, vector)
-            engine.publish_vectors(engine.served_vectors().changed(add=(ids, vector)))
-            names = self._change_indexes(add=(ids, vector), save=self.flush_s <= 0)
+            names = self._index_new(image_id, path, label, vector)
         return AddOutcome(image_id, path, None, names)
+
+    def _index_new(self, image_id: int, path: str, label: str | None, vector: np.ndarray) -> list[str]:
+        """A catalogued image's vector stored, served and indexed (the write lock held); the indexes' names."""
+        from models.embedding_store import EmbeddingStore
+
+        engine = self.engine
+        engine.publish_rows(engine.rows.with_row(image_id, (path, label)))
+        ids = np.array([image_id], dtype=np.int64)
+        EmbeddingStore(self.workspace.embeddings_dir / self.model_name).append(ids, vector)
+        engine.publish_vectors(engine.served_vectors().changed(add=(ids, vector)))
+        return self._change_indexes(add=(ids, vector), save=self.flush_s <= 0)
 
     def delete_image(self, image_id: int) -> None:
         """Remove image ``image_id`` from the catalog, every embedding store and every index (NotFoundError if
@@ -200,7 +201,7 @@ class LiveCatalog:
                     raise NotFoundError(f"no image with id {image_id} in the catalog")
                 catalog.remove_images(ids.tolist())
                 models, index_rows = catalog.models(), catalog.indexes()
-            engine.publish_rows({i: known for i, known in engine.rows.items() if i != int(image_id)})
+            engine.publish_rows(engine.rows.without(int(image_id)))
             for model in models:
                 store_dir = self.workspace.embeddings_dir / model.name
                 if store_dir.is_dir():
@@ -229,7 +230,7 @@ class LiveCatalog:
             with self.workspace.catalog() as catalog:
                 ok_rows = catalog.images()
             ok_ids = np.array([row.id for row in ok_rows], dtype=np.int64)
-            engine.publish_rows({row.id: (row.path, row.label) for row in ok_rows})
+            engine.publish_rows(KnownRows({row.id: (row.path, row.label) for row in ok_rows}))
             store = EmbeddingStore(self.workspace.embeddings_dir / self.model_name)
             lacking = set(store.missing(ok_ids).tolist())
             pictures, new_ids = [], []

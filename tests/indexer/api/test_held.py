@@ -48,3 +48,20 @@ def test_served_vectors_change_in_segments_and_consolidate() -> None:
     np.testing.assert_array_equal(changed.lookup()(np.array([-1, 10])), np.stack([np.zeros(4, np.float32), base[1]]))
     many = changed.changed(add=(np.arange(100, 100 + held.CONSOLIDATE_AT), _unit(held.CONSOLIDATE_AT, 5)))
     assert len(many.recent_ids) == 0 and many.ids[:7].tolist() == [0, 5, 10, 15, 30, 40, 50], "a new base"
+
+
+def test_known_rows_change_without_copying_the_base() -> None:
+    from indexer.api.search import held
+    from indexer.api.search.held import KnownRows
+
+    base = {1: ("a", None), 2: ("b", "x"), 3: ("c", None)}
+    rows = KnownRows(base)
+    changed = rows.with_row(9, ("z", "y")).without(2).without(9)
+    assert changed.base is base and dict(changed) == {1: ("a", None), 3: ("c", None)}
+    assert 2 in rows and 2 not in changed and changed.get(2) is None and changed[3] == ("c", None)
+    back = changed.with_row(2, ("b2", None))
+    assert back[2] == ("b2", None) and len(back) == 3
+    many = rows
+    for i in range(100, 101 + held.CONSOLIDATE_AT):
+        many = many.with_row(i, (str(i), None))
+    assert many.base is not base and not many.recent and len(many) == 3 + held.CONSOLIDATE_AT + 1

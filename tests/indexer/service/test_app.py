@@ -37,7 +37,8 @@ def assert_one_line_error(response, status: int, *fragments: str) -> None:
 
 def test_health_indexes_status_and_page(client, ws):
     assert client.get("/healthz").json() == {"ok": True}
-    assert client.get("/indexes").json() == [{"name": "flat", "kind": "flat", "model": "tiny", "ntotal": 24, "dim": 128}]
+    assert client.get("/indexes").json() == [{"name": "flat", "kind": "flat", "model": "tiny", "ntotal": 24, "dim": 128,
+                                               "segments": {"sealed": 24, "growing": 0, "deleted": 0}}]
     status = client.get("/status").json()
     assert status["images_ok"] == 24 and status["indexes"] == ["flat"] and status["inconsistencies"] == []
     page = client.get("/")
