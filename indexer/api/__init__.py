@@ -47,7 +47,14 @@ _EXPORTS = {
     "derive_model": "indexer.api.models",
     "TTA_MODES": "models.preprocess",
     "LOSSES": "models.config",
+    "LABEL_MODES": "models.config",
     "MINERS": "models.config",
+    # a folder of photos to an index in one call
+    "index_folder": "indexer.api.photos",
+    "IndexFolderOutcome": "indexer.api.photos",
+    "PHOTOS_MODEL": "indexer.api.photos:DEFAULT_MODEL",
+    "PHOTOS_INDEX": "indexer.api.photos:DEFAULT_INDEX",
+    "PHOTOS_NETWORK": "indexer.api.photos:DEFAULT_NETWORK",
     # indexes
     "build_index": "indexer.api.indexes:build",
     "update_index": "indexer.api.indexes:update",
