@@ -16,6 +16,7 @@ import click
 
 from indexer import api
 from indexer.cli.common import print_report, workspace_of
+from indexer.cli.photos import index
 from indexer.cli.searching import bench, build, dupes, query, remove
 from indexer.cli.training import embed, model, train
 from indexer.cli.vectors import import_vectors
@@ -196,7 +197,7 @@ def db_upgrade(ctx: click.Context) -> None:
     click.echo(f"catalog schema at revision {api.upgrade_database(workspace_of(ctx))}")
 
 
-for command in (train, model, embed, build, query, remove, bench, dupes, import_vectors):  # indexer/cli/
+for command in (index, train, model, embed, build, query, remove, bench, dupes, import_vectors):  # indexer/cli/
     main.add_command(command)
 
 

@@ -16,6 +16,10 @@ LOSSES = ("multi-similarity", "triplet", "proxy-anchor")
 MINERS = ("batch-hard", "semi-hard", "hard", "all", "multi-similarity", "none")
 DEFAULT_MINER = {"multi-similarity": "multi-similarity", "triplet": "batch-hard", "proxy-anchor": "none"}
 DEVICES = ("auto", "cpu", "cuda")
+# Which labels training uses: "catalog" (the images' labels), "none" (the images alone, models.label_free),
+# "auto" (the caller's choice: the catalog's when it has enough, else none; unresolved it means "catalog")
+LABELS_AUTO, LABELS_CATALOG, LABELS_NONE = "auto", "catalog", "none"
+LABEL_MODES = (LABELS_AUTO, LABELS_CATALOG, LABELS_NONE)
 
 
 @functools.lru_cache(maxsize=1)
@@ -40,7 +44,9 @@ class TrainConfig:
     head_hidden: int = 512  # 0: linear head; >0: MLP with one hidden layer of this width
     loss: str = "multi-similarity"
     miner: str | None = None  # None: DEFAULT_MINER[loss]
-    epochs: int | None = None  # None: 60 for a frozen backbone (cheap head epochs), else 12
+    # None: 60 for a frozen backbone (cheap head epochs), else 12; 0: no training, the pretrained backbone's
+    # pooled features PCA-whitened to embedding_dim (models.pretrained)
+    epochs: int | None = None
     batch_classes: int = 32  # P classes per batch
     batch_per_class: int = 4  # K images per class
     lr: float = 1e-3  # head (and whole Siamese net); proxies get 100x
@@ -56,6 +62,7 @@ class TrainConfig:
     device: str = "auto"
     num_workers: int | None = None  # None: 0 on CPU, min(8, cores) on CUDA
     tta: str = TTA_NONE  # test-time augmentation saved in the model's preprocessing: "none" or "flip"
+    labels: str = LABELS_AUTO  # one of LABEL_MODES
 
     def __post_init__(self) -> None:
         _require(isinstance(self.name, str) and self.name.strip() != "", "name", self.name, "a non-empty string")
@@ -76,7 +83,10 @@ class TrainConfig:
         if self.miner is not None:
             _require(self.miner in MINERS, "miner", self.miner, f"one of {', '.join(MINERS)}")
         if self.epochs is not None:
-            _positive_int(self, "epochs")
+            _positive_int(self, "epochs", minimum=0)
+            _require(self.epochs > 0 or self.pretrained_backbone, "epochs", 0,
+                     "an integer >= 1 here: 0 registers a pretrained backbone without training, which needs a "
+                     "torchvision network and weights ('imagenet' or a file)")
         _positive_int(self, "batch_classes", minimum=2)
         _positive_int(self, "batch_per_class", minimum=2)
         for name in ("lr", "backbone_lr"):
@@ -96,14 +106,31 @@ class TrainConfig:
         if self.num_workers is not None:
             _positive_int(self, "num_workers", minimum=0)
         _require(self.tta in TTA_MODES, "tta", self.tta, f"one of {', '.join(TTA_MODES)}")
+        _require(self.labels in LABEL_MODES, "labels", self.labels, f"one of {', '.join(LABEL_MODES)}")
+        _require(self.labels != LABELS_NONE or self.pretrained_backbone, "labels", LABELS_NONE,
+                 "'catalog' here: training without labels learns a head on a pretrained backbone's features, "
+                 "which needs a torchvision network and weights ('imagenet' or a file)")
+
+    @property
+    def pretrained_backbone(self) -> bool:
+        """A torchvision network with weights: what ``epochs`` 0 and ``labels`` "none" need."""
+        return self.network != SIAMESE and self.weights is not None
+
+    @property
+    def untrained(self) -> bool:
+        """``epochs`` 0: the pretrained backbone with a fitted PCA-whitening head, nothing trained."""
+        return self.epochs == 0
 
     def resolved(self) -> TrainConfig:
-        """A copy with every ``None`` default filled in (image_size, miner, epochs)."""
+        """A copy with every ``None`` default filled in (image_size, miner, epochs); ``epochs`` 0 and ``labels``
+        "none" freeze the backbone (nothing, or only a head on its cached features, is trained)."""
+        frozen = self.freeze_backbone or self.epochs == 0 or self.labels == LABELS_NONE
         return dataclasses.replace(
             self,
             image_size=self.image_size or (64 if self.network == SIAMESE else 128),
             miner=self.miner or DEFAULT_MINER[self.loss],
-            epochs=self.epochs or (60 if self.freeze_backbone else 12),
+            epochs=self.epochs if self.epochs is not None else (60 if frozen else 12),
+            freeze_backbone=frozen,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -19,6 +19,14 @@ def remap_labels(labels: Sequence[int]) -> tuple[np.ndarray, dict[int, int]]:
     return np.asarray([mapping[int(x)] for x in labels], dtype=np.int64), mapping
 
 
+def usable_labels(labels: Sequence[int]) -> bool:
+    """Whether these labels can train with a metric-learning loss: at least two labels of two images each."""
+    counts: dict[int, int] = defaultdict(int)
+    for label in labels:
+        counts[int(label)] += 1
+    return sum(count >= 2 for count in counts.values()) >= 2
+
+
 def holdout_split(items: Sequence[Item], fraction: float, seed: int) -> tuple[list[Item], list[Item]]:
     """Seeded stratified hold-out: from each class with >= 3 images, hold out round(fraction * n) (at least one,
     leaving at least two for training). Returns (train, val); val is empty for catalogs too small to split."""

@@ -73,7 +73,10 @@ def build_head(feature_dim: int, embedding_dim: int, dropout: float, hidden: int
 
 
 def build_network(config: TrainConfig, *, load_weights: bool = True) -> EmbeddingNet:
-    """The network ``config`` describes; with ``load_weights`` its ``weights`` are loaded (WeightsError)."""
+    """The network ``config`` describes; with ``load_weights`` its ``weights`` are loaded (WeightsError).
+
+    With ``epochs`` 0 the head is an unfitted :class:`models.pca.PcaWhitening` of ``embedding_dim`` dims.
+    """
     config = config.resolved()
     if config.network == SIAMESE:
         backbone = SiameseBackbone()
@@ -84,7 +87,12 @@ def build_network(config: TrainConfig, *, load_weights: bool = True) -> Embeddin
         return net
 
     backbone, feature_dim, classifier_name = _torchvision_backbone(config.network)
-    head = build_head(feature_dim, config.embedding_dim, config.dropout, config.head_hidden)
+    if config.untrained:  # a fixed PCA-whitening, fitted by models.pretrained (or restored from a checkpoint)
+        from models.pca import PcaWhitening
+
+        head: nn.Module = PcaWhitening(feature_dim, config.embedding_dim)
+    else:
+        head = build_head(feature_dim, config.embedding_dim, config.dropout, config.head_hidden)
     if load_weights and config.weights is not None:
         from models.weights import load_pretrained
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from models.config import FIELD_NAMES, TrainConfig
+from models.config import FIELD_NAMES, LABELS_AUTO, LABELS_CATALOG, TrainConfig
 from models.errors import ConfigError
 
 PREVIOUS_STAGE = "previous-stage"
@@ -49,9 +49,9 @@ RECIPES = {
                     "each on every train + val image with its last epoch kept; test-time flip",
         stages=(
             {"network": "mobilenet_v2", "weights": "imagenet", "freeze_backbone": True, "image_size": 128,
-             "tta": "flip", "holdout_fraction": 0},
+             "tta": "flip", "holdout_fraction": 0, "labels": LABELS_CATALOG},
             {"network": "mobilenet_v2", "weights": PREVIOUS_STAGE, "image_size": 128, "epochs": 26,
-             "batch_classes": 16, "lr": 3e-4, "tta": "flip", "holdout_fraction": 0},
+             "batch_classes": 16, "lr": 3e-4, "tta": "flip", "holdout_fraction": 0, "labels": LABELS_CATALOG},
         ),
     ),
 }
@@ -99,6 +99,9 @@ def same_training(saved: dict[str, Any] | None, config: TrainConfig) -> bool:
     """Whether a model registered with ``saved`` (its params' ``config``) was trained exactly as ``config``."""
     if not saved:
         return False
+    saved = {"labels": LABELS_CATALOG, **saved}  # models trained before the labels mode existed used labels
+    if config.labels == LABELS_AUTO:  # "auto" was saved as what it chose for the catalog
+        saved["labels"] = LABELS_AUTO
     try:
         return TrainConfig.from_dict(saved).resolved() == config.resolved()
     except (ConfigError, TypeError):

@@ -6,34 +6,17 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from indexer.core.files import write_json
-from models.config import TrainConfig
+from models.artifacts import RESUME_FILE, TrainResult, write_model
+from models.config import LABELS_NONE, TrainConfig
 from models.data import Item, holdout_split, remap_labels
 from models.device import resolve_device
 from models.errors import ConfigError
 from models.preprocess import PreprocessSpec
 from models.train_setup import FitSetup, num_workers, selection_score
 
-RESUME_FILE = "train_state.pt"
-
-
-@dataclass
-class TrainResult:
-    """What :func:`train_model` produced; ``metrics`` are the selected epoch's validation metrics."""
-
-    checkpoint_path: Path
-    onnx_path: Path
-    metrics: dict[str, float]
-    config: TrainConfig
-    preprocess: PreprocessSpec
-    epochs_run: int
-    seconds: float
-    history: list[dict[str, float]] = field(default_factory=list)
-    num_train_items: int = 0  # after any hold-out was taken
-    num_val_items: int = 0
+__all__ = ["RESUME_FILE", "TrainResult", "train_model"]
 
 
 def train_model(config: TrainConfig, train_items: Sequence[Item], val_items: Sequence[Item] | None,
@@ -42,19 +25,25 @@ def train_model(config: TrainConfig, train_items: Sequence[Item], val_items: Seq
 
     Items are ``(path, label)``. Without ``val_items`` a seeded stratified hold-out of ``train_items`` is used,
     unless ``config.holdout_fraction`` is 0: then nothing is validated and the last epoch is kept.
+    With ``config.epochs`` 0 (:mod:`models.pretrained`) or ``config.labels`` "none" (:mod:`models.label_free`)
+    the labels (which may be None) and ``val_items`` are not used: only the images are.
     """
-    import torch
-
-    from models.checkpoint import save_checkpoint
     from models.device import keep_freed_memory
     from models.losses import build_loss, build_miner
     from models.networks import build_network
-    from models.onnx_export import export_onnx
     from models.seeding import seed_everything
 
     started = time.perf_counter()
     keep_freed_memory()
     config = config.resolved()
+    if config.untrained:
+        from models.pretrained import fit_pretrained
+
+        return fit_pretrained(config, [str(p) for p, _ in train_items], out_dir, progress=progress)
+    if config.labels == LABELS_NONE:
+        from models.label_free import train_label_free
+
+        return train_label_free(config, [str(p) for p, _ in train_items], out_dir, progress=progress)
     train_items = [(str(p), int(label)) for p, label in train_items]
     if len(train_items) < 2:
         raise ConfigError(f"train_items: {len(train_items)} item(s) is too few; expected at least 2 images")
@@ -89,12 +78,4 @@ def train_model(config: TrainConfig, train_items: Sequence[Item], val_items: Seq
 
     extra = {"epochs_run": len(history), "best_epoch": best.get("epoch"), "num_classes": num_classes,
              "num_train_items": len(train_items), "num_val_items": len(val_items)}
-    checkpoint = save_checkpoint(out / "model.pt", model, config, spec, metrics, extra)
-    onnx_path = export_onnx(model, spec, out / "model.onnx")
-    seconds = time.perf_counter() - started
-    sidecar = {"config": config.to_dict(), "preprocess": spec.to_dict(), "metrics": metrics, "history": history,
-               "seconds": round(seconds, 2), "torch_version": str(torch.__version__), **extra}
-    write_json(out / "config.json", sidecar, default=str)
-    state_path.unlink(missing_ok=True)  # finished: nothing left to resume
-    return TrainResult(checkpoint, onnx_path, metrics, config, spec, len(history), seconds, history,
-                       len(train_items), len(val_items))
+    return write_model(out, model, config, spec, metrics, extra, history, started)

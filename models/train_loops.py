@@ -43,7 +43,7 @@ def fit_head_on_cached_features(model, loss_fn, miner, setup, train_items, train
     sampler = MPerClassSampler(labels.cpu().numpy(), m=k, batch_size=p * k,
                                length_before_new_iter=max(len(labels), p * k))
 
-    def batches():
+    def batches(_epoch: int):
         order = list(iter(sampler))
         for start in range(0, len(order), p * k):
             index = torch.as_tensor(order[start:start + p * k], device=device)
@@ -56,7 +56,7 @@ def fit_head_on_cached_features(model, loss_fn, miner, setup, train_items, train
         with torch.no_grad():
             return setup.spec.merge(model.embed_features(val_feats).cpu().numpy())
 
-    return _fit(model, loss_fn, miner, setup, batches, len(sampler) // (p * k), evaluate, val_lab.numpy(),
+    return fit_loop(model, loss_fn, miner, setup, batches, len(sampler) // (p * k), evaluate, val_lab.numpy(),
                 forward=model.embed_features, train_modules=[model.head])
 
 
@@ -81,7 +81,7 @@ def fit_end_to_end(model, loss_fn, miner, setup, train_items, train_labels, val_
     val_lab = np.asarray([val_labels[i] for i in range(len(val_items))])
     kept: list[int] = []
 
-    def batches():
+    def batches(_epoch: int):
         for batch in loader:
             if batch is not None:
                 yield channels_last(batch[0].to(device, non_blocking=True)), batch[1].to(device)
@@ -99,15 +99,19 @@ def fit_end_to_end(model, loss_fn, miner, setup, train_items, train_labels, val_
                     kept.extend(batch[2].tolist())
         return np.concatenate(outputs) if outputs else np.zeros((0, 1), np.float32)
 
-    return _fit(model, loss_fn, miner, setup, batches, len(sampler) // (p * k), evaluate,
+    return fit_loop(model, loss_fn, miner, setup, batches, len(sampler) // (p * k), evaluate,
                 lambda: val_lab[kept], forward=model, train_modules=[model])
 
 
 SAVE_EVERY_S = 30.0  # resumable state is written at most this often (cheap head epochs take well under 1 s)
 
 
-def _fit(model, loss_fn, miner, setup, batches, steps_per_epoch, evaluate, val_labels, *, forward, train_modules):
-    """Shared loop: AdamW + cosine schedule, tqdm with loss and images/s, keep the best epoch's state dict."""
+def fit_loop(model, loss_fn, miner, setup, batches, steps_per_epoch, evaluate, val_labels, *, forward, train_modules):
+    """Shared loop: AdamW + cosine schedule, tqdm with loss and images/s, keep the best epoch's state dict.
+
+    ``batches(epoch)`` yields ``(inputs, labels)`` for epoch 1, 2, ...; ``evaluate()`` gives validation embeddings
+    for ``val_labels`` (an array, or a callable giving it), or None: then the last epoch is kept.
+    """
     import torch
     from tqdm import tqdm
 
@@ -130,7 +134,7 @@ def _fit(model, loss_fn, miner, setup, batches, steps_per_epoch, evaluate, val_l
         for module in train_modules:
             module.train()
         seen, losses, began = 0, [], time.perf_counter()
-        for inputs, labels in batches():
+        for inputs, labels in batches(epoch):
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
                 embeddings = forward(inputs)
             embeddings = embeddings.float()

@@ -41,6 +41,19 @@ def image_tree(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def mnv2_weights(tmp_path_factory) -> str:
+    """A MobileNetV2 state dict file with seeded random weights: a stand-in for the ImageNet checkpoint, which
+    the tests cannot download (pass it as ``--weights PATH``)."""
+    import torch
+    import torchvision
+
+    path = tmp_path_factory.mktemp("weights") / "mobilenet_v2-random.pth"
+    torch.manual_seed(0)
+    torch.save(torchvision.models.mobilenet_v2(weights=None).state_dict(), path)
+    return str(path)
+
+
 @pytest.fixture
 def workspace(tmp_path: Path):
     from indexer.api.workspace import Workspace

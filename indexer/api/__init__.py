@@ -37,6 +37,10 @@ from indexer.api.pipeline.export import FORMATS as EXPORT_FORMATS
 from indexer.api.pipeline.export import ExportOutcome, export_vectors
 from indexer.api.pipeline.import_vectors import ImportOutcome, import_vectors
 from indexer.api.pipeline.ingest import ingest_directory, ingest_flowers102
+from indexer.api.pipeline.photos import DEFAULT_INDEX as PHOTOS_INDEX
+from indexer.api.pipeline.photos import DEFAULT_MODEL as PHOTOS_MODEL
+from indexer.api.pipeline.photos import DEFAULT_NETWORK as PHOTOS_NETWORK
+from indexer.api.pipeline.photos import IndexFolderOutcome, index_folder
 from indexer.api.pipeline.recipes import KEPT_STAGE, RECIPE_OVERRIDES, RECIPES, Recipe, train_recipe
 from indexer.api.pipeline.remove import remove as remove_images
 from indexer.api.pipeline.training import (
@@ -69,20 +73,22 @@ from indexer.core.kinds import (
 )
 from indexer.core.rerank import RERANK_MODES, Rerank
 from indexer.datasets.folders import LABEL_SOURCES
-from models.config import LOSSES, MINERS
+from models.config import LABEL_MODES, LOSSES, MINERS
 from models.preprocess import TTA_MODES
 from models.weights import cached_imagenet_file
 
 __all__ = [
     "BENCH_CHOICES", "BENCH_KINDS", "BUILD_CHOICES", "DEFAULT_BENCH_KINDS", "DEFAULT_DUPLICATE_THRESHOLD",
     "DEFAULT_KIND", "DEFAULT_PCA_DIM", "DEFAULT_TARGET_RECALL", "DEFAULT_WORKSPACE", "EMBED_ENGINES",
-    "EXPORT_FORMATS", "IMPORT_FORMATS", "INDEX_KINDS", "KEPT_STAGE", "LABEL_SOURCES", "LIBRARY_ERRORS", "LOSSES", "MAX_K", "MINERS",
-    "PEERS", "RECIPES", "RECIPE_OVERRIDES", "RERANK_MODES", "TTA_MODES", "Answer", "BenchReport", "BuildOutcome",
-    "CatalogStatus", "ExportOutcome", "Hit", "ImportOutcome", "IndexerError", "InputError", "LiveCatalog", "MissingDependencyError",
-    "NotFoundError", "QueryOutcome", "Recipe", "Rerank", "Searcher", "TrainOutcome", "Workspace",
-    "backup_workspace", "bench_catalog", "bench_synthetic", "build_index", "cached_imagenet_file", "catalog_images",
-    "catalog_status", "catalog_vectors", "content_type", "default_model_name", "derive_model", "draw_answer",
-    "draw_duplicates", "embed", "export_vectors", "find_duplicates", "import_vectors", "ingest_directory", "ingest_flowers102",
+    "EXPORT_FORMATS", "IMPORT_FORMATS", "INDEX_KINDS", "KEPT_STAGE", "LABEL_MODES", "LABEL_SOURCES",
+    "LIBRARY_ERRORS", "LOSSES", "MAX_K", "MINERS", "PEERS", "PHOTOS_INDEX", "PHOTOS_MODEL", "PHOTOS_NETWORK",
+    "RECIPES", "RECIPE_OVERRIDES", "RERANK_MODES", "TTA_MODES", "Answer", "BenchReport", "BuildOutcome",
+    "CatalogStatus", "ExportOutcome", "Hit", "ImportOutcome", "IndexFolderOutcome", "IndexerError", "InputError",
+    "LiveCatalog", "MissingDependencyError", "NotFoundError", "QueryOutcome", "Recipe", "Rerank", "Searcher",
+    "TrainOutcome", "Workspace", "backup_workspace", "bench_catalog", "bench_synthetic", "build_index",
+    "cached_imagenet_file", "catalog_images", "catalog_status", "catalog_vectors", "content_type",
+    "default_model_name", "derive_model", "draw_answer", "draw_duplicates", "embed", "export_vectors",
+    "find_duplicates", "import_vectors", "index_folder", "ingest_directory", "ingest_flowers102",
     "prepare_output_paths", "query", "remove_images", "report_table", "train", "train_config", "train_recipe",
     "train_sift_vlad", "update_index", "upgrade_database", "write_outputs",
 ]

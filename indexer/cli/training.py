@@ -10,7 +10,9 @@ from indexer.cli.common import MAX_PROBLEM_LINES, workspace_of
 
 @click.command()
 @click.option("--network", default=None, help="'siamese', any torchvision classifier (resnet18, resnet50, mobilenet_v2, ...) or 'sift-vlad'.")
-@click.option("--epochs", type=int, default=None, help="Epochs (default: 60 with a frozen backbone, else 12).")
+@click.option("--epochs", type=int, default=None,
+              help="Epochs (default: 60 with a frozen backbone, else 12); 0: no training, the pretrained network's "
+                   "pooled features PCA-whitened to --dim, fitted on the catalog's images.")
 @click.option("--image-size", type=int, default=None, help="Square input size in pixels (default 64 siamese, 128 otherwise).")
 @click.option("--weights", default=None, help="'imagenet' (torchvision registry / torch cache) or a checkpoint file.")
 @click.option("--freeze-backbone/--no-freeze-backbone", default=None, help="Train only the projection head.")
@@ -24,16 +26,21 @@ from indexer.cli.common import MAX_PROBLEM_LINES, workspace_of
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="YAML config (ours, or the seed project's); flags override it.")
 @click.option("--device", default=None, help="auto (default), cpu, cuda or cuda:N.")
+@click.option("--labels", type=click.Choice(api.LABEL_MODES), default=None,
+              help="auto (default): the catalog's labels when there are two labels of two images, else none; "
+                   "none: learn from the images alone (a head on the frozen pretrained network); catalog: labels only.")
 @click.option("--tta", type=click.Choice(api.TTA_MODES), default=None,
               help="Test-time augmentation stored with the model: flip averages each image with its mirror (default none).")
 @click.option("--codebook", type=click.IntRange(min=2), default=None, help="sift-vlad: k-means centroids (default 64).")
-@click.option("--dim", type=click.IntRange(min=1), default=None, help="sift-vlad: dims after PCA-whitening (default 128).")
+@click.option("--dim", type=click.IntRange(min=1), default=None, help="Embedding dims (default 128).")
 @click.option("--recipe", type=click.Choice(sorted(api.RECIPES)), default=None,
               help="A tested multi-stage recipe (best: MobileNetV2, frozen then fine-tuned, flip; ~25 min on 2 cores).")
 @click.pass_context
 def train(ctx: click.Context, config_file: str | None, codebook, dim, recipe, **flags) -> None:
-    """Train an embedding network on the catalog's labelled images (all splits but test).
+    """Train an embedding network on the catalog's images (all splits but test): on the labelled ones, or
+    without labels (--labels none, the default when the catalog has none).
 
+    --epochs 0 registers a pretrained network without training (PCA-whitened features);
     --network sift-vlad fits the classical baseline instead (dense SIFT, VLAD, PCA-whitening);
     --recipe best runs our best CPU recipe's stages in order.
     """
@@ -42,9 +49,9 @@ def train(ctx: click.Context, config_file: str | None, codebook, dim, recipe, **
     elif flags["network"] == "sift-vlad":
         outcomes = [_fit_sift_vlad(ctx, config_file, codebook, dim, flags)]
     else:
-        if codebook is not None or dim is not None:
-            raise click.UsageError("--codebook and --dim apply to --network sift-vlad")
-        config, seed_paths = api.train_config(config_file, **flags)
+        if codebook is not None:
+            raise click.UsageError("--codebook applies to --network sift-vlad")
+        config, seed_paths = api.train_config(config_file, embedding_dim=dim, **flags)
         outcomes = [api.train(workspace_of(ctx), config, seed_paths)]
     for outcome in outcomes:
         _print_trained(outcome)
@@ -76,6 +83,9 @@ def _print_trained(outcome) -> None:
     if outcome.epochs_run == 0:  # fitted, not trained (sift-vlad): no epochs and nothing validated
         click.echo(f"model {outcome.name!r}: fitted in {outcome.seconds:.1f} s on {outcome.train_images} images "
                    f"({outcome.val_source})")
+    elif not metrics:  # nothing validated (trained without labels)
+        click.echo(f"model {outcome.name!r}: {outcome.epochs_run} epochs in {outcome.seconds:.1f} s on "
+                   f"{outcome.train_images} images; validation: {outcome.val_source}")
     else:
         click.echo(
             f"model {outcome.name!r}: {outcome.epochs_run} epochs in {outcome.seconds:.1f} s on {outcome.train_images} "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -12,7 +13,15 @@ from indexer.api.registry.images import is_imported, rows_to_embed
 from indexer.api.workspace import Workspace, check_artifact_name
 from indexer.core.errors import InputError
 from indexer.core.files import copy_file, write_json
-from models.config import LOSSES, MINERS, SeedPaths, TrainConfig, config_from_yaml
+from models.config import (
+    LABELS_CATALOG,
+    LABELS_NONE,
+    LOSSES,
+    MINERS,
+    SeedPaths,
+    TrainConfig,
+    config_from_yaml,
+)
 from storage.catalog import ArtifactRow, ImageRow
 
 if TYPE_CHECKING:
@@ -31,8 +40,6 @@ def train_config(config_file: str | None = None, **overrides: Any) -> tuple[Trai
 
     The model is named after its network unless a name is given.
     """
-    import dataclasses
-
     config, seed_paths = config_from_yaml(config_file, overrides)
     if overrides.get("name") is None and config.name == DEFAULT_MODEL_NAME:
         config = dataclasses.replace(config, name=config.network)
@@ -63,21 +70,28 @@ def train(
     With the default ``train_splits`` every split but ``test`` is trained on (images with no
     split included). Validation uses the ``val`` split when it was not trained on, otherwise a
     seeded hold-out of the training images.
+
+    ``config.labels`` "auto" trains on the labelled images when there are two labels of two images, else
+    without labels; "none" learns from every image alone (:mod:`models.label_free`); ``config.epochs`` 0
+    fits a PCA-whitening on the images and trains nothing (:mod:`models.pretrained`). The outcome's notes
+    say which labels were used and how many images were left out.
     """
     from models.train import train_model
 
     check_artifact_name("model", config.name)
     with workspace.catalog(write=True) as catalog:
-        rows = [row for row in catalog.images() if row.label_id is not None and not is_imported(row)]
-    if not rows:
-        raise InputError("the catalog has no labelled images to train on: run 'indexer ingest DIR' first")
-    train_rows = [row for row in rows if _is_training_split(row, config)]
-    val_rows = [row for row in rows if row.split == "val" and "val" not in _trained_splits(train_rows)]
-    if len({row.label_id for row in train_rows}) < 2:
-        raise InputError(
-            f"training needs at least 2 labels in splits {_split_names(config)}; "
-            f"found {len({row.label_id for row in train_rows})} in {len(train_rows)} images"
-        )
+        every = [row for row in catalog.images() if not is_imported(row)]  # imported vectors have no image
+    images = [row for row in every if _is_training_split(row, config)]
+    if not images:
+        raise InputError(f"the catalog has no images in splits {_split_names(config)} to train on: "
+                         "run 'indexer ingest DIR' first")
+    config, label_notes = _choose_labels(config, images)
+    if config.untrained or config.labels == LABELS_NONE:  # the images alone, labelled or not
+        train_rows, val_rows = images, []
+    else:
+        train_rows = [row for row in images if row.label_id is not None]
+        val_rows = [row for row in every if row.label_id is not None and row.split == "val"
+                    and "val" not in _trained_splits(train_rows)]
     out_dir = workspace.models_dir / config.name
     result = train_model(config, _items(train_rows), _items(val_rows), out_dir, progress=progress)
     store_dir = workspace.embeddings_dir / config.name
@@ -93,7 +107,7 @@ def train(
             path=workspace.relative(result.checkpoint_path),
             dim=result.config.embedding_dim,
         )
-    notes = _honour_seed_paths(seed_paths, result.checkpoint_path)
+    notes = label_notes + _honour_seed_paths(seed_paths, result.checkpoint_path)
     return TrainOutcome(
         name=config.name,
         checkpoint=result.checkpoint_path,
@@ -102,8 +116,7 @@ def train(
         seconds=result.seconds,
         train_images=result.num_train_items,
         val_images=result.num_val_items,
-        val_source="val split" if val_rows else ("seeded hold-out of the training images" if config.holdout_fraction > 0
-                                                 else "none: no hold-out, the last epoch is kept"),
+        val_source=_validation(config, bool(val_rows)),
         notes=notes,
     )
 
@@ -206,6 +219,51 @@ def derive_model(workspace: Workspace, source: str, name: str, *, tta: str) -> A
             metrics={},  # the source's validation figures were measured without this preprocessing
             path=workspace.relative(checkpoint), dim=parent.dim,
         )
+
+
+def _choose_labels(config: TrainConfig, images: list[ImageRow]) -> tuple[TrainConfig, list[str]]:
+    """``config`` with its ``labels`` mode decided for these training ``images``, and the lines to tell the user.
+
+    "auto" means the catalog's labels when they are usable (two classes of two images), else none; labels
+    "catalog" without usable labels is the error that says how to go on without them.
+    """
+    from models.data import usable_labels
+
+    if config.untrained:
+        return dataclasses.replace(config, labels=LABELS_NONE), []
+    labelled = [row.label_id for row in images if row.label_id is not None]
+    usable = usable_labels(labelled)
+    if config.labels == LABELS_NONE:
+        return config, []
+    if not usable and (config.labels == LABELS_CATALOG or not config.pretrained_backbone):
+        raise InputError(
+            f"the catalog has no labels to train {config.network!r} on: {len(labelled)} of the {len(images)} images "
+            f"in splits {_split_names(config)} are labelled, and training with labels needs two labels of two "
+            "images each. Without labels: 'indexer train --network mobilenet_v2 --weights imagenet --labels none' "
+            "learns from the images alone, '--epochs 0' uses the pretrained network as it is, '--network sift-vlad' "
+            "fits the classical baseline; or label the images: 'indexer ingest DIR --labels folders' (one sub-folder "
+            "per label) or '--labels FILE.csv' (filename,label)")
+    if not usable:
+        return dataclasses.replace(config, labels=LABELS_NONE), [
+            f"no usable labels ({len(labelled)} of {len(images)} images labelled, two labels of two images needed): "
+            "training without labels (--labels none)"]
+    notes = []
+    if len(labelled) < len(images):
+        notes.append(f"trained on the {len(labelled)} labelled images; {len(images) - len(labelled)} unlabelled "
+                     "images left out ('--labels none' learns from all of them)")
+    return dataclasses.replace(config, labels=LABELS_CATALOG), notes
+
+
+def _validation(config: TrainConfig, has_val_rows: bool) -> str:
+    if config.untrained:
+        return "none: nothing is trained, and the PCA uses no labels"
+    if config.labels == LABELS_NONE:
+        return "none: trained without labels, the last epoch is kept"
+    if has_val_rows:
+        return "val split"
+    if config.holdout_fraction > 0:
+        return "seeded hold-out of the training images"
+    return "none: no hold-out, the last epoch is kept"
 
 
 def _is_training_split(row: ImageRow, config: TrainConfig) -> bool:

@@ -14,18 +14,20 @@ FAMILIES = {
     # family: (train arguments, or None for the workspace's trained Siamese network, exported to ONNX)
     "onnx": None,
     "sift-vlad": ("--network", "sift-vlad", "--codebook", "8", "--dim", "8", "--image-size", "64"),
+    "pretrained": ("--network", "mobilenet_v2", "--weights", "{weights}", "--image-size", "32", "--epochs", "0",
+                   "--dim", "8"),  # --epochs 0: the backbone's pooled features, PCA-whitened, exported to ONNX
 }
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_a_model_family_answers_through_the_cli_and_the_service(family, make_client, trained, ws):
+def test_a_model_family_answers_through_the_cli_and_the_service(family, make_client, trained, ws, mnv2_weights):
     if family == "sift-vlad":
         require_module("cv2", extra("classical"))
     arguments = FAMILIES[family]
     model = "tiny"
     if arguments is not None:
         model = family.replace("-", "")
-        run(ws, "train", *arguments, "--name", model)
+        run(ws, "train", *(arg.format(weights=mnv2_weights) for arg in arguments), "--name", model)
     run(ws, "build", "--index", "flat", "--model", model, "--name", f"{model}-flat")
     query = image_path(trained, "green_square", 2)
 
