@@ -13,7 +13,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage.errors import CatalogError, NotInCatalogError
-from storage.rows import ArtifactRow, CatalogSummary, ImageRow, image_row, index_row, json_safe, model_row
+from storage.rows import (
+    ArtifactRow,
+    CatalogSummary,
+    ImageKey,
+    ImageRow,
+    image_row,
+    index_row,
+    json_safe,
+    model_row,
+)
 from storage.schema import Image, Index, Label, Model, utcnow
 
 __all__ = ["ArtifactRow", "Catalog", "CatalogSummary", "ImageRow"]  # the rows are re-exported for callers
@@ -189,6 +198,13 @@ class Catalog:
         if splits is not None:
             query = query.where(Image.split.in_(list(splits)))
         return [image_row(image) for image in self.session.scalars(query).unique()]
+
+    def image_keys(self, *, status: str = "ok") -> list[ImageKey]:
+        """(id, path, label, format, sha256) of every image with ``status``, in id order: plain tuples from one
+        query, no ORM objects (:meth:`images` builds one per row: 85 s against seconds at a million)."""
+        query = (select(Image.id, Image.path, Label.name, Image.format, Image.sha256)
+                 .outerjoin(Label, Image.label_id == Label.id).where(Image.status == status).order_by(Image.id))
+        return [ImageKey(*row) for row in self.session.execute(query)]
 
     def count_images(self, *, status: str | None = "ok", format: str | None = None) -> int:  # noqa: A002
         """How many images have ``status`` and ``format`` (None = any)."""

@@ -75,3 +75,15 @@ def test_image_ids_are_never_reused_after_removal(catalog):
     catalog.remove_images([first, third])
     catalog.commit()
     assert catalog.add_image(path="/x/a.png", sha256="a", status="ok") > third, "same path, new id"
+
+
+def test_image_keys_are_the_rows_fields_without_orm_objects(catalog):
+    cat = catalog.label_id("cat")
+    catalog.add_image(path="/a.png", sha256="1" * 64, format="PNG", status="ok", label_id=cat)
+    catalog.add_image(path="/b.png", sha256="2" * 64, format="PNG", status="ok")
+    catalog.add_image(path="/c.png", status="error", error="broken")
+    keys = catalog.image_keys()
+    assert [(k.path, k.label, k.format, k.sha256) for k in keys] == [("/a.png", "cat", "PNG", "1" * 64),
+                                                                    ("/b.png", None, "PNG", "2" * 64)]
+    assert [k.id for k in keys] == [row.id for row in catalog.images()]
+    assert [k.path for k in catalog.image_keys(status="error")] == ["/c.png"]

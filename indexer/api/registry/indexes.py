@@ -40,7 +40,7 @@ def catalog_vectors(workspace: Workspace, model_name: str) -> tuple[np.ndarray, 
     from models.embedding_store import EmbeddingStore
 
     with workspace.catalog() as catalog:
-        ok_ids = np.array([row.id for row in catalog.images()], dtype=np.int64)
+        ok_ids = np.array([row.id for row in catalog.image_keys()], dtype=np.int64)
     store = EmbeddingStore(workspace.embeddings_dir / model_name)
     store_ids, vectors = store.items(mmap=False)  # one read: another process may be appending
     keep = np.isin(store_ids, ok_ids)

@@ -150,6 +150,8 @@ class ServedVectors:
         return out
 
     def _whole(self) -> tuple[np.ndarray, np.ndarray]:
+        if not len(self.recent_ids) and not len(self.removed):
+            return self.base_ids, self.base_vectors
         keep = ~_in_sorted(self.removed, self.base_ids) if len(self.removed) else slice(None)
         ids = np.concatenate([self.base_ids[keep], self.recent_ids])
         vectors = np.concatenate([self.base_vectors[keep], self.recent_vectors])

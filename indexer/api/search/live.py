@@ -228,8 +228,8 @@ class LiveCatalog:
         engine = self.engine
         with self._write_lock:
             with self.workspace.catalog() as catalog:
-                ok_rows = catalog.images()
-            ok_ids = np.array([row.id for row in ok_rows], dtype=np.int64)
+                ok_rows = catalog.image_keys()
+            ok_ids = np.fromiter((row.id for row in ok_rows), dtype=np.int64, count=len(ok_rows))
             engine.publish_rows(KnownRows({row.id: (row.path, row.label) for row in ok_rows}))
             store = EmbeddingStore(self.workspace.embeddings_dir / self.model_name)
             lacking = set(store.missing(ok_ids).tolist())
