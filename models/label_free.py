@@ -141,8 +141,14 @@ def fit_head_without_labels(model, setup, features, images, spec: LabelFreeSpec)
             index = torch.as_tensor(order[start:start + batch], device=device)
             yield features[index], torch.stack([images[index], clusters[index]], dim=1)
 
-    return fit_loop(model, _ViewsAndClustersLoss(spec), None, setup, batches, len(sampler) // batch,
-                    lambda: None, np.zeros(0), forward=model.embed_features, train_modules=[model.head])
+    threads = torch.get_num_threads()
+    if device.type == "cpu":  # a small head and PML's many small tensor ops: one thread is as fast alone and
+        torch.set_num_threads(1)  # several times faster on a busy machine (docs/BENCHMARKS.md, "Your own photos")
+    try:
+        return fit_loop(model, _ViewsAndClustersLoss(spec), None, setup, batches, len(sampler) // batch,
+                        lambda: None, np.zeros(0), forward=model.embed_features, train_modules=[model.head])
+    finally:
+        torch.set_num_threads(threads)
 
 
 def train_label_free(config: TrainConfig, paths: Sequence[str], out_dir: str | os.PathLike[str], *,
