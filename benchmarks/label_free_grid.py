@@ -31,7 +31,7 @@ def scores(vectors: np.ndarray, labels: np.ndarray) -> dict:
 
     vectors = np.ascontiguousarray(vectors, np.float32)
     relevant = relevant_counts(labels, labels)
-    k = int(relevant.max()) + 1
+    k = max(int(relevant.max()), 10) + 1
     index = faiss.IndexFlatIP(vectors.shape[1])
     index.add(vectors)
     _, neighbours = index.search(vectors, k)
@@ -82,7 +82,10 @@ def cache_features(args) -> None:
 
 def groups(data) -> dict[str, np.ndarray]:
     split = data["split"]
-    return {"train+val": np.flatnonzero(split != "test"), "test": np.flatnonzero(split == "test")}
+    found = {"train+val": np.flatnonzero(split != "test"), "test": np.flatnonzero(split == "test")}
+    if data.get("holdout") is not None:  # trained on train only: val is unseen, like test
+        found["val"] = np.flatnonzero(split == "val")
+    return found
 
 
 def report(name: str, embed, data, rows: list) -> None:
@@ -128,18 +131,26 @@ def train_grid(args) -> None:
     from models.config import TrainConfig
     from models.label_free import LabelFreeSpec, fit_head_without_labels
     from models.networks import EmbeddingNet, build_head
+    from models.pca import PcaWhitening, ResidualWhitening, WhiteningSpec
     from models.preprocess import PreprocessSpec
     from models.seeding import seed_everything
     from models.train_setup import FitSetup
 
+    torch.set_num_threads(args.threads)
     data = dict(np.load(args.features))
     fit = data["fit"]
     views = data["views"][: args.views]
+    if args.fit_split:  # train on one split's images only (the others of train + val are scored unseen)
+        keep = data["split"][fit] == args.fit_split
+        fit, views = fit[keep], views[:, keep]
+        data["fit"], data["holdout"] = fit, True
     features = torch.from_numpy(np.concatenate([data["clean"][fit], *views]))
     images = torch.arange(len(fit)).repeat(1 + len(views))
     rows: list = []
     for setting in args.settings.split(";"):
         values = dict(item.split("=") for item in setting.split(",") if item)
+        head_kind = values.pop("head", "mlp")
+        power, whitening = float(values.pop("power", 0.5)), float(values.pop("whitening", 0.25))
         spec_keys = {f.name for f in dataclasses.fields(LabelFreeSpec)}
         spec = LabelFreeSpec(**{k: type(getattr(LabelFreeSpec(), k))(v) for k, v in values.items() if k in spec_keys})
         config_values = {k: v for k, v in values.items() if k not in spec_keys}
@@ -148,11 +159,19 @@ def train_grid(args) -> None:
                                                          for k, v in config_values.items()}}).resolved()
         generator = seed_everything(config.seed)
         width = features.shape[1]
-        model = EmbeddingNet(nn.Identity(), build_head(width, config.embedding_dim, config.dropout,
-                                                       config.head_hidden), width)
+        whitened = WhiteningSpec(dim=config.embedding_dim, power=power, whitening=whitening)
+        if head_kind in ("pca", "pca0"):  # --epochs 0's PCA-whitening (pca0: as it is; pca: its projection trained)
+            head = PcaWhitening.fitted(data["clean"][fit], whitened, trainable=head_kind == "pca")
+        elif head_kind in ("pca-res", "pca-res-fixed"):  # + a residual MLP from zero (what --labels none trains)
+            head = ResidualWhitening.fitted(data["clean"][fit], whitened, config.head_hidden)
+            head.pca.projection.requires_grad_(head_kind == "pca-res")  # fixed: only the residual learns
+        else:
+            head = build_head(width, config.embedding_dim, config.dropout, config.head_hidden)
+        model = EmbeddingNet(nn.Identity(), head, width)
         setup = FitSetup(config, torch.device("cpu"), generator, PreprocessSpec(128), False, 0, None)
         began = time.perf_counter()
-        history, state = fit_head_without_labels(model, setup, features, images, spec)
+        history, state = ([{"loss": float("nan")}], model.state_dict()) if head_kind == "pca0" else \
+            fit_head_without_labels(model, setup, features, images, spec)
         seconds = time.perf_counter() - began
         model.load_state_dict(state)
         model.eval()
@@ -192,6 +211,9 @@ def main() -> None:
                        help="';'-separated settings, each 'key=value,...' of LabelFreeSpec and TrainConfig fields")
     train.add_argument("--epochs", type=int, default=30)
     train.add_argument("--views", type=int, default=8, help="cached augmented views to use (at most those cached)")
+    train.add_argument("--fit-split", default=None,
+                       help="train on this split's images only (e.g. train), so val is scored on unseen images")
+    train.add_argument("--threads", type=int, default=1, help="torch threads (1 suffers least from a busy machine)")
     train.add_argument("--json", default=None)
     args = parser.parse_args()
     if args.step == "train":

@@ -20,6 +20,8 @@ DEVICES = ("auto", "cpu", "cuda")
 # "auto" (the caller's choice: the catalog's when it has enough, else none; unresolved it means "catalog")
 LABELS_AUTO, LABELS_CATALOG, LABELS_NONE = "auto", "catalog", "none"
 LABEL_MODES = (LABELS_AUTO, LABELS_CATALOG, LABELS_NONE)
+LABEL_FREE_EPOCHS = 30  # default epochs and augmented views per image without labels (docs/BENCHMARKS.md,
+LABEL_FREE_VIEWS = 8  # "Your own photos")
 
 
 @functools.lru_cache(maxsize=1)
@@ -44,8 +46,8 @@ class TrainConfig:
     head_hidden: int = 512  # 0: linear head; >0: MLP with one hidden layer of this width
     loss: str = "multi-similarity"
     miner: str | None = None  # None: DEFAULT_MINER[loss]
-    # None: 60 for a frozen backbone (cheap head epochs), else 12; 0: no training, the pretrained backbone's
-    # pooled features PCA-whitened to embedding_dim (models.pretrained)
+    # None: 30 without labels, 60 for a frozen backbone (cheap head epochs), else 12; 0: no training, the
+    # pretrained backbone's pooled features PCA-whitened to embedding_dim (models.pretrained)
     epochs: int | None = None
     batch_classes: int = 32  # P classes per batch
     batch_per_class: int = 4  # K images per class
@@ -53,7 +55,8 @@ class TrainConfig:
     backbone_lr: float = 1e-4
     weight_decay: float = 1e-4
     dropout: float = 0.3
-    augment_views: int = 4  # augmented views per image cached with a frozen backbone
+    augment_views: int | None = None  # augmented views per image cached with a frozen backbone (None: 8 without
+    # labels, else 4)
     # validation hold-out taken from the training items when none are given; 0: none, every training image is
     # trained on and the last epoch is kept
     holdout_fraction: float = 0.15
@@ -93,7 +96,8 @@ class TrainConfig:
             _positive_float(self, name)
         _positive_float(self, "weight_decay", allow_zero=True)
         _require(_is_number(self.dropout) and 0 <= self.dropout < 1, "dropout", self.dropout, "a number in [0, 1)")
-        _positive_int(self, "augment_views", minimum=0)
+        if self.augment_views is not None:
+            _positive_int(self, "augment_views", minimum=0)
         _require(_is_number(self.holdout_fraction) and 0 <= self.holdout_fraction < 1, "holdout_fraction",
                  self.holdout_fraction, "a number in [0, 1)")
         _require(isinstance(self.seed, int) and not isinstance(self.seed, bool), "seed", self.seed, "an integer")
@@ -122,15 +126,18 @@ class TrainConfig:
         return self.epochs == 0
 
     def resolved(self) -> TrainConfig:
-        """A copy with every ``None`` default filled in (image_size, miner, epochs); ``epochs`` 0 and ``labels``
+        """A copy with every ``None`` default filled in (image_size, miner, epochs, augment_views); ``epochs`` 0 and ``labels``
         "none" freeze the backbone (nothing, or only a head on its cached features, is trained)."""
         frozen = self.freeze_backbone or self.epochs == 0 or self.labels == LABELS_NONE
         return dataclasses.replace(
             self,
             image_size=self.image_size or (64 if self.network == SIAMESE else 128),
             miner=self.miner or DEFAULT_MINER[self.loss],
-            epochs=self.epochs if self.epochs is not None else (60 if frozen else 12),
+            epochs=self.epochs if self.epochs is not None else (
+                LABEL_FREE_EPOCHS if self.labels == LABELS_NONE else 60 if frozen else 12),
             freeze_backbone=frozen,
+            augment_views=self.augment_views if self.augment_views is not None else (
+                LABEL_FREE_VIEWS if self.labels == LABELS_NONE else 4),
         )
 
     def to_dict(self) -> dict[str, Any]:

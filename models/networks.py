@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.config import SIAMESE, TrainConfig
+from models.config import LABELS_NONE, SIAMESE, TrainConfig
 from models.errors import ConfigError, WeightsError
 
 
@@ -75,7 +75,8 @@ def build_head(feature_dim: int, embedding_dim: int, dropout: float, hidden: int
 def build_network(config: TrainConfig, *, load_weights: bool = True) -> EmbeddingNet:
     """The network ``config`` describes; with ``load_weights`` its ``weights`` are loaded (WeightsError).
 
-    With ``epochs`` 0 the head is an unfitted :class:`models.pca.PcaWhitening` of ``embedding_dim`` dims.
+    With ``epochs`` 0 the head is an unfitted :class:`models.pca.PcaWhitening` of ``embedding_dim`` dims; with
+    ``labels`` "none" an unfitted :class:`models.pca.ResidualWhitening`.
     """
     config = config.resolved()
     if config.network == SIAMESE:
@@ -91,6 +92,10 @@ def build_network(config: TrainConfig, *, load_weights: bool = True) -> Embeddin
         from models.pca import PcaWhitening
 
         head: nn.Module = PcaWhitening(feature_dim, config.embedding_dim)
+    elif config.labels == LABELS_NONE:  # PCA-whitening + residual, fitted and trained by models.label_free
+        from models.pca import ResidualWhitening
+
+        head = ResidualWhitening(feature_dim, config.embedding_dim, config.head_hidden or 512)
     else:
         head = build_head(feature_dim, config.embedding_dim, config.dropout, config.head_hidden)
     if load_weights and config.weights is not None:

@@ -17,8 +17,8 @@ from torch import nn
 
 from models.errors import ConfigError
 
-DEFAULT_POWER = 1.0
-DEFAULT_WHITENING = 0.5
+DEFAULT_POWER = 0.5
+DEFAULT_WHITENING = 0.25
 DEFAULT_SHRINKAGE = 0.1  # added to every eigenvalue, as a fraction of the mean kept eigenvalue
 MAX_FIT_SAMPLES = 20_000  # images whose features the PCA is fitted on (a seeded sample past this)
 
@@ -91,28 +91,64 @@ class PcaWhitening(nn.Module):
     """A fixed head: (B, F) features → (B, D) whitened (not normalised; the network normalises). Its state
     (``power``, ``mean``, ``projection``) is in the state dict, so a checkpoint rebuilds it exactly."""
 
-    def __init__(self, feature_dim: int, dim: int) -> None:
+    def __init__(self, feature_dim: int, dim: int, *, trainable: bool = False) -> None:
         super().__init__()
         self.register_buffer("power", torch.ones(()))
         self.register_buffer("mean", torch.zeros(feature_dim))
-        self.register_buffer("projection", torch.zeros(dim, feature_dim))
+        if trainable:  # a starting point that training moves (models.label_free); same state-dict key
+            self.projection = nn.Parameter(torch.zeros(dim, feature_dim))
+        else:
+            self.register_buffer("projection", torch.zeros(dim, feature_dim))
 
     @classmethod
-    def fitted(cls, features: np.ndarray, spec: WhiteningSpec) -> PcaWhitening:
+    def fitted(cls, features: np.ndarray, spec: WhiteningSpec, *, trainable: bool = False) -> PcaWhitening:
         """Fit on (n, F) features (:func:`fit_whitening`)."""
         mean, projection = fit_whitening(features, spec)
-        head = cls(projection.shape[1], projection.shape[0])
+        head = cls(projection.shape[1], projection.shape[0], trainable=trainable)
         head.power.fill_(float(spec.power))
         head.mean.copy_(torch.from_numpy(mean))
-        head.projection.copy_(torch.from_numpy(projection))
+        with torch.no_grad():
+            head.projection.copy_(torch.from_numpy(projection))
         return head
 
     @property
     def dim(self) -> int:
         return int(self.projection.shape[0])
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
+    def centred(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, F) features → (B, F): signed power, L2 normalisation, the fitted mean subtracted."""
         x = features.float()
         x = torch.sign(x) * torch.abs(x).pow(self.power)
-        x = F.normalize(x, dim=1)
-        return (x - self.mean) @ self.projection.T
+        return F.normalize(x, dim=1) - self.mean
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.centred(features) @ self.projection.T
+
+
+class ResidualWhitening(nn.Module):
+    """The head trained without labels (:mod:`models.label_free`): a PCA-whitening whose projection is trained,
+    plus a small MLP on the same centred input whose last layer starts at zero, so training starts exactly at
+    the PCA-whitened features and learns a correction: (B, F) → (B, D), not normalised."""
+
+    def __init__(self, feature_dim: int, dim: int, hidden: int = 512) -> None:
+        super().__init__()
+        self.pca = PcaWhitening(feature_dim, dim, trainable=True)
+        self.residual = nn.Sequential(nn.Linear(feature_dim, hidden), nn.ReLU(), nn.Linear(hidden, dim))
+        nn.init.zeros_(self.residual[2].weight)
+        nn.init.zeros_(self.residual[2].bias)
+
+    @classmethod
+    def fitted(cls, features: np.ndarray, spec: WhiteningSpec, hidden: int = 512) -> ResidualWhitening:
+        """The PCA fitted on (n, F) features (:func:`fit_whitening`; its dim may be capped), the residual at zero."""
+        pca = PcaWhitening.fitted(features, spec, trainable=True)
+        head = cls(pca.projection.shape[1], pca.dim, hidden)
+        head.pca = pca
+        return head
+
+    @property
+    def dim(self) -> int:
+        return self.pca.dim
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        x = self.pca.centred(features)
+        return x @ self.pca.projection.T + self.residual(x)

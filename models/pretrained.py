@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.config import TrainConfig
+from models.config import LABELS_NONE, TrainConfig
 from models.errors import ConfigError
 from models.pca import MAX_FIT_SAMPLES, WhiteningSpec
 
@@ -32,13 +32,14 @@ def fit_sample(paths: Sequence[str], seed: int, limit: int = MAX_FIT_SAMPLES) ->
 def clean_features(backbone, paths: Sequence[str], spec, *, device, num_workers: int, generator, progress: bool,
                    desc: str = "features"):
     """The backbone's pooled features of each decodable image, preprocessed as the catalog embeds it:
-    (n, F) float32 CPU tensor (unreadable images left out)."""
+    (n, F) float32 CPU tensor (unreadable images left out); onnxruntime runs the backbone on a CPU."""
     from models.data import ImageDataset
-    from models.features import compute_features
+    from models.features import backbone_runner, compute_features
 
     dataset = ImageDataset([(path, 0) for path in paths], np.zeros(len(paths), np.int64), spec, augment=False)
-    features, _ = compute_features(backbone, dataset, device=device, num_workers=num_workers, generator=generator,
-                                   progress=progress, desc=desc)
+    with backbone_runner(backbone, spec.image_size, device) as runner:
+        features, _ = compute_features(backbone, dataset, device=device, num_workers=num_workers,
+                                       generator=generator, progress=progress, desc=desc, runner=runner)
     return features
 
 
@@ -57,7 +58,7 @@ def fit_pretrained(config: TrainConfig, paths: Sequence[str], out_dir: str | os.
     from models.train_setup import num_workers
 
     started = time.perf_counter()
-    config = dataclasses.replace(config.resolved(), labels="none")
+    config = dataclasses.replace(config, labels=LABELS_NONE).resolved()
     whitening = whitening or WhiteningSpec(dim=config.embedding_dim)
     generator = seed_everything(config.seed)
     device = resolve_device(config.device)

@@ -11,8 +11,8 @@ from indexer.cli.common import MAX_PROBLEM_LINES, workspace_of
 @click.command()
 @click.option("--network", default=None, help="'siamese', any torchvision classifier (resnet18, resnet50, mobilenet_v2, ...) or 'sift-vlad'.")
 @click.option("--epochs", type=int, default=None,
-              help="Epochs (default: 60 with a frozen backbone, else 12); 0: no training, the pretrained network's "
-                   "pooled features PCA-whitened to --dim, fitted on the catalog's images.")
+              help="Epochs (default: 30 without labels, 60 with a frozen backbone, else 12); 0: no training, the "
+                   "pretrained network's pooled features PCA-whitened to --dim, fitted on the catalog's images.")
 @click.option("--image-size", type=int, default=None, help="Square input size in pixels (default 64 siamese, 128 otherwise).")
 @click.option("--weights", default=None, help="'imagenet' (torchvision registry / torch cache) or a checkpoint file.")
 @click.option("--freeze-backbone/--no-freeze-backbone", default=None, help="Train only the projection head.")

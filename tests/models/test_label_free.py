@@ -81,6 +81,10 @@ def test_label_free_training_writes_a_model_from_images_alone(tiny_items, tmp_pa
     assert result.epochs_run == 2 and result.metrics == {} and result.num_train_items == len(tiny_items)
     assert result.config.freeze_backbone and result.config.labels == "none"
     assert all(np.isfinite(entry["loss"]) for entry in result.history)
+    from models.checkpoint import load_model
+
+    model, _, _ = load_model(result.checkpoint_path)  # the checkpoint rebuilds the PCA + residual head
+    assert type(model.head).__name__ == "ResidualWhitening" and model.head.dim == 16
 
 
 def test_label_free_training_ignores_labels_and_is_deterministic(tiny_items, tmp_path, mnv2_weights):

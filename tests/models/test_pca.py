@@ -24,7 +24,7 @@ def test_plain_pca_keeps_the_top_axes_orthonormal():
 
 def test_full_whitening_gives_unit_variance_on_the_fit_sample():
     x = _features(n=2000)
-    mean, projection = fit_whitening(x, WhiteningSpec(dim=4, whitening=1, shrinkage=0))
+    mean, projection = fit_whitening(x, WhiteningSpec(dim=4, power=1.0, whitening=1, shrinkage=0))
     y = (normalise_features(x, 1.0) - mean) @ projection.T
     variances = y.var(axis=0)
     np.testing.assert_allclose(variances / variances.max(), np.ones(4), rtol=1e-3)
@@ -69,3 +69,19 @@ def test_torch_layer_computes_what_numpy_does(power):
 def test_spec_names_the_bad_field(field, value):
     with pytest.raises(ConfigError, match=field):
         WhiteningSpec(**{field: value})
+
+
+def test_residual_head_starts_exactly_at_the_pca_whitening():
+    import torch
+
+    from models.pca import ResidualWhitening
+
+    x = _features()
+    spec = WhiteningSpec(dim=8)
+    head = ResidualWhitening.fitted(x, spec, hidden=16)
+    assert head.dim == 8 and head.pca.projection.requires_grad
+    with torch.no_grad():
+        np.testing.assert_allclose(head(torch.from_numpy(x)).numpy(),
+                                   PcaWhitening.fitted(x, spec)(torch.from_numpy(x)).numpy(), atol=1e-6)
+    restored = ResidualWhitening(32, 8, hidden=16)
+    restored.load_state_dict(head.state_dict())  # what a checkpoint holds rebuilds it

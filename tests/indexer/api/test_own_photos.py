@@ -108,3 +108,24 @@ def test_labels_catalog_refuses_a_catalog_without_labels(photos, ws):
     _, network = photos
     result = run(ws, "train", *network, "--labels", "catalog", "--epochs", "1", ok=False)
     assert result.exit_code == 1 and "--labels none" in result.output
+
+
+def test_index_is_one_command_and_resumes_after_an_interruption(photos, tmp_path, monkeypatch):
+    import indexer.api.models as model_api
+
+    root, network = photos
+    ws = tmp_path / "ws"
+    options = ["--weights", network[3], "--image-size", "32", "--dim", "8"]
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(model_api, "embed", interrupted)  # killed after the model was made, before embedding
+        cut = run(ws, "index", str(root / "photos"), *options, ok=False)
+    assert cut.exit_code == 1 and "run the same command again" in cut.output
+    again = run(ws, "index", str(root / "photos"), *options)
+    assert "18 already catalogued" in again.output and "model 'photos': kept" in again.output
+    assert "embedded 18 (0 already)" in again.output and "index 'photos' (Flat): 18 vectors" in again.output
+    results = _query(ws, root / "photos" / "blue_triangle_3.png", "photos")
+    assert results[0]["path"].endswith("blue_triangle_3.png")
