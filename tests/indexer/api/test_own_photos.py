@@ -111,7 +111,7 @@ def test_labels_catalog_refuses_a_catalog_without_labels(photos, ws):
 
 
 def test_index_is_one_command_and_resumes_after_an_interruption(photos, tmp_path, monkeypatch):
-    import indexer.api.models as model_api
+    import indexer.api.pipeline.training as model_api
 
     root, network = photos
     ws = tmp_path / "ws"
