@@ -41,6 +41,7 @@ class EmbeddingStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._manifest = self._read_manifest()
         self._lock_depth = 0
+        self._spans_written: dict[str, list] = {}  # parts written (or read) whose spans the manifest lacks yet
 
     @contextlib.contextmanager
     def locked(self, exclusive: bool = True):
@@ -93,16 +94,33 @@ class EmbeddingStore:
         return np.asarray(self._load(name, "ids", mmap=False), np.int64) if name else np.zeros(0, np.int64)
 
     def _present(self, ids: np.ndarray) -> np.ndarray:
-        """(m,) bool: which of ``ids`` some part holds (removed ones included); a few ids are compared with each
-        part's ids directly, which costs one pass over them instead of a sort."""
+        """(m,) bool: which of ``ids`` some part holds (removed ones included). A part is read only for the ids
+        inside its recorded id range; a part whose ids are sorted (the usual case: the catalog hands out
+        increasing ids) is searched by bisection, so checking a new id costs O(log n), not a pass over n."""
         present = np.zeros(len(ids), bool)
         for name in self._parts():
+            low, high, ordered = self._span(name)
+            inside = ~present & (ids >= low) & (ids <= high)
+            if not inside.any():
+                continue
             part = np.asarray(self._load(name, "ids", mmap=True))
-            if len(ids) <= SMALL_CHECK:
-                present |= np.array([bool((part == value).any()) for value in ids.tolist()], dtype=bool)
+            wanted = ids[inside]
+            if ordered:
+                at = np.minimum(np.searchsorted(part, wanted), len(part) - 1)
+                present[inside] = part[at] == wanted
+            elif len(wanted) <= SMALL_CHECK:
+                present[inside] = [bool((part == value).any()) for value in wanted.tolist()]
             else:
-                present |= np.isin(ids, part)
+                present[inside] = np.isin(wanted, part)
         return present
+
+    def _span(self, name: str) -> tuple[int, int, bool]:
+        """(lowest id, highest id, ids sorted) of part ``name``: recorded when it was written (a store written
+        before spans were recorded reads the part once and keeps the answer in its manifest at the next write)."""
+        span = self._manifest.get("spans", {}).get(name) or self._spans_written.get(name)
+        if span is None:
+            span = self._spans_written[name] = _span_of(np.asarray(self._load(name, "ids", mmap=True)))
+        return span[0], span[1], bool(span[2])
 
     def vectors(self, mmap: bool = True) -> np.ndarray:
         """(n, D) float32, rows aligned with :meth:`ids`; consolidates appended chunks first.
@@ -168,8 +186,7 @@ class EmbeddingStore:
         if len(np.unique(ids)) != len(ids):
             raise ModelError("append: duplicate ids in one call")
         held = self._present(ids)
-        removed = self._removed()
-        live = held & ~np.isin(ids, removed)
+        live = held & ~np.isin(ids, self._removed()) if held.any() else held
         if live.any():
             present = ids[live]
             raise ModelError(f"append: {len(present)} id(s) already stored (e.g. {present[:5].tolist()}); "
@@ -270,7 +287,9 @@ class EmbeddingStore:
             os.fsync(handle.fileno())
 
     def _write_ids(self, name: str, ids: np.ndarray) -> None:
-        self._write_array(self.directory / f"{name}.ids.npy", np.asarray(ids, np.int64))
+        ids = np.asarray(ids, np.int64)
+        self._write_array(self.directory / f"{name}.ids.npy", ids)
+        self._spans_written[name] = _span_of(ids)
 
     @staticmethod
     def _write_array(path: Path, array: np.ndarray) -> None:
@@ -282,6 +301,10 @@ class EmbeddingStore:
 
     def _write_manifest(self, manifest: dict) -> None:
         # the folder's fsync after the rename also makes the new parts' names durable
+        parts = ([manifest["base"]] if manifest["base"] else []) + list(manifest["chunks"])
+        known = {**manifest.get("spans", {}), **self._spans_written}
+        manifest = dict(manifest, spans={name: known[name] for name in parts if name in known})
+        self._spans_written = {}
         write_json(self.directory / MANIFEST, manifest, indent=None)
         self._manifest = manifest
 
@@ -309,6 +332,14 @@ class EmbeddingStore:
         for path in self.directory.glob("*.npy"):
             if path.name.split(".", 1)[0] not in live:
                 path.unlink(missing_ok=True)
+
+
+def _span_of(ids: np.ndarray) -> list:
+    """[lowest, highest, sorted] of a part's ids (an empty part: a range no id falls in)."""
+    if not len(ids):
+        return [0, -1, True]
+    ordered = bool(len(ids) < 2 or (np.diff(ids) > 0).all())
+    return [int(ids[0] if ordered else ids.min()), int(ids[-1] if ordered else ids.max()), ordered]
 
 
 class PendingRows:

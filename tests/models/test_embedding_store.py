@@ -104,3 +104,35 @@ def test_single_appends_merge_into_few_chunks(tmp_path):
     ids, vectors = EmbeddingStore(tmp_path / "emb").items()
     np.testing.assert_array_equal(vectors[np.argsort(ids)], rows)
     assert len(list((tmp_path / "emb").glob("*.npy"))) == 2
+
+
+def test_presence_uses_each_parts_recorded_id_range_sorted_or_not(tmp_path):
+    store = EmbeddingStore(tmp_path)
+    store.append(np.arange(0, 2000, 2), _vectors(1000))  # sorted, even ids: bisection
+    store.append([5001, 3001, 4001], _vectors(3, seed=1))  # unsorted: compared
+    spans = EmbeddingStore(tmp_path)._manifest["spans"]
+    assert sorted(spans.values()) == [[0, 1998, True], [3001, 5001, False]]
+    for stored in (0, 2, 1998, 3001, 4001, 5001):
+        with pytest.raises(ModelError, match="already stored"):
+            store.append([stored], _vectors(1))
+    store.append([1, 1999, 4000, 6000], _vectors(4, seed=2))  # inside the ranges, not held: new
+    np.testing.assert_array_equal(store.missing([1, 3, 4000, 4002]), [3, 4002])
+    assert store.remove([2, 3, 4001, 7]) == 2  # only held ids count
+    store.append([2], _vectors(1, seed=3))  # a removed id comes back
+    found, _ = store.lookup([2, 4001])
+    assert found.tolist() == [True, False]
+
+
+def test_a_store_written_before_spans_were_recorded_still_checks_ids(tmp_path):
+    import json
+
+    store = EmbeddingStore(tmp_path)
+    store.append([3, 1, 2], _vectors(3))
+    manifest = json.loads((tmp_path / "store.json").read_text())
+    del manifest["spans"]
+    (tmp_path / "store.json").write_text(json.dumps(manifest))
+    old = EmbeddingStore(tmp_path)
+    with pytest.raises(ModelError, match="already stored"):
+        old.append([2], _vectors(1))
+    old.append([4], _vectors(1, seed=1))
+    assert len(EmbeddingStore(tmp_path)._manifest["spans"]) == len(EmbeddingStore(tmp_path)._parts())
