@@ -101,3 +101,11 @@ def test_a_failing_peer_is_a_note_and_the_others_are_still_measured(monkeypatch,
                                       exact=exact_search(base, ids, queries, 20), k=10, target_recall=0.9)
     assert [row["kind"] for row in rows] == ["hnswlib"] and list(sweeps) == ["hnswlib"]
     assert notes == ["peer usearch failed: RuntimeError: collection too large"]
+
+
+@pytest.mark.parametrize("name", ["hnswlib", "usearch", "chromadb"])
+def test_graph_peers_sweep_our_graph_grid(name) -> None:
+    """A peer on a coarser grid than ours would overshoot the target where we do not (or the reverse)."""
+    from indexer.bench.grids import GRAPH_SWEEP
+
+    assert tuple(_available(name).sweep) == GRAPH_SWEEP

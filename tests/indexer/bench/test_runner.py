@@ -156,3 +156,17 @@ def test_at_target_takes_the_cheapest_swept_setting_reaching_the_recall():
     assert found["ivf"]["value"] == 8 and found["ivf"]["p50_ms"] == 0.20, "the smallest value, not the luckiest time"
     assert found["flat"]["recall"] == 1.0 and found["flat"]["value"] is None
     assert found["pca"]["p50_ms"] is None
+
+
+def test_graph_sweep_tries_every_integer_where_the_target_is_reached(clustered) -> None:
+    """Ours and the peers sweep the same graph grid, one step at a time up to 64: the old grid jumped from
+    32 to 40, so the at-target row took efSearch 40 where 34 sufficed and compared the grid, not the systems."""
+    from indexer.bench.grids import GRAPH_SWEEP
+    from indexer.bench.sweeps import default_sweep_values
+
+    assert list(GRAPH_SWEEP) == sorted(set(GRAPH_SWEEP)) and GRAPH_SWEEP[-1] == 512
+    base, ids, _ = clustered
+    index, _ = build_index(IndexParams("hnsw", hnsw_m=8), base, ids)
+    values = default_sweep_values(index, 10)
+    assert values[: 64 - 10 + 1] == list(range(10, 65))
+    assert default_sweep_values(index, 20)[0] == 20, "below k FAISS searches k candidates anyway"
