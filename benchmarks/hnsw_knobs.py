@@ -7,6 +7,11 @@ query per call on one thread, in a new random order. ``+sel`` variants search wi
 ``--deleted`` random ids (an ``IDSelectorNot(IDSelectorBatch)`` in the per-call parameters, as the segments do);
 ``+unbounded`` with ``search_bounded_queue`` off; ``+nocheck`` with ``check_relative_distance`` off.
 
+A variant kind:M:efConstruction:i is built in input order (the locality order patched out); :c (or :b) renumbers the built graph's entries by k-means cluster (or reverse
+Cuthill-McKee order). Since issue 26 ``build_index`` stores graph kinds in cluster order itself
+(indexer.core.locality), so run with PYTHONPATH=<this checkout> to measure that, or with an older checkout for
+the input order. hnswlib with ``sel`` searches: its 1,000 ids are marked deleted (``mark_deleted``).
+
 Usage: python benchmarks/hnsw_knobs.py [--n 200000] [--rounds 5] [--variants hnsw:32:40,hnsw-fp16:32:40,hnswlib]
        [--searches plain,sel] [--cache DIR] [--json out.json]
 (a variant is kind:M:efConstruction; ``hnswlib`` is the bench's peer, M 16, efConstruction 100.)
@@ -71,6 +76,14 @@ def build_ours(spec: str, data, cache: str | None):
     import faiss
 
     kind, m, efc, *how = spec.split(":")
+    if how == ["i"]:  # input order: build_index without its locality order (not cached: same key)
+        from unittest import mock
+
+        with mock.patch("indexer.core.locality.locality_order", lambda v, seed=0: np.arange(len(v))):
+            t0 = time.perf_counter()
+            index, _ = build_index(IndexParams(kind, hnsw_m=int(m), efConstruction=int(efc)), data.base,
+                                   data.base_ids)
+            return index, time.perf_counter() - t0
     if how:
         index, _ = build_ours(f"{kind}:{m}:{efc}", data, cache)
         print(f"reordered {spec} in {reorder(index, data, how[0]):.1f} s", flush=True)
