@@ -59,14 +59,19 @@ def bench_peer(
     tune_queries: np.ndarray | None = None,
     metadata: Sequence[dict[str, Any]] | None = None,
     n_sweep_queries: int = 300,
+    keep: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, float]]]:
     """Build peer ``name`` over base (n, d) float32 and measure it. Returns (row, sweep).
 
     Raises PeerUnavailable when its package is missing. ``metadata``: one dict per base
     vector, stored by database peers, whose end-to-end call (top k with rows) is timed too.
+    ``keep``: when given, the peer is left open and ``keep[name]`` becomes its timer (a setting -> (q,)
+    seconds of the sweep queries, one per call), for :func:`indexer.bench.sweeps.retime_at_target`; the
+    caller closes it with ``keep[name].close()``.
     """
     cls = peer_class(name)
     peer = cls()
+    kept = False
     try:
         started = time.perf_counter()
         peer.build(base_ids, base, metadata if cls.database else None)
@@ -119,9 +124,28 @@ def bench_peer(
                 peer.query_rows(vector, min(k, n))
                 times.append(time.perf_counter() - t0)
             row["rows_ms_p50"] = float(np.median(times) * 1e3)
+        if keep is not None:
+            keep[name], kept = PeerTimer(peer, sweep_q, sweep_ids, k, n), True
         return row, curve
     finally:
-        peer.close()
+        if not kept:
+            peer.close()
+
+
+class PeerTimer:
+    """(q,) seconds of one-query calls of an open peer at a setting, after a warm-up at it."""
+
+    def __init__(self, peer: Peer, queries: np.ndarray, query_ids: np.ndarray | None, k: int, n: int) -> None:
+        self.peer, self.queries, self.query_ids, self.k, self.n = peer, queries, query_ids, k, n
+
+    def __call__(self, value: int) -> np.ndarray:
+        self.peer.set_knob(value)
+        for vector in self.queries[:WARM_UP]:
+            self.peer.query(vector, min(self.k, self.n))
+        return _found(self.peer, self.queries, self.query_ids, self.k, self.n)[1]
+
+    def close(self) -> None:
+        self.peer.close()
 
 
 def bench_peers(names: Sequence[str], **kwargs: Any) -> tuple[list[dict[str, Any]], dict[str, list], list[str]]:

@@ -78,6 +78,15 @@ def _at_target(report: dict[str, Any]) -> tuple[list[str], list[list[str]]] | No
     body = [[row["kind"], row["system"], _format(row["value"], "{}"), _format(row["recall"], "{:.3f}"),
              _format(row["p50_ms"], "{:.3f}"), _format(row["p99_ms"], "{:.3f}"), _format(row["qps_1t"], "{:,.0f}")]
             for row in rows]
+    if any("sweep_p50_ms" in row for row in rows):  # timed again in interleaved rounds (sweeps.retime_at_target)
+        header.append("sweep p50 ms")
+        for cells, row in zip(body, rows):
+            cells.append(_format(row.get("sweep_p50_ms"), "{:.3f}"))
+    peers = [row["p50_ms"] for row in rows if row["system"] == "peer" and row["p50_ms"] is not None]
+    if peers:  # each system's p50 over the fastest peer's, both at the target
+        header.append("p50 / fastest peer")
+        for cells, row in zip(body, rows):
+            cells.append(_format(None if row["p50_ms"] is None else row["p50_ms"] / min(peers), "{:.2f}×"))
     return header, body
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from indexer.bench.sweeps import at_target, results, sweep
-from indexer.bench.timing import latency_ms, single_query_seconds, throughput_qps
+from indexer.bench.sweeps import at_target, results, retime_at_target, sweep
+from indexer.bench.timing import IndexTimer, latency_ms, single_query_seconds, throughput_qps
 from indexer.core.auto import build_auto
 from indexer.core.build import build_index
 from indexer.core.errors import InputError
@@ -30,6 +30,7 @@ from indexer.core.tuning import tune_search_param
 
 EXTRA_EXACT = 10  # exact neighbours beyond k, so ties past rank k are visible
 SWEEP_QUERIES = 300
+AT_TARGET_ROUNDS = 5  # interleaved rounds the at-target settings are timed in again (sweeps.retime_at_target)
 
 
 @dataclass(frozen=True)
@@ -194,8 +195,12 @@ def bench_kind(
     overhead_repeats: int = 3,
     with_sweep: bool = True,
     rerank: Rerank | None = None,
+    keep: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, float]]]:
     """Build one index over ``data.base``, tune it, and measure it. Returns (row, sweep).
+
+    ``keep``: when given and the kind has a search knob, ``keep[kind]`` becomes a timer of the index (a
+    setting -> (q,) seconds over the sweep queries), which holds the index until the caller drops it.
 
     ``rerank`` "qe": the label metrics (P@1, MAP@R, ...) come from expanded queries and the row adds
     ``rerank_ms_p50``, the single-query latency of the expanded search; fidelity (ann recall),
@@ -276,9 +281,11 @@ def bench_kind(
     if with_sweep and knob_of(index) is not None:
         n = min(SWEEP_QUERIES, len(data.queries))
         curve = sweep(
-            index, data.queries[:n], (exact_scores[:n], exact_ids[:n]), k, n_latency=min(n_latency, 100),
+            index, data.queries[:n], (exact_scores[:n], exact_ids[:n]), k, n_latency=n,  # the peers time all n too
             query_ids=None if data.query_ids is None else data.query_ids[:n],
         )
+        if keep is not None:
+            keep[params.kind] = IndexTimer(index, data.queries[:n], k)
     return row, curve
 
 
@@ -298,6 +305,7 @@ def run_bench(
     rerank: Rerank | None = None,
     peers: Sequence[str] = (),
     shards: int = 4,
+    at_target_rounds: int = AT_TARGET_ROUNDS,
 ) -> dict[str, Any]:
     """Benchmark every kind (and every peer) on ``data``; returns {"results": [row per kind, then per
     peer], "sweeps": {kind: [...]}, "ground_truth_s", "data": {n, dim, lid, relative_contrast},
@@ -309,6 +317,9 @@ def run_bench(
     our_overhead_pct, speedup_vs_flat (when flat ran), and with labels P@1, P@k, R@k, F1@k,
     MAP@R and map_at_r_change (against flat); ``rerank`` (its label) and, for "qe", rerank_ms_p50.
 
+    ``at_target_rounds``: the at-target rows' latencies are timed again in this many interleaved rounds
+    (:func:`indexer.bench.sweeps.retime_at_target`; 0: the sweep's single pass), which keeps every swept
+    index and peer open until the end of the run.
     ``shards``: how many shards the ``ivf-ondisk`` kind is built in. ``rerank`` "dba" augments ``data.base``
     once before anything is built (the queries stay as
     they are, as they would at query time); ground truth is then exact search over the
@@ -331,34 +342,42 @@ def run_bench(
     )
     ground_truth_s = time.perf_counter() - started
     results, sweeps = [], {}
-    iterator = _progress(list(kinds), progress, desc)
-    for kind in iterator:
-        if progress:
-            iterator.set_postfix_str(kind, refresh=False)
-        row, curve = bench_kind(
-            bench_params(kind, data.base.shape[1], seed, shards), data, exact, k, target_recall, n_latency=n_latency,
-            n_tune_queries=n_tune_queries, overhead_repeats=overhead_repeats, with_sweep=with_sweep,
-            rerank=rerank,
-        )
-        results.append(row)
-        if curve:
-            sweeps[kind] = curve
-    notes: list[str] = []
-    if peers:
-        peer_rows, peer_sweeps, notes = bench_peers(
-            peers, base=data.base, base_ids=data.base_ids, queries=data.queries, exact=exact, k=k,
-            target_recall=target_recall, query_ids=data.query_ids, tune_queries=data.tune_queries,
-            metadata=data.metadata, n_sweep_queries=SWEEP_QUERIES,
-        )
-        results += peer_rows
-        sweeps.update(peer_sweeps)
+    timers: dict[str, Any] | None = {} if at_target_rounds > 0 and with_sweep else None  # kind -> its timer
+    try:
+        iterator = _progress(list(kinds), progress, desc)
+        for kind in iterator:
+            if progress:
+                iterator.set_postfix_str(kind, refresh=False)
+            row, curve = bench_kind(
+                bench_params(kind, data.base.shape[1], seed, shards), data, exact, k, target_recall,
+                n_latency=n_latency, n_tune_queries=n_tune_queries, overhead_repeats=overhead_repeats,
+                with_sweep=with_sweep, rerank=rerank, keep=timers,
+            )
+            results.append(row)
+            if curve:
+                sweeps[kind] = curve
+        notes: list[str] = []
+        if peers:
+            peer_rows, peer_sweeps, notes = bench_peers(
+                peers, base=data.base, base_ids=data.base_ids, queries=data.queries, exact=exact, k=k,
+                target_recall=target_recall, query_ids=data.query_ids, tune_queries=data.tune_queries,
+                metadata=data.metadata, n_sweep_queries=SWEEP_QUERIES, keep=timers,
+            )
+            results += peer_rows
+            sweeps.update(peer_sweeps)
+        rows = at_target(results, sweeps, target_recall)
+        if timers:
+            retime_at_target(rows, timers, at_target_rounds, seed)
+    finally:
+        for timer in (timers or {}).values():
+            timer.close()
     flat = next((row for row in results if row["kind"] == "flat"), None)
     for row in results:
         row["speedup_vs_flat"] = flat["search_ms_p50"] / row["search_ms_p50"] if flat else None
         if row.get("map_at_r") is not None and flat is not None and flat.get("map_at_r") is not None:
             row["map_at_r_change"] = row["map_at_r"] - flat["map_at_r"]
     return {"results": results, "sweeps": sweeps, "ground_truth_s": ground_truth_s, "data": stats, "notes": notes,
-            "at_target": at_target(results, sweeps, target_recall)}
+            "at_target": rows}
 
 
 def _progress(items: list[str], enabled: bool, desc: str) -> Any:

@@ -95,3 +95,19 @@ def throughput_qps(index: Any, queries: np.ndarray, k: int, n_repeats: int = 1) 
         search(index, x, k)
         best = min(best, time.perf_counter() - t0)
     return float(x.shape[0] / best)
+
+
+class IndexTimer:
+    """(q,) seconds of one-query searches of ``index`` at a knob setting, one thread (as the sweep times)."""
+
+    def __init__(self, index: Any, queries: np.ndarray, k: int) -> None:
+        self.index, self.queries, self.k = index, queries, k
+
+    def __call__(self, value: int) -> np.ndarray:
+        from indexer.core.settings import knob_of, search_parameters
+
+        params = search_parameters(self.index, **{knob_of(self.index): int(value)})
+        return single_query_seconds(self.index, self.queries, self.k, params=params)
+
+    def close(self) -> None:
+        self.index = None

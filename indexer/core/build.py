@@ -121,6 +121,11 @@ def build_index(
         train_n = sample.shape[0]
         _train(work, sample, params, n, d)
     t1 = time.perf_counter()
+    if find_hnsw(index) is not None:  # a graph over the vectors: store neighbours together (indexer.core.locality)
+        from indexer.core.locality import locality_order
+
+        order = locality_order(x, params.seed)
+        x, id_arr = x[order], id_arr[order]
     work.add_with_ids(x, id_arr)
     t2 = time.perf_counter()
     index = to_cpu(work) if on_gpu else work

@@ -101,3 +101,26 @@ def test_a_failing_peer_is_a_note_and_the_others_are_still_measured(monkeypatch,
                                       exact=exact_search(base, ids, queries, 20), k=10, target_recall=0.9)
     assert [row["kind"] for row in rows] == ["hnswlib"] and list(sweeps) == ["hnswlib"]
     assert notes == ["peer usearch failed: RuntimeError: collection too large"]
+
+
+@pytest.mark.parametrize("name", ["hnswlib", "usearch", "chromadb"])
+def test_graph_peers_sweep_our_graph_grid(name) -> None:
+    """A peer on a coarser grid than ours would overshoot the target where we do not (or the reverse)."""
+    from indexer.bench.grids import GRAPH_SWEEP
+
+    assert tuple(_available(name).sweep) == GRAPH_SWEEP
+
+
+def test_a_kept_peer_stays_open_for_the_interleaved_rounds(data) -> None:
+    _available("hnswlib")
+    base, ids, queries, _ = data
+    exact = exact_search(base, ids, queries[:40], 20)
+    keep = {}
+    row, _ = bench_peer("hnswlib", base, ids, queries[:40], exact, 10, 0.9, n_sweep_queries=40, keep=keep)
+    timer = keep["hnswlib"]
+    seconds = timer(row["knob_value"])
+    assert seconds.shape == (40,) and seconds.min() > 0
+    folder = timer.peer.workdir
+    assert folder.exists()
+    timer.close()
+    assert not folder.exists()

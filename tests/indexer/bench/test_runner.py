@@ -156,3 +156,53 @@ def test_at_target_takes_the_cheapest_swept_setting_reaching_the_recall():
     assert found["ivf"]["value"] == 8 and found["ivf"]["p50_ms"] == 0.20, "the smallest value, not the luckiest time"
     assert found["flat"]["recall"] == 1.0 and found["flat"]["value"] is None
     assert found["pca"]["p50_ms"] is None
+
+
+def test_graph_sweep_tries_every_integer_where_the_target_is_reached(clustered) -> None:
+    """Ours and the peers sweep the same graph grid, one step at a time up to 64: the old grid jumped from
+    32 to 40, so the at-target row took efSearch 40 where 34 sufficed and compared the grid, not the systems."""
+    from indexer.bench.grids import GRAPH_SWEEP
+    from indexer.bench.sweeps import default_sweep_values
+
+    assert list(GRAPH_SWEEP) == sorted(set(GRAPH_SWEEP)) and GRAPH_SWEEP[-1] == 512
+    base, ids, _ = clustered
+    index, _ = build_index(IndexParams("hnsw", hnsw_m=8), base, ids)
+    values = default_sweep_values(index, 10)
+    assert values[: 64 - 10 + 1] == list(range(10, 65))
+    assert default_sweep_values(index, 20)[0] == 20, "below k FAISS searches k candidates anyway"
+
+
+def test_at_target_settings_are_timed_again_in_interleaved_rounds() -> None:
+    from indexer.bench.sweeps import retime_at_target
+
+    calls = []
+
+    def timer(name, ms):
+        def time_at(value):
+            calls.append((name, value))
+            return np.full(30, ms / 1e3)
+        return time_at
+
+    rows = [{"kind": "hnsw", "system": "indexer", "value": 34, "recall": 0.95, "p50_ms": 0.30, "p99_ms": 1.0,
+             "qps_1t": 1.0},
+            {"kind": "hnswlib", "system": "peer", "value": 38, "recall": 0.95, "p50_ms": 0.09, "p99_ms": 1.0,
+             "qps_1t": 1.0},
+            {"kind": "flat", "system": "indexer", "value": None, "recall": 1.0, "p50_ms": 5.0, "p99_ms": 6.0,
+             "qps_1t": 200.0}]
+    retime_at_target(rows, {"hnsw": timer("hnsw", 0.1), "hnswlib": timer("hnswlib", 0.2)}, rounds=3, seed=0)
+    assert sorted(calls) == [("hnsw", 34)] * 3 + [("hnswlib", 38)] * 3, "each at its own at-target setting"
+    assert all({calls[2 * r][0], calls[2 * r + 1][0]} == {"hnsw", "hnswlib"} for r in range(3)), "interleaved"
+    hnsw, peer, flat = rows
+    assert hnsw["p50_ms"] == pytest.approx(0.1) and peer["p50_ms"] == pytest.approx(0.2)
+    assert hnsw["sweep_p50_ms"] == 0.30 and hnsw["rounds"] == 3 and len(hnsw["p50_ms_rounds"]) == 3
+    assert flat["p50_ms"] == 5.0 and "rounds" not in flat, "exact kinds keep their figure"
+
+
+def test_bench_times_its_at_target_rows_in_rounds(clustered, queries) -> None:
+    base, ids, _ = clustered
+    data = BenchData(base=base[:1500], base_ids=ids[:1500], queries=queries[:20])
+    report = run_bench(data, ["hnsw"], k=5, progress=False, n_latency=10, at_target_rounds=2)
+    (row,) = report["at_target"]
+    assert row["rounds"] == 2 and len(row["p50_ms_rounds"]) == 2 and row["p50_ms"] > 0
+    (row,) = run_bench(data, ["hnsw"], k=5, progress=False, n_latency=10, at_target_rounds=0)["at_target"]
+    assert "rounds" not in row
