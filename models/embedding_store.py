@@ -30,6 +30,7 @@ from models.errors import ModelError
 MANIFEST = "store.json"
 LOCK_FILE = ".lock"
 CONSOLIDATE_REMOVED = 0.05  # removed ids, as a share of the rows, past which a removal rewrites the store
+COPY_ROWS = 65_536  # rows copied at a time when parts are rewritten
 SMALL_CHECK = 32  # up to this many ids are checked against a part by comparison, without sorting it
 
 
@@ -200,9 +201,11 @@ class EmbeddingStore:
         self._write_manifest(dict(self._manifest, dim=int(vectors.shape[1]), chunks=chunks, chunk_rows=rows))
         self._merge_chunks()
 
-    def remove(self, ids) -> int:
+    def remove(self, ids, *, consolidate: bool = True) -> int:
         """Delete the rows of ``ids`` (absent ids are ignored); returns how many rows went. The ids are recorded
-        as removed (a write of the removed ids, not of the store); the rows go at the next consolidation."""
+        as removed (a write of the removed ids, not of the store); the rows go at the next consolidation, which
+        this call makes once the removed ids pass :data:`CONSOLIDATE_REMOVED` of the rows unless ``consolidate``
+        is False (the service: a delete must cost what it changes; its start-up consolidates)."""
         ids = np.unique(np.asarray(ids, dtype=np.int64).reshape(-1))
         with self.locked(exclusive=True):
             before = self._removed()
@@ -216,7 +219,7 @@ class EmbeddingStore:
             self._sweep()
             rows = sum(self._chunk_rows()) + (len(self._load(self._manifest["base"], "ids", mmap=True))
                                               if self._manifest["base"] else 0)
-            if len(removed) > CONSOLIDATE_REMOVED * rows:
+            if consolidate and len(removed) > CONSOLIDATE_REMOVED * rows:
                 self._consolidate(keep=None)
             return len(going)
 
@@ -227,16 +230,35 @@ class EmbeddingStore:
         return base + list(self._manifest["chunks"])
 
     def _consolidate(self, keep: np.ndarray | None) -> None:
+        """One new base of the live rows, copied part by part through memory maps (the rows never all sit in
+        the process's memory at once)."""
         parts = self._parts()
         ids = self._all_ids()
-        vectors = (np.concatenate([self._load(n, "vectors", mmap=True) for n in parts]) if parts
-                   else np.zeros((0, self.dim or 0), np.float32))
         live = ~np.isin(ids, self._removed())
         if keep is not None:
             live &= keep
-        ids, vectors = ids[live], vectors[live]
         name = self._new_part_name("base")
-        self._write_part(name, ids, vectors)
+        if not live.any():
+            self._write_part(name, ids[live], np.zeros((0, self.dim or 0), np.float32))
+            self._write_manifest(dict(self._manifest, base=name, chunks=[], chunk_rows=[], removed=None))
+            self._sweep()
+            return
+        self._write_ids(name, ids[live])
+        path = self.directory / f"{name}.vectors.npy"
+        out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(int(live.sum()), self.dim or 0))
+        row = start = 0
+        for part in parts:
+            block = self._load(part, "vectors", mmap=True)
+            mask = live[start:start + len(block)]
+            start += len(block)
+            for at in range(0, len(block), COPY_ROWS):  # bounded pieces: a million rows copy in 64k-row steps
+                piece = np.asarray(block[at:at + COPY_ROWS])[mask[at:at + COPY_ROWS]]
+                out[row:row + len(piece)] = piece
+                row += len(piece)
+        out.flush()
+        del out
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
         self._write_manifest(dict(self._manifest, base=name, chunks=[], chunk_rows=[], removed=None))
         self._sweep()
 

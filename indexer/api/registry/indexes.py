@@ -35,14 +35,18 @@ def stale_index_message(index_row: ArtifactRow, model_row: ArtifactRow) -> str |
     )
 
 
-def catalog_vectors(workspace: Workspace, model_name: str) -> tuple[np.ndarray, np.ndarray]:
-    """(ids (n,) int64, vectors (n, d) float32) of the model's embeddings of ok catalog images."""
+def catalog_vectors(workspace: Workspace, model_name: str, *, mmap: bool = False) -> tuple:
+    """(ids (n,) int64, vectors (n, d) float32) of the model's embeddings of ok catalog images; with ``mmap``,
+    (every stored id, the store's vectors as a read-only memory map, the ok catalog ids) instead, so that the
+    caller serves the ok ones without copying the vectors (:meth:`ServedVectors.from_store`)."""
     from models.embedding_store import EmbeddingStore
 
     with workspace.catalog() as catalog:
         ok_ids = np.array([row.id for row in catalog.image_keys()], dtype=np.int64)
     store = EmbeddingStore(workspace.embeddings_dir / model_name)
-    store_ids, vectors = store.items(mmap=False)  # one read: another process may be appending
+    store_ids, vectors = store.items(mmap=mmap)  # one read: another process may be appending
+    if mmap:
+        return store_ids, vectors, ok_ids
     keep = np.isin(store_ids, ok_ids)
     return store_ids[keep], np.ascontiguousarray(vectors[keep], dtype=np.float32)
 

@@ -171,7 +171,7 @@ class Searcher:
             if self._vectors is None:
                 from indexer.api.registry.indexes import catalog_vectors
 
-                self._vectors = ServedVectors.by_id(*catalog_vectors(self.workspace, self.model_name))
+                self._vectors = ServedVectors.from_store(*catalog_vectors(self.workspace, self.model_name, mmap=True))
             return self._vectors
 
     # -- queries ---------------------------------------------------------------------------------------------

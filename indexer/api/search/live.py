@@ -38,6 +38,7 @@ from indexer.api.registry.images import IMPORTED_FORMAT, imported_sha256, rows_t
 from indexer.api.registry.index_files import IndexTarget, file_signature, remove_from_index_file, writing
 from indexer.api.search.engine import Searcher, unit_vector
 from indexer.api.search.held import AddOutcome, HeldIndex, KnownRows, ServedVectors
+from indexer.api.search.served import RowTable
 from indexer.api.search.results import Answer
 from indexer.api.search.uploads import UPLOADS_DIR, read_upload, store_upload
 from indexer.api.workspace import Workspace
@@ -205,7 +206,7 @@ class LiveCatalog:
             for model in models:
                 store_dir = self.workspace.embeddings_dir / model.name
                 if store_dir.is_dir():
-                    EmbeddingStore(store_dir).remove(ids)
+                    EmbeddingStore(store_dir).remove(ids, consolidate=False)  # O(deleted), not O(N)
             engine.publish_vectors(engine.served_vectors().changed(remove=ids))
             self._change_indexes(remove=ids, save=self.flush_s <= 0)
             held = engine.held_names()
@@ -230,7 +231,7 @@ class LiveCatalog:
             with self.workspace.catalog() as catalog:
                 ok_rows = catalog.image_keys()
             ok_ids = np.fromiter((row.id for row in ok_rows), dtype=np.int64, count=len(ok_rows))
-            engine.publish_rows(KnownRows({row.id: (row.path, row.label) for row in ok_rows}))
+            engine.publish_rows(KnownRows(RowTable((row.id, row.path, row.label) for row in ok_rows)))
             store = EmbeddingStore(self.workspace.embeddings_dir / self.model_name)
             lacking = set(store.missing(ok_ids).tolist())
             pictures, new_ids = [], []
@@ -247,18 +248,19 @@ class LiveCatalog:
                     still = np.isin(new_ids, store.missing(new_ids))
                     if still.any():
                         store.append(new_ids[still], vectors[still])
-            store_ids, vectors = store.items(mmap=False)  # one read: another process may be appending
-            keep = np.isin(store_ids, ok_ids)
-            served = ServedVectors.by_id(store_ids[keep], vectors[keep])
+            # one read (another process may be appending); the vectors stay a memory map of the store's file
+            store_ids, vectors = store.items(mmap=True)
+            served = ServedVectors.from_store(store_ids, vectors, ok_ids)
             engine.publish_vectors(served)
+            served_ids = served.ids
             changes = {}
             for name in engine.held_names():
                 have = indexed_ids(engine.held(name).index)
-                add = ~np.isin(served.ids, have)
-                extra = have[~np.isin(have, served.ids)]
-                if add.any() or len(extra):
-                    self._change_indexes(add=(served.ids[add], served.vectors[add]), remove=extra, only=[name])
-                changes[name] = (int(add.sum()), len(extra))
+                add_ids = served_ids[~np.isin(served_ids, have)]
+                extra = have[~np.isin(have, served_ids)]
+                if len(add_ids) or len(extra):
+                    self._change_indexes(add=(add_ids, served.take(add_ids)[1]), remove=extra, only=[name])
+                changes[name] = (len(add_ids), len(extra))
             return changes
 
     def refresh(self) -> list[str]:

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from indexer.api.search.held import ServedVectors
+from indexer.api.search.held import KnownRows, ServedVectors
+from indexer.api.search.served import RowTable
 from indexer.core.errors import InputError, NotFoundError
 
 
@@ -18,7 +19,7 @@ def test_served_vectors_stay_sorted_by_id_through_changes() -> None:
 
     new = _unit(1, 1)
     changed = served.changed(add=(np.array([3]), new), remove=np.array([5]))
-    assert changed.ids.tolist() == [2, 3, 7]
+    assert changed.ids.tolist() == [2, 3, 7] and len(changed) == 3
     np.testing.assert_array_equal(changed.of(3, "m"), new)
     assert served.ids.tolist() == [2, 5, 7]  # the published snapshot is not touched
     with pytest.raises(NotFoundError, match="image 5 has no embedding for model 'm'"):
@@ -31,14 +32,12 @@ def test_served_vectors_make_their_lookup_once() -> None:
     assert ServedVectors.empty(4).ids.shape == (0,)
 
 
-def test_served_vectors_change_in_segments_and_consolidate() -> None:
-    from indexer.api.search import held
-
+def test_served_vectors_change_in_segments_and_never_copy_the_base() -> None:
     base = _unit(6, 3)
     served = ServedVectors.by_id(np.arange(6) * 10, base)
     new = _unit(2, 4)
     changed = served.changed(add=(np.array([5, 15]), new), remove=np.array([20, 99]))  # removes, then adds
-    assert changed.base_ids is served.base_ids, "a small change shares the base"
+    assert changed.base_vectors is base, "a change shares the base"
     assert changed.ids.tolist() == [0, 5, 10, 15, 30, 40, 50]
     found, vectors = changed.take(np.array([15, 20, 0, 99]))
     assert found == [15, 0]
@@ -46,22 +45,60 @@ def test_served_vectors_change_in_segments_and_consolidate() -> None:
     with pytest.raises(InputError, match="no stored vector for id 20"):
         changed.lookup()(np.array([20]))
     np.testing.assert_array_equal(changed.lookup()(np.array([-1, 10])), np.stack([np.zeros(4, np.float32), base[1]]))
-    many = changed.changed(add=(np.arange(100, 100 + held.CONSOLIDATE_AT), _unit(held.CONSOLIDATE_AT, 5)))
-    assert len(many.recent_ids) == 0 and many.ids[:7].tolist() == [0, 5, 10, 15, 30, 40, 50], "a new base"
+    many = changed
+    for i in range(5000):  # thousands of single writes: still the same base, each version sees its own rows
+        many = many.changed(add=(np.array([1000 + i]), _unit(1, i)))
+    assert many.base_vectors is base and len(many) == 7 + 5000
+    np.testing.assert_array_equal(many.of(5999, "m"), _unit(1, 4999))
+    assert changed.take(np.array([1000]))[0] == [], "an older version does not see later rows"
+
+
+def test_an_older_version_changed_again_does_not_disturb_the_newer_one() -> None:
+    served = ServedVectors.by_id(np.array([1]), _unit(1, 0))
+    first = served.changed(add=(np.array([2]), _unit(1, 1)))
+    branch = served.changed(add=(np.array([3]), _unit(1, 2)))  # from the same older version
+    assert first.ids.tolist() == [1, 2] and branch.ids.tolist() == [1, 3]
+    np.testing.assert_array_equal(first.of(2, "m"), _unit(1, 1))
+    gone = first.changed(remove=np.array([2]))
+    back = gone.changed(add=(np.array([2]), _unit(1, 5)))  # an id comes back: a new base
+    np.testing.assert_array_equal(back.of(2, "m"), _unit(1, 5))
+    assert back.ids.tolist() == [1, 2]
+
+
+def test_served_vectors_from_a_memory_mapped_store_stay_mapped(tmp_path) -> None:
+    from models.embedding_store import EmbeddingStore
+
+    store = EmbeddingStore(tmp_path)
+    rows = _unit(5, 6)
+    store.append([9, 3, 7, 1, 5], rows)
+    ids, vectors = store.items(mmap=True)
+    served = ServedVectors.from_store(ids, vectors, np.array([1, 3, 9]))  # 5 and 7 are not ok catalog images
+    assert isinstance(served.base_vectors, np.memmap)
+    assert served.ids.tolist() == [1, 3, 9] and len(served) == 3
+    found, got = served.take(np.array([9, 7, 1]))
+    assert found == [9, 1]
+    np.testing.assert_array_equal(got, rows[[0, 3]])
+
+
+def test_row_table_answers_like_the_dict_it_was_made_from() -> None:
+    rows = {5: ("b/é.jpg", "x"), 2: ("a.jpg", None), 9: ("c.jpg", "y")}
+    table = RowTable(rows)
+    assert dict(table) == rows and len(table) == 3 and list(table) == [2, 5, 9]
+    assert 4 not in table and "5" not in table and table.get(4) is None and table[5] == ("b/é.jpg", "x")
+    assert dict(RowTable(iter([(1, "p", None)]))) == {1: ("p", None)} and len(RowTable({})) == 0
 
 
 def test_known_rows_change_without_copying_the_base() -> None:
-    from indexer.api.search import held
-    from indexer.api.search.held import KnownRows
-
     base = {1: ("a", None), 2: ("b", "x"), 3: ("c", None)}
     rows = KnownRows(base)
     changed = rows.with_row(9, ("z", "y")).without(2).without(9)
-    assert changed.base is base and dict(changed) == {1: ("a", None), 3: ("c", None)}
+    assert changed.base is base and dict(changed) == {1: ("a", None), 3: ("c", None)} and len(changed) == 2
     assert 2 in rows and 2 not in changed and changed.get(2) is None and changed[3] == ("c", None)
     back = changed.with_row(2, ("b2", None))
     assert back[2] == ("b2", None) and len(back) == 3
     many = rows
-    for i in range(100, 101 + held.CONSOLIDATE_AT):
+    for i in range(100, 5100):
         many = many.with_row(i, (str(i), None))
-    assert many.base is not base and not many.recent and len(many) == 3 + held.CONSOLIDATE_AT + 1
+    assert many.base is base and len(many) == 3 + 5000 and many[5099] == ("5099", None)
+    assert 5099 not in rows.with_row(7, ("q", None)), "a version sees only its own rows"
+    assert many.without(12345) is many

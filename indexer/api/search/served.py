@@ -1,0 +1,302 @@
+"""What a search reads beside the indexes: the served vectors and the known catalog rows.
+
+Both are versions, never modified once published, and both change in segments so that a write costs what it
+changes, at any size: a ``base`` shared by every version (the served vectors' base may be a read-only memory map
+of the embedding store, so it costs page cache, not a second copy in the process), rows appended since, and the
+ids removed since. Appended rows live in a buffer shared by the versions: the writer (one at a time, under the
+live catalog's write lock) fills rows past every published version's count, so a reader's version never sees
+them. Nothing here folds the segments back into a new base during a write; a new base is made at start-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from indexer.core.errors import InputError, NotFoundError
+
+__all__ = ["KnownRows", "RowTable", "ServedVectors"]
+
+Row = tuple[str, "str | None"]  # (path, label)
+
+
+def _in_sorted(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Whether each of ``values`` is in ``sorted_ids``."""
+    values = np.asarray(values, np.int64)
+    if not len(sorted_ids):
+        return np.zeros(len(values), bool)
+    positions = np.minimum(np.searchsorted(sorted_ids, values), len(sorted_ids) - 1)
+    return sorted_ids[positions] == values
+
+
+def _with_removed(removed: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    return np.union1d(removed, np.asarray(ids, np.int64)) if len(ids) else removed
+
+
+class _Appended:
+    """Rows appended one write at a time, shared by versions: a version reads only its first ``count`` rows."""
+
+    def __init__(self, dim: int, capacity: int = 64) -> None:
+        self.ids = np.zeros(capacity, np.int64)
+        self.vectors = np.zeros((capacity, dim), np.float32)
+        self.row_of: dict[int, int] = {}
+        self.filled = 0
+
+    def extended(self, count: int, ids: np.ndarray, vectors: np.ndarray) -> _Appended:
+        """This buffer (or a larger copy) with ``ids``' rows after the first ``count``; a buffer that a later
+        version already extended is copied, so no published version ever sees a row change."""
+        need = count + len(ids)
+        target = self
+        if count != self.filled or need > len(self.ids):
+            target = _Appended(self.vectors.shape[1], max(64, 2 * need))
+            target.ids[:count], target.vectors[:count] = self.ids[:count], self.vectors[:count]
+            target.row_of = {int(i): row for row, i in enumerate(self.ids[:count].tolist())}
+        target.ids[count:need], target.vectors[count:need] = ids, vectors
+        target.row_of.update({int(i): count + row for row, i in enumerate(ids.tolist())})
+        target.filled = need
+        return target
+
+    def rows(self, ids: np.ndarray, count: int) -> np.ndarray:
+        """(m,) row of each id among the first ``count`` rows, -1 where it has none."""
+        rows = np.array([self.row_of.get(i, -1) for i in ids.tolist()], np.int64)
+        rows[rows >= count] = -1
+        return rows
+
+
+class ServedVectors:
+    """The served model's vectors of the ok catalog images, by id; never modified once published.
+
+    ``base_ids`` (sorted) with ``base_vectors`` (rows in ``base_rows`` order, or aligned when it is None), the
+    rows appended since, and the ``removed`` ids (sorted; base or appended). Re-adding a removed id is the one
+    change that makes a new base (the catalog never reuses an id; it is there for correctness only)."""
+
+    def __init__(self, base_ids: np.ndarray, base_vectors: np.ndarray, base_rows: np.ndarray | None = None,
+                 appended: _Appended | None = None, count: int = 0, removed: np.ndarray | None = None) -> None:
+        self.base_ids, self.base_vectors, self.base_rows = base_ids, base_vectors, base_rows
+        self.dim = int(base_vectors.shape[1])
+        self._appended = appended if appended is not None else _Appended(self.dim)
+        self.count = count
+        self.removed = removed if removed is not None else np.zeros(0, np.int64)
+        self._lookup_fn = None
+
+    @classmethod
+    def empty(cls, dim: int) -> ServedVectors:
+        return cls.by_id(np.zeros(0, np.int64), np.zeros((0, dim), np.float32))
+
+    @classmethod
+    def by_id(cls, ids: np.ndarray, vectors: np.ndarray) -> ServedVectors:
+        """Rows ``vectors`` of ``ids``, used as given (a memory map stays one): nothing is copied but the ids."""
+        return cls.from_store(ids, vectors, None)
+
+    @classmethod
+    def from_store(cls, ids: np.ndarray, vectors: np.ndarray, served: np.ndarray | None) -> ServedVectors:
+        """The embedding store's ``ids`` and ``vectors`` (a memory map is kept as one), serving only the ids in
+        ``served`` (None: all); the others are marked removed, never copied out."""
+        ids = np.asarray(ids, np.int64)
+        ordered = len(ids) < 2 or bool((np.diff(ids) > 0).all())
+        order = None if ordered else np.argsort(ids, kind="stable")
+        base_ids = ids if order is None else ids[order]
+        removed = base_ids[~np.isin(base_ids, served)] if served is not None else np.zeros(0, np.int64)
+        return cls(base_ids, vectors, order, removed=removed)
+
+    @property
+    def ids(self) -> np.ndarray:
+        """(n,) int64 served ids, sorted (O(n): for reconciling, not for a query)."""
+        recent = self._appended.ids[:self.count]
+        ids = np.concatenate([self.base_ids, recent]) if len(recent) else self.base_ids
+        ids = ids[~np.isin(ids, self.removed)] if len(self.removed) else ids
+        return np.sort(ids) if len(recent) else ids
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """(n, d) float32 rows of :attr:`ids` (O(n), a copy: for tests and small workspaces)."""
+        return self.take(self.ids)[1]
+
+    def __len__(self) -> int:
+        return len(self.base_ids) + self.count - len(self.removed)
+
+    def changed(self, *, add: tuple[np.ndarray, np.ndarray] | None = None,
+                remove: np.ndarray | None = None) -> ServedVectors:
+        """A new version with ``remove`` (ids) taken out and ``add`` (ids, vectors) put in; costs what it changes."""
+        removed = self.removed
+        if remove is not None and len(remove):
+            remove = np.unique(np.asarray(remove, np.int64))
+            held = _in_sorted(self.base_ids, remove) | (self._appended.rows(remove, self.count) >= 0)
+            removed = _with_removed(removed, remove[held & ~_in_sorted(removed, remove)])
+        version = ServedVectors(self.base_ids, self.base_vectors, self.base_rows, self._appended, self.count, removed)
+        if add is None or not len(add[0]):
+            return version
+        ids = np.asarray(add[0], np.int64).reshape(-1)
+        vectors = np.asarray(add[1], np.float32).reshape(len(ids), self.dim)
+        if _in_sorted(self.base_ids, ids).any() or (self._appended.rows(ids, self.count) >= 0).any():
+            found, old = version.take(version.ids)  # an id comes back: a new base (the catalog never does this)
+            keep = ~np.isin(found, ids)
+            return ServedVectors.by_id(np.concatenate([np.asarray(found, np.int64)[keep], ids]),
+                                       np.concatenate([old[keep], vectors]))
+        appended = self._appended.extended(self.count, ids, vectors)
+        return ServedVectors(self.base_ids, self.base_vectors, self.base_rows, appended, self.count + len(ids),
+                             removed)
+
+    def take(self, ids: np.ndarray) -> tuple[list[int], np.ndarray]:
+        """(the ``ids`` that have a vector, in the order given; their (n, dim) vectors)."""
+        ids = np.asarray(ids, np.int64).reshape(-1)
+        out = np.zeros((len(ids), self.dim), np.float32)
+        live = ~_in_sorted(self.removed, ids) if len(self.removed) else np.ones(len(ids), bool)
+        in_base = live & _in_sorted(self.base_ids, ids)
+        if in_base.any():
+            rows = np.searchsorted(self.base_ids, ids[in_base])
+            rows = rows if self.base_rows is None else self.base_rows[rows]
+            order = np.argsort(rows)  # ascending offsets read a memory map in one pass
+            picked = np.empty((len(rows), self.dim), np.float32)
+            picked[order] = self.base_vectors[rows[order]]
+            out[in_base] = picked
+        found = in_base
+        if self.count:
+            rows = self._appended.rows(ids, self.count)
+            recent = live & (rows >= 0)
+            out[recent] = self._appended.vectors[rows[recent]]
+            found = found | recent
+        return ids[found].tolist(), out[found]
+
+    def of(self, image_id: int, model_name: str) -> np.ndarray:
+        """(1, dim) vector of ``image_id``; NotFoundError when it has none."""
+        found, vectors = self.take(np.array([image_id]))
+        if not found:
+            raise NotFoundError(f"image {image_id} has no embedding for model {model_name!r}")
+        return vectors
+
+    def lookup(self) -> Any:
+        """The vectors by id for query expansion: (m,) ids -> (m, d) rows (padding id -1 -> zeros; an id without
+        a vector raises InputError), the same function for the life of this version."""
+        if self._lookup_fn is None:
+            self._lookup_fn = self._rows_of
+        return self._lookup_fn
+
+    def _rows_of(self, wanted: np.ndarray) -> np.ndarray:
+        wanted = np.asarray(wanted, np.int64).reshape(-1)
+        real = wanted >= 0
+        found, vectors = self.take(wanted[real])
+        if len(found) != int(real.sum()):
+            missing = sorted(set(wanted[real].tolist()) - set(found))
+            raise InputError(f"no stored vector for id {missing[0]}")
+        out = np.zeros((len(wanted), self.dim), np.float32)
+        out[real] = vectors
+        return out
+
+
+class RowTable(Mapping):
+    """id -> (path, label) for many rows in a few arrays (sorted ids, one UTF-8 blob of paths with offsets, a
+    label code each): at a million rows tens of MB where a dict of tuples takes hundreds."""
+
+    def __init__(self, rows: Mapping[int, Row] | Iterator[tuple[int, str, str | None]]) -> None:
+        triples = ([(i, *row) for i, row in rows.items()] if isinstance(rows, Mapping) else list(rows))
+        triples.sort(key=lambda triple: triple[0])
+        self.ids = np.fromiter((t[0] for t in triples), np.int64, count=len(triples))
+        encoded = [t[1].encode("utf-8", "surrogatepass") for t in triples]
+        self.offsets = np.zeros(len(encoded) + 1, np.int64)
+        np.cumsum(np.fromiter((len(e) for e in encoded), np.int64, count=len(encoded)), out=self.offsets[1:])
+        self.blob = b"".join(encoded)
+        codes: dict[str | None, int] = {None: -1}
+        self.labels: list[str] = []
+        for label in sorted({t[2] for t in triples if t[2] is not None}):
+            codes[label] = len(self.labels)
+            self.labels.append(label)
+        self.codes = np.fromiter((codes[t[2]] for t in triples), np.int32, count=len(triples))
+
+    def _position(self, image_id: object) -> int:
+        if not isinstance(image_id, (int, np.integer)) or not len(self.ids):
+            return -1
+        at = int(np.searchsorted(self.ids, image_id))
+        return at if at < len(self.ids) and self.ids[at] == image_id else -1
+
+    def __getitem__(self, image_id: int) -> Row:
+        at = self._position(image_id)
+        if at < 0:
+            raise KeyError(image_id)
+        path = self.blob[self.offsets[at]:self.offsets[at + 1]].decode("utf-8", "surrogatepass")
+        code = int(self.codes[at])
+        return path, (self.labels[code] if code >= 0 else None)
+
+    def __contains__(self, image_id: object) -> bool:
+        return self._position(image_id) >= 0
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.ids.tolist())
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class _RecentRows:
+    """Rows added one write at a time, shared by versions: id -> (sequence number, row)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[int, tuple[int, Row]] = {}
+        self.filled = 0
+
+
+class KnownRows(Mapping):
+    """The ok catalog images a search knows without asking the catalog: id -> (path, label); never modified
+    once published. A version shares the ``base`` mapping (a :class:`RowTable` in the service), sees the first
+    ``count`` rows added since, and carries the ``removed`` ids (sorted): a write costs what it changes."""
+
+    def __init__(self, base: Mapping[int, Row] | None = None, recent: _RecentRows | None = None, count: int = 0,
+                 removed: np.ndarray | None = None) -> None:
+        self.base = base if base is not None else {}
+        self._recent = recent if recent is not None else _RecentRows()
+        self.count = count
+        self.removed = removed if removed is not None else np.zeros(0, np.int64)
+
+    @property
+    def recent(self) -> dict[int, Row]:
+        """The rows this version sees beyond the base (removed ones left out)."""
+        return {i: row for i, (seq, row) in self._recent.rows.items() if seq < self.count and not self._gone(i)}
+
+    def _gone(self, image_id: int) -> bool:
+        return bool(len(self.removed)) and bool(_in_sorted(self.removed, np.array([image_id]))[0])
+
+    def _recent_row(self, image_id: object) -> Row | None:
+        entry = self._recent.rows.get(image_id)  # type: ignore[call-overload]
+        return entry[1] if entry is not None and entry[0] < self.count else None
+
+    def __getitem__(self, image_id: int) -> Row:
+        if isinstance(image_id, (int, np.integer)) and not self._gone(int(image_id)):
+            row = self._recent_row(int(image_id))
+            if row is not None:
+                return row
+            if image_id in self.base:
+                return self.base[image_id]
+        raise KeyError(image_id)
+
+    def __contains__(self, image_id: object) -> bool:
+        try:
+            self[image_id]  # type: ignore[index]
+        except KeyError:
+            return False
+        return True
+
+    def __iter__(self):
+        yield from self.recent
+        yield from (i for i in self.base if not self._gone(i))
+
+    def __len__(self) -> int:
+        return len(self.base) + sum(1 for seq, _ in self._recent.rows.values() if seq < self.count) - len(self.removed)
+
+    def with_row(self, image_id: int, row: Row) -> KnownRows:
+        image_id = int(image_id)
+        if image_id in self.base or self._recent_row(image_id) is not None:  # an id comes back: a new base
+            return KnownRows(RowTable({**dict(self.items()), image_id: row}))
+        recent = self._recent
+        if self.count != recent.filled:  # a later version already added rows: copy what this one sees
+            recent = _RecentRows()
+            recent.rows = {i: entry for i, entry in self._recent.rows.items() if entry[0] < self.count}
+        recent.rows[image_id] = (self.count, row)
+        recent.filled = self.count + 1
+        return KnownRows(self.base, recent, self.count + 1, self.removed)
+
+    def without(self, image_id: int) -> KnownRows:
+        if int(image_id) not in self:
+            return self
+        return KnownRows(self.base, self._recent, self.count, _with_removed(self.removed, np.array([image_id])))
