@@ -7,16 +7,65 @@ the segments' top k. :func:`fold` makes a new sealed index from the pending chan
 
 Every :class:`SegmentedIndex` is immutable: :meth:`SegmentedIndex.added` and :meth:`SegmentedIndex.removed`
 return new objects that share the sealed index, so readers on other threads never see a change mid-search.
+The one exception is :func:`fold_in_place` (an IVF index in memory): it changes the shared sealed index a few
+lists at a time, each step behind the versions' shared :class:`Gate`, so that compaction never holds a second
+copy of the index and a query waits at most one step.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from typing import Any
 
 import numpy as np
 
 from indexer.core.arrays import as_ids, as_vectors
 from indexer.core.errors import InputError
+
+FOLD_STEP_LISTS = 64  # inverted lists changed per exclusive step of an in-place fold
+FOLD_STEP_ROWS = 8192  # growing vectors added per exclusive step
+
+
+class Gate:
+    """Many readers at once, or one writer (an in-place fold step); a waiting writer goes before new readers."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._readers = 0
+        self._writer = False
+        self._waiting = 0
+        self.folded_into: bool | None = None  # set once a fold added growing vectors to the sealed index in place
+        self.folded_ids = np.zeros(0, np.int64)  # the growing ids the last in-place fold put in the sealed index
+
+    @contextlib.contextmanager
+    def reading(self):
+        with self._condition:
+            while self._writer or self._waiting:
+                self._condition.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._readers -= 1
+                if not self._readers:
+                    self._condition.notify_all()
+
+    @contextlib.contextmanager
+    def writing(self):
+        with self._condition:
+            self._waiting += 1
+            while self._writer or self._readers:
+                self._condition.wait()
+            self._waiting -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._writer = False
+                self._condition.notify_all()
 
 
 class SegmentedIndex:
@@ -31,12 +80,13 @@ class SegmentedIndex:
 
     def __init__(self, sealed: Any, growing_ids: np.ndarray | None = None, growing_vectors: np.ndarray | None = None,
                  deleted: np.ndarray | None = None, *, sealed_ids: np.ndarray | None = None,
-                 selector: Any | None = None) -> None:
+                 selector: Any | None = None, gate: Gate | None = None) -> None:
         import faiss
 
         from indexer.core.membership import indexed_ids
 
         self.sealed = sealed
+        self.gate = gate if gate is not None else Gate()  # shared by every version over this sealed index
         self.d = int(sealed.d)
         self.metric_type = sealed.metric_type
         self.inner_product = sealed.metric_type == faiss.METRIC_INNER_PRODUCT
@@ -89,20 +139,21 @@ class SegmentedIndex:
             raise InputError(f"id {int(ids[taken][0])} is already indexed")
         return SegmentedIndex(self.sealed, np.concatenate([self.growing_ids, ids]),
                               np.concatenate([self.growing_vectors, vectors]), self.deleted,
-                              sealed_ids=self.sealed_ids, selector=self._selector)
+                              sealed_ids=self.sealed_ids, selector=self._selector, gate=self.gate)
 
     def removed(self, ids: np.ndarray) -> tuple[SegmentedIndex, int]:
         """(a version without ``ids``, how many went): growing ones are dropped, sealed ones marked deleted
         (O(growing + deleted + n log N)); unknown ids are skipped."""
         ids = np.unique(np.asarray(ids, np.int64).reshape(-1))
         in_growing = np.isin(self.growing_ids, ids)
-        sealed = ids[_contains_many(self.sealed_ids, ids) & ~np.isin(ids, self.deleted)]
+        in_sealed = _contains_many(self.sealed_ids, ids) | _contains_many(self.gate.folded_ids, ids)  # see fold_in_place
+        sealed = ids[in_sealed & ~np.isin(ids, self.deleted)]
         if not in_growing.any() and not len(sealed):
             return self, 0
         deleted = np.union1d(self.deleted, sealed) if len(sealed) else self.deleted
         version = SegmentedIndex(self.sealed, self.growing_ids[~in_growing], self.growing_vectors[~in_growing],
-                                 deleted, sealed_ids=self.sealed_ids)
-        return version, int(in_growing.sum()) + len(sealed)
+                                 deleted, sealed_ids=self.sealed_ids, gate=self.gate)
+        return version, len(np.union1d(self.growing_ids[in_growing], sealed))
 
     def search(self, queries: np.ndarray, k: int, *, nprobe: int | None = None,
                efSearch: int | None = None) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
@@ -116,12 +167,15 @@ class SegmentedIndex:
             params = search_parameters(self.sealed, nprobe=nprobe, efSearch=efSearch, selector=self._selector)
         sealed_k = min(k, max(len(self.sealed_ids) - len(self.deleted), 0))
         if sealed_k:
-            scores, ids = search(self.sealed, queries, sealed_k, nprobe=nprobe, efSearch=efSearch, params=params)
+            with self.gate.reading():
+                scores, ids = search(self.sealed, queries, sealed_k, nprobe=nprobe, efSearch=efSearch, params=params)
         else:
             scores = np.zeros((len(queries), 0), np.float32)
             ids = np.zeros((len(queries), 0), np.int64)
         if len(self.growing_ids):
             scores, ids = _merge(scores, ids, *self._search_growing(queries, k), self.inner_product)
+            if self.gate.folded_into:  # a vector folded in place may still be growing in this version: one answer each
+                scores, ids = _unique_per_row(scores, ids, self.inner_product)
         if ids.shape[1] < k:  # fewer live vectors than k: pad as FAISS does
             pad = k - ids.shape[1]
             worst = -np.inf if self.inner_product else np.inf
@@ -176,8 +230,91 @@ def rebase(snapshot: SegmentedIndex, current: SegmentedIndex, sealed: Any,
     later = ~np.isin(current.growing_ids, snapshot.growing_ids)
     deleted = np.union1d(np.setdiff1d(current.deleted, snapshot.deleted),
                          np.setdiff1d(snapshot.growing_ids, current.growing_ids))
+    gate = current.gate if sealed is current.sealed else None  # folded in place: the same sealed index
     return SegmentedIndex(sealed, current.growing_ids[later], current.growing_vectors[later], deleted,
-                          sealed_ids=sealed_ids)
+                          sealed_ids=sealed_ids, gate=gate)
+
+
+def can_fold_in_place(index: SegmentedIndex) -> bool:
+    """Whether :func:`fold_in_place` applies: an IVF index (no transform, no id map, no direct map) whose
+    inverted lists are in memory."""
+    import faiss
+
+    sealed = faiss.downcast_index(index.sealed)
+    if not isinstance(sealed, faiss.IndexIVF) or sealed.direct_map.type != faiss.DirectMap.NoMap:
+        return False
+    return isinstance(faiss.downcast_InvertedLists(sealed.invlists), faiss.ArrayInvertedLists)
+
+
+def fold_in_place(index: SegmentedIndex) -> np.ndarray:
+    """Fold ``index``'s deletions and growing vectors into its own sealed IVF index, with no second copy of it,
+    and return the sealed ids after the fold (sorted). Every other version over the same sealed index stays
+    correct meanwhile: deleted rows are masked by their marks until they go, and a growing vector found both in
+    the growing segment and in the sealed index counts once. Only one fold may run on a sealed index at a time
+    (the caller's job). Each exclusive step changes at most :data:`FOLD_STEP_LISTS` lists or adds
+    :data:`FOLD_STEP_ROWS` vectors; the work between steps (finding the rows, assigning the vectors to lists)
+    runs beside the queries."""
+    import faiss
+
+    if not can_fold_in_place(index):
+        raise InputError("fold_in_place: only an IVF index with its lists in memory changes in place")
+    sealed = faiss.downcast_index(index.sealed)
+    lists = faiss.downcast_InvertedLists(sealed.invlists)
+    code_size = lists.code_size
+    if len(index.deleted):
+        changes = []
+        for list_no in range(sealed.nlist):
+            size = lists.list_size(list_no)
+            if not size:
+                continue
+            ids = faiss.rev_swig_ptr(lists.get_ids(list_no), size).copy()
+            gone = np.isin(ids, index.deleted)
+            if gone.any():
+                codes = faiss.rev_swig_ptr(lists.get_codes(list_no), size * code_size).copy()
+                keep = ~gone
+                changes.append((list_no, np.ascontiguousarray(ids[keep]),
+                                np.ascontiguousarray(codes.reshape(size, code_size)[keep])))
+        for start in range(0, len(changes), FOLD_STEP_LISTS):
+            with index.gate.writing():
+                for list_no, ids, codes in changes[start:start + FOLD_STEP_LISTS]:
+                    removed = lists.list_size(list_no) - len(ids)
+                    if len(ids):
+                        lists.update_entries(list_no, 0, len(ids), faiss.swig_ptr(ids), faiss.swig_ptr(codes))
+                    lists.resize(list_no, len(ids))
+                    sealed.ntotal -= removed
+    if len(index.growing_ids):
+        index.gate.folded_into = True  # from now on, versions over this sealed index answer each id once
+        index.gate.folded_ids = np.sort(index.growing_ids)  # a delete of one of them meanwhile marks it
+        for start in range(0, len(index.growing_ids), FOLD_STEP_ROWS):
+            x = np.ascontiguousarray(index.growing_vectors[start:start + FOLD_STEP_ROWS], np.float32)
+            ids = np.ascontiguousarray(index.growing_ids[start:start + FOLD_STEP_ROWS], np.int64)
+            _, assign = sealed.quantizer.search(x, 1)  # beside the queries
+            with index.gate.writing():
+                sealed.add_core(len(x), faiss.swig_ptr(x), faiss.swig_ptr(ids),
+                                faiss.swig_ptr(np.ascontiguousarray(assign.reshape(-1), np.int64)))
+    live = index.sealed_ids[~np.isin(index.sealed_ids, index.deleted)] if len(index.deleted) else index.sealed_ids
+    return np.union1d(live, index.growing_ids)
+
+
+def _unique_per_row(scores: np.ndarray, ids: np.ndarray, inner_product: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's first answer per id kept (rows are best first), the repeats padded at the end; O(k log k)."""
+    from indexer.core.search import PAD_ID
+
+    order = np.argsort(ids, axis=1, kind="stable")  # equal ids side by side, the better one first
+    ordered = np.take_along_axis(ids, order, 1)
+    repeat_sorted = np.zeros(ids.shape, bool)
+    repeat_sorted[:, 1:] = (ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] >= 0)
+    repeat = np.empty_like(repeat_sorted)
+    np.put_along_axis(repeat, order, repeat_sorted, 1)
+    if not repeat.any():
+        return scores, ids
+    keep_first = np.argsort(repeat, axis=1, kind="stable")
+    scores = np.take_along_axis(scores, keep_first, 1)
+    ids = np.take_along_axis(ids, keep_first, 1)
+    moved = np.take_along_axis(repeat, keep_first, 1)
+    scores[moved] = -np.inf if inner_product else np.inf
+    ids[moved] = PAD_ID
+    return scores, ids
 
 
 def _transform_of(sealed: Any) -> Any:

@@ -38,8 +38,8 @@ from indexer.api.registry.images import IMPORTED_FORMAT, imported_sha256, rows_t
 from indexer.api.registry.index_files import IndexTarget, file_signature, remove_from_index_file, writing
 from indexer.api.search.engine import Searcher, unit_vector
 from indexer.api.search.held import AddOutcome, HeldIndex, KnownRows, ServedVectors
-from indexer.api.search.served import RowTable
 from indexer.api.search.results import Answer
+from indexer.api.search.served import RowTable
 from indexer.api.search.uploads import UPLOADS_DIR, read_upload, store_upload
 from indexer.api.workspace import Workspace
 from indexer.core.errors import InputError, NotFoundError
@@ -68,6 +68,7 @@ class LiveCatalog:
                  notify: Callable[[str], None] | None = None, flush_s: float = DEFAULT_FLUSH_S) -> None:
         self.workspace = workspace
         self._write_lock = threading.RLock()
+        self._compacting = threading.Lock()  # one compaction at a time (an in-place fold must never run twice)
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self.flush_s = flush_s
@@ -371,36 +372,51 @@ class LiveCatalog:
         return self._compact(held.name)
 
     def _compact(self, name: str) -> bool:
-        """Fold index ``name``'s pending changes into a new sealed index, save it under its lock (journal,
-        catalog row) and publish it rebased on the changes made meanwhile; False, and nothing written, when
-        another process replaced the files since they were loaded (or a refresh did meanwhile)."""
-        from indexer.core.membership import indexed_ids
-        from indexer.core.segments import fold, rebase
+        """Fold index ``name``'s pending changes into its sealed index, save it under its lock (journal, catalog
+        row) and publish it rebased on the changes made meanwhile; False, and nothing written, when another
+        process replaced the files since they were loaded (or a refresh did meanwhile), or when a compaction
+        is already running (the changes stay pending for the next one).
 
-        with self._write_lock:
-            if name not in self.engine.held_names():
-                return False
-            snapshot = self.engine.held(name)
-            if not snapshot.index.pending:
-                self._unsaved.discard(name)
-                return True
-        started = time.perf_counter()
-        sealed = fold(snapshot.index, copy=True, sidecar=snapshot.sidecar)  # readers keep the old one
-        sealed_ids = indexed_ids(sealed)
-        target = IndexTarget(snapshot.name, snapshot.kind, snapshot.params, snapshot.model, snapshot.path)
-        with writing(self.workspace, target) as (file,):
-            if file.signature() != snapshot.signature:
-                return False
-            sidecar = file.save(sealed, snapshot.sidecar)
-            signature = file.signature()
-        with self._write_lock:
-            current = self.engine.held(name) if name in self.engine.held_names() else None
-            if current is None or current.index.sealed is not snapshot.index.sealed:
-                return False  # refreshed from another process's file meanwhile: that version stands
-            version = rebase(snapshot.index, current.index, sealed, sealed_ids)
-            self.engine.publish(replace(current, index=version, sidecar=sidecar, signature=signature))
-            if not version.pending:
-                self._unsaved.discard(name)
-            self.last_compaction = {"index": name, "at": time.time(), "seconds": time.perf_counter() - started,
-                                    "folded": snapshot.index.pending}
-        return True
+        An IVF index in memory is folded in place, a few lists at a time (:func:`fold_in_place`): no second
+        copy of it, ever. Other kinds fold into a copy that readers never see until it is published."""
+        from indexer.core.membership import indexed_ids
+        from indexer.core.segments import can_fold_in_place, fold, fold_in_place, rebase
+
+        if not self._compacting.acquire(blocking=False):
+            return False
+        try:
+            with self._write_lock:
+                if name not in self.engine.held_names():
+                    return False
+                snapshot = self.engine.held(name)
+                if not snapshot.index.pending:
+                    self._unsaved.discard(name)
+                    return True
+            started = time.perf_counter()
+            in_place = can_fold_in_place(snapshot.index)
+            target = IndexTarget(snapshot.name, snapshot.kind, snapshot.params, snapshot.model, snapshot.path)
+            with writing(self.workspace, target) as (file,):
+                if file.signature() != snapshot.signature:
+                    return False
+                if in_place:
+                    sealed_ids, sealed = fold_in_place(snapshot.index), snapshot.index.sealed
+                    with snapshot.index.gate.reading():  # serialised while no fold step changes it
+                        sidecar = file.save(sealed, snapshot.sidecar)
+                else:
+                    sealed = fold(snapshot.index, copy=True, sidecar=snapshot.sidecar)  # readers keep the old one
+                    sealed_ids = indexed_ids(sealed)
+                    sidecar = file.save(sealed, snapshot.sidecar)
+                signature = file.signature()
+            with self._write_lock:
+                current = self.engine.held(name) if name in self.engine.held_names() else None
+                if current is None or current.index.sealed is not snapshot.index.sealed:
+                    return False  # refreshed from another process's file meanwhile: that version stands
+                version = rebase(snapshot.index, current.index, sealed, sealed_ids)
+                self.engine.publish(replace(current, index=version, sidecar=sidecar, signature=signature))
+                if not version.pending:
+                    self._unsaved.discard(name)
+                self.last_compaction = {"index": name, "at": time.time(), "seconds": time.perf_counter() - started,
+                                        "folded": snapshot.index.pending, "in_place": in_place}
+            return True
+        finally:
+            self._compacting.release()

@@ -114,3 +114,70 @@ def test_rebase_keeps_the_changes_made_while_a_fold_ran(kind):
     _, ids = search(rebased, np.concatenate([new_x[3:4], new_x[41:42], sealed_x[100:101]]), 1,
                     **({"efSearch": 200} if kind == "hnsw" else {"nprobe": 8} if kind == "ivf" else {}))
     assert ids[:, 0].tolist()[1] == new_ids[41] and new_ids[3] not in ids and sealed_ids[100] not in ids
+
+
+@pytest.mark.parametrize("kind", ["ivf", "ivfsq"])
+def test_an_ivf_index_folds_in_place_into_the_same_answers_as_a_copy(kind):
+    from indexer.core.membership import indexed_ids
+    from indexer.core.segments import can_fold_in_place, fold_in_place, rebase
+
+    sealed_x, sealed_ids, new_x, new_ids, gone = _live_set(3)
+    params = IndexParams(kind=kind, nlist=8, seed=0)
+    copy_source, _ = build_index(params, sealed_x, sealed_ids)
+    in_place, _ = build_index(params, sealed_x, sealed_ids)
+    snapshot, _ = SegmentedIndex(in_place).added(new_ids, new_x).removed(gone)
+    assert can_fold_in_place(snapshot)
+    copied = fold(SegmentedIndex(copy_source).added(new_ids, new_x).removed(gone)[0])
+    # a version made before the fold, and a delete of a growing id while it runs (marked: it is sealed now)
+    before = snapshot
+    sealed_after = fold_in_place(snapshot)
+    assert snapshot.sealed is in_place and np.array_equal(indexed_ids(in_place), indexed_ids(copied))
+    assert np.array_equal(sealed_after, indexed_ids(copied)) and in_place.ntotal == copied.ntotal
+    queries = _unit(40, 24, 9)
+    expected = search(copied, queries, 10, nprobe=8)
+    folded = search(SegmentedIndex(in_place), queries, 10, nprobe=8)
+    np.testing.assert_allclose(folded[0], expected[0], rtol=1e-6)  # SQ codes tie: scores, then ids as sets
+    assert [set(row) for row in folded[1].tolist()] == [set(row) for row in expected[1].tolist()]
+    got = search(before, queries, 10, nprobe=8)  # growing vectors now also sealed: each answered once
+    for row in got[1]:
+        assert len(set(row.tolist())) == 10
+    if kind == "ivf":  # exact codes: the same answers, in the same order
+        np.testing.assert_array_equal(got[1], expected[1])
+    late = new_ids[30]
+    meanwhile, went = before.removed(np.array([late]))
+    assert went == 1 and late not in search(meanwhile, new_x[30:31], 5, nprobe=8)[1]
+    rebased = rebase(snapshot, meanwhile, in_place, sealed_after)
+    assert rebased.gate is snapshot.gate and rebased.describe()["growing"] == 0
+    assert np.array_equal(rebased.ids(), meanwhile.ids())
+
+
+def test_in_place_fold_steps_wait_for_the_queries_and_queries_never_see_a_deleted_id(monkeypatch):
+    import threading
+
+    from indexer.core import segments
+
+    monkeypatch.setattr(segments, "FOLD_STEP_LISTS", 1)
+    monkeypatch.setattr(segments, "FOLD_STEP_ROWS", 7)
+    sealed_x, sealed_ids, new_x, new_ids, gone = _live_set(4)
+    index, _ = build_index(IndexParams(kind="ivf", nlist=8, seed=0), sealed_x, sealed_ids)
+    version, _ = SegmentedIndex(index).added(new_ids, new_x).removed(gone)
+    queries = np.concatenate([sealed_x[np.isin(sealed_ids, gone)][:20], new_x])
+    seen, stop = [], threading.Event()
+
+    def query() -> None:
+        while not stop.is_set():
+            seen.append(search(version, queries, 10, nprobe=8)[1])
+
+    threads = [threading.Thread(target=query) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    segments.fold_in_place(version)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert seen, "the queries ran during the fold"
+    for ids in seen:
+        assert not np.isin(ids, gone).any()
+        for row in ids:
+            real = row[row >= 0]
+            assert len(np.unique(real)) == len(real)
