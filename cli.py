@@ -159,7 +159,8 @@ def export(ctx: click.Context, dest: str, model_name: str | None, export_format:
               help="Largest accepted upload (larger: 413).")
 @click.option("--token", envvar="INDEXER_TOKEN", default=None, help="Bearer token the write endpoints require (env INDEXER_TOKEN).")
 @click.option("--save-every", "flush_s", type=click.FloatRange(min=0), default=5.0, show_default=True,
-              help="Seconds index files may lag the writes (catalog and vectors are durable at once; 0: save each write).")
+              help="Seconds index files may lag the writes (catalog and vectors are durable at once; 0: save each write); "
+                   "a large index waits 20x its last save's duration instead when that is longer.")
 @click.pass_context
 def serve(ctx: click.Context, index_name, host, port, k, max_upload_mb, token, flush_s) -> None:
     """Serve queries, uploads and deletes over HTTP, with a web page at / (FastAPI on uvicorn)."""

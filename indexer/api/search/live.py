@@ -12,8 +12,9 @@ row), so a save never interleaves with ``indexer build --update`` or ``indexer r
 Durability of an acknowledged write, in order: the uploaded file (fsynced, renamed), the catalog row
 (committed), the embedding (appended to the model's :class:`EmbeddingStore`, fsynced). The held indexes change
 in memory at once and are saved to their files (with the crash-safe journal of :mod:`indexer.core.index_io`)
-at most every ``flush_s`` seconds by the watcher thread, and at :meth:`LiveCatalog.close`: one save covers
-many writes, which keeps a write to a few milliseconds of work. A ``kill -9`` at any point is repaired at the
+at most every ``flush_s`` seconds by the watcher thread (or every :data:`SAVE_DUTY` times the last save's
+duration when that is longer: a large index is not rewritten every few seconds), and at
+:meth:`LiveCatalog.close`: one save covers many writes, which keeps a write to a few milliseconds of work. A ``kill -9`` at any point is repaired at the
 next start: :meth:`LiveCatalog.reconcile` embeds ok catalog images the store lacks and adds to (or removes
 from) each held index whatever the catalog says it should hold, as ``indexer build --update`` does. A delete
 commits at the catalog row; the store follows at once and the index files at the next save.
@@ -50,6 +51,7 @@ from storage.errors import NotInCatalogError
 MAX_NOTES = 100
 DEFAULT_WATCH_S = 1.0
 DEFAULT_FLUSH_S = 5.0  # how long an index file may lag the catalog while the service runs
+SAVE_DUTY = 20  # saves wait at least this many times the last one's duration: at most 1/20 of the time saving
 
 
 class LiveCatalog:
@@ -305,9 +307,18 @@ class LiveCatalog:
             self._saved_at = time.monotonic()
         return [name for name in names if self._compact(name)]
 
+    def save_interval(self) -> float:
+        """Seconds between two saves by the watcher: ``flush_s``, or :data:`SAVE_DUTY` times the last
+        compaction's duration when that is longer. A save rewrites the whole index file (O(N): about 2 s at a
+        million vectors), so a trickle of writes to a large index costs at most 1/SAVE_DUTY of a core; the
+        writes themselves are durable before they are acknowledged (catalog row and embedding store, replayed
+        by :meth:`reconcile` at start-up), so only the file, not the data, lags."""
+        last = self.last_compaction["seconds"] if self.last_compaction else 0.0
+        return max(self.flush_s, SAVE_DUTY * last)
+
     def start_watching(self, interval_s: float = DEFAULT_WATCH_S) -> None:
         """Every ``interval_s`` seconds on a daemon thread until :meth:`close`: :meth:`refresh`, and
-        :meth:`flush` once ``flush_s`` has passed since the last save."""
+        :meth:`flush` once :meth:`save_interval` has passed since the last save."""
         if self._watcher is not None:
             return
 
@@ -315,7 +326,7 @@ class LiveCatalog:
             while not self._stop.wait(interval_s):
                 try:
                     self.refresh()
-                    if self._unsaved and time.monotonic() - self._saved_at >= self.flush_s:
+                    if self._unsaved and time.monotonic() - self._saved_at >= self.save_interval():
                         self.flush()
                 except Exception as exc:  # noqa: BLE001 - the watcher must outlive one bad moment
                     self._note(f"watching the index files failed once: {exc}")

@@ -78,6 +78,22 @@ def test_writes_are_served_at_once_and_saved_to_the_index_file_by_flush(ws, tmp_
     assert json.loads(run(ws, "status", "--json").stdout)["inconsistencies"] == []
 
 
+def test_a_large_index_is_saved_less_often_than_save_every(ws, tmp_path):
+    from indexer.api import LiveCatalog, Workspace
+    from indexer.api.search.live import SAVE_DUTY
+
+    live = LiveCatalog(Workspace.at(ws), "flat", flush_s=2.0)
+    assert live.save_interval() == 2.0, "before any save: --save-every"
+    data = draw_shape(tmp_path / "up.png", (10, 90, 200), "ellipse", offset=1).read_bytes()
+    live.add_image(data, "up.png")
+    assert live.flush() == ["flat"]
+    took = live.last_compaction["seconds"]
+    assert live.save_interval() == max(2.0, SAVE_DUTY * took)
+    live.last_compaction = {**live.last_compaction, "seconds": 2.0}  # as a save of a million vectors takes
+    assert live.save_interval() == 2.0 * SAVE_DUTY
+    live.close()
+
+
 def test_flush_leaves_an_index_file_another_process_replaced_to_the_reload(ws, tmp_path):
     from indexer.api import LiveCatalog, Workspace
 
