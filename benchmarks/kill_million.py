@@ -120,7 +120,7 @@ def held_ids(workspace: Path) -> tuple[set[int], set[int], int]:
 
     index, _ = load_index(workspace / "indexes" / "served.faiss")
     with Workspace.at(workspace).catalog() as catalog:
-        catalog_ids = {row.id for row in catalog.images()}
+        catalog_ids = {key.id for key in catalog.image_keys()}  # plain tuples: fast at a million
     return set(indexed_ids(index).tolist()), catalog_ids, int(index.d)
 
 
