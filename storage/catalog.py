@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage.errors import CatalogError, NotInCatalogError
+from storage.filters import Filter, needs_labels, where_clause
 from storage.rows import (
     ArtifactRow,
     CatalogSummary,
@@ -205,6 +206,15 @@ class Catalog:
         query = (select(Image.id, Image.path, Label.name, Image.format, Image.sha256)
                  .outerjoin(Label, Image.label_id == Label.id).where(Image.status == status).order_by(Image.id))
         return [ImageKey(*row) for row in self.session.execute(query)]
+
+    def matching_ids(self, condition: Filter, *, status: str = "ok") -> list[int]:
+        """Ids of the images with ``status`` that a parsed filter (:func:`storage.filters.parse_filter`)
+        matches, ascending: one query, every value a bound parameter."""
+        query = select(Image.id)
+        if needs_labels(condition):
+            query = query.outerjoin(Label, Image.label_id == Label.id)
+        query = query.where(Image.status == status, where_clause(condition)).order_by(Image.id)
+        return list(self.session.scalars(query))
 
     def count_images(self, *, status: str | None = "ok", format: str | None = None) -> int:  # noqa: A002
         """How many images have ``status`` and ``format`` (None = any)."""

@@ -76,16 +76,18 @@ def build(ctx: click.Context, kind: str | None, update_name: str | None, rerank,
 @click.option("--nprobe", type=int, default=None, help="IVF lists to search (default: the tuned value).")
 @click.option("--json", "as_json", is_flag=True, help="Print only JSON on stdout.")
 @click.option("--grid", type=click.Path(dir_okay=False), default=None, help="Write a picture of the query and its results.")
+@click.option("--where", default=None, metavar="EXPR",
+              help='Only images matching a filter, e.g. \'label = "rose" and width >= 500\' (see docs/API.md).')
 @_rerank_options(("none", "qe", "dba"), "qe: average the query with its top neighbours and search again; "
                  "dba: the index must have been built with --rerank dba.")
 @click.pass_context
 def query(ctx: click.Context, images: tuple[str, ...], ids: tuple[int, ...], index_name, k, nprobe, as_json,
-          grid, rerank, rerank_n, rerank_alpha) -> None:
+          grid, where, rerank, rerank_n, rerank_alpha) -> None:
     """Find the catalog images most like each IMAGE (and each catalogued image --id N)."""
     if not images and not ids:
         raise click.UsageError("give IMAGE files or --id")
     outcome = api.query(workspace_of(ctx), list(images), ids=list(ids), index_name=index_name, k=k, nprobe=nprobe,
-                        rerank=_rerank(rerank, rerank_n, rerank_alpha))
+                        rerank=_rerank(rerank, rerank_n, rerank_alpha), where=where)
     for line in outcome.failures:
         click.echo(f"Error: {line}", err=True)
     for line in outcome.warnings:
@@ -100,7 +102,8 @@ def query(ctx: click.Context, images: tuple[str, ...], ids: tuple[int, ...], ind
     else:
         for answer in outcome.answers:
             label = f" (label {answer.label})" if answer.label else ""
-            click.echo(f"{answer.query}{label} — index {outcome.index!r}, model {outcome.model!r}")
+            plan = f"; filter: {answer.plan['selected']} images, {answer.plan['kind']} search" if answer.plan else ""
+            click.echo(f"{answer.query}{label} — index {outcome.index!r}, model {outcome.model!r}{plan}")
             for hit in answer.results:
                 click.echo(f"  {hit.rank:>3}  {hit.score:7.4f}  {hit.path}  {hit.label or '-'}")
     for picture in pictures:

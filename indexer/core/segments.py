@@ -156,16 +156,26 @@ class SegmentedIndex:
         return version, len(np.union1d(self.growing_ids[in_growing], sealed))
 
     def search(self, queries: np.ndarray, k: int, *, nprobe: int | None = None,
-               efSearch: int | None = None) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
+               efSearch: int | None = None, allowed: np.ndarray | None = None,  # noqa: N803
+               ) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` of the live vectors for (q, d) float32 ``queries``: ((q, k) scores, (q, k) ids), best
-        first, padded as :func:`indexer.core.search.search` pads."""
+        first, padded as :func:`indexer.core.search.search` pads. ``allowed``: sorted ids (a filter's
+        selection); only those are answered (the sealed index searched with a selector over them)."""
+        from indexer.core.filtered import allowed_mask, id_selector
         from indexer.core.search import PAD_ID, search
         from indexer.core.settings import search_parameters
 
         params = None
-        if self._selector is not None:
-            params = search_parameters(self.sealed, nprobe=nprobe, efSearch=efSearch, selector=self._selector)
-        sealed_k = min(k, max(len(self.sealed_ids) - len(self.deleted), 0))
+        selector = self._selector
+        live = len(self.sealed_ids) - len(self.deleted)
+        if allowed is not None:
+            allowed = np.asarray(allowed, np.int64)
+            if len(self.deleted):
+                allowed = allowed[~allowed_mask(self.deleted, allowed)]
+            selector, live = id_selector(allowed) if len(allowed) else None, len(allowed)
+        if selector is not None:
+            params = search_parameters(self.sealed, nprobe=nprobe, efSearch=efSearch, selector=selector)
+        sealed_k = min(k, max(live, 0))
         if sealed_k:
             with self.gate.reading():
                 scores, ids = search(self.sealed, queries, sealed_k, nprobe=nprobe, efSearch=efSearch, params=params)
@@ -173,7 +183,9 @@ class SegmentedIndex:
             scores = np.zeros((len(queries), 0), np.float32)
             ids = np.zeros((len(queries), 0), np.int64)
         if len(self.growing_ids):
-            scores, ids = _merge(scores, ids, *self._search_growing(queries, k), self.inner_product)
+            keep = None if allowed is None else allowed_mask(allowed, self.growing_ids)
+            if keep is None or keep.any():
+                scores, ids = _merge(scores, ids, *self._search_growing(queries, k, keep), self.inner_product)
             if self.gate.folded_into:  # a vector folded in place may still be growing in this version: one answer each
                 scores, ids = _unique_per_row(scores, ids, self.inner_product)
         if ids.shape[1] < k:  # fewer live vectors than k: pad as FAISS does
@@ -183,11 +195,14 @@ class SegmentedIndex:
             ids = np.hstack([ids, np.full((len(queries), pad), PAD_ID, np.int64)])
         return np.ascontiguousarray(scores[:, :k]), np.ascontiguousarray(ids[:, :k])
 
-    def _search_growing(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _search_growing(self, queries: np.ndarray, k: int,
+                        keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         x = np.ascontiguousarray(queries, np.float32)
-        stored = self.growing_vectors
+        stored, growing_ids = self.growing_vectors, self.growing_ids
         if self._transform is not None:
             x, stored = self._transform.apply(x), self._growing_space
+        if keep is not None:  # a filter's selection: only those rows
+            stored, growing_ids = stored[keep], growing_ids[keep]
         if self.inner_product:
             scores = x @ stored.T
         else:
@@ -197,7 +212,7 @@ class SegmentedIndex:
         best = np.take_along_axis(scores, top, 1)
         order = np.argsort(-best, axis=1, kind="stable")
         top, best = np.take_along_axis(top, order, 1), np.take_along_axis(best, order, 1)
-        return (best if self.inner_product else -best).astype(np.float32), self.growing_ids[top]
+        return (best if self.inner_product else -best).astype(np.float32), growing_ids[top]
 
 
 def fold(index: SegmentedIndex, *, copy: bool = True, sidecar: dict | None = None) -> Any:

@@ -63,7 +63,7 @@ def search_parameters(index: Any, nprobe: int | None = None, efSearch: int | Non
         if knob == NPROBE:
             nprobe = int(find_ivf(index).nprobe)
         elif knob == EF_SEARCH:
-            efSearch = int(find_hnsw(index).efSearch)
+            efSearch = int(find_hnsw(index).hnsw.efSearch)
     if nprobe is not None:
         inner = faiss.SearchParametersIVF(nprobe=nprobe)
         if quantizer_hnsw(find_ivf(index)) is not None:  # a graph over the centroids: its list follows nprobe

@@ -29,7 +29,8 @@ ERRORS = {status: {"model": ErrorOut} for status in (400, 404, 413, 422, 500)}
 WRITE_ERRORS = {**ERRORS, 403: {"model": ErrorOut}}
 QUERY_BODIES = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {"type": "object", "required": ["image"],
-                                       "properties": {"image": {"type": "string", "format": "binary"}}}},
+                                       "properties": {"image": {"type": "string", "format": "binary"},
+                                                      "filter": {"type": "string"}}}},
     "application/json": {"schema": VectorQueryIn.model_json_schema()},
 }}}
 
@@ -40,6 +41,8 @@ def add_routes(app: FastAPI, config, current, writer) -> None:
     image_id = Path(..., ge=1, le=2**62)
     rerank_query = Query("none", pattern=f"^({'|'.join(api.RERANK_MODES)})$",
                          description="re-ranking: none, qe (query expansion), dba (an index built with it)")
+    filter_query = Query(None, alias="filter",
+                         description='only images matching this filter, e.g. label = "rose" and width >= 500')
 
     def within_limit(data: bytes, name: str | None) -> bytes:
         if len(data) > config.max_upload_bytes:
@@ -52,21 +55,24 @@ def add_routes(app: FastAPI, config, current, writer) -> None:
     @app.post("/query", summary="Top k catalog images for an uploaded image, or for a vector sent as JSON",
               response_model=AnswerOut, responses=ERRORS, openapi_extra=QUERY_BODIES)
     async def query(request: Request, response: Response, k: int = k_query, index: str | None = index_query,
-                    rerank: str = rerank_query) -> dict:
+                    rerank: str = rerank_query, where: str | None = filter_query) -> dict:
         live = current()
         if request.headers.get("content-type", "").startswith("application/json"):
             body = _validated(VectorQueryIn, await _json(request))
             check_k(body.k)
             answer = await run_in_threadpool(live.search_vector, body.vector, k=body.k or k,
-                                             index_name=body.index or index, rerank=body.rerank or rerank)
+                                             index_name=body.index or index, rerank=body.rerank or rerank,
+                                             where=body.filter if body.filter is not None else where)
             return _answer(answer, response)
         form = await request.form()
         image = form.get("image")
         if not isinstance(image, StarletteUpload):
             raise HTTPException(422, "image: Field required (a multipart file, or JSON {\"vector\": [...]})")
         data = within_limit(await image.read(config.max_upload_bytes + 1), image.filename)
+        form_filter = form.get("filter")
         answer = await run_in_threadpool(live.search_bytes, data, image.filename or "upload", k=k, index_name=index,
-                                         rerank=rerank)
+                                         rerank=rerank, where=form_filter if isinstance(form_filter, str) and
+                                         form_filter.strip() else where)
         return _answer(answer, response)
 
     @app.post("/points", status_code=201, summary="Add a vector to a model made by 'indexer import', and index it",
@@ -82,8 +88,8 @@ def add_routes(app: FastAPI, config, current, writer) -> None:
     @app.get("/images/{image_id}/similar", summary="Top k catalog images like a catalogued one (itself excluded)",
              response_model=AnswerOut, responses=ERRORS)
     def similar(response: Response, image_id: int = image_id, k: int = k_query, index: str | None = index_query,
-                rerank: str = rerank_query) -> dict:
-        return _answer(current().similar(image_id, k=k, index_name=index, rerank=rerank), response)
+                rerank: str = rerank_query, where: str | None = filter_query) -> dict:
+        return _answer(current().similar(image_id, k=k, index_name=index, rerank=rerank, where=where), response)
 
     @app.get("/images/{image_id}", summary="A catalogued image's bytes", response_class=FileResponse,
              responses={404: {"model": ErrorOut}})

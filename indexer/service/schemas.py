@@ -17,13 +17,22 @@ class HitOut(BaseModel):
     score: float = Field(description="inner product of the two embeddings (cosine similarity), 6 decimals")
 
 
+class PlanOut(BaseModel):
+    kind: str = Field(description="exact: the selected vectors compared one by one; filtered: the index's "
+                                  "search restricted to them, nprobe / efSearch widened")
+    selected: int = Field(description="catalog images that passed the filter")
+    nprobe: int | None = Field(None, description="the IVF lists searched (filtered plan of an IVF index)")
+    efSearch: int | None = Field(None, description="the HNSW search list (filtered plan of an HNSW index)")  # noqa: N815
+
+
 class AnswerOut(BaseModel):
     query: str = Field(description="the uploaded file's name, or the stored image's path")
     query_id: int | None = Field(description="the query's catalog id when it is a catalogued image")
     label: str | None = Field(description="the query's own label when it is a catalogued image")
     index: str | None = Field(description="the index searched")
-    took_ms: float = Field(description="decode + embed + search + catalog milliseconds, 3 decimals")
+    took_ms: float = Field(description="decode + embed + (filter +) search + catalog milliseconds, 3 decimals")
     results: list[HitOut]
+    plan: PlanOut | None = Field(None, description="a filtered query's plan (absent without a filter)")
 
 
 class AddedOut(BaseModel):
@@ -95,3 +104,5 @@ class VectorQueryIn(BaseModel):
     k: int | None = Field(None, description="results to return (default: the query string's k)")
     index: str | None = Field(None, description="index name (default: the one the service was started with)")
     rerank: str | None = Field(None, description="none, qe or dba")
+    filter: str | None = Field(None, description='only images matching this filter, e.g. label = "rose" and '
+                                                 'width >= 500 (docs/API.md, "Filters")')

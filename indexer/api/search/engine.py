@@ -31,6 +31,7 @@ from indexer.datasets.folders import catalog_path
 from storage.catalog import ArtifactRow, ImageRow
 
 MAX_K = 1000
+EXACT_MAX_ENV = "INDEXER_EXACT_MAX"  # how many selected vectors a filtered query searches exactly at most
 DELETE_SLACK = 4  # extra neighbours fetched: a delete commits in the catalog just before the index swap
 
 Rows = Mapping[int, tuple[str, str | None]]  # ok catalog images: id -> (path, label)
@@ -177,11 +178,13 @@ class Searcher:
     # -- queries ---------------------------------------------------------------------------------------------
 
     def answer(self, images: Sequence[str], *, k: int = 10, nprobe: int | None = None,
-               rerank: str | Rerank | None = None, index_name: str | None = None) -> QueryOutcome:
+               rerank: str | Rerank | None = None, index_name: str | None = None,
+               where: str | None = None) -> QueryOutcome:
         """Top-``k`` catalog images for each query image file; unreadable ones go to ``failures``.
 
         ``rerank``: "qe" expands each query with its nearest stored vectors and searches again; "dba" needs
-        an index built with ``rerank="dba"`` (its stored vectors were augmented).
+        an index built with ``rerank="dba"`` (its stored vectors were augmented). ``where``: a filter
+        (:mod:`storage.filters`); only the images it matches are answered, and each answer says its plan.
         """
         from models.errors import ImageError
 
@@ -207,11 +210,11 @@ class Searcher:
             own = catalog.images_by_paths(catalog_path(name) for name in names)
         queries = [(name, own.get(catalog_path(name)), None) for name in names]
         timings = {"decode": (decoded - started) * 1e3, "embed": (embedded - decoded) * 1e3}
-        return self._outcome(held, self._search(held, queries, vectors, k, nprobe, rerank, timings), failures)
+        return self._outcome(held, self._search(held, queries, vectors, k, nprobe, rerank, timings, where), failures)
 
     def answer_ids(self, ids: Sequence[int], *, k: int = 10, nprobe: int | None = None,
                    rerank: str | Rerank | None = None, index_name: str | None = None,
-                   exclude_self: bool = False) -> QueryOutcome:
+                   exclude_self: bool = False, where: str | None = None) -> QueryOutcome:
         """Top-``k`` catalog images for stored images, by catalog id, using their stored embeddings.
 
         Nothing is decoded or embedded. An id that is not an ok catalog image, or not embedded by the model,
@@ -233,10 +236,11 @@ class Searcher:
         queries = [(rows[i].path, rows[i], i if exclude_self else None) for i in found]
         if not queries:
             return self._outcome(held, [], failures)
-        return self._outcome(held, self._search(held, queries, vectors, k, nprobe, rerank, {}), failures)
+        return self._outcome(held, self._search(held, queries, vectors, k, nprobe, rerank, {}, where), failures)
 
     def search_bytes(self, data: bytes, name: str, *, k: int = 10, index_name: str | None = None,
-                     rerank: str | Rerank | None = None, nprobe: int | None = None) -> Answer:
+                     rerank: str | Rerank | None = None, nprobe: int | None = None,
+                     where: str | None = None) -> Answer:
         """Top-``k`` catalog images for an encoded image (an upload); InputError when it does not decode."""
         held, rerank = self._prepare(k, rerank, index_name)
         self._check_takes_images()
@@ -249,10 +253,11 @@ class Searcher:
         decoded = time.perf_counter()
         vector = self.embed_query(picture)
         timings = {"decode": (decoded - started) * 1e3, "embed": (time.perf_counter() - decoded) * 1e3}
-        return self._search(held, [(name, None, None)], vector, k, nprobe, rerank, timings)[0]
+        return self._search(held, [(name, None, None)], vector, k, nprobe, rerank, timings, where)[0]
 
     def search_vector(self, vector: Any, *, k: int = 10, index_name: str | None = None,
-                      rerank: str | Rerank | None = None, nprobe: int | None = None) -> Answer:
+                      rerank: str | Rerank | None = None, nprobe: int | None = None,
+                      where: str | None = None) -> Answer:
         """Top-``k`` catalog images for a query vector of the model's dimension (any model; the way to query
         an external one), L2-normalised here as every stored vector is. InputError for a wrong length, a
         value that is not finite, or a zero vector."""
@@ -260,14 +265,14 @@ class Searcher:
         started = time.perf_counter()
         vector = unit_vector(vector, held.index.d)
         timings = {"decode": (time.perf_counter() - started) * 1e3, "embed": 0.0}
-        return self._search(held, [("vector", None, None)], vector, k, nprobe, rerank, timings)[0]
+        return self._search(held, [("vector", None, None)], vector, k, nprobe, rerank, timings, where)[0]
 
     def similar(self, image_id: int, *, k: int = 10, index_name: str | None = None,
-                rerank: str | Rerank | None = None, nprobe: int | None = None) -> Answer:
+                rerank: str | Rerank | None = None, nprobe: int | None = None, where: str | None = None) -> Answer:
         """Top-``k`` catalog images like catalog image ``image_id`` (its stored vector), itself excluded;
         NotFoundError when it is not an ok catalog image or has no stored vector."""
         outcome = self.answer_ids([image_id], k=k, nprobe=nprobe, rerank=rerank, index_name=index_name,
-                                  exclude_self=True)
+                                  exclude_self=True, where=where)
         if not outcome.answers:
             raise NotFoundError(f"image {outcome.failures[0]}")
         return outcome.answers[0]
@@ -316,9 +321,45 @@ class Searcher:
         found, vectors = EmbeddingStore(self.workspace.embeddings_dir / self.model_name).lookup(ids)
         return ids[np.asarray(found, bool)].tolist(), np.asarray(vectors, np.float32)
 
+    def _selection(self, where: str | None) -> np.ndarray | None:
+        """The sorted ids of the ok catalog images filter ``where`` matches (None without a filter);
+        InputError naming what is wrong with the filter."""
+        if where is None:
+            return None
+        from storage.filters import FilterError, parse_filter
+
+        try:
+            condition = parse_filter(where)
+        except FilterError as exc:
+            raise InputError(str(exc)) from None
+        with self.workspace.catalog() as catalog:
+            return np.asarray(catalog.matching_ids(condition), np.int64)
+
+    def _filtered(self, held: HeldIndex, vectors: np.ndarray, wanted: int, nprobe: int | None, rerank: Rerank,
+                  allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any]:
+        """(scores, ids, plan) of a search among the ids ``allowed``: exactly over their stored vectors when
+        they are few, else the index's search with a selector and a widened nprobe / efSearch."""
+        from indexer.core.filtered import choose_plan, search_within
+        from indexer.core.search import exact_search
+
+        if rerank.mode == "qe":
+            raise InputError("a filter and re-ranking 'qe' together are not supported; drop one of them")
+        plan = choose_plan(held.index, len(allowed), held.ntotal, k=wanted, nprobe=nprobe,
+                           exact_max=0 if rerank.mode == "dba" else _exact_max())
+        if plan.kind == "exact":
+            found, stored = self._stored(allowed)
+            if not len(found):
+                empty = np.zeros((len(vectors), 0))
+                return empty.astype(np.float32), empty.astype(np.int64), plan
+            scores, ids = exact_search(stored, np.asarray(found, np.int64), vectors, min(wanted, len(found)))
+            return scores, ids, plan
+        return (*search_within(held.index, vectors, wanted, allowed, plan), plan)
+
     def _search(self, held: HeldIndex, queries: list[tuple[str, ImageRow | None, int | None]], vectors: np.ndarray,
-                k: int, nprobe: int | None, rerank: Rerank, timings: dict[str, float]) -> list[Answer]:
-        """One Answer per (name, own catalog row or None, id to exclude or None) and its row of ``vectors``."""
+                k: int, nprobe: int | None, rerank: Rerank, timings: dict[str, float],
+                where: str | None = None) -> list[Answer]:
+        """One Answer per (name, own catalog row or None, id to exclude or None) and its row of ``vectors``;
+        ``where``: a filter the answers keep to."""
         from indexer.core.search import search
 
         if vectors.shape[1] != held.index.d:
@@ -328,9 +369,14 @@ class Searcher:
             )
         check_finite(vectors, "query embeddings")  # the one scan of the values; search() trusts them
         started = time.perf_counter()
+        allowed = self._selection(where)
+        selected = time.perf_counter()
         excluded = [exclude for _, _, exclude in queries]
         wanted = min(k + any(e is not None for e in excluded) + DELETE_SLACK, held.ntotal)
-        if wanted <= 0:
+        plan = None
+        if wanted > 0 and allowed is not None:
+            scores, ids, plan = self._filtered(held, vectors, wanted, nprobe, rerank, allowed)
+        elif wanted <= 0:
             scores, ids = np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
         elif rerank.mode == "qe":
             from indexer.core.rerank import search_expanded
@@ -347,10 +393,11 @@ class Searcher:
             kept = [(float(s), int(i)) for s, i in zip(score_row, id_row) if i >= 0 and int(i) != exclude
                     and int(i) in rows][:k]  # a row deleted meanwhile is skipped
             results.append([Hit(rank, i, *rows[i], s) for rank, (s, i) in enumerate(kept, 1)])
-        timings = {**timings, "search": (searched - started) * 1e3,
-                   "catalog": (time.perf_counter() - searched) * 1e3}
+        timings = {**timings, **({"filter": (selected - started) * 1e3} if allowed is not None else {}),
+                   "search": (searched - selected) * 1e3, "catalog": (time.perf_counter() - searched) * 1e3}
+        plan_out = None if allowed is None else (plan.to_dict() if plan else {"kind": "exact", "selected": len(allowed)})
         return [Answer(query=name, label=me.label if me else None, results=hits, query_id=me.id if me else None,
-                       index=held.name, timings_ms=timings)
+                       index=held.name, timings_ms=timings, plan=plan_out)
                 for (name, me, _), hits in zip(queries, results)]
 
     def _rows_of(self, ids: np.ndarray) -> Rows:
@@ -365,3 +412,16 @@ class Searcher:
                 fetched = catalog.images_by_ids(unknown)
             rows.update({i: (row.path, row.label) for i, row in fetched.items() if row.status == "ok"})
         return rows
+
+
+def _exact_max() -> int:
+    """:data:`indexer.core.filtered.EXACT_MAX`, or the ``INDEXER_EXACT_MAX`` environment variable's value."""
+    from indexer.core.filtered import EXACT_MAX
+
+    value = os.environ.get(EXACT_MAX_ENV)
+    if value is None:
+        return EXACT_MAX
+    try:
+        return max(0, int(value))
+    except ValueError:
+        raise InputError(f"{EXACT_MAX_ENV}: expected a whole number; got {value!r}") from None

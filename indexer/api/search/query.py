@@ -23,18 +23,20 @@ def query(
     nprobe: int | None = None,
     threads: int = 1,
     rerank: str | Rerank | None = None,
+    where: str | None = None,
 ) -> QueryOutcome:
     """Top-``k`` catalog images for each query image file and each stored image id (see :class:`Searcher`).
 
     ``index_name``: default the most recently built index. Answers come in the order given,
-    image files first, then ids. ``rerank``: "none", "qe" or "dba" (see :meth:`Searcher.answer`).
+    image files first, then ids. ``rerank``: "none", "qe" or "dba" (see :meth:`Searcher.answer`). ``where``:
+    a filter (:mod:`storage.filters`, e.g. ``label = "rose" and width >= 500``): only matching images answer.
     """
     if not images and not ids:
         raise InputError("give query image files or catalog ids")
     searcher = Searcher(workspace, index_name, threads=threads)
-    outcome = searcher.answer(list(images), k=k, nprobe=nprobe, rerank=rerank) if images else None
+    outcome = searcher.answer(list(images), k=k, nprobe=nprobe, rerank=rerank, where=where) if images else None
     if ids:
-        by_id = searcher.answer_ids(list(ids), k=k, nprobe=nprobe, rerank=rerank)
+        by_id = searcher.answer_ids(list(ids), k=k, nprobe=nprobe, rerank=rerank, where=where)
         if outcome is None:
             return by_id
         outcome.answers += by_id.answers

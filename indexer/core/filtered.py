@@ -1,0 +1,114 @@
+"""Filtered search: only among the vectors whose ids a filter selected, with a plan chosen per query.
+
+The caller (the API) asks the catalog which ids pass the filter; this module decides how to search them:
+
+- ``exact``: few ids (at most :data:`EXACT_MAX`, or an index with no approximate knob): their vectors are
+  compared with the query one by one (:func:`indexer.core.search.exact_search`), so recall is 1;
+- ``filtered``: many ids: the index's own search with a FAISS ``IDSelector`` over them in the per-call
+  parameters, its nprobe / efSearch raised as the selection narrows, because an IVF list or a graph
+  neighbourhood holds fewer selected vectors the more selective the filter is: nprobe by :func:`widened`
+  (the inverse square root of the fraction selected), efSearch by the inverse fraction (FAISS's graph search
+  keeps unselected nodes in its candidate list, so only a fraction f of its ef candidates can answer).
+
+Selections are sorted int64 id arrays. Large ones travel to FAISS as a bitmap over the id range
+(``IDSelectorBitmap``, built in one numpy pass), small ones as a hashed batch (``IDSelectorBatch``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from indexer.core.factory import find_hnsw, find_ivf
+
+EXACT_MAX = 20_000  # selections up to this many vectors are searched exactly
+MAX_WIDEN = 16  # nprobe / efSearch grow at most this many times for a narrow selection
+MAX_EF = 4096
+BITMAP_FROM = 4_096  # selections of at least this many ids become a bitmap, smaller ones a hashed batch
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one filtered search runs: ``kind`` "exact" or "filtered", ``selected`` ids passing the filter, and
+    the nprobe / efSearch the filtered search uses (None where the index has no such knob)."""
+
+    kind: str
+    selected: int
+    nprobe: int | None = None
+    efSearch: int | None = None  # noqa: N815 - FAISS's name
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "selected": self.selected}
+        if self.nprobe is not None:
+            out["nprobe"] = self.nprobe
+        if self.efSearch is not None:
+            out["efSearch"] = self.efSearch
+        return out
+
+
+def choose_plan(index: Any, selected: int, total: int, *, k: int, nprobe: int | None = None,
+                efSearch: int | None = None, exact_max: int = EXACT_MAX) -> Plan:  # noqa: N803
+    """The plan for a selection of ``selected`` ids out of ``total`` vectors in ``index`` (a FAISS index or a
+    segmented one). ``nprobe`` / ``efSearch``: the unfiltered setting asked for (default: the index's own)."""
+    sealed = getattr(index, "sealed", index)
+    ivf, graph = find_ivf(sealed), find_hnsw(sealed)
+    if selected <= exact_max or (ivf is None and graph is None):
+        return Plan("exact", selected)
+    if ivf is not None:
+        base = nprobe if nprobe is not None else int(ivf.nprobe)
+        return Plan("filtered", selected, nprobe=min(int(ivf.nlist), math.ceil(base * widened(selected, total))))
+    base = max(k, efSearch if efSearch is not None else int(graph.hnsw.efSearch))  # FAISS searches max(ef, k)
+    return Plan("filtered", selected, efSearch=min(MAX_EF, math.ceil(base * total / max(selected, 1))))
+
+
+def widened(selected: int, total: int) -> float:
+    """How many times the unfiltered nprobe / efSearch a selection of ``selected`` of ``total`` needs:
+    1.5 / sqrt(fraction selected), between 1 and :data:`MAX_WIDEN` (50 %: 2.1x; 10 %: 4.7x; 1 %: 15x).
+
+    Measured on 20,000 clustered vectors tuned to recall@10 0.95 unfiltered (tests/indexer/core/test_filtered.py):
+    the setting needed for 0.95 within a random selection grows about as the inverse square root of the
+    fraction (IVF 2x at 10 %, 4x at 1 %; HNSW 2x at 10 %, 8x at 1 %), not as the inverse fraction."""
+    if selected <= 0 or total <= 0:
+        return 1.0
+    return float(min(MAX_WIDEN, max(1.0, 1.5 * math.sqrt(total / selected))))
+
+
+def id_selector(ids: np.ndarray) -> Any:
+    """A FAISS ``IDSelector`` that admits exactly the (sorted, non-negative) int64 ``ids``; the arrays it
+    points into are kept alive on it."""
+    import faiss
+
+    ids = np.ascontiguousarray(ids, np.int64)
+    if len(ids) < BITMAP_FROM:
+        return faiss.IDSelectorBatch(ids)
+    mask = np.zeros(int(ids[-1]) + 1, bool)
+    mask[ids] = True
+    bits = np.packbits(mask, bitorder="little")  # FAISS reads bit (id & 7) of byte (id >> 3)
+    selector = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))
+    selector.referenced = bits  # FAISS holds a raw pointer: keep the bytes alive
+    return selector
+
+
+def allowed_mask(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Which of ``ids`` are in ``sorted_ids`` (a bool array the length of ``ids``), O(n log m)."""
+    if not len(sorted_ids):
+        return np.zeros(len(ids), bool)
+    positions = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+    return sorted_ids[positions] == ids
+
+
+def search_within(index: Any, queries: np.ndarray, k: int, allowed: np.ndarray,
+                  plan: Plan) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``k`` of ``index`` among the sorted ids ``allowed`` for a "filtered" ``plan``: a segmented index
+    searches each segment within them, a FAISS index takes them as a selector. Padded as
+    :func:`indexer.core.search.search` pads."""
+    from indexer.core.search import search
+    from indexer.core.settings import search_parameters
+
+    if getattr(type(index), "segmented", False):
+        return index.search(queries, k, nprobe=plan.nprobe, efSearch=plan.efSearch, allowed=allowed)
+    params = search_parameters(index, nprobe=plan.nprobe, efSearch=plan.efSearch, selector=id_selector(allowed))
+    return search(index, queries, k, params=params)

@@ -1,0 +1,114 @@
+"""The filter language: grammar, type checks, limits, and the bound SQL on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from storage.catalog import Catalog
+from storage.database import make_engine, upgrade
+from storage.filters import (
+    MAX_TERMS,
+    Compare,
+    Either,
+    Every,
+    FilterError,
+    Member,
+    Negation,
+    Prefix,
+    parse_filter,
+)
+
+
+@pytest.fixture
+def catalog(request, tmp_path):
+    url = f"sqlite:///{tmp_path / 'c.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    engine = make_engine(url)
+    upgrade(engine)
+    with Catalog(engine) as cat:
+        rose, daisy = cat.label_id("rose"), cat.label_id("daisy")
+        rows = [  # path, label, split, width, height, format, size
+            ("/photos/2024/a.jpg", rose, "train", 640, 480, "JPEG", 120_000),
+            ("/photos/2024/trip/b.jpg", daisy, "test", 1920, 1080, "JPEG", 2_400_000),
+            ("/photos/2025/c.png", rose, "test", 300, 300, "PNG", 90_000),
+            ("/photos/2025/d.png", None, None, 64, 64, "PNG", 4_000),
+            ("/scans/100%_e.png", None, "val", 2000, 3000, "PNG", 9_000_000),
+            ("/photos/2024/dup.jpg", rose, "train", 640, 480, "JPEG", 120_000),
+        ]
+        for path, label, split, width, height, fmt, size in rows:
+            cat.add_image(path=path, sha256=path, status="duplicate" if "dup" in path else "ok", split=split,
+                          label_id=label, width=width, height=height, format=fmt, size_bytes=size)
+        cat.commit()
+        yield cat
+
+
+def paths(catalog, text):
+    wanted = set(catalog.matching_ids(parse_filter(text)))
+    return sorted(row.path.rsplit("/", 1)[-1] for row in catalog.images() if row.id in wanted)
+
+
+def test_the_grammar_builds_a_typed_tree():
+    assert parse_filter('label = "rose" and width >= 500') == Every(
+        (Compare("label", "=", "rose"), Compare("width", ">=", 500)))
+    assert parse_filter("not label in ['a', \"b\"] or path prefix '/x'") == Either(
+        (Negation(Member("label", ("a", "b"))), Prefix("path", "/x")))
+    assert parse_filter("LABEL NOT IN ('a') AND size < 1.5e3") == Every(
+        (Member("label", ("a",), negate=True), Compare("size", "<", 1500)))
+    assert parse_filter('label == "it\\"s"') == Compare("label", "=", 'it"s')
+    moment = parse_filter('ingested >= "2026-01-31"').value
+    assert moment == datetime(2026, 1, 31, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("", "empty"),
+    ('colour = "red"', "unknown field 'colour'; fields: label"),
+    ("label = 3", "label is text; got the number 3"),
+    ('width = "wide"', "width is a number; got the string 'wide'"),
+    ('label < "b"', "label is text: '<' does not apply"),
+    ('width prefix "1"', "prefix applies to text fields"),
+    ('ingested > "yesterday"', "not an ISO date"),
+    ('label = "x" and', "ends too early"),
+    ('label = "x" label = "y"', "unexpected 'label' at column 13"),
+    ("label in []", "the list is empty"),
+    ("label = 'x'; DROP TABLE images", "unexpected '; DROP TABLE' at column 12"),
+    ("(" * 40 + "label = 'x'" + ")" * 40, "nested 40 deep"),
+    ("label in [" + ", ".join(f"'{i}'" for i in range(10_000)) + "]", "characters; at most"),
+    (" or ".join(f"width = {i}" for i in range(MAX_TERMS + 1)), f"{MAX_TERMS + 1:,} terms; at most"),
+])
+def test_bad_filters_name_the_problem(text, message):
+    with pytest.raises(FilterError, match=message.replace("(", r"\(").replace("[", r"\[")) as caught:
+        parse_filter(text)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("catalog", ["sqlite", "postgresql"], indirect=True)
+def test_filters_select_the_matching_ok_images(catalog):
+    assert paths(catalog, 'label = "rose"') == ["a.jpg", "c.png"], "the duplicate is not an ok image"
+    assert paths(catalog, 'label != "rose"') == ["100%_e.png", "b.jpg", "d.png"], "no label is 'not rose'"
+    assert paths(catalog, 'not label = "rose"') == ["100%_e.png", "b.jpg", "d.png"]
+    assert paths(catalog, "label not in ['rose', 'daisy']") == ["100%_e.png", "d.png"]
+    assert paths(catalog, 'split in ["test", "val"] and width >= 300') == ["100%_e.png", "b.jpg", "c.png"]
+    assert paths(catalog, 'folder = "/photos/2024"') == ["a.jpg", "b.jpg"], "any depth below"
+    assert paths(catalog, 'folder = "/photos/2024/"') == ["a.jpg", "b.jpg"]
+    assert paths(catalog, 'folder != "/photos"') == ["100%_e.png"]
+    assert paths(catalog, 'path prefix "/photos/202"') == ["a.jpg", "b.jpg", "c.png", "d.png"]
+    assert paths(catalog, 'format = "PNG" and (size > 1e6 or height < 100)') == ["100%_e.png", "d.png"]
+    assert paths(catalog, 'ingested <= "2000-01-01"') == []
+    today = (datetime.now(timezone.utc) - timedelta(days=1)).date().isoformat()
+    assert len(paths(catalog, f'ingested >= "{today}"')) == 5
+
+
+@pytest.mark.parametrize("catalog", ["sqlite", "postgresql"], indirect=True)
+def test_values_are_bound_never_pasted_into_sql(catalog):
+    """SQL in values is a plain string compared with the column; LIKE wildcards in a prefix are literal."""
+    assert paths(catalog, "label = \"x' OR '1'='1\"") == []
+    assert paths(catalog, "label = 'rose\\' OR 1=1 --'") == []
+    assert paths(catalog, "path prefix '%'") == [], "% is a literal character, not a wildcard"
+    assert paths(catalog, "path prefix '/scans/100%'") == ["100%_e.png"]
+    assert paths(catalog, "path prefix '/photos/2024/_'") == [], "_ is literal too"
+    assert paths(catalog, 'label in ["rose", "x\\"); DELETE FROM images; --"]') == ["a.jpg", "c.png"]
+    assert catalog.count_images() == 5, "nothing was deleted"
+    for text in ["label; DROP TABLE images = 'x'", "images.id = 1", "1 = 1", "label = label"]:
+        with pytest.raises(FilterError):
+            parse_filter(text)
