@@ -181,3 +181,14 @@ def test_in_place_fold_steps_wait_for_the_queries_and_queries_never_see_a_delete
         for row in ids:
             real = row[row >= 0]
             assert len(np.unique(real)) == len(real)
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "hnsw-fp16", "ivf"])
+def test_deletion_marks_search_with_the_index_own_setting(kind):
+    """No nprobe / efSearch given: the selector's parameters take the stored one (an HNSW index used to fail
+    here, reading efSearch off the index instead of its graph)."""
+    x = _unit(600, 16, 3)
+    index, _ = build_index(IndexParams(kind=kind, nlist=4, seed=0), x, np.arange(600, dtype=np.int64))
+    segmented, removed = SegmentedIndex(index).removed(np.array([0, 1], np.int64))
+    _, ids = segmented.search(x[:3], 5)
+    assert removed == 2 and not np.isin(ids, [0, 1]).any() and ids[2, 0] == 2
