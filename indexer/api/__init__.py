@@ -56,6 +56,7 @@ from indexer.api.registry.indexes import catalog_vectors
 from indexer.api.registry.models import default_model_name
 from indexer.api.search.engine import MAX_K, Searcher
 from indexer.api.search.live import LiveCatalog
+from indexer.api.search.narrowing import MAX_OFFSET, offset_of, page_token
 from indexer.api.search.query import draw_answer, query
 from indexer.api.search.results import Answer, Hit, QueryOutcome
 from indexer.api.search.uploads import content_type
@@ -81,14 +82,14 @@ __all__ = [
     "BENCH_CHOICES", "BENCH_KINDS", "BUILD_CHOICES", "DEFAULT_BENCH_KINDS", "DEFAULT_DUPLICATE_THRESHOLD",
     "DEFAULT_KIND", "DEFAULT_PCA_DIM", "DEFAULT_TARGET_RECALL", "DEFAULT_WORKSPACE", "EMBED_ENGINES",
     "EXPORT_FORMATS", "IMPORT_FORMATS", "INDEX_KINDS", "KEPT_STAGE", "LABEL_MODES", "LABEL_SOURCES",
-    "LIBRARY_ERRORS", "LOSSES", "MAX_K", "MINERS", "PEERS", "PHOTOS_INDEX", "PHOTOS_MODEL", "PHOTOS_NETWORK",
+    "LIBRARY_ERRORS", "LOSSES", "MAX_K", "MAX_OFFSET", "MINERS", "PEERS", "PHOTOS_INDEX", "PHOTOS_MODEL", "PHOTOS_NETWORK",
     "RECIPES", "RECIPE_OVERRIDES", "RERANK_MODES", "TTA_MODES", "Answer", "BenchReport", "BuildOutcome",
     "CatalogStatus", "ExportOutcome", "Hit", "ImportOutcome", "IndexFolderOutcome", "IndexerError", "InputError",
     "LiveCatalog", "MissingDependencyError", "NotFoundError", "QueryOutcome", "Recipe", "Rerank", "Searcher",
     "TrainOutcome", "Workspace", "backup_workspace", "bench_catalog", "bench_synthetic", "build_index",
     "cached_imagenet_file", "catalog_images", "catalog_status", "catalog_vectors", "content_type",
     "default_model_name", "derive_model", "draw_answer", "draw_duplicates", "embed", "export_vectors",
-    "find_duplicates", "import_vectors", "index_folder", "ingest_directory", "ingest_flowers102",
-    "prepare_output_paths", "query", "remove_images", "report_table", "train", "train_config", "train_recipe",
+    "find_duplicates", "import_vectors", "index_folder", "ingest_directory", "ingest_flowers102", "offset_of",
+    "page_token", "prepare_output_paths", "query", "remove_images", "report_table", "train", "train_config", "train_recipe",
     "train_sift_vlad", "update_index", "upgrade_database", "write_outputs",
 ]

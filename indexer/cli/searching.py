@@ -78,16 +78,20 @@ def build(ctx: click.Context, kind: str | None, update_name: str | None, rerank,
 @click.option("--grid", type=click.Path(dir_okay=False), default=None, help="Write a picture of the query and its results.")
 @click.option("--where", default=None, metavar="EXPR",
               help='Only images matching a filter, e.g. \'label = "rose" and width >= 500\' (see docs/API.md).')
+@click.option("--min-score", type=float, default=None, help="Drop results scoring below this (fewer than k may come back).")
+@click.option("--offset", type=click.IntRange(0, 10_000), default=0, show_default=True,
+              help="Skip this many of the best results (a page's start: --offset 10 -k 10 is page 2).")
 @_rerank_options(("none", "qe", "dba"), "qe: average the query with its top neighbours and search again; "
                  "dba: the index must have been built with --rerank dba.")
 @click.pass_context
 def query(ctx: click.Context, images: tuple[str, ...], ids: tuple[int, ...], index_name, k, nprobe, as_json,
-          grid, where, rerank, rerank_n, rerank_alpha) -> None:
+          grid, where, min_score, offset, rerank, rerank_n, rerank_alpha) -> None:
     """Find the catalog images most like each IMAGE (and each catalogued image --id N)."""
     if not images and not ids:
         raise click.UsageError("give IMAGE files or --id")
     outcome = api.query(workspace_of(ctx), list(images), ids=list(ids), index_name=index_name, k=k, nprobe=nprobe,
-                        rerank=_rerank(rerank, rerank_n, rerank_alpha), where=where)
+                        rerank=_rerank(rerank, rerank_n, rerank_alpha), where=where, min_score=min_score,
+                        offset=offset)
     for line in outcome.failures:
         click.echo(f"Error: {line}", err=True)
     for line in outcome.warnings:

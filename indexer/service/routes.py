@@ -43,6 +43,16 @@ def add_routes(app: FastAPI, config, current, writer) -> None:
                          description="re-ranking: none, qe (query expansion), dba (an index built with it)")
     filter_query = Query(None, alias="filter",
                          description='only images matching this filter, e.g. label = "rose" and width >= 500')
+    min_score_query = Query(None, description="drop results scoring below this (fewer than k may come back)")
+    offset_query = Query(None, ge=0, le=10_000, description="skip this many of the best results (a page's start)")
+    token_query = Query(None, description="the next_page_token of the previous page (instead of offset)")
+
+    def narrowing(where, min_score, offset, token) -> dict:
+        """The keyword arguments of a query's filter, cutoff and page (a page token counts as its offset)."""
+        if token is not None and offset is not None:
+            raise HTTPException(422, "give offset or page_token, not both")
+        start = api.offset_of(token) if token is not None else (offset or 0)
+        return {"where": where, "min_score": min_score, "offset": start}
 
     def within_limit(data: bytes, name: str | None) -> bytes:
         if len(data) > config.max_upload_bytes:
@@ -55,14 +65,19 @@ def add_routes(app: FastAPI, config, current, writer) -> None:
     @app.post("/query", summary="Top k catalog images for an uploaded image, or for a vector sent as JSON",
               response_model=AnswerOut, responses=ERRORS, openapi_extra=QUERY_BODIES)
     async def query(request: Request, response: Response, k: int = k_query, index: str | None = index_query,
-                    rerank: str = rerank_query, where: str | None = filter_query) -> dict:
+                    rerank: str = rerank_query, where: str | None = filter_query,
+                    min_score: float | None = min_score_query, offset: int | None = offset_query,
+                    page_token: str | None = token_query) -> dict:
         live = current()
         if request.headers.get("content-type", "").startswith("application/json"):
             body = _validated(VectorQueryIn, await _json(request))
             check_k(body.k)
+            narrow = narrowing(body.filter if body.filter is not None else where,
+                               body.min_score if body.min_score is not None else min_score,
+                               body.offset if body.offset is not None else offset,
+                               body.page_token if body.page_token is not None else page_token)
             answer = await run_in_threadpool(live.search_vector, body.vector, k=body.k or k,
-                                             index_name=body.index or index, rerank=body.rerank or rerank,
-                                             where=body.filter if body.filter is not None else where)
+                                             index_name=body.index or index, rerank=body.rerank or rerank, **narrow)
             return _answer(answer, response)
         form = await request.form()
         image = form.get("image")
@@ -70,9 +85,10 @@ def add_routes(app: FastAPI, config, current, writer) -> None:
             raise HTTPException(422, "image: Field required (a multipart file, or JSON {\"vector\": [...]})")
         data = within_limit(await image.read(config.max_upload_bytes + 1), image.filename)
         form_filter = form.get("filter")
+        narrow = narrowing(form_filter if isinstance(form_filter, str) and form_filter.strip() else where,
+                           min_score, offset, page_token)
         answer = await run_in_threadpool(live.search_bytes, data, image.filename or "upload", k=k, index_name=index,
-                                         rerank=rerank, where=form_filter if isinstance(form_filter, str) and
-                                         form_filter.strip() else where)
+                                         rerank=rerank, **narrow)
         return _answer(answer, response)
 
     @app.post("/points", status_code=201, summary="Add a vector to a model made by 'indexer import', and index it",
@@ -88,8 +104,11 @@ def add_routes(app: FastAPI, config, current, writer) -> None:
     @app.get("/images/{image_id}/similar", summary="Top k catalog images like a catalogued one (itself excluded)",
              response_model=AnswerOut, responses=ERRORS)
     def similar(response: Response, image_id: int = image_id, k: int = k_query, index: str | None = index_query,
-                rerank: str = rerank_query, where: str | None = filter_query) -> dict:
-        return _answer(current().similar(image_id, k=k, index_name=index, rerank=rerank, where=where), response)
+                rerank: str = rerank_query, where: str | None = filter_query,
+                min_score: float | None = min_score_query, offset: int | None = offset_query,
+                page_token: str | None = token_query) -> dict:
+        narrow = narrowing(where, min_score, offset, page_token)
+        return _answer(current().similar(image_id, k=k, index_name=index, rerank=rerank, **narrow), response)
 
     @app.get("/images/{image_id}", summary="A catalogued image's bytes", response_class=FileResponse,
              responses={404: {"model": ErrorOut}})

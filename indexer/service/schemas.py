@@ -32,7 +32,9 @@ class AnswerOut(BaseModel):
     index: str | None = Field(description="the index searched")
     took_ms: float = Field(description="decode + embed + (filter +) search + catalog milliseconds, 3 decimals")
     results: list[HitOut]
-    plan: PlanOut | None = Field(None, description="a filtered query's plan (absent without a filter)")
+    plan: PlanOut | None = Field(None, description="a filtered query's plan (null without a filter)")
+    next_page_token: str | None = Field(None, description="pass as page_token for the next page (while this one "
+                                                          "came back full)")
 
 
 class AddedOut(BaseModel):
@@ -106,3 +108,6 @@ class VectorQueryIn(BaseModel):
     rerank: str | None = Field(None, description="none, qe or dba")
     filter: str | None = Field(None, description='only images matching this filter, e.g. label = "rose" and '
                                                  'width >= 500 (docs/API.md, "Filters")')
+    min_score: float | None = Field(None, description="drop results scoring below this")
+    offset: int | None = Field(None, description="skip this many of the best results (a page's start)")
+    page_token: str | None = Field(None, description="the next_page_token of the previous page")

@@ -21,11 +21,13 @@ import numpy as np
 
 from indexer.api.registry.indexes import served_index, stale_index_message
 from indexer.api.search.held import HeldIndex, KnownRows, ServedVectors
+from indexer.api.search.narrowing import MAX_OFFSET, Narrowing, page_token
 from indexer.api.search.results import Answer, Hit, QueryOutcome
 from indexer.api.search.uploads import decode_query, read_upload
 from indexer.api.workspace import Workspace
 from indexer.core.arrays import as_vectors, check_finite
 from indexer.core.errors import DimensionMismatchError, InputError, NotFoundError
+from indexer.core.filtered import Plan
 from indexer.core.rerank import Rerank, check_query_rerank
 from indexer.datasets.folders import catalog_path
 from storage.catalog import ArtifactRow, ImageRow
@@ -179,16 +181,20 @@ class Searcher:
 
     def answer(self, images: Sequence[str], *, k: int = 10, nprobe: int | None = None,
                rerank: str | Rerank | None = None, index_name: str | None = None,
-               where: str | None = None) -> QueryOutcome:
+               where: str | None = None, min_score: float | None = None, offset: int = 0) -> QueryOutcome:
         """Top-``k`` catalog images for each query image file; unreadable ones go to ``failures``.
 
         ``rerank``: "qe" expands each query with its nearest stored vectors and searches again; "dba" needs
         an index built with ``rerank="dba"`` (its stored vectors were augmented). ``where``: a filter
         (:mod:`storage.filters`); only the images it matches are answered, and each answer says its plan.
+        ``min_score``: results below it are dropped (fewer than k may come back). ``offset``: the page's start
+        (ranks offset+1..offset+k); an answer with a full page carries ``next_page_token``
+        (:mod:`indexer.api.search.narrowing`). Every query method below takes the same three.
         """
         from models.errors import ImageError
 
         held, rerank = self._prepare(k, rerank, index_name)
+        narrow = Narrowing(where, min_score, offset)
         self._check_takes_images()
         started = time.perf_counter()
         pictures, names, failures = [], [], []
@@ -210,11 +216,12 @@ class Searcher:
             own = catalog.images_by_paths(catalog_path(name) for name in names)
         queries = [(name, own.get(catalog_path(name)), None) for name in names]
         timings = {"decode": (decoded - started) * 1e3, "embed": (embedded - decoded) * 1e3}
-        return self._outcome(held, self._search(held, queries, vectors, k, nprobe, rerank, timings, where), failures)
+        return self._outcome(held, self._search(held, queries, vectors, k, nprobe, rerank, timings, narrow), failures)
 
     def answer_ids(self, ids: Sequence[int], *, k: int = 10, nprobe: int | None = None,
                    rerank: str | Rerank | None = None, index_name: str | None = None,
-                   exclude_self: bool = False, where: str | None = None) -> QueryOutcome:
+                   exclude_self: bool = False, where: str | None = None,
+                   min_score: float | None = None, offset: int = 0) -> QueryOutcome:
         """Top-``k`` catalog images for stored images, by catalog id, using their stored embeddings.
 
         Nothing is decoded or embedded. An id that is not an ok catalog image, or not embedded by the model,
@@ -222,6 +229,7 @@ class Searcher:
         neighbours a "qe" re-ranking expands it with); otherwise it is its own first hit.
         """
         held, rerank = self._prepare(k, rerank, index_name)
+        narrow = Narrowing(where, min_score, offset)
         wanted = [int(i) for i in ids]
         with self.workspace.catalog() as catalog:
             rows = {i: row for i, row in catalog.images_by_ids(wanted).items() if row.status == "ok"}
@@ -236,13 +244,14 @@ class Searcher:
         queries = [(rows[i].path, rows[i], i if exclude_self else None) for i in found]
         if not queries:
             return self._outcome(held, [], failures)
-        return self._outcome(held, self._search(held, queries, vectors, k, nprobe, rerank, {}, where), failures)
+        return self._outcome(held, self._search(held, queries, vectors, k, nprobe, rerank, {}, narrow), failures)
 
     def search_bytes(self, data: bytes, name: str, *, k: int = 10, index_name: str | None = None,
                      rerank: str | Rerank | None = None, nprobe: int | None = None,
-                     where: str | None = None) -> Answer:
+                     where: str | None = None, min_score: float | None = None, offset: int = 0) -> Answer:
         """Top-``k`` catalog images for an encoded image (an upload); InputError when it does not decode."""
         held, rerank = self._prepare(k, rerank, index_name)
+        narrow = Narrowing(where, min_score, offset)
         self._check_takes_images()
         started = time.perf_counter()
         if self.max_pixels is None:
@@ -253,26 +262,28 @@ class Searcher:
         decoded = time.perf_counter()
         vector = self.embed_query(picture)
         timings = {"decode": (decoded - started) * 1e3, "embed": (time.perf_counter() - decoded) * 1e3}
-        return self._search(held, [(name, None, None)], vector, k, nprobe, rerank, timings, where)[0]
+        return self._search(held, [(name, None, None)], vector, k, nprobe, rerank, timings, narrow)[0]
 
     def search_vector(self, vector: Any, *, k: int = 10, index_name: str | None = None,
                       rerank: str | Rerank | None = None, nprobe: int | None = None,
-                      where: str | None = None) -> Answer:
+                      where: str | None = None, min_score: float | None = None, offset: int = 0) -> Answer:
         """Top-``k`` catalog images for a query vector of the model's dimension (any model; the way to query
         an external one), L2-normalised here as every stored vector is. InputError for a wrong length, a
         value that is not finite, or a zero vector."""
         held, rerank = self._prepare(k, rerank, index_name)
+        narrow = Narrowing(where, min_score, offset)
         started = time.perf_counter()
         vector = unit_vector(vector, held.index.d)
         timings = {"decode": (time.perf_counter() - started) * 1e3, "embed": 0.0}
-        return self._search(held, [("vector", None, None)], vector, k, nprobe, rerank, timings, where)[0]
+        return self._search(held, [("vector", None, None)], vector, k, nprobe, rerank, timings, narrow)[0]
 
     def similar(self, image_id: int, *, k: int = 10, index_name: str | None = None,
-                rerank: str | Rerank | None = None, nprobe: int | None = None, where: str | None = None) -> Answer:
+                rerank: str | Rerank | None = None, nprobe: int | None = None, where: str | None = None,
+                min_score: float | None = None, offset: int = 0) -> Answer:
         """Top-``k`` catalog images like catalog image ``image_id`` (its stored vector), itself excluded;
         NotFoundError when it is not an ok catalog image or has no stored vector."""
         outcome = self.answer_ids([image_id], k=k, nprobe=nprobe, rerank=rerank, index_name=index_name,
-                                  exclude_self=True, where=where)
+                                  exclude_self=True, where=where, min_score=min_score, offset=offset)
         if not outcome.answers:
             raise NotFoundError(f"image {outcome.failures[0]}")
         return outcome.answers[0]
@@ -357,9 +368,9 @@ class Searcher:
 
     def _search(self, held: HeldIndex, queries: list[tuple[str, ImageRow | None, int | None]], vectors: np.ndarray,
                 k: int, nprobe: int | None, rerank: Rerank, timings: dict[str, float],
-                where: str | None = None) -> list[Answer]:
+                narrow: Narrowing | None = None) -> list[Answer]:
         """One Answer per (name, own catalog row or None, id to exclude or None) and its row of ``vectors``;
-        ``where``: a filter the answers keep to."""
+        ``narrow``: the filter, score cutoff and page the answers keep to."""
         from indexer.core.search import search
 
         if vectors.shape[1] != held.index.d:
@@ -369,10 +380,11 @@ class Searcher:
             )
         check_finite(vectors, "query embeddings")  # the one scan of the values; search() trusts them
         started = time.perf_counter()
-        allowed = self._selection(where)
+        narrow = narrow or Narrowing()
+        allowed = self._selection(narrow.where)
         selected = time.perf_counter()
         excluded = [exclude for _, _, exclude in queries]
-        wanted = min(k + any(e is not None for e in excluded) + DELETE_SLACK, held.ntotal)
+        wanted = min(narrow.offset + k + any(e is not None for e in excluded) + DELETE_SLACK, held.ntotal)
         plan = None
         if wanted > 0 and allowed is not None:
             scores, ids, plan = self._filtered(held, vectors, wanted, nprobe, rerank, allowed)
@@ -391,13 +403,18 @@ class Searcher:
         results = []
         for (_, _, exclude), score_row, id_row in zip(queries, scores, ids):
             kept = [(float(s), int(i)) for s, i in zip(score_row, id_row) if i >= 0 and int(i) != exclude
-                    and int(i) in rows][:k]  # a row deleted meanwhile is skipped
-            results.append([Hit(rank, i, *rows[i], s) for rank, (s, i) in enumerate(kept, 1)])
+                    and int(i) in rows]  # a row deleted meanwhile is skipped
+            if narrow.min_score is not None:
+                kept = [(s, i) for s, i in kept if s >= narrow.min_score]
+            kept = kept[narrow.offset:narrow.offset + k]
+            results.append([Hit(rank, i, *rows[i], s) for rank, (s, i) in enumerate(kept, narrow.offset + 1)])
         timings = {**timings, **({"filter": (selected - started) * 1e3} if allowed is not None else {}),
                    "search": (searched - selected) * 1e3, "catalog": (time.perf_counter() - searched) * 1e3}
-        plan_out = None if allowed is None else (plan.to_dict() if plan else {"kind": "exact", "selected": len(allowed)})
+        plan_out = None if allowed is None else (plan or Plan("exact", len(allowed))).to_dict()
+        following = page_token(narrow.offset + k) if narrow.offset + k <= MAX_OFFSET else None
         return [Answer(query=name, label=me.label if me else None, results=hits, query_id=me.id if me else None,
-                       index=held.name, timings_ms=timings, plan=plan_out)
+                       index=held.name, timings_ms=timings, plan=plan_out,
+                       next_page_token=following if len(hits) == k else None)
                 for (name, me, _), hits in zip(queries, results)]
 
     def _rows_of(self, ids: np.ndarray) -> Rows:

@@ -103,14 +103,15 @@ class LiveCatalog:
         return self.engine.held(index_name)
 
     def search_bytes(self, data: bytes, name: str, *, k: int = 10, index_name: str | None = None,
-                     rerank: str | Rerank | None = None, where: str | None = None) -> Answer:
-        """Top-``k`` catalog images for an encoded image (see :meth:`Searcher.search_bytes`)."""
-        return self.engine.search_bytes(data, name, k=k, index_name=index_name, rerank=rerank, where=where)
+                     rerank: str | Rerank | None = None, **narrow: Any) -> Answer:
+        """Top-``k`` catalog images for an encoded image (see :meth:`Searcher.search_bytes`); ``narrow``: where,
+        min_score, offset (see :meth:`Searcher.answer`)."""
+        return self.engine.search_bytes(data, name, k=k, index_name=index_name, rerank=rerank, **narrow)
 
     def similar(self, image_id: int, *, k: int = 10, index_name: str | None = None,
-                rerank: str | Rerank | None = None, where: str | None = None) -> Answer:
+                rerank: str | Rerank | None = None, **narrow: Any) -> Answer:
         """Top-``k`` catalog images like catalog image ``image_id``, itself excluded (see :meth:`Searcher.similar`)."""
-        return self.engine.similar(image_id, k=k, index_name=index_name, rerank=rerank, where=where)
+        return self.engine.similar(image_id, k=k, index_name=index_name, rerank=rerank, **narrow)
 
     def unsaved(self) -> list[str]:
         """The held indexes changed in memory since their files were last saved."""
@@ -122,9 +123,9 @@ class LiveCatalog:
         return served_image(self.workspace, image_id)
 
     def search_vector(self, vector: Any, *, k: int = 10, index_name: str | None = None,
-                      rerank: str | Rerank | None = None, where: str | None = None) -> Answer:
+                      rerank: str | Rerank | None = None, **narrow: Any) -> Answer:
         """Top-``k`` catalog images for a query vector (see :meth:`Searcher.search_vector`)."""
-        return self.engine.search_vector(vector, k=k, index_name=index_name, rerank=rerank, where=where)
+        return self.engine.search_vector(vector, k=k, index_name=index_name, rerank=rerank, **narrow)
 
     # -- writes (serialised) ---------------------------------------------------------------------------------
 

@@ -24,19 +24,24 @@ def query(
     threads: int = 1,
     rerank: str | Rerank | None = None,
     where: str | None = None,
+    min_score: float | None = None,
+    offset: int = 0,
 ) -> QueryOutcome:
     """Top-``k`` catalog images for each query image file and each stored image id (see :class:`Searcher`).
 
     ``index_name``: default the most recently built index. Answers come in the order given,
     image files first, then ids. ``rerank``: "none", "qe" or "dba" (see :meth:`Searcher.answer`). ``where``:
-    a filter (:mod:`storage.filters`, e.g. ``label = "rose" and width >= 500``): only matching images answer.
+    a filter (:mod:`storage.filters`, e.g. ``label = "rose" and width >= 500``): only matching images answer;
+    ``min_score`` and ``offset``: a score cutoff and a page's start (see :meth:`Searcher.answer`).
     """
     if not images and not ids:
         raise InputError("give query image files or catalog ids")
     searcher = Searcher(workspace, index_name, threads=threads)
-    outcome = searcher.answer(list(images), k=k, nprobe=nprobe, rerank=rerank, where=where) if images else None
+    outcome = searcher.answer(list(images), k=k, nprobe=nprobe, rerank=rerank, where=where,
+                              min_score=min_score, offset=offset) if images else None
     if ids:
-        by_id = searcher.answer_ids(list(ids), k=k, nprobe=nprobe, rerank=rerank, where=where)
+        by_id = searcher.answer_ids(list(ids), k=k, nprobe=nprobe, rerank=rerank, where=where, min_score=min_score,
+                                    offset=offset)
         if outcome is None:
             return by_id
         outcome.answers += by_id.answers

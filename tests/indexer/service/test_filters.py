@@ -82,3 +82,44 @@ def test_the_cli_takes_the_same_filter(ws, trained):
     failed = run(ws, "query", path, "--where", "label =", ok=False)
     assert failed.exit_code != 0 and "ends too early" in failed.stderr
     assert len(failed.stderr.strip().splitlines()) == 1 and "Traceback" not in failed.stderr
+
+
+def test_page_two_of_ten_is_results_eleven_to_twenty(client, trained, ws):
+    import json
+
+    files = upload(image_path(trained, "green_square", 2))
+    whole = client.post("/query?k=20", files=files).json()["results"]
+    first = client.post("/query?k=10", files=files).json()
+    second = client.post("/query", params={"k": 10, "page_token": first["next_page_token"]}, files=files).json()
+    assert [hit["id"] for hit in first["results"] + second["results"]] == [hit["id"] for hit in whole]
+    assert [hit["rank"] for hit in second["results"]] == list(range(11, 21))
+    by_offset = client.post("/query", params={"k": 10, "offset": 10}, files=files).json()["results"]
+    assert by_offset == second["results"]
+    last = client.post("/query", params={"k": 10, "offset": 20}, files=files).json()
+    assert len(last["results"]) == 4 and last["next_page_token"] is None, "24 images: the last page is short"
+    own = catalog_id(ws, image_path(trained, "red_circle", 0))
+    similar = client.get(f"/images/{own}/similar", params={"k": 5, "offset": 5}).json()["results"]
+    assert similar == client.get(f"/images/{own}/similar?k=10").json()["results"][5:]
+    cli = json.loads(run(ws, "query", image_path(trained, "green_square", 2), "-k", "10", "--offset", "10",
+                         "--json").stdout)[0]["results"]
+    assert [hit["id"] for hit in cli] == [hit["id"] for hit in whole[10:]]
+
+
+def test_a_score_cutoff_drops_the_weaker_results(client, trained):
+    files = upload(image_path(trained, "blue_triangle", 1))
+    whole = client.post("/query?k=24", files=files).json()["results"]
+    cutoff = whole[5]["score"] - 1e-6  # the JSON scores are rounded to 6 decimals
+    kept = client.post("/query", params={"k": 24, "min_score": cutoff}, files=files).json()["results"]
+    assert kept == [hit for hit in whole if hit["score"] >= cutoff] and 6 <= len(kept) < 24
+    vector = {"vector": [0.1] * 128, "k": 5, "min_score": 2.0}
+    assert client.post("/query", json=vector).json()["results"] == [], "no cosine reaches 2"
+
+
+def test_bad_pages_are_refused_with_the_reason(client, trained):
+    files = upload(image_path(trained, "blue_triangle", 1))
+    assert_one_line_error(client.post("/query", params={"page_token": "not-a-token"}, files=files), 400,
+                          "page_token", "not a token")
+    assert_one_line_error(client.post("/query", params={"page_token": "eyJvZmZzZXQiOjIwfQ", "offset": 3},
+                                      files=files), 422, "offset or page_token")
+    assert_one_line_error(client.post("/query", params={"offset": 10_001}, files=files), 422, "offset")
+    assert_one_line_error(client.post("/query", json={"vector": [0.1] * 128, "offset": -1}), 400, "offset")
