@@ -143,7 +143,7 @@ class SegmentedIndex:
 
     def removed(self, ids: np.ndarray) -> tuple[SegmentedIndex, int]:
         """(a version without ``ids``, how many went): growing ones are dropped, sealed ones marked deleted
-        (O(growing + deleted + n log N)); unknown ids are skipped."""
+        (O(deleted + n log N), plus O(growing) when a growing one goes); unknown ids are skipped."""
         ids = np.unique(np.asarray(ids, np.int64).reshape(-1))
         in_growing = np.isin(self.growing_ids, ids)
         in_sealed = _contains_many(self.sealed_ids, ids) | _contains_many(self.gate.folded_ids, ids)  # see fold_in_place
@@ -151,8 +151,11 @@ class SegmentedIndex:
         if not in_growing.any() and not len(sealed):
             return self, 0
         deleted = np.union1d(self.deleted, sealed) if len(sealed) else self.deleted
-        version = SegmentedIndex(self.sealed, self.growing_ids[~in_growing], self.growing_vectors[~in_growing],
-                                 deleted, sealed_ids=self.sealed_ids, gate=self.gate)
+        growing_ids, growing_vectors = self.growing_ids, self.growing_vectors  # shared unless one of them goes
+        if in_growing.any():
+            growing_ids, growing_vectors = growing_ids[~in_growing], growing_vectors[~in_growing]
+        version = SegmentedIndex(self.sealed, growing_ids, growing_vectors, deleted, sealed_ids=self.sealed_ids,
+                                 gate=self.gate, selector=None if len(sealed) else self._selector)
         return version, len(np.union1d(self.growing_ids[in_growing], sealed))
 
     def search(self, queries: np.ndarray, k: int, *, nprobe: int | None = None,
