@@ -55,6 +55,7 @@ from indexer.api.pipeline.vector_sources import FORMATS as IMPORT_FORMATS
 from indexer.api.registry.indexes import catalog_vectors
 from indexer.api.registry.models import default_model_name
 from indexer.api.search.engine import MAX_K, Searcher
+from indexer.api.search.examples import MAX_EXAMPLES, Example
 from indexer.api.search.live import LiveCatalog
 from indexer.api.search.narrowing import MAX_OFFSET, offset_of, page_token
 from indexer.api.search.query import draw_answer, query
@@ -82,9 +83,9 @@ __all__ = [
     "BENCH_CHOICES", "BENCH_KINDS", "BUILD_CHOICES", "DEFAULT_BENCH_KINDS", "DEFAULT_DUPLICATE_THRESHOLD",
     "DEFAULT_KIND", "DEFAULT_PCA_DIM", "DEFAULT_TARGET_RECALL", "DEFAULT_WORKSPACE", "EMBED_ENGINES",
     "EXPORT_FORMATS", "IMPORT_FORMATS", "INDEX_KINDS", "KEPT_STAGE", "LABEL_MODES", "LABEL_SOURCES",
-    "LIBRARY_ERRORS", "LOSSES", "MAX_K", "MAX_OFFSET", "MINERS", "PEERS", "PHOTOS_INDEX", "PHOTOS_MODEL", "PHOTOS_NETWORK",
+    "LIBRARY_ERRORS", "LOSSES", "MAX_EXAMPLES", "MAX_K", "MAX_OFFSET", "MINERS", "PEERS", "PHOTOS_INDEX", "PHOTOS_MODEL", "PHOTOS_NETWORK",
     "RECIPES", "RECIPE_OVERRIDES", "RERANK_MODES", "TTA_MODES", "Answer", "BenchReport", "BuildOutcome",
-    "CatalogStatus", "ExportOutcome", "Hit", "ImportOutcome", "IndexFolderOutcome", "IndexerError", "InputError",
+    "CatalogStatus", "Example", "ExportOutcome", "Hit", "ImportOutcome", "IndexFolderOutcome", "IndexerError", "InputError",
     "LiveCatalog", "MissingDependencyError", "NotFoundError", "QueryOutcome", "Recipe", "Rerank", "Searcher",
     "TrainOutcome", "Workspace", "backup_workspace", "bench_catalog", "bench_synthetic", "build_index",
     "cached_imagenet_file", "catalog_images", "catalog_status", "catalog_vectors", "content_type",

@@ -81,17 +81,23 @@ def build(ctx: click.Context, kind: str | None, update_name: str | None, rerank,
 @click.option("--min-score", type=float, default=None, help="Drop results scoring below this (fewer than k may come back).")
 @click.option("--offset", type=click.IntRange(0, 10_000), default=0, show_default=True,
               help="Skip this many of the best results (a page's start: --offset 10 -k 10 is page 2).")
+@click.option("--weights", default=None, metavar="W1,W2,...",
+              help="Combine the IMAGEs (then the --ids) into ONE query, their vectors weighted so (negative: unlike).")
+@click.option("--not", "unlike", multiple=True, type=click.Path(), help="An image the results should NOT look like "
+              "(weight -1; repeatable); the query images are combined into one query.")
+@click.option("--not-id", "unlike_ids", type=int, multiple=True, help="The same for a catalogued image by id.")
 @_rerank_options(("none", "qe", "dba"), "qe: average the query with its top neighbours and search again; "
                  "dba: the index must have been built with --rerank dba.")
 @click.pass_context
 def query(ctx: click.Context, images: tuple[str, ...], ids: tuple[int, ...], index_name, k, nprobe, as_json,
-          grid, where, min_score, offset, rerank, rerank_n, rerank_alpha) -> None:
+          grid, where, min_score, offset, weights, unlike, unlike_ids, rerank, rerank_n, rerank_alpha) -> None:
     """Find the catalog images most like each IMAGE (and each catalogued image --id N)."""
     if not images and not ids:
         raise click.UsageError("give IMAGE files or --id")
     outcome = api.query(workspace_of(ctx), list(images), ids=list(ids), index_name=index_name, k=k, nprobe=nprobe,
                         rerank=_rerank(rerank, rerank_n, rerank_alpha), where=where, min_score=min_score,
-                        offset=offset)
+                        offset=offset, weights=_floats(weights, "--weights"), unlike=list(unlike),
+                        unlike_ids=list(unlike_ids))
     for line in outcome.failures:
         click.echo(f"Error: {line}", err=True)
     for line in outcome.warnings:
@@ -114,6 +120,15 @@ def query(ctx: click.Context, images: tuple[str, ...], ids: tuple[int, ...], ind
         click.echo(f"grid written to {picture}", err=as_json)
     if outcome.failures:
         ctx.exit(1)
+
+
+def _floats(text: str | None, option: str) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"expected numbers separated by commas; got {text!r}", param_hint=option) from None
 
 
 def _numbered(path: str, number: int) -> str:

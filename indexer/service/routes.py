@@ -76,17 +76,33 @@ def add_routes(app: FastAPI, config, current, writer) -> None:
                                body.min_score if body.min_score is not None else min_score,
                                body.offset if body.offset is not None else offset,
                                body.page_token if body.page_token is not None else page_token)
-            answer = await run_in_threadpool(live.search_vector, body.vector, k=body.k or k,
-                                             index_name=body.index or index, rerank=body.rerank or rerank, **narrow)
+            if (body.vector is None) == (body.examples is None):
+                raise HTTPException(422, "give vector or examples (one of the two)")
+            if body.examples is not None:
+                examples = [api.Example(id=item.id, vector=item.vector, weight=item.weight) for item in body.examples]
+                answer = await run_in_threadpool(live.search_examples, examples, k=body.k or k,
+                                                 index_name=body.index or index, rerank=body.rerank or rerank,
+                                                 **narrow)
+            else:
+                answer = await run_in_threadpool(live.search_vector, body.vector, k=body.k or k,
+                                                 index_name=body.index or index, rerank=body.rerank or rerank,
+                                                 **narrow)
             return _answer(answer, response)
         form = await request.form()
-        image = form.get("image")
-        if not isinstance(image, StarletteUpload):
+        images = [item for item in form.getlist("image") if isinstance(item, StarletteUpload)]
+        if not images:
             raise HTTPException(422, "image: Field required (a multipart file, or JSON {\"vector\": [...]})")
-        data = within_limit(await image.read(config.max_upload_bytes + 1), image.filename)
         form_filter = form.get("filter")
         narrow = narrowing(form_filter if isinstance(form_filter, str) and form_filter.strip() else where,
                            min_score, offset, page_token)
+        weights = form.get("weights")
+        if len(images) > 1 or isinstance(weights, str):
+            examples = await _examples(images, weights, within_limit, config.max_upload_bytes)
+            answer = await run_in_threadpool(live.search_examples, examples, k=k, index_name=index, rerank=rerank,
+                                             **narrow)
+            return _answer(answer, response)
+        image = images[0]
+        data = within_limit(await image.read(config.max_upload_bytes + 1), image.filename)
         answer = await run_in_threadpool(live.search_bytes, data, image.filename or "upload", k=k, index_name=index,
                                          rerank=rerank, **narrow)
         return _answer(answer, response)
@@ -155,6 +171,23 @@ def add_routes(app: FastAPI, config, current, writer) -> None:
     def healthz() -> dict:
         current()
         return {"ok": True}
+
+
+async def _examples(images: list, weights: object, within_limit, limit: int) -> list:
+    """Uploaded images as weighted examples: ``weights`` "1,1,-0.5", one per image in order (default 1 each)."""
+    values = [1.0] * len(images)
+    if isinstance(weights, str):
+        try:
+            values = [float(part) for part in weights.split(",")]
+        except ValueError:
+            raise HTTPException(422, f"weights: expected numbers separated by commas; got {weights[:60]!r}") from None
+        if len(values) != len(images):
+            raise HTTPException(422, f"weights: {len(values)} given for {len(images)} images")
+    examples = []
+    for image, weight in zip(images, values):
+        data = within_limit(await image.read(limit + 1), image.filename)
+        examples.append(api.Example(data=data, name=image.filename or "upload", weight=weight))
+    return examples
 
 
 def _validated(model, body: object):

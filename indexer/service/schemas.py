@@ -101,8 +101,17 @@ class PointIn(BaseModel):
     split: str | None = None
 
 
+class ExampleIn(BaseModel):
+    id: int | None = Field(None, description="a catalogued image (its stored vector)")
+    vector: list[float] | None = Field(None, description="an embedding of the served model's dimension")
+    weight: float = Field(1.0, description="its weight in the combined query; negative: results unlike it")
+
+
 class VectorQueryIn(BaseModel):
-    vector: list[float] = Field(description="a query embedding of the served model's dimension")
+    vector: list[float] | None = Field(None, description="a query embedding of the served model's dimension "
+                                                         "(or examples)")
+    examples: list[ExampleIn] | None = Field(None, description="several examples combined into one query (their "
+                                                                "weighted sum), instead of vector")
     k: int | None = Field(None, description="results to return (default: the query string's k)")
     index: str | None = Field(None, description="index name (default: the one the service was started with)")
     rerank: str | None = Field(None, description="none, qe or dba")

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from indexer.api.registry.indexes import served_index, stale_index_message
+from indexer.api.search.examples import Example, check_examples, combine, query_name
 from indexer.api.search.held import HeldIndex, KnownRows, ServedVectors
 from indexer.api.search.narrowing import MAX_OFFSET, Narrowing, page_token
 from indexer.api.search.results import Answer, Hit, QueryOutcome
@@ -288,6 +289,48 @@ class Searcher:
             raise NotFoundError(f"image {outcome.failures[0]}")
         return outcome.answers[0]
 
+    def search_examples(self, examples: Sequence[Example], *, k: int = 10, index_name: str | None = None,
+                        rerank: str | Rerank | None = None, nprobe: int | None = None, where: str | None = None,
+                        min_score: float | None = None, offset: int = 0) -> Answer:
+        """Top-``k`` catalog images for several examples at once (:mod:`indexer.api.search.examples`): the
+        weighted sum of their vectors, normalised; a negative weight pushes away. Catalogued examples (ids, and
+        files the catalog holds) are left out of the results. InputError for an example that cannot be read."""
+        from models.errors import ImageError
+
+        held, rerank = self._prepare(k, rerank, index_name)
+        narrow = Narrowing(where, min_score, offset)
+        examples = check_examples(examples)
+        started = time.perf_counter()
+        vectors, own = [], []
+        for example in examples:
+            if example.id is not None:
+                found, stored = self._stored([example.id])
+                if not found:
+                    raise NotFoundError(f"example id {example.id}: not an image embedded by model {self.model_name!r}")
+                vectors.append(stored[0])
+                own.append(int(example.id))
+            elif example.vector is not None:
+                vectors.append(unit_vector(example.vector, held.index.d)[0])
+            else:
+                self._check_takes_images()
+                try:
+                    if example.data is not None:
+                        _, picture = decode_query(example.data, example.name or "upload", self.embedder.load_bytes)
+                    else:
+                        picture = self.embedder.load(example.path)
+                except ImageError as exc:
+                    raise InputError(str(exc)) from None
+                vectors.append(self.embed_query(picture)[0])
+                if example.path is not None:
+                    with self.workspace.catalog() as catalog:
+                        row = catalog.images_by_paths([catalog_path(example.path)]).get(catalog_path(example.path))
+                    if row is not None:
+                        own.append(row.id)
+        vector = combine(np.vstack(vectors), [example.weight for example in examples])
+        timings = {"embed": (time.perf_counter() - started) * 1e3}
+        return self._search(held, [(query_name(examples), None, tuple(own) or None)], vector, k, nprobe, rerank,
+                            timings, narrow)[0]
+
     def hits_for_vectors(self, vectors: np.ndarray, *, k: int = 10, index_name: str | None = None) -> list[list[Hit]]:
         """Top-``k`` catalog rows for each of (q, d) float32 query vectors: vector in, rows out."""
         held, rerank = self._prepare(k, None, index_name)
@@ -383,8 +426,8 @@ class Searcher:
         narrow = narrow or Narrowing()
         allowed = self._selection(narrow.where)
         selected = time.perf_counter()
-        excluded = [exclude for _, _, exclude in queries]
-        wanted = min(narrow.offset + k + any(e is not None for e in excluded) + DELETE_SLACK, held.ntotal)
+        excluded = [() if e is None else (e,) if isinstance(e, int) else tuple(e) for _, _, e in queries]
+        wanted = min(narrow.offset + k + max(len(e) for e in excluded) + DELETE_SLACK, held.ntotal)
         plan = None
         if wanted > 0 and allowed is not None:
             scores, ids, plan = self._filtered(held, vectors, wanted, nprobe, rerank, allowed)
@@ -393,7 +436,7 @@ class Searcher:
         elif rerank.mode == "qe":
             from indexer.core.rerank import search_expanded
 
-            own = None if excluded[0] is None else np.array([-1 if e is None else e for e in excluded], np.int64)
+            own = None if not any(excluded) else np.array([e[0] if e else -1 for e in excluded], np.int64)
             scores, ids = search_expanded(held.index, vectors, wanted, self.served_vectors().lookup(), rerank,
                                           exclude_ids=own, nprobe=nprobe)
         else:
@@ -401,8 +444,8 @@ class Searcher:
         searched = time.perf_counter()
         rows = self._rows_of(ids)
         results = []
-        for (_, _, exclude), score_row, id_row in zip(queries, scores, ids):
-            kept = [(float(s), int(i)) for s, i in zip(score_row, id_row) if i >= 0 and int(i) != exclude
+        for exclude, score_row, id_row in zip(excluded, scores, ids):
+            kept = [(float(s), int(i)) for s, i in zip(score_row, id_row) if i >= 0 and int(i) not in exclude
                     and int(i) in rows]  # a row deleted meanwhile is skipped
             if narrow.min_score is not None:
                 kept = [(s, i) for s, i in kept if s >= narrow.min_score]

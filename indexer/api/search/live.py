@@ -113,6 +113,11 @@ class LiveCatalog:
         """Top-``k`` catalog images like catalog image ``image_id``, itself excluded (see :meth:`Searcher.similar`)."""
         return self.engine.similar(image_id, k=k, index_name=index_name, rerank=rerank, **narrow)
 
+    def search_examples(self, examples: Any, *, k: int = 10, index_name: str | None = None,
+                        rerank: str | Rerank | None = None, **narrow: Any) -> Answer:
+        """Top-``k`` catalog images for several weighted examples (see :meth:`Searcher.search_examples`)."""
+        return self.engine.search_examples(examples, k=k, index_name=index_name, rerank=rerank, **narrow)
+
     def unsaved(self) -> list[str]:
         """The held indexes changed in memory since their files were last saved."""
         return sorted(self._unsaved)
