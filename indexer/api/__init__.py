@@ -22,6 +22,7 @@ from indexer.api.errors import (
 from indexer.api.pipeline.bench import (
     BenchReport,
     bench_catalog,
+    bench_filtered,
     bench_synthetic,
     prepare_output_paths,
     report_table,
@@ -87,7 +88,7 @@ __all__ = [
     "RECIPES", "RECIPE_OVERRIDES", "RERANK_MODES", "TTA_MODES", "Answer", "BenchReport", "BuildOutcome",
     "CatalogStatus", "Example", "ExportOutcome", "Hit", "ImportOutcome", "IndexFolderOutcome", "IndexerError", "InputError",
     "LiveCatalog", "MissingDependencyError", "NotFoundError", "QueryOutcome", "Recipe", "Rerank", "Searcher",
-    "TrainOutcome", "Workspace", "backup_workspace", "bench_catalog", "bench_synthetic", "build_index",
+    "TrainOutcome", "Workspace", "backup_workspace", "bench_catalog", "bench_filtered", "bench_synthetic", "build_index",
     "cached_imagenet_file", "catalog_images", "catalog_status", "catalog_vectors", "content_type",
     "default_model_name", "derive_model", "draw_answer", "draw_duplicates", "embed", "export_vectors",
     "find_duplicates", "import_vectors", "index_folder", "ingest_directory", "ingest_flowers102", "offset_of",

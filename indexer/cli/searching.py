@@ -173,6 +173,9 @@ def remove(ctx: click.Context, paths: tuple[str, ...], ids: tuple[int, ...]) -> 
               help="With --synthetic and ivf-ondisk: build it in this many shards (one in memory at a time).")
 @click.option("--memory-n", type=click.IntRange(min=1), default=None,
               help="With --synthetic and ivf-ondisk: in-memory kinds index the first N vectors (default 1,000,000).")
+@click.option("--filters", default=None, metavar="FRACTIONS",
+              help="With --synthetic: filtered search within selections of these fractions (e.g. 0.001,0.01,0.1,0.5) "
+                   "of two generated fields: plan, recall@10 within the selection, p50 against the unfiltered p50.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the full figures as JSON.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, help="Write the recall-latency curves (PNG).")
@@ -180,8 +183,8 @@ def remove(ctx: click.Context, paths: tuple[str, ...], ids: tuple[int, ...]) -> 
 @_rerank_options(("none", "qe", "dba"), "Re-ranking the label metrics are measured with (catalog mode).")
 @click.pass_context
 def bench(ctx: click.Context, indexes: str, peers: str, model_name, split, k, n_queries, target_recall, synthetic,
-          dim, data_kind, export_vectors, shards, memory_n, seed, json_path, plot_path, markdown_path, rerank,
-          rerank_n, rerank_alpha) -> None:
+          dim, data_kind, export_vectors, shards, memory_n, filters, seed, json_path, plot_path, markdown_path,
+          rerank, rerank_n, rerank_alpha) -> None:
     """Compare index kinds (and peer systems): label quality, fidelity to exact search, latency, throughput, size."""
     api.prepare_output_paths(json_path, plot_path, markdown_path)  # fail before the run, not after it
     kinds = tuple(kind.strip() for kind in indexes.split(",") if kind.strip())
@@ -190,6 +193,18 @@ def bench(ctx: click.Context, indexes: str, peers: str, model_name, split, k, n_
         raise click.UsageError("--export-vectors needs --synthetic N")
     if synthetic is not None and rerank != "none":
         raise click.UsageError("--rerank applies to catalog benches, not --synthetic")
+    if filters is not None:
+        if synthetic is None or peer_names or plot_path:
+            raise click.UsageError("--filters needs --synthetic N, and takes no --peers or --plot")
+        fractions = tuple(_floats(filters, "--filters"))
+        report = api.bench_filtered(synthetic, dim, kinds=kinds, fractions=fractions, k=k, n_queries=n_queries,
+                                    target_recall=target_recall, seed=seed, data=data_kind, json_path=json_path,
+                                    markdown_path=markdown_path, log=lambda line: click.echo(line, err=True))
+        click.echo(report["table"])
+        for path in (json_path, markdown_path):
+            if path:
+                click.echo(f"written to {path}")
+        return
     if synthetic is not None:
         report = api.bench_synthetic(synthetic, dim, kinds=kinds, k=k, n_queries=n_queries,
                                      target_recall=target_recall, seed=seed, data=data_kind, peers=peer_names,

@@ -2,8 +2,8 @@
 
 The caller (the API) asks the catalog which ids pass the filter; this module decides how to search them:
 
-- ``exact``: few ids (at most :data:`EXACT_MAX`, or an index with no approximate knob): their vectors are
-  compared with the query one by one (:func:`indexer.core.search.exact_search`), so recall is 1;
+- ``exact``: few ids (fewer than the filtered search would compare, see :func:`choose_plan`, or an index
+  with no approximate knob): their vectors are compared with the query (:func:`exact_within`), so recall is 1;
 - ``filtered``: many ids: the index's own search with a FAISS ``IDSelector`` over them in the per-call
   parameters, its nprobe / efSearch raised as the selection narrows, because an IVF list or a graph
   neighbourhood holds fewer selected vectors the more selective the filter is: nprobe by :func:`widened`
@@ -24,7 +24,8 @@ import numpy as np
 
 from indexer.core.factory import find_hnsw, find_ivf
 
-EXACT_MAX = 20_000  # selections up to this many vectors are searched exactly
+EXACT_MIN = 2_000  # selections up to this many vectors are always searched exactly
+EXACT_COST = 2.0  # a selected vector compared exactly costs about this many vectors an index scans (the gather)
 MAX_WIDEN = 16  # nprobe / efSearch grow at most this many times for a narrow selection
 MAX_EF = 4096
 BITMAP_FROM = 4_096  # selections of at least this many ids become a bitmap, smaller ones a hashed batch
@@ -50,18 +51,27 @@ class Plan:
 
 
 def choose_plan(index: Any, selected: int, total: int, *, k: int, nprobe: int | None = None,
-                efSearch: int | None = None, exact_max: int = EXACT_MAX) -> Plan:  # noqa: N803
+                efSearch: int | None = None, exact_max: int | None = None) -> Plan:  # noqa: N803
     """The plan for a selection of ``selected`` ids out of ``total`` vectors in ``index`` (a FAISS index or a
-    segmented one). ``nprobe`` / ``efSearch``: the unfiltered setting asked for (default: the index's own)."""
+    segmented one). ``nprobe`` / ``efSearch``: the unfiltered setting asked for (default: the index's own).
+
+    Exact when the selection is small (``exact_max``; default: at most :data:`EXACT_MIN`, or fewer than the
+    vectors the filtered search would compare over :data:`EXACT_COST`, i.e. the widened nprobe's share of the
+    lists, or efSearch x the graph's level-0 degree), or when the index has nothing approximate to widen."""
     sealed = getattr(index, "sealed", index)
     ivf, graph = find_ivf(sealed), find_hnsw(sealed)
-    if selected <= exact_max or (ivf is None and graph is None):
+    if ivf is None and graph is None:
         return Plan("exact", selected)
     if ivf is not None:
         base = nprobe if nprobe is not None else int(ivf.nprobe)
-        return Plan("filtered", selected, nprobe=min(int(ivf.nlist), math.ceil(base * widened(selected, total))))
-    base = max(k, efSearch if efSearch is not None else int(graph.hnsw.efSearch))  # FAISS searches max(ef, k)
-    return Plan("filtered", selected, efSearch=min(MAX_EF, math.ceil(base * total / max(selected, 1))))
+        plan = Plan("filtered", selected, nprobe=min(int(ivf.nlist), math.ceil(base * widened(selected, total))))
+        scanned = plan.nprobe * total / max(1, int(ivf.nlist))
+    else:
+        base = max(k, efSearch if efSearch is not None else int(graph.hnsw.efSearch))  # FAISS searches max(ef, k)
+        plan = Plan("filtered", selected, efSearch=min(MAX_EF, math.ceil(base * total / max(selected, 1))))
+        scanned = plan.efSearch * int(graph.hnsw.nb_neighbors(0))
+    limit = max(EXACT_MIN, scanned / EXACT_COST) if exact_max is None else exact_max
+    return Plan("exact", selected) if selected <= limit else plan
 
 
 def widened(selected: int, total: int) -> float:
@@ -112,3 +122,32 @@ def search_within(index: Any, queries: np.ndarray, k: int, allowed: np.ndarray,
         return index.search(queries, k, nprobe=plan.nprobe, efSearch=plan.efSearch, allowed=allowed)
     params = search_parameters(index, nprobe=plan.nprobe, efSearch=plan.efSearch, selector=id_selector(allowed))
     return search(index, queries, k, params=params)
+
+
+def exact_within(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int,
+                 inner_product: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``k`` of (n, d) float32 ``vectors`` with ``ids`` for (q, d) ``queries`` by one matrix product (no
+    index built): ((q, k) scores, (q, k) ids), best first, padded with -1 ids when n < k."""
+    from indexer.core.search import PAD_ID
+
+    x = np.ascontiguousarray(queries, np.float32)
+    if inner_product:
+        scores = x @ vectors.T
+    else:
+        scores = -(np.sum(x * x, 1)[:, None] - 2 * x @ vectors.T + np.sum(vectors * vectors, 1)[None, :])
+    found = min(k, scores.shape[1])
+    if found == 0:
+        pad_scores = np.full((len(x), k), -np.inf if inner_product else np.inf, np.float32)
+        return pad_scores, np.full((len(x), k), PAD_ID, np.int64)
+    top = np.argpartition(-scores, found - 1, axis=1)[:, :found] if found < scores.shape[1] else \
+        np.tile(np.arange(scores.shape[1]), (len(x), 1))
+    best = np.take_along_axis(scores, top, 1)
+    order = np.argsort(-best, axis=1, kind="stable")
+    top, best = np.take_along_axis(top, order, 1), np.take_along_axis(best, order, 1)
+    out_scores = (best if inner_product else -best).astype(np.float32)
+    out_ids = np.asarray(ids, np.int64)[top]
+    if found < k:
+        out_scores = np.hstack([out_scores, np.full((len(x), k - found), -np.inf if inner_product else np.inf,
+                                                    np.float32)])
+        out_ids = np.hstack([out_ids, np.full((len(x), k - found), PAD_ID, np.int64)])
+    return out_scores, out_ids

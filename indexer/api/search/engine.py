@@ -34,7 +34,7 @@ from indexer.datasets.folders import catalog_path
 from storage.catalog import ArtifactRow, ImageRow
 
 MAX_K = 1000
-EXACT_MAX_ENV = "INDEXER_EXACT_MAX"  # how many selected vectors a filtered query searches exactly at most
+EXACT_MAX_ENV = "INDEXER_EXACT_MAX"  # at most this many selected vectors are searched exactly (default: by cost)
 DELETE_SLACK = 4  # extra neighbours fetched: a delete commits in the catalog just before the index swap
 
 Rows = Mapping[int, tuple[str, str | None]]  # ok catalog images: id -> (path, label)
@@ -393,8 +393,7 @@ class Searcher:
                   allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any]:
         """(scores, ids, plan) of a search among the ids ``allowed``: exactly over their stored vectors when
         they are few, else the index's search with a selector and a widened nprobe / efSearch."""
-        from indexer.core.filtered import choose_plan, search_within
-        from indexer.core.search import exact_search
+        from indexer.core.filtered import choose_plan, exact_within, search_within
 
         if rerank.mode == "qe":
             raise InputError("a filter and re-ranking 'qe' together are not supported; drop one of them")
@@ -402,10 +401,8 @@ class Searcher:
                            exact_max=0 if rerank.mode == "dba" else _exact_max())
         if plan.kind == "exact":
             found, stored = self._stored(allowed)
-            if not len(found):
-                empty = np.zeros((len(vectors), 0))
-                return empty.astype(np.float32), empty.astype(np.int64), plan
-            scores, ids = exact_search(stored, np.asarray(found, np.int64), vectors, min(wanted, len(found)))
+            scores, ids = exact_within(stored, np.asarray(found, np.int64), vectors, wanted,
+                                       inner_product=getattr(held.index, "inner_product", True))
             return scores, ids, plan
         return (*search_within(held.index, vectors, wanted, allowed, plan), plan)
 
@@ -474,13 +471,11 @@ class Searcher:
         return rows
 
 
-def _exact_max() -> int:
-    """:data:`indexer.core.filtered.EXACT_MAX`, or the ``INDEXER_EXACT_MAX`` environment variable's value."""
-    from indexer.core.filtered import EXACT_MAX
-
+def _exact_max() -> int | None:
+    """The ``INDEXER_EXACT_MAX`` environment variable's value (None: the planner's own cost rule)."""
     value = os.environ.get(EXACT_MAX_ENV)
     if value is None:
-        return EXACT_MAX
+        return None
     try:
         return max(0, int(value))
     except ValueError:

@@ -9,10 +9,12 @@ from indexer.core.build import build_index
 from indexer.core.factory import IndexParams, find_hnsw
 from indexer.core.filtered import (
     BITMAP_FROM,
-    EXACT_MAX,
+    EXACT_COST,
+    EXACT_MIN,
     MAX_WIDEN,
     Plan,
     choose_plan,
+    exact_within,
     id_selector,
     search_within,
 )
@@ -39,16 +41,32 @@ def test_the_plan_is_exact_for_few_ids_and_widens_the_setting_as_the_selection_n
     ivf, _ = build_index(IndexParams(kind="ivf", nlist=64, nprobe=4, seed=0), x, ids)
     hnsw, _ = build_index(IndexParams(kind="hnsw", seed=0), x, ids)
     flat, _ = build_index(IndexParams(kind="flat"), x, ids)
-    assert choose_plan(ivf, EXACT_MAX, 10**6, k=10) == Plan("exact", EXACT_MAX)
-    assert choose_plan(ivf, 500_000, 10**6, k=10) == Plan("filtered", 500_000, nprobe=9), "50 %: 2.1x the lists"
-    assert choose_plan(ivf, 100_000, 10**6, k=10) == Plan("filtered", 100_000, nprobe=19)
-    assert choose_plan(ivf, 30_000, 10**6, k=10).nprobe == 35
-    assert choose_plan(ivf, 5_000, 10**6, k=10, exact_max=0).nprobe == 4 * MAX_WIDEN, "capped"
+    assert choose_plan(ivf, EXACT_MIN, 10**6, k=10) == Plan("exact", EXACT_MIN)
+    wide = {"k": 10, "exact_max": 0}
+    assert choose_plan(ivf, 500_000, 10**6, **wide) == Plan("filtered", 500_000, nprobe=9), "50 %: 2.1x the lists"
+    assert choose_plan(ivf, 100_000, 10**6, **wide) == Plan("filtered", 100_000, nprobe=19)
+    assert choose_plan(ivf, 30_000, 10**6, **wide).nprobe == 35
+    assert choose_plan(ivf, 5_000, 10**6, **wide).nprobe == 4 * MAX_WIDEN, "capped"
     assert choose_plan(ivf, 900, 1000, k=10, nprobe=60, exact_max=0).nprobe == 64, "at most nlist"
     base = int(find_hnsw(hnsw).hnsw.efSearch)
-    assert choose_plan(hnsw, 250_000, 10**6, k=10).efSearch == 4 * max(10, base), "the graph: 1 / fraction"
-    assert choose_plan(SegmentedIndex(ivf), 500_000, 10**6, k=10).nprobe == 9, "a segmented index: its sealed one"
+    assert choose_plan(hnsw, 250_000, 10**6, **wide).efSearch == 4 * max(10, base), "the graph: 1 / fraction"
+    assert choose_plan(SegmentedIndex(ivf), 500_000, 10**6, **wide).nprobe == 9, "a segmented index: its sealed one"
     assert choose_plan(flat, 500_000, 10**6, k=10).kind == "exact", "nothing approximate to widen"
+    # by cost: exact while the selection is smaller than what the filtered search would compare (over 2)
+    assert 50_000 < 27 * 10**6 / 64 / EXACT_COST, "5 %: nprobe 27 of 64 lists would compare 420,000 vectors"
+    assert choose_plan(ivf, 50_000, 10**6, k=10).kind == "exact"
+    assert choose_plan(ivf, 500_000, 10**6, k=10).kind == "filtered"
+    assert choose_plan(ivf, 500_000, 10**6, k=10, exact_max=10**6).kind == "exact", "exact_max overrides"
+
+
+def test_exact_within_ranks_by_one_product_and_pads():
+    x = _clustered(50, 8, 9)
+    ids = np.arange(50, dtype=np.int64) + 100
+    scores, found = exact_within(x, ids, x[:3], 60)
+    _, truth = exact_search(x, ids, x[:3], 60)
+    assert (found == truth).all() and found[0, 0] == 100 and (found[:, 50:] == -1).all()
+    assert np.all(np.diff(scores[:, :50], axis=1) <= 1e-6)
+    assert (exact_within(x[:0], ids[:0], x[:2], 5)[1] == -1).all()
 
 
 @pytest.mark.parametrize("count", [BITMAP_FROM // 2, BITMAP_FROM * 2])

@@ -1,0 +1,114 @@
+"""Filtered search at scale: recall and latency within selections of 0.1 % to 50 % (``indexer bench --filters``).
+
+Seeded synthetic vectors (the bench's generators) get two generated fields, independent of where a vector lies:
+``category``, a label-like text field of 1,000 values (a selection of fraction f is ``category in`` the first
+f x 1,000 values), and ``value``, a uniform number in [0, 1) (``value < f``). For each index kind (tuned to the
+target recall unfiltered, as ``indexer build`` tunes it) and each selection, the plan the service would run
+(:func:`indexer.core.filtered.choose_plan`: exact over the selected vectors when few, else the index's search
+with a selector and a widened setting) answers every query one at a time; recall@k is measured against exact
+search within the selection, and p50 against the same index's unfiltered p50. The catalog's part (the SQL that
+finds the selection) is not in these figures: the selection is computed once per filter with numpy.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from indexer.core.build import build_index
+from indexer.core.factory import IndexParams
+from indexer.core.filtered import choose_plan, exact_within, search_within
+from indexer.core.search import exact_search, search
+from indexer.core.tuning import tune_search_param
+
+CATEGORIES = 1_000
+DEFAULT_FRACTIONS = (0.001, 0.01, 0.1, 0.5)
+FIELDS = ("category", "value")
+
+
+def selections(n: int, fractions: tuple[float, ...], seed: int) -> dict[tuple[str, float], np.ndarray]:
+    """{(field, fraction): sorted ids 0..n-1 selected}: ``category in`` the first fraction x 1,000 categories,
+    and ``value < fraction``."""
+    rng = np.random.default_rng(seed + 17)
+    category = rng.integers(0, CATEGORIES, n)
+    value = rng.random(n)
+    out = {}
+    for fraction in fractions:
+        out[("category", fraction)] = np.flatnonzero(category < max(1, round(fraction * CATEGORIES))).astype(np.int64)
+        out[("value", fraction)] = np.flatnonzero(value < fraction).astype(np.int64)
+    return out
+
+
+def _recall(found: np.ndarray, truth: np.ndarray) -> float:
+    hits = [len(set(a[a >= 0].tolist()) & set(b[b >= 0].tolist())) / max(1, int((b >= 0).sum()))
+            for a, b in zip(found, truth)]
+    return float(np.mean(hits))
+
+
+def _timed(run, queries: np.ndarray) -> tuple[np.ndarray, list[float]]:
+    ids, times = [], []
+    run(queries[:1])  # warm-up
+    for query in queries:
+        started = time.perf_counter()
+        _, found = run(query[None, :])
+        times.append((time.perf_counter() - started) * 1e3)
+        ids.append(found[0])
+    return np.array(ids), times
+
+
+def run_filtered_bench(base: np.ndarray, queries: np.ndarray, tune_queries: np.ndarray | None, kinds: list[str], *,
+                       k: int = 10, target_recall: float = 0.95, fractions: tuple[float, ...] = DEFAULT_FRACTIONS,
+                       seed: int = 0, exact_max: int | None = None, log=None) -> dict[str, Any]:
+    """Rows of {kind, field, fraction, selected, plan, nprobe, efSearch, recall, p50_ms, p99_ms,
+    unfiltered_p50_ms, ratio} for every kind and selection."""
+    n = len(base)
+    ids = np.arange(n, dtype=np.int64)
+    chosen = selections(n, fractions, seed)
+    truths = {key: exact_search(base[allowed], allowed, queries, k)[1] if len(allowed) else None
+              for key, allowed in chosen.items()}
+    rows = []
+    for kind in kinds:
+        started = time.perf_counter()
+        index, _ = build_index(IndexParams(kind=kind, seed=seed), base, ids)
+        tuned = tune_search_param(index, base, ids, k=k, target_recall=target_recall, queries=tune_queries)
+        build_s = time.perf_counter() - started
+        _, plain_times = _timed(lambda q, index=index: search(index, q, k), queries)
+        plain_p50 = float(np.median(plain_times))
+        if log:
+            log(f"{kind}: built and tuned in {build_s:.0f} s ({tuned.param_name if tuned else 'exact'} "
+                f"{tuned.value if tuned else ''}); unfiltered p50 {plain_p50:.3f} ms")
+        for (field, fraction), allowed in chosen.items():
+            plan = choose_plan(index, len(allowed), n, k=k, exact_max=exact_max)
+            if plan.kind == "exact":
+                def run(q, allowed=allowed):  # the service gathers the selected vectors, then one product
+                    return exact_within(base[allowed], allowed, q, k)
+            else:
+                def run(q, allowed=allowed, plan=plan, index=index):
+                    return search_within(index, q, k, allowed, plan)
+            found, times = _timed(run, queries)
+            row = {"kind": kind, "field": field, "fraction": fraction, "selected": int(len(allowed)),
+                   "plan": plan.kind, "nprobe": plan.nprobe, "efSearch": plan.efSearch,
+                   "recall": round(_recall(found, truths[(field, fraction)]), 4),
+                   "p50_ms": round(float(np.median(times)), 3),
+                   "p99_ms": round(float(np.percentile(times, 99)), 3), "unfiltered_p50_ms": round(plain_p50, 3),
+                   "ratio": round(float(np.median(times)) / plain_p50, 2), "build_s": round(build_s, 1)}
+            rows.append(row)
+            if log:
+                log(" ".join(f"{key} {value}" for key, value in row.items()))
+    return {"rows": rows, "n": n, "d": int(base.shape[1]), "k": k, "fractions": list(fractions),
+            "exact_max": exact_max, "target_recall": target_recall}
+
+
+def filtered_table(report: dict[str, Any]) -> str:
+    """The report as a Markdown table."""
+    lines = ["| kind | field | selected | plan | setting | recall@10 | p50 ms | p99 ms | / unfiltered p50 |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for row in report["rows"]:
+        setting = (f"nprobe {row['nprobe']}" if row["nprobe"] else f"efSearch {row['efSearch']}"
+                   if row["efSearch"] else "-")
+        lines.append(f"| {row['kind']} | {row['field']} | {row['fraction']:.1%} ({row['selected']:,}) | {row['plan']} "
+                     f"| {setting} | {row['recall']:.3f} | {row['p50_ms']:.3f} | {row['p99_ms']:.3f} | "
+                     f"{row['ratio']:.2f}x (of {row['unfiltered_p50_ms']:.3f}) |")
+    return "\n".join(lines)
