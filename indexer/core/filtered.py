@@ -86,20 +86,57 @@ def widened(selected: int, total: int) -> float:
     return float(min(MAX_WIDEN, max(1.0, 1.5 * math.sqrt(total / selected))))
 
 
-def id_selector(ids: np.ndarray) -> Any:
-    """A FAISS ``IDSelector`` that admits exactly the (sorted, non-negative) int64 ``ids``; the arrays it
-    points into are kept alive on it."""
-    import faiss
+class Selection:
+    """A filter's selected ids (sorted, non-negative int64) with its FAISS bitmap, made once and shared by every
+    query that reuses the selection (a cached filter): a query then pays only for its own deletion marks."""
 
-    ids = np.ascontiguousarray(ids, np.int64)
-    if len(ids) < BITMAP_FROM:
-        return faiss.IDSelectorBatch(ids)
-    mask = np.zeros(int(ids[-1]) + 1, bool)
-    mask[ids] = True
-    bits = np.packbits(mask, bitorder="little")  # FAISS reads bit (id & 7) of byte (id >> 3)
-    selector = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))
-    selector.referenced = bits  # FAISS holds a raw pointer: keep the bytes alive
-    return selector
+    def __init__(self, ids: np.ndarray) -> None:
+        self.ids = np.ascontiguousarray(ids, np.int64)
+        self._bits: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def bits(self) -> np.ndarray:
+        """The bitmap FAISS reads: bit (id & 7) of byte (id >> 3) set for every selected id (built on first use)."""
+        if self._bits is None:
+            mask = np.zeros(int(self.ids[-1]) + 1 if len(self.ids) else 0, bool)
+            mask[self.ids] = True
+            self._bits = np.packbits(mask, bitorder="little")
+        return self._bits
+
+    def selector(self, excluded: np.ndarray | None = None) -> Any:
+        """A FAISS ``IDSelector`` admitting the selected ids but the sorted ``excluded`` ones (deletion marks):
+        a hashed batch for a small selection, else a copy of the bitmap with those bits cleared."""
+        import faiss
+
+        excluded = None if excluded is None or not len(excluded) else excluded
+        if len(self.ids) < BITMAP_FROM:
+            ids = self.ids if excluded is None else self.ids[~allowed_mask(excluded, self.ids)]
+            return faiss.IDSelectorBatch(np.ascontiguousarray(ids))
+        bits = self.bits
+        if excluded is not None:
+            bits = bits.copy()
+            gone = excluded[excluded < 8 * len(bits)]
+            np.bitwise_and.at(bits, gone >> 3, np.invert((1 << (gone & 7)).astype(np.uint8)))
+        selector = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))
+        selector.referenced = bits  # FAISS holds a raw pointer: keep the bytes alive
+        return selector
+
+    def holds(self, ids: np.ndarray) -> np.ndarray:
+        """Which of ``ids`` are selected (a bool array the length of ``ids``)."""
+        return allowed_mask(self.ids, np.asarray(ids, np.int64))
+
+
+def id_selector(ids: np.ndarray) -> Any:
+    """A FAISS ``IDSelector`` that admits exactly the (sorted, non-negative) int64 ``ids``."""
+    return Selection(ids).selector()
+
+
+def as_selection(allowed: Selection | np.ndarray) -> Selection:
+    """``allowed`` as a :class:`Selection` (sorted ids are wrapped)."""
+    return allowed if isinstance(allowed, Selection) else Selection(allowed)
 
 
 def allowed_mask(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -110,17 +147,18 @@ def allowed_mask(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return sorted_ids[positions] == ids
 
 
-def search_within(index: Any, queries: np.ndarray, k: int, allowed: np.ndarray,
+def search_within(index: Any, queries: np.ndarray, k: int, allowed: Selection | np.ndarray,
                   plan: Plan) -> tuple[np.ndarray, np.ndarray]:
-    """Top ``k`` of ``index`` among the sorted ids ``allowed`` for a "filtered" ``plan``: a segmented index
-    searches each segment within them, a FAISS index takes them as a selector. Padded as
-    :func:`indexer.core.search.search` pads."""
+    """Top ``k`` of ``index`` among the ids ``allowed`` (a :class:`Selection`, or sorted ids) for a "filtered"
+    ``plan``: a segmented index searches each segment within them, a FAISS index takes them as a selector.
+    Padded as :func:`indexer.core.search.search` pads."""
     from indexer.core.search import search
     from indexer.core.settings import search_parameters
 
+    allowed = as_selection(allowed)
     if getattr(type(index), "segmented", False):
         return index.search(queries, k, nprobe=plan.nprobe, efSearch=plan.efSearch, allowed=allowed)
-    params = search_parameters(index, nprobe=plan.nprobe, efSearch=plan.efSearch, selector=id_selector(allowed))
+    params = search_parameters(index, nprobe=plan.nprobe, efSearch=plan.efSearch, selector=allowed.selector())
     return search(index, queries, k, params=params)
 
 

@@ -159,12 +159,13 @@ class SegmentedIndex:
         return version, len(np.union1d(self.growing_ids[in_growing], sealed))
 
     def search(self, queries: np.ndarray, k: int, *, nprobe: int | None = None,
-               efSearch: int | None = None, allowed: np.ndarray | None = None,  # noqa: N803
+               efSearch: int | None = None, allowed: Any | None = None,  # noqa: N803
                ) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` of the live vectors for (q, d) float32 ``queries``: ((q, k) scores, (q, k) ids), best
-        first, padded as :func:`indexer.core.search.search` pads. ``allowed``: sorted ids (a filter's
-        selection); only those are answered (the sealed index searched with a selector over them)."""
-        from indexer.core.filtered import allowed_mask, id_selector
+        first, padded as :func:`indexer.core.search.search` pads. ``allowed``: a filter's selection (a
+        :class:`indexer.core.filtered.Selection`, or sorted ids); only those are answered (the sealed index
+        searched with a selector over them, less the deletion marks)."""
+        from indexer.core.filtered import as_selection
         from indexer.core.search import PAD_ID, search
         from indexer.core.settings import search_parameters
 
@@ -172,10 +173,8 @@ class SegmentedIndex:
         selector = self._selector
         live = len(self.sealed_ids) - len(self.deleted)
         if allowed is not None:
-            allowed = np.asarray(allowed, np.int64)
-            if len(self.deleted):
-                allowed = allowed[~allowed_mask(self.deleted, allowed)]
-            selector, live = id_selector(allowed) if len(allowed) else None, len(allowed)
+            allowed = as_selection(allowed)
+            selector, live = (allowed.selector(self.deleted) if len(allowed) else None), len(allowed)
         if selector is not None:
             params = search_parameters(self.sealed, nprobe=nprobe, efSearch=efSearch, selector=selector)
         sealed_k = min(k, max(live, 0))
@@ -186,7 +185,7 @@ class SegmentedIndex:
             scores = np.zeros((len(queries), 0), np.float32)
             ids = np.zeros((len(queries), 0), np.int64)
         if len(self.growing_ids):
-            keep = None if allowed is None else allowed_mask(allowed, self.growing_ids)
+            keep = None if allowed is None else allowed.holds(self.growing_ids)
             if keep is None or keep.any():
                 scores, ids = _merge(scores, ids, *self._search_growing(queries, k, keep), self.inner_product)
             if self.gate.folded_into:  # a vector folded in place may still be growing in this version: one answer each

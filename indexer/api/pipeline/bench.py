@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +124,8 @@ def bench_catalog(
 def bench_filtered(
     n: int, dim: int, *, kinds: tuple[str, ...] = ("ivf", "hnsw"), fractions: tuple[float, ...] | None = None,
     k: int = 10, n_queries: int | None = None, target_recall: float = 0.95, seed: int = 0, data: str = "realistic",
-    json_path: str | os.PathLike[str] | None = None, markdown_path: str | os.PathLike[str] | None = None, log=None,
+    json_path: str | os.PathLike[str] | None = None, markdown_path: str | os.PathLike[str] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> dict:
     """Filtered search on ``n`` seeded synthetic vectors with two generated fields (a 1,000-value category and
     a uniform number): for each kind and each fraction selected (default 0.1 %, 1 %, 10 %, 50 %), the plan the

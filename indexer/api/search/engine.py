@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,12 +29,14 @@ from indexer.api.search.uploads import decode_query, read_upload
 from indexer.api.workspace import Workspace
 from indexer.core.arrays import as_vectors, check_finite
 from indexer.core.errors import DimensionMismatchError, InputError, NotFoundError
-from indexer.core.filtered import Plan
+from indexer.core.filtered import Plan, Selection
 from indexer.core.rerank import Rerank, check_query_rerank
 from indexer.datasets.folders import catalog_path
 from storage.catalog import ArtifactRow, ImageRow
 
 MAX_K = 1000
+SELECTION_CACHE = 64  # filters whose selection a searcher keeps
+SELECTION_TTL_S = 5.0  # the longest a kept selection is reused (another process may change the catalog)
 EXACT_MAX_ENV = "INDEXER_EXACT_MAX"  # at most this many selected vectors are searched exactly (default: by cost)
 DELETE_SLACK = 4  # extra neighbours fetched: a delete commits in the catalog just before the index swap
 
@@ -103,6 +106,9 @@ class Searcher:
         self._vectors: ServedVectors | None = None  # the stored vectors, loaded on first need
         self._vectors_lock = threading.Lock()
         self._rows: Rows = KnownRows()  # rows known without asking the catalog (the live catalog keeps them)
+        self._generation = 0  # bumped by every publish: a cached filter selection older than that is asked again
+        self._selections: OrderedDict[str, tuple[float, int, Selection]] = OrderedDict()
+        self._selections_lock = threading.Lock()
 
     # -- what is held ----------------------------------------------------------------------------------------
 
@@ -151,18 +157,22 @@ class Searcher:
     def publish(self, held: HeldIndex) -> None:
         """Hold ``held`` in place of the index of that name (searches that started keep the one they had)."""
         self._held = {**self._held, held.name: held}
+        self._generation += 1
 
     def unpublish(self, name: str) -> None:
         """Stop holding index ``name``."""
         self._held = {n: h for n, h in self._held.items() if n != name}
+        self._generation += 1
 
     def publish_vectors(self, vectors: ServedVectors) -> None:
         """Use ``vectors`` as the model's stored vectors of ok catalog images (for ids and "qe")."""
         self._vectors = vectors
+        self._generation += 1
 
     def publish_rows(self, rows: Rows) -> None:
         """Use ``rows`` (id -> (path, label) of ok catalog images) before asking the catalog."""
         self._rows = rows
+        self._generation += 1
 
     @property
     def rows(self) -> Rows:
@@ -375,22 +385,36 @@ class Searcher:
         found, vectors = EmbeddingStore(self.workspace.embeddings_dir / self.model_name).lookup(ids)
         return ids[np.asarray(found, bool)].tolist(), np.asarray(vectors, np.float32)
 
-    def _selection(self, where: str | None) -> np.ndarray | None:
-        """The sorted ids of the ok catalog images filter ``where`` matches (None without a filter);
-        InputError naming what is wrong with the filter."""
+    def _selection(self, where: str | None) -> Selection | None:
+        """The ok catalog images filter ``where`` matches (None without a filter); InputError naming what is
+        wrong with the filter. The selection (and its FAISS bitmap) is reused by later queries with the same
+        filter until this searcher publishes a change or :data:`SELECTION_TTL_S` passes (a change made by
+        another process is seen within that time); at most :data:`SELECTION_CACHE` filters are kept."""
         if where is None:
             return None
         from storage.filters import FilterError, parse_filter
 
+        key, generation, now = where.strip(), self._generation, time.monotonic()
+        with self._selections_lock:
+            cached = self._selections.get(key)
+            if cached is not None and cached[1] == generation and now - cached[0] < SELECTION_TTL_S:
+                self._selections.move_to_end(key)
+                return cached[2]
         try:
             condition = parse_filter(where)
         except FilterError as exc:
             raise InputError(str(exc)) from None
         with self.workspace.catalog() as catalog:
-            return np.asarray(catalog.matching_ids(condition), np.int64)
+            selection = Selection(np.asarray(catalog.matching_ids(condition), np.int64))
+        with self._selections_lock:
+            self._selections[key] = (now, generation, selection)
+            self._selections.move_to_end(key)
+            while len(self._selections) > SELECTION_CACHE:
+                self._selections.popitem(last=False)
+        return selection
 
     def _filtered(self, held: HeldIndex, vectors: np.ndarray, wanted: int, nprobe: int | None, rerank: Rerank,
-                  allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any]:
+                  allowed: Selection) -> tuple[np.ndarray, np.ndarray, Any]:
         """(scores, ids, plan) of a search among the ids ``allowed``: exactly over their stored vectors when
         they are few, else the index's search with a selector and a widened nprobe / efSearch."""
         from indexer.core.filtered import choose_plan, exact_within, search_within
@@ -400,7 +424,7 @@ class Searcher:
         plan = choose_plan(held.index, len(allowed), held.ntotal, k=wanted, nprobe=nprobe,
                            exact_max=0 if rerank.mode == "dba" else _exact_max())
         if plan.kind == "exact":
-            found, stored = self._stored(allowed)
+            found, stored = self._stored(allowed.ids)
             scores, ids = exact_within(stored, np.asarray(found, np.int64), vectors, wanted,
                                        inner_product=getattr(held.index, "inner_product", True))
             return scores, ids, plan
