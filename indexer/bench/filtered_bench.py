@@ -86,8 +86,10 @@ def run_filtered_bench(base: np.ndarray, queries: np.ndarray, tune_queries: np.n
                 def run(q, allowed=allowed):  # the service gathers the selected vectors, then one product
                     return exact_within(base[allowed], allowed, q, k)
             else:
-                def run(q, allowed=Selection(allowed), plan=plan, index=index):  # one selection, as the service
-                    return search_within(index, q, k, allowed, plan)                  # keeps a repeated filter's
+                selection = Selection(allowed)  # made once, as the service keeps a repeated filter's
+
+                def run(q, selection=selection, plan=plan, index=index):
+                    return search_within(index, q, k, selection, plan)
             found, times = _timed(run, queries)
             row = {"kind": kind, "field": field, "fraction": fraction, "selected": int(len(allowed)),
                    "plan": plan.kind, "nprobe": plan.nprobe, "efSearch": plan.efSearch,
