@@ -16,6 +16,7 @@ import click
 
 from indexer import api
 from indexer.cli.common import print_report, workspace_of
+from indexer.cli.fields import tag
 from indexer.cli.photos import index
 from indexer.cli.searching import bench, build, dupes, query, remove
 from indexer.cli.training import embed, model, train
@@ -77,13 +78,17 @@ def main(ctx: click.Context, workspace: str | None, db: str | None) -> None:
     "--labels",
     default="folders",
     show_default=True,
-    help=f"{' or '.join(repr(s) for s in api.LABEL_SOURCES)} (sub-folder names / no labels), or a CSV file with header filename,label[,split].",
+    help=f"{' or '.join(repr(s) for s in api.LABEL_SOURCES)} (sub-folder names / no labels), or a CSV file with header filename,label[,split][,FIELD...].",
 )
 @click.option("--split", default=None, help="Split name given to these images (a CSV split column wins).")
+@click.option("--field", "field_specs", multiple=True, metavar="NAME:TYPE",
+              help="The type (text, number, date) of an extra --labels CSV column (default: inferred from its values).")
 @click.pass_context
-def ingest(ctx: click.Context, directory: str, labels: str, split: str | None) -> None:
-    """Catalogue every image under DIRECTORY (recursively); safe to run again."""
-    print_report(api.ingest_directory(workspace_of(ctx), directory, labels=labels, split=split))
+def ingest(ctx: click.Context, directory: str, labels: str, split: str | None, field_specs) -> None:
+    """Catalogue every image under DIRECTORY (recursively); safe to run again. Extra --labels CSV columns become
+    typed fields for filters (indexer query --where)."""
+    print_report(api.ingest_directory(workspace_of(ctx), directory, labels=labels, split=split,
+                                      field_types=api.parse_types(field_specs)))
 
 
 @main.group()
@@ -198,7 +203,7 @@ def db_upgrade(ctx: click.Context) -> None:
     click.echo(f"catalog schema at revision {api.upgrade_database(workspace_of(ctx))}")
 
 
-for command in (index, train, model, embed, build, query, remove, bench, dupes, import_vectors):  # indexer/cli/
+for command in (index, train, model, embed, build, query, remove, bench, dupes, import_vectors, tag):  # indexer/cli/
     main.add_command(command)
 
 

@@ -13,7 +13,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage.errors import CatalogError, NotInCatalogError
-from storage.filters import Filter, needs_labels, where_clause
+from storage.fields import FieldTypeError, check_field_name, typed_value
+from storage.filters import Filter, needs_labels, parse_filter, where_clause
 from storage.rows import (
     ArtifactRow,
     CatalogSummary,
@@ -24,7 +25,7 @@ from storage.rows import (
     json_safe,
     model_row,
 )
-from storage.schema import Image, Index, Label, Model, utcnow
+from storage.schema import FIELD_TYPES, Field, Image, ImageField, Index, Label, Model, utcnow
 
 __all__ = ["ArtifactRow", "Catalog", "CatalogSummary", "ImageRow"]  # the rows are re-exported for callers
 
@@ -207,9 +208,57 @@ class Catalog:
                  .outerjoin(Label, Image.label_id == Label.id).where(Image.status == status).order_by(Image.id))
         return [ImageKey(*row) for row in self.session.execute(query)]
 
+    # ----------------------------------------------------------------- user fields
+    def fields(self) -> dict[str, str]:
+        """The declared user fields: name -> type (text, number, date)."""
+        return {row.name: row.type for row in self.session.scalars(select(Field).order_by(Field.name))}
+
+    def declare_field(self, name: str, type_: str) -> str:
+        """Declare user field ``name`` of ``type_`` (text, number, date), or check it has that type already;
+        returns the type. FieldTypeError naming both types when it was declared otherwise."""
+        check_field_name(name)
+        if type_ not in FIELD_TYPES:
+            raise FieldTypeError(f"field {name!r}: type must be one of {', '.join(FIELD_TYPES)}; got {type_!r}")
+        existing = self.session.get(Field, name)
+        if existing is None:
+            self.session.add(Field(name=name, type=type_))
+            self.session.flush()
+        elif existing.type != type_:
+            raise FieldTypeError(f"field {name!r} is {existing.type}; got a {type_} value")
+        return type_
+
+    def set_fields(self, image_id: int, values: dict[str, object]) -> None:
+        """Set user fields of image ``image_id`` (a value of None removes the field); each name must be declared
+        (:meth:`declare_field`) and each value must fit its type. NotInCatalogError for an unknown image."""
+        if self.session.get(Image, image_id) is None:
+            raise NotInCatalogError(f"no image with id {image_id}")
+        types = self.fields()
+        for name, value in values.items():
+            if name not in types:
+                raise FieldTypeError(f"field {name!r} is not declared (declare it with a type first)")
+            self.session.execute(delete(ImageField).where(ImageField.image_id == image_id, ImageField.name == name))
+            if value is not None:
+                self.session.add(ImageField(image_id=image_id, name=name, **typed_value(name, types[name], value)))
+        self.session.flush()
+
+    def image_fields(self, ids: Iterable[int]) -> dict[int, dict[str, object]]:
+        """{image id: {field: value}} of the user fields set on ``ids`` (images without any are left out)."""
+        wanted = [int(i) for i in ids]
+        found: dict[int, dict[str, object]] = {}
+        for start in range(0, len(wanted), 500):
+            query = select(ImageField).where(ImageField.image_id.in_(wanted[start:start + 500]))
+            for row in self.session.scalars(query):
+                value = next(v for v in (row.text_value, row.number_value, row.date_value) if v is not None)
+                found.setdefault(row.image_id, {})[row.name] = value
+        return found
+
+    def parse_filter(self, text: str) -> Filter:
+        """Filter ``text`` parsed against the catalog's own fields and its declared user fields."""
+        return parse_filter(text, self.fields())
+
     def matching_ids(self, condition: Filter, *, status: str = "ok") -> list[int]:
-        """Ids of the images with ``status`` that a parsed filter (:func:`storage.filters.parse_filter`)
-        matches, ascending: one query, every value a bound parameter."""
+        """Ids of the images with ``status`` that a parsed filter (:meth:`parse_filter`) matches, ascending:
+        one query, every value a bound parameter."""
         query = select(Image.id)
         if needs_labels(condition):
             query = query.outerjoin(Label, Image.label_id == Label.id)

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, create_engine, event, inspect, text
 
 from storage.errors import CatalogError, SchemaError
 
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 BUSY_TIMEOUT_MS = 30_000  # how long a SQLite writer waits for another one before failing
 MIGRATION_LOCK_KEY = 0x696E6478  # "indx": the PostgreSQL advisory lock that serialises migrations
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"

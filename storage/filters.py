@@ -144,8 +144,10 @@ class _Quoted(str):
     """A string value as written (quoted), told apart from a number."""
 
 
-def parse_filter(text: str) -> Filter:
-    """The checked tree of filter ``text``; :class:`FilterError` naming the problem when it is not valid."""
+def parse_filter(text: str, user_fields: dict[str, str] | None = None) -> Filter:
+    """The checked tree of filter ``text``; :class:`FilterError` naming the problem when it is not valid.
+    ``user_fields``: the catalog's declared user fields (name -> text, number or date), filterable beside
+    :data:`FIELDS` (:meth:`storage.catalog.Catalog.fields`)."""
     from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
 
     if not isinstance(text, str) or not text.strip():
@@ -166,7 +168,7 @@ def parse_filter(text: str) -> Filter:
         raise FilterError("filter: ends too early (a comparison or a closing bracket is missing)") from None
     except LarkError as exc:  # any other grammar failure, in one line
         raise FilterError(f"filter: {str(exc).splitlines()[0]}") from None
-    node = _build(tree.children[0])
+    node = _build(tree.children[0], 0, _specs(user_fields or {}))
     terms = _terms(node)
     if terms > MAX_TERMS:
         raise FilterError(f"filter: {terms:,} terms; at most {MAX_TERMS:,}")
@@ -196,7 +198,13 @@ def _check_depth(text: str) -> None:
         raise FilterError(f"filter: brackets nested {deepest} deep; at most {MAX_DEPTH}")
 
 
-def _build(tree: Any, depth: int = 0) -> Filter:
+def _specs(user_fields: dict[str, str]) -> dict[str, FieldSpec]:
+    specs = {name: FieldSpec(type_, None, "a user field") for name, type_ in user_fields.items()
+             if name.lower() not in FIELDS}
+    return {**FIELDS, **specs}
+
+
+def _build(tree: Any, depth: int, specs: dict[str, FieldSpec]) -> Filter:
     from lark import Token
 
     if depth > MAX_DEPTH:
@@ -205,13 +213,13 @@ def _build(tree: Any, depth: int = 0) -> Filter:
         raise FilterError(f"filter: {tree.value!r} is not a comparison")
     kind, children = tree.data, tree.children
     if kind == "or_test":
-        return Either(tuple(_build(child, depth + 1) for child in children))
+        return Either(tuple(_build(child, depth + 1, specs) for child in children))
     if kind == "and_test":
-        return Every(tuple(_build(child, depth + 1) for child in children))
+        return Every(tuple(_build(child, depth + 1, specs) for child in children))
     if kind == "negation":
-        return Negation(_build(children[0], depth + 1))
-    name = _field(children[0])
-    spec = FIELDS[name]
+        return Negation(_build(children[0], depth + 1, specs))
+    name = _field(children[0], specs)
+    spec = specs[name]
     if kind == "compare":
         op = "=" if children[1].value == "==" else children[1].value
         allowed = TEXT_OPS if spec.type == TEXT else ORDER_OPS
@@ -231,14 +239,16 @@ def _build(tree: Any, depth: int = 0) -> Filter:
     raise FilterError(f"filter: cannot read {kind}")  # pragma: no cover - every rule is handled above
 
 
-def _field(token: Any) -> str:
+def _field(token: Any, specs: dict[str, FieldSpec]) -> str:
     name = str(token.value)
     if name.lower() in FIELDS:
         return name.lower()
-    raise FilterError(f"filter: unknown field {name!r}; fields: {', '.join(FIELDS)}")
+    if name in specs:
+        return name
+    raise FilterError(f"filter: unknown field {name!r}; fields: {', '.join(specs)}")
 
 
-def _value(name: str, spec: FieldSpec, tree: Any) -> Any:
+def _value(name: str, spec: FieldSpec, tree: Any) -> Any:  # a user field's value: the same rules by its type
     token = tree.children[0]
     if tree.data == "string":
         text = _unquote(token.value)
@@ -303,6 +313,8 @@ def where_clause(node: Filter) -> Any:
     if isinstance(node, Negation):
         inner = where_clause(node.item)
         return or_(not_(inner), inner.is_(None))  # SQL's NULL: "not (label = x)" holds for no label too
+    if node.field not in FIELDS:
+        return _user_field(node)
     column = FIELDS[node.field].column
     if node.field == "folder":
         return _under(column, node.value if isinstance(node, Prefix) else None, node)
@@ -318,6 +330,31 @@ def where_clause(node: Filter) -> Any:
     if node.op == "!=":
         return or_(column != value, column.is_(None))
     return {"<": column < value, "<=": column <= value, ">": column > value, ">=": column >= value}[node.op]
+
+
+def _user_field(node: Filter) -> Any:
+    """A user field's condition: whether the image has a value of that field that matches (EXISTS over
+    ``image_fields``); ``!=`` and ``not in`` hold when it has no matching value, or none at all."""
+    from sqlalchemy import exists
+
+    from storage.schema import Image, ImageField
+
+    values = (node.value,) if isinstance(node, (Compare, Prefix)) else node.values
+    sample = values[0]
+    column = ImageField.date_value if isinstance(sample, datetime) else \
+        ImageField.number_value if isinstance(sample, (int, float)) else ImageField.text_value
+    mine = (ImageField.image_id == Image.id, ImageField.name == node.field)
+    if isinstance(node, Prefix):
+        return exists().where(*mine, column.startswith(node.value, autoescape=True))
+    if isinstance(node, Member):
+        found = exists().where(*mine, column.in_(list(node.values)))
+        return not_(found) if node.negate else found
+    if node.op in ("=", "!="):
+        found = exists().where(*mine, column == node.value)
+        return not_(found) if node.op == "!=" else found
+    compare = {"<": column < node.value, "<=": column <= node.value, ">": column > node.value,
+               ">=": column >= node.value}[node.op]
+    return exists().where(*mine, compare)
 
 
 def _under(column: Any, prefix: str | None, node: Filter) -> Any:

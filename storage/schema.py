@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, CheckConstraint, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, CheckConstraint, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import Index as TableIndex
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 IMAGE_STATUSES = ("ok", "error", "duplicate")
+FIELD_TYPES = ("text", "number", "date")
 
 
 def utcnow() -> datetime:
@@ -90,3 +92,30 @@ class Index(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
 
     model: Mapped[Model | None] = relationship(lazy="joined")
+
+
+class Field(Base):
+    """A user field's declared type: text, number or date (one per name, for every image)."""
+
+    __tablename__ = "fields"
+    __table_args__ = (CheckConstraint(f"type IN ({', '.join(repr(t) for t in FIELD_TYPES)})", name="ck_fields_type"),)
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    type: Mapped[str] = mapped_column(String(16), nullable=False)
+
+
+class ImageField(Base):
+    """One image's value of one user field, in the column of the field's type."""
+
+    __tablename__ = "image_fields"
+    __table_args__ = (
+        TableIndex("ix_image_fields_text", "name", "text_value"),
+        TableIndex("ix_image_fields_number", "name", "number_value"),
+        TableIndex("ix_image_fields_date", "name", "date_value"),
+    )
+
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), ForeignKey("fields.name", ondelete="CASCADE"), primary_key=True)
+    text_value: Mapped[str | None] = mapped_column(Text)
+    number_value: Mapped[float | None] = mapped_column(Float)
+    date_value: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -73,7 +73,7 @@ def test_status_is_read_only_and_never_imports_alembic(cli, image_tree, tmp_path
 
 def test_db_upgrade(cli):
     result = cli("db", "upgrade")
-    assert result.exit_code == 0 and "revision 0003" in result.output
+    assert result.exit_code == 0 and "revision 0004" in result.output
 
 
 def test_bad_labels_option_is_one_line_error(cli, image_tree):
@@ -162,6 +162,6 @@ def test_commands_started_together_on_a_new_workspace_do_not_race_on_the_schema(
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(6)]
     outcomes = [proc.communicate(timeout=120) for proc in procs]
     assert [proc.returncode for proc in procs] == [0] * 6, [err for _, err in outcomes]
-    assert {out.strip() for out, _ in outcomes} == {"0003"}
+    assert {out.strip() for out, _ in outcomes} == {"0004"}
     with sqlite3.connect(workspace / "catalog.db") as db:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0003",)]
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0004",)]

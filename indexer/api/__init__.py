@@ -53,6 +53,14 @@ from indexer.api.pipeline.training import (
     train_config,
 )
 from indexer.api.pipeline.vector_sources import FORMATS as IMPORT_FORMATS
+from indexer.api.registry.fields import (
+    TagOutcome,
+    image_fields,
+    image_id_of,
+    parse_types,
+    set_image_fields,
+    tag_from_csv,
+)
 from indexer.api.registry.indexes import catalog_vectors
 from indexer.api.registry.models import default_model_name
 from indexer.api.search.engine import MAX_K, Searcher
@@ -87,11 +95,11 @@ __all__ = [
     "LIBRARY_ERRORS", "LOSSES", "MAX_EXAMPLES", "MAX_K", "MAX_OFFSET", "MINERS", "PEERS", "PHOTOS_INDEX", "PHOTOS_MODEL", "PHOTOS_NETWORK",
     "RECIPES", "RECIPE_OVERRIDES", "RERANK_MODES", "TTA_MODES", "Answer", "BenchReport", "BuildOutcome",
     "CatalogStatus", "Example", "ExportOutcome", "Hit", "ImportOutcome", "IndexFolderOutcome", "IndexerError", "InputError",
-    "LiveCatalog", "MissingDependencyError", "NotFoundError", "QueryOutcome", "Recipe", "Rerank", "Searcher",
+    "LiveCatalog", "MissingDependencyError", "NotFoundError", "QueryOutcome", "Recipe", "Rerank", "Searcher", "TagOutcome",
     "TrainOutcome", "Workspace", "backup_workspace", "bench_catalog", "bench_filtered", "bench_synthetic", "build_index",
-    "cached_imagenet_file", "catalog_images", "catalog_status", "catalog_vectors", "content_type",
+    "cached_imagenet_file", "catalog_images", "catalog_status", "catalog_vectors", "content_type", "image_fields", "image_id_of",
     "default_model_name", "derive_model", "draw_answer", "draw_duplicates", "embed", "export_vectors",
     "find_duplicates", "import_vectors", "index_folder", "ingest_directory", "ingest_flowers102", "offset_of",
-    "page_token", "prepare_output_paths", "query", "remove_images", "report_table", "train", "train_config", "train_recipe",
+    "page_token", "parse_types", "prepare_output_paths", "query", "remove_images", "report_table", "set_image_fields", "tag_from_csv", "train", "train_config", "train_recipe",
     "train_sift_vlad", "update_index", "upgrade_database", "write_outputs",
 ]

@@ -17,6 +17,8 @@ from indexer.service.schemas import (
     AnswerOut,
     CompactedOut,
     ErrorOut,
+    FieldsIn,
+    FieldsOut,
     HealthOut,
     IndexOut,
     PointIn,
@@ -142,6 +144,13 @@ def add_routes(app: FastAPI, config, current, writer) -> None:
         response.status_code = 201 if outcome.created else 200
         return {"id": outcome.id, "path": outcome.path, "duplicate_of": outcome.duplicate_of,
                 "indexes": outcome.indexes}
+
+    @app.patch("/images/{image_id}", summary="Set user fields of a catalogued image (filterable at once)",
+               dependencies=[Depends(writer)], response_model=FieldsOut, responses=WRITE_ERRORS)
+    def patch_image(body: FieldsIn, image_id: int = image_id) -> dict:
+        fields = current().set_fields(image_id, dict(body.fields), types=body.types)
+        return {"id": image_id, "fields": {name: value.isoformat() if hasattr(value, "isoformat") else value
+                                           for name, value in fields.items()}}
 
     @app.delete("/images/{image_id}", summary="Remove an image from the catalog, every index and every store",
                 dependencies=[Depends(writer)], response_model=RemovedOut, responses=WRITE_ERRORS)

@@ -120,3 +120,16 @@ class VectorQueryIn(BaseModel):
     min_score: float | None = Field(None, description="drop results scoring below this")
     offset: int | None = Field(None, description="skip this many of the best results (a page's start)")
     page_token: str | None = Field(None, description="the next_page_token of the previous page")
+
+
+class FieldsIn(BaseModel):
+    fields: dict[str, str | float | int | None] = Field(
+        description="user fields to set (null removes one); a new field's type is the value's (number, or "
+                    "text; an ISO date string declares a date) unless types says")
+    types: dict[str, str] | None = Field(None, description="declared types of new fields: text, number, date")
+
+
+class FieldsOut(BaseModel):
+    id: int
+    fields: dict[str, str | float | None] = Field(description="the image's user fields after the change (dates "
+                                                               "as ISO strings)")

@@ -112,3 +112,48 @@ def test_values_are_bound_never_pasted_into_sql(catalog):
     for text in ["label; DROP TABLE images = 'x'", "images.id = 1", "1 = 1", "label = label"]:
         with pytest.raises(FilterError):
             parse_filter(text)
+
+
+@pytest.mark.parametrize("catalog", ["sqlite", "postgresql"], indirect=True)
+def test_user_fields_are_typed_and_filterable(catalog):
+    from storage.fields import FieldTypeError
+
+    ids = {row.path.rsplit("/", 1)[-1]: row.id for row in catalog.images()}
+    catalog.declare_field("colour", "text")
+    catalog.declare_field("price", "number")
+    catalog.declare_field("taken", "date")
+    catalog.set_fields(ids["a.jpg"], {"colour": "red", "price": "12.5", "taken": "2024-06-01"})
+    catalog.set_fields(ids["b.jpg"], {"colour": "blue", "price": 99, "taken": "2025-01-02T10:00:00+01:00"})
+    catalog.set_fields(ids["c.png"], {"colour": "red"})
+    catalog.commit()
+    assert catalog.fields() == {"colour": "text", "price": "number", "taken": "date"}
+    got = lambda text: sorted(  # noqa: E731
+        name for name, i in ids.items() if i in set(catalog.matching_ids(catalog.parse_filter(text))))
+    assert got('colour = "red"') == ["a.jpg", "c.png"]
+    assert got('colour != "red"') == ["100%_e.png", "b.jpg", "d.png"], "no value is 'not red'"
+    assert got("price >= 50 or colour in ['blue']") == ["b.jpg"]
+    assert got('price < 50 and label = "rose"') == ["a.jpg"]
+    assert got('taken >= "2025-01-01"') == ["b.jpg"]
+    assert got('colour prefix "r" and not price > 20') == ["a.jpg", "c.png"]
+    assert catalog.image_fields([ids["a.jpg"]])[ids["a.jpg"]]["price"] == 12.5
+    with pytest.raises(FilterError, match="colour is text; got the number 3"):
+        catalog.parse_filter("colour = 3")
+    with pytest.raises(FilterError, match="unknown field 'size_cm'; fields: label.*colour, price, taken"):
+        catalog.parse_filter("size_cm = 3")
+    with pytest.raises(FieldTypeError, match="field 'price' is a number; got 'cheap'"):
+        catalog.set_fields(ids["a.jpg"], {"price": "cheap"})
+    with pytest.raises(FieldTypeError, match="field 'colour' is text; got a number value"):
+        catalog.declare_field("colour", "number")
+    with pytest.raises(FieldTypeError, match="not declared"):
+        catalog.set_fields(ids["a.jpg"], {"weight": 3})
+    with pytest.raises(FieldTypeError, match="field name"):
+        catalog.declare_field("x'; DROP TABLE images; --", "text")
+    catalog.rollback()
+    catalog.set_fields(ids["a.jpg"], {"colour": "x' OR '1'='1"})  # a value is data, never SQL
+    catalog.commit()
+    assert got("colour = \"x' OR '1'='1\"") == ["a.jpg"] and got("colour = 'x'") == []
+    catalog.set_fields(ids["a.jpg"], {"colour": None})
+    assert catalog.image_fields([ids["a.jpg"]])[ids["a.jpg"]].get("colour") is None
+    catalog.remove_images([ids["b.jpg"]])
+    catalog.commit()
+    assert catalog.image_fields([ids["b.jpg"]]) == {}, "values go with their image"

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from indexer.api.registry.fields import tag_from_csv
 from indexer.api.workspace import Workspace
 from indexer.core.errors import InputError
-from indexer.datasets.folders import ImageItem, catalog_path, discover_images, os_reason
+from indexer.datasets.folders import LABEL_SOURCES, ImageItem, catalog_path, discover_images, os_reason
 from models.errors import ImageError
 from models.images import decode_rgb
 from storage.catalog import Catalog
@@ -34,6 +35,7 @@ class IngestReport:
     unlabeled: int = 0
     ignored: int = 0
     problems: list[str] = field(default_factory=list)
+    fields: dict[str, str] = field(default_factory=dict)  # user fields a labels CSV declared (name -> type)
 
     def merge(self, other: IngestReport) -> None:
         """Add another report's counts and problems to this one."""
@@ -46,6 +48,7 @@ class IngestReport:
             f"{self.ingested} ingested, {self.duplicates} duplicates, {self.errors} errors, "
             f"{self.already_catalogued} already catalogued ({self.seen} image files seen, "
             f"{self.ignored} non-image files ignored)"
+            + (f"; fields: {', '.join(f'{name} ({kind})' for name, kind in self.fields.items())}" if self.fields else "")
         )
 
 
@@ -179,12 +182,20 @@ def ingest_directory(
     labels: str = "folders",
     split: str | None = None,
     progress: bool = True,
+    field_types: Mapping[str, str] | None = None,
 ) -> IngestReport:
-    """Catalogue every image under ``directory`` (see :func:`indexer.datasets.folders.discover_images`)."""
+    """Catalogue every image under ``directory`` (see :func:`indexer.datasets.folders.discover_images`).
+
+    With ``labels`` a CSV file, its columns after ``filename,label[,split]`` become user fields of the images
+    (:func:`indexer.api.registry.fields.tag_from_csv`: typed by inference, or by ``field_types``)."""
     found = discover_images(directory, labels=labels, split=split)
     report = IngestReport(ignored=found.ignored, problems=list(found.problems))
     with workspace.catalog(write=True) as catalog:
-        return ingest_items(catalog, found.items, report=report, progress=progress)
+        report = ingest_items(catalog, found.items, report=report, progress=progress)
+    if labels not in LABEL_SOURCES:
+        tagged = tag_from_csv(workspace, labels, types=field_types, root=directory, exclude=("label", "split"))
+        report.fields = dict(tagged.declared) if tagged.declared or tagged.tagged else {}
+    return report
 
 
 def ingest_flowers102(

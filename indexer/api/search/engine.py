@@ -174,6 +174,10 @@ class Searcher:
         self._rows = rows
         self._generation += 1
 
+    def forget_selections(self) -> None:
+        """Drop the kept filter selections (the catalog's fields changed)."""
+        self._generation += 1
+
     @property
     def rows(self) -> Rows:
         """The rows known without asking the catalog."""
@@ -392,7 +396,7 @@ class Searcher:
         another process is seen within that time); at most :data:`SELECTION_CACHE` filters are kept."""
         if where is None:
             return None
-        from storage.filters import FilterError, parse_filter
+        from storage.filters import FilterError
 
         key, generation, now = where.strip(), self._generation, time.monotonic()
         with self._selections_lock:
@@ -400,11 +404,11 @@ class Searcher:
             if cached is not None and cached[1] == generation and now - cached[0] < SELECTION_TTL_S:
                 self._selections.move_to_end(key)
                 return cached[2]
-        try:
-            condition = parse_filter(where)
-        except FilterError as exc:
-            raise InputError(str(exc)) from None
         with self.workspace.catalog() as catalog:
+            try:
+                condition = catalog.parse_filter(where)  # the catalog's own fields and its user fields
+            except FilterError as exc:
+                raise InputError(str(exc)) from None
             selection = Selection(np.asarray(catalog.matching_ids(condition), np.int64))
         with self._selections_lock:
             self._selections[key] = (now, generation, selection)

@@ -197,6 +197,16 @@ class LiveCatalog:
         engine.publish_vectors(engine.served_vectors().changed(add=(ids, vector)))
         return self._change_indexes(add=(ids, vector), save=self.flush_s <= 0)
 
+    def set_fields(self, image_id: int, values: dict[str, Any], *, types: dict[str, str] | None = None) -> dict:
+        """Set user fields of image ``image_id`` (see :func:`indexer.api.registry.fields.set_image_fields`);
+        filters see them at once."""
+        from indexer.api.registry.fields import set_image_fields
+
+        with self._write_lock:
+            fields = set_image_fields(self.workspace, image_id, values, types=types)
+            self.engine.forget_selections()
+        return fields
+
     def delete_image(self, image_id: int) -> None:
         """Remove image ``image_id`` from the catalog, every embedding store and every index (NotFoundError if
         unknown). The catalog commit decides; the rest follows and is replayed at start-up if interrupted."""

@@ -318,3 +318,28 @@ def test_a_copy_found_in_a_later_run_names_the_original_by_path(workspace, image
     report = ingest_directory(workspace, tmp_path / "later", progress=False)
     assert report.duplicates == 1
     assert report.problems == [f"{copy}: duplicate of {original} (not stored twice)"]
+
+
+def test_extra_csv_columns_become_typed_fields(workspace, image_tree, tmp_path):
+    from indexer.api import image_fields, image_id_of
+
+    csv_file = tmp_path / "labels.csv"
+    csv_file.write_text("filename,label,split,price,sku,added\n"
+                        "red_circle/red_circle_0.png,warm,val,12.5,A1,2025-01-02\n"
+                        "green_square/green_square_0.png,cool,,3,B2,2025-03-04\n"
+                        "blue_triangle/blue_triangle_0.png,cool,,,C3,\n")
+    report = ingest_directory(workspace, image_tree, labels=str(csv_file), progress=False,
+                              field_types={"sku": "text"})
+    assert report.fields == {"price": "number", "sku": "text", "added": "date"}
+    assert "fields: price (number), sku (text), added (date)" in report.summary_line()
+    red = image_fields(workspace, image_id_of(workspace, image_tree / "red_circle" / "red_circle_0.png"))
+    assert red["price"] == 12.5 and red["sku"] == "A1" and red["added"].year == 2025
+    blue = image_fields(workspace, image_id_of(workspace, image_tree / "blue_triangle" / "blue_triangle_0.png"))
+    assert blue == {"sku": "C3"}, "an empty cell leaves the field unset"
+    with workspace.catalog() as catalog:
+        matched = catalog.matching_ids(catalog.parse_filter('price > 5 or added >= "2025-03-01"'))
+    assert len(matched) == 2
+    bad = tmp_path / "bad.csv"
+    bad.write_text("filename,label,price\nred_circle/red_circle_1.png,warm,cheap\n")
+    with pytest.raises(InputError, match="bad.csv: field 'price' is number; got a text value \\(no field"):
+        ingest_directory(workspace, image_tree, labels=str(bad), progress=False)
