@@ -241,6 +241,19 @@ class Catalog:
                 self.session.add(ImageField(image_id=image_id, name=name, **typed_value(name, types[name], value)))
         self.session.flush()
 
+    def add_field_values(self, rows: Sequence[tuple[int, str, object]]) -> None:
+        """Bulk-insert (image id, field, value) for images that have no value of that field yet (an import):
+        one statement per batch; each field must be declared and each value fit its type."""
+        types = self.fields()
+        values = []
+        for image_id, name, value in rows:
+            if name not in types:
+                raise FieldTypeError(f"field {name!r} is not declared (declare it with a type first)")
+            values.append({"image_id": int(image_id), "name": name, "text_value": None, "number_value": None,
+                           "date_value": None, **typed_value(name, types[name], value)})
+        if values:
+            self.session.execute(insert(ImageField), values)
+
     def image_fields(self, ids: Iterable[int]) -> dict[int, dict[str, object]]:
         """{image id: {field: value}} of the user fields set on ``ids`` (images without any are left out)."""
         wanted = [int(i) for i in ids]

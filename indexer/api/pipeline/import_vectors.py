@@ -106,6 +106,7 @@ def import_vectors(
     stored = EmbeddingStore(store_dir).ids() if model is not None and store_dir.is_dir() else np.zeros(0, np.int64)
     checker = _Checker(workspace, name, resumable=model is not None, stored=stored)
     totals = checker.check(reader, batch_rows, progress)
+    _declare_fields(workspace, reader)
     if model is not None and reader.dim != model.dim:
         raise InputError(_dim_message(name, model.dim, reader))
     outcome = ImportOutcome(model=name, rows=totals.rows, skipped_existing=totals.skipped, dim=int(reader.dim),
@@ -238,10 +239,32 @@ def _write(workspace: Workspace, store, reader: VectorSource, checker: _Checker,
             new = [position for position, image_id in zip(plan.positions, plan.ids) if image_id is None]
             added = iter(catalog.add_images([_catalog_fields(catalog, batch, position) for position in new]))
             ids = [image_id if image_id is not None else next(added) for image_id in plan.ids]
+            fresh = {position: image_id for position, image_id, was in zip(plan.positions, ids, plan.ids)
+                     if was is None}
+            catalog.add_field_values([(image_id, name, values[position]) for name, values in batch.fields.items()
+                                      for position, image_id in fresh.items() if _present(values[position])])
         if ids:
             store.append(np.asarray(ids, dtype=np.int64), _unit(batch.vectors[plan.positions]))
         bar.update(len(batch.paths))
     bar.close()
+
+
+def _present(value: object) -> bool:
+    """A cell that holds a value (not null, not a float NaN)."""
+    return value is not None and not (isinstance(value, float) and value != value)
+
+
+def _declare_fields(workspace: Workspace, reader: VectorSource) -> None:
+    """Declare the source's other columns as user fields of their types; InputError, before anything is
+    written, when the catalog has one of them with another type."""
+    from storage.fields import FieldTypeError
+
+    with workspace.catalog(write=True) as catalog:
+        try:
+            for name, kind in reader.field_types.items():
+                catalog.declare_field(name, kind)
+        except FieldTypeError as exc:
+            raise InputError(f"{reader.name}: {exc} (nothing was imported)") from None
 
 
 def _catalog_fields(catalog, batch: SourceBatch, position: int) -> dict:

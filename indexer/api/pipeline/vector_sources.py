@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,7 @@ class SourceBatch:
     vectors: np.ndarray
     where: str  # the file a message about these rows' path, label or split names
     vectors_where: str  # the file a message about their vectors names
+    fields: dict[str, list] = field(default_factory=dict)  # the source's other scalar columns (user fields)
 
 
 class VectorSource:
@@ -54,6 +55,7 @@ class VectorSource:
     format: str
     rows: int
     dim: int | None
+    field_types: dict[str, str] = {}  # noqa: RUF012 - other scalar columns kept as user fields: name -> type
 
     def batches(self, batch_rows: int) -> Iterator[SourceBatch]:
         """The rows in order, ``batch_rows`` at a time; InputError at the first unreadable one."""
@@ -83,7 +85,8 @@ def open_source(path: str | os.PathLike[str], format: str | None = None) -> Vect
 
 
 class ParquetFile(VectorSource):
-    """One Parquet file; only ``path``, ``vector`` and (when present) ``label`` and ``split`` are read."""
+    """One Parquet file: ``path``, ``vector``, (when present) ``label`` and ``split``, and every other scalar
+    column (numbers, text, dates; ``id`` excepted) as a user field of that type."""
 
     format = "parquet"
 
@@ -118,6 +121,14 @@ class ParquetFile(VectorSource):
             raise InputError(f"{path}: column 'vector' holds lists of {self.dim} values; vectors need at least 1")
         self.rows = self.file.metadata.num_rows
         self.columns = [c for c in (PATH, VECTOR, LABEL, SPLIT) if schema.get_field_index(c) >= 0]
+        self.field_types = {}
+        for column in schema:
+            if column.name in (PATH, VECTOR, LABEL, SPLIT, "id"):
+                continue
+            kind = _field_type(pa, column.type)
+            if kind is not None:
+                self.field_types[column.name] = kind
+        self.columns += list(self.field_types)
 
     def batches(self, batch_rows: int) -> Iterator[SourceBatch]:
         import pyarrow as pa
@@ -128,7 +139,8 @@ class ParquetFile(VectorSource):
                 yield SourceBatch(
                     start=start, paths=self._text(batch, PATH, start), labels=self._text(batch, LABEL, start),
                     splits=self._text(batch, SPLIT, start), vectors=self._vectors(batch.column(VECTOR), start),
-                    where=self.name, vectors_where=self.name)
+                    where=self.name, vectors_where=self.name,
+                    fields={name: batch.column(name).to_pylist() for name in self.field_types})
                 start += batch.num_rows
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"{self.path}: unreadable after row {start} ({_first_line(exc)})") from None
@@ -241,6 +253,17 @@ class NpyFolder(VectorSource):
             rows = np.array(mapped[lo:hi], dtype=np.float32)
         del mapped
         return rows
+
+
+def _field_type(pa, value_type) -> str | None:
+    """The user-field type of a scalar Arrow column (None: not kept, e.g. lists and structs)."""
+    if pa.types.is_integer(value_type) or pa.types.is_floating(value_type) or pa.types.is_decimal(value_type):
+        return "number"
+    if pa.types.is_timestamp(value_type) or pa.types.is_date(value_type):
+        return "date"
+    if pa.types.is_string(value_type) or pa.types.is_large_string(value_type) or pa.types.is_boolean(value_type):
+        return "text"
+    return None
 
 
 def _numeric(pa, value_type) -> bool:

@@ -486,3 +486,31 @@ def test_import_resume_and_the_catalogs_widths_on_each_database(tmp_path, db_url
         import_vectors(workspace, wide, progress=False)
     with workspace.catalog() as catalog:
         assert catalog.summary().images_total == 900
+
+
+def test_other_parquet_columns_become_typed_fields(sample, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from indexer.api import import_vectors
+    from indexer.core.errors import InputError
+
+    file, paths, vectors, labels, splits = sample
+    workspace = workspace_of(tmp_path / "ws")
+    import_vectors(workspace, file, batch_rows=300, progress=False)
+    with workspace.catalog() as catalog:
+        assert catalog.fields() == {"note": "text", "score": "number"}, "id is not a field"
+        matched = catalog.matching_ids(catalog.parse_filter('score < 0.01 or note = "n1999"'))
+        got = [row.path for row in catalog.images_by_ids(matched).values()]
+    expected = {paths[i] for i in range(2000) if i / 1999 < 0.01} | {paths[1999]}
+    assert set(got) == expected and len(got) == len(expected)
+    clash = tmp_path / "clash.parquet"
+    table = pq.read_table(file).drop_columns(["score"]).append_column("score", pa.array(["high"] * 2000))
+    pq.write_table(table.drop_columns(["path"]).append_column("path", pa.array([f"x/{i}" for i in range(2000)])),
+                   clash)
+    before = len(matched)
+    with pytest.raises(InputError, match="clash.parquet: field 'score' is number; got a text value"):
+        import_vectors(workspace, clash, model_name="other", progress=False)
+    with workspace.catalog() as catalog:
+        assert catalog.count_images() == 2000 and len(catalog.matching_ids(catalog.parse_filter("score < 0.01"))) \
+            == before - 1, "nothing of the refused file was written"
