@@ -55,6 +55,7 @@ from indexer.api.pipeline.training import (
 from indexer.api.pipeline.vector_sources import FORMATS as IMPORT_FORMATS
 from indexer.api.registry.fields import (
     TagOutcome,
+    catalog_fields,
     image_fields,
     image_id_of,
     parse_types,
@@ -97,7 +98,7 @@ __all__ = [
     "CatalogStatus", "Example", "ExportOutcome", "Hit", "ImportOutcome", "IndexFolderOutcome", "IndexerError", "InputError",
     "LiveCatalog", "MissingDependencyError", "NotFoundError", "QueryOutcome", "Recipe", "Rerank", "Searcher", "TagOutcome",
     "TrainOutcome", "Workspace", "backup_workspace", "bench_catalog", "bench_filtered", "bench_synthetic", "build_index",
-    "cached_imagenet_file", "catalog_images", "catalog_status", "catalog_vectors", "content_type", "image_fields", "image_id_of",
+    "cached_imagenet_file", "catalog_fields", "catalog_images", "catalog_status", "catalog_vectors", "content_type", "image_fields", "image_id_of",
     "default_model_name", "derive_model", "draw_answer", "draw_duplicates", "embed", "export_vectors",
     "find_duplicates", "import_vectors", "index_folder", "ingest_directory", "ingest_flowers102", "offset_of",
     "page_token", "parse_types", "prepare_output_paths", "query", "remove_images", "report_table", "set_image_fields", "tag_from_csv", "train", "train_config", "train_recipe",

@@ -15,6 +15,7 @@ from indexer import api
 from indexer.service.schemas import (
     AddedOut,
     AnswerOut,
+    CatalogFieldsOut,
     CompactedOut,
     ErrorOut,
     FieldsIn,
@@ -175,6 +176,11 @@ def add_routes(app: FastAPI, config, current, writer) -> None:
     def status() -> dict:
         live = current()  # a read: it saves nothing (unsaved changes are listed, and saved by the service)
         return {**api.catalog_status(live.workspace), "unsaved_indexes": live.unsaved()}
+
+    @app.get("/fields", summary="What a filter can name: the user fields (with types) and the labels",
+             response_model=CatalogFieldsOut)
+    def fields() -> dict:
+        return api.catalog_fields(current().workspace)
 
     @app.get("/healthz", summary="Ready once the model and indexes are loaded", response_model=HealthOut)
     def healthz() -> dict:

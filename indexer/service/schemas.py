@@ -133,3 +133,8 @@ class FieldsOut(BaseModel):
     id: int
     fields: dict[str, str | float | None] = Field(description="the image's user fields after the change (dates "
                                                                "as ISO strings)")
+
+
+class CatalogFieldsOut(BaseModel):
+    fields: dict[str, str] = Field(description="the user fields a filter can name, with their types")
+    labels: list[str] = Field(description="the label names in use (sorted, at most 1,000)")

@@ -145,3 +145,10 @@ def image_id_of(workspace: Workspace, path: str | os.PathLike[str]) -> int:
     if row is None:
         raise NotFoundError(f"{path}: not in the catalog")
     return row.id
+
+
+def catalog_fields(workspace: Workspace, *, max_labels: int = 1000) -> dict[str, object]:
+    """What a filter can name: ``fields`` (the user fields, name -> type) and ``labels`` (the label names in
+    use, sorted, at most ``max_labels``)."""
+    with workspace.catalog() as catalog:
+        return {"fields": catalog.fields(), "labels": sorted(catalog.label_names().values())[:max_labels]}

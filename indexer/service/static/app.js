@@ -1,9 +1,11 @@
-// The page: pick, drop or paste an image; see the top k; click a hit to search by it; add or delete.
+// The page: pick, drop or paste an image; see the top k (filtered, cut off, page by page); click a hit to search
+// by it ("more like this"); add or delete.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 let lastFile = null;   // the uploaded image the add form would store
-let lastQuery = null;  // () => Promise: repeats the last search (after k/index change or a delete)
+let lastQuery = null;  // (token) => Promise: repeats the last search (after a control changes or a delete)
+let nextToken = null;  // the next page of the last search, while its page came back full
 
 function headers() {
   const token = $("token").value.trim();
@@ -22,15 +24,31 @@ async function call(method, url, body) {
   return payload;
 }
 
-function params() {
+function quoted(text) {
+  return '"' + text.replace(/\\/g, "\\\\").replace(/"/g, '\\"') + '"';
+}
+
+function filterText() {
+  const parts = [];
+  if ($("label-pick").value) parts.push("label = " + quoted($("label-pick").value));
+  if ($("filter").value.trim()) parts.push("(" + $("filter").value.trim() + ")");
+  return parts.join(" and ");
+}
+
+function params(token) {
   const query = new URLSearchParams({ k: $("k").value || "10" });
   if ($("index").value) query.set("index", $("index").value);
+  if (filterText()) query.set("filter", filterText());
+  if ($("min-score").value !== "") query.set("min_score", $("min-score").value);
+  if (token) query.set("page_token", token);
   return query.toString();
 }
 
-function show(answer, what) {
+function show(answer, what, append) {
   const grid = $("results");
-  grid.replaceChildren();
+  if (!append) grid.replaceChildren();
+  nextToken = answer.next_page_token || null;
+  $("more").hidden = !nextToken;
   for (const hit of answer.results) {
     const card = document.createElement("div");
     card.className = "hit";
@@ -60,7 +78,10 @@ function show(answer, what) {
     card.append(img, rank, remove, meta);
     grid.append(card);
   }
-  say(answer.results.length + " results for " + what + " from index '" + answer.index + "' in " +
+  const plan = answer.plan ? " (filter: " + answer.plan.selected + " images passed, " + answer.plan.kind +
+                             " search)" : "";
+  const shown = grid.querySelectorAll(".hit").length;
+  say(shown + " results for " + what + " from index '" + answer.index + "'" + plan + " in " +
       answer.took_ms.toFixed(1) + " ms");
 }
 
@@ -70,16 +91,17 @@ async function searchFile(file) {
   $("preview").hidden = false;
   $("drop-text").textContent = file.name + " — drop, paste or click for another";
   $("add-form").hidden = false;
-  lastQuery = async () => {
+  lastQuery = async (token) => {
     const form = new FormData();
     form.append("image", file, file.name);
-    show(await call("POST", "/query?" + params(), form), file.name);
+    show(await call("POST", "/query?" + params(token), form), file.name, Boolean(token));
   };
   await run(lastQuery);
 }
 
 async function searchSimilar(id) {
-  lastQuery = async () => show(await call("GET", "/images/" + id + "/similar?" + params()), "image " + id);
+  lastQuery = async (token) => show(await call("GET", "/images/" + id + "/similar?" + params(token)),
+                                    "image " + id, Boolean(token));
   await run(lastQuery);
 }
 
@@ -128,6 +150,16 @@ async function start() {
       $("index").append(option);
     }
     $("health").textContent = indexes.length ? "model '" + indexes[0].model + "'" : "no index";
+    const known = await call("GET", "/fields");
+    for (const label of known.labels) {
+      const option = document.createElement("option");
+      option.value = label;
+      option.textContent = label;
+      $("label-pick").append(option);
+    }
+    const own = Object.entries(known.fields).map(([name, type]) => name + " (" + type + ")");
+    $("fields-hint").textContent = "fields: label, split, path, folder, format, width, height, size, ingested" +
+                                   (own.length ? ", " + own.join(", ") : "");
   } catch (error) {
     $("health").textContent = "not ready: " + error.message;
   }
@@ -135,7 +167,10 @@ async function start() {
 }
 
 $("file").addEventListener("change", () => { if ($("file").files[0]) searchFile($("file").files[0]); });
-$("k").addEventListener("change", () => { if (lastQuery) run(lastQuery); });
+for (const id of ["k", "min-score", "label-pick", "filter"]) {
+  $(id).addEventListener("change", () => { if (lastQuery) run(lastQuery); });
+}
+$("more").addEventListener("click", () => { if (lastQuery && nextToken) run(() => lastQuery(nextToken)); });
 $("index").addEventListener("change", () => { if (lastQuery) run(lastQuery); });
 $("token").addEventListener("change", () => localStorage.setItem("indexer-token", $("token").value.trim()));
 $("add-form").addEventListener("submit", addImage);

@@ -151,5 +151,32 @@ def test_the_page_uploads_an_image_and_shows_it_first(ws, trained, server_factor
         driver.save_screenshot(str(tmp_path / "page.png"))
         images[1].click()  # search by a result
         WebDriverWait(driver, 30).until(lambda d: "results for image" in d.find_element(By.ID, "message").text)
+
+        # a label picked from the catalog's labels, then a filter typed: only matching images, the plan shown
+        from selenium.webdriver.support.ui import Select
+
+        Select(driver.find_element(By.ID, "label-pick")).select_by_value("red_circle")
+        WebDriverWait(driver, 30).until(lambda d: "8 images passed" in d.find_element(By.ID, "message").text)
+        labels = {element.text for element in driver.find_elements(By.CSS_SELECTOR, "#results .label")}
+        assert labels == {"red_circle"}
+        Select(driver.find_element(By.ID, "label-pick")).select_by_value("")
+        box = driver.find_element(By.ID, "filter")
+        box.send_keys('label != "red_circle"\n')
+        driver.execute_script("document.getElementById('filter').dispatchEvent(new Event('change'))")
+        WebDriverWait(driver, 30).until(lambda d: "16 images passed" in d.find_element(By.ID, "message").text)
+        assert "red_circle" not in {e.text for e in driver.find_elements(By.CSS_SELECTOR, "#results .label")}
+
+        # load more: the next page is appended, ranks 11..16 after 1..10
+        driver.find_element(By.ID, "more").click()
+        WebDriverWait(driver, 30).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results .hit")) > 10)
+        ranks = [element.text for element in driver.find_elements(By.CSS_SELECTOR, "#results .rank")]
+        assert ranks == [f"#{i}" for i in range(1, len(ranks) + 1)] and len(ranks) == 15, ranks
+
+        # a bad filter is shown as the service's one-line reason
+        box.clear()
+        box.send_keys("colour = 'red'")
+        driver.execute_script("document.getElementById('filter').dispatchEvent(new Event('change'))")
+        WebDriverWait(driver, 30).until(lambda d: "unknown field 'colour'" in d.find_element(By.ID, "message").text)
+        assert "fields: label, split" in driver.find_element(By.ID, "fields-hint").text
     finally:
         driver.quit()
