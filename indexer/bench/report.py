@@ -101,7 +101,20 @@ def text_table(report: dict[str, Any]) -> str:
     target = _at_target(report)
     if target:
         lines += [f"cheapest swept setting with recall@k >= {report['params'].get('target_recall')}:", *_text(*target)]
-    return "\n".join(lines)
+    return "\n".join(lines + _calibration_lines(report))
+
+
+def _calibration_lines(report: dict[str, Any]) -> list[str]:
+    """The score calibration (a labelled catalog bench): precision of the exact top k at each min_score."""
+    if not report.get("calibration"):
+        return []
+    from indexer.bench.calibration import calibration_table
+
+    cutoff = report.get("suggested_min_score")
+    advice = (f"suggested min_score for 90 % precision: {cutoff:.2f}" if cutoff is not None
+              else "no min_score reaches 90 % precision here")
+    return ["", "score calibration (exact top k, same label = a hit):", calibration_table(report["calibration"]),
+            advice]
 
 
 def markdown_block(report: dict[str, Any]) -> str:
@@ -121,4 +134,4 @@ def markdown_block(report: dict[str, Any]) -> str:
         lines += ["", f"Cheapest swept setting with recall@k >= {params.get('target_recall')}:", "",
                   "| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
         lines += ["| " + " | ".join(row) + " |" for row in body]
-    return "\n".join(lines)
+    return "\n".join(lines + _calibration_lines(report))

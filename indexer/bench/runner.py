@@ -376,8 +376,14 @@ def run_bench(
         row["speedup_vs_flat"] = flat["search_ms_p50"] / row["search_ms_p50"] if flat else None
         if row.get("map_at_r") is not None and flat is not None and flat.get("map_at_r") is not None:
             row["map_at_r_change"] = row["map_at_r"] - flat["map_at_r"]
-    return {"results": results, "sweeps": sweeps, "ground_truth_s": ground_truth_s, "data": stats, "notes": notes,
-            "at_target": rows}
+    report = {"results": results, "sweeps": sweeps, "ground_truth_s": ground_truth_s, "data": stats, "notes": notes,
+              "at_target": rows}
+    if data.base_labels is not None and data.query_labels is not None and data.query_ids is not None:
+        from indexer.bench.calibration import calibration, suggested_cutoff
+
+        report["calibration"] = calibration(exact[0], exact[1], data.base_ids, data.base_labels, data.query_labels, k)
+        report["suggested_min_score"] = suggested_cutoff(report["calibration"])
+    return report
 
 
 def _progress(items: list[str], enabled: bool, desc: str) -> Any:

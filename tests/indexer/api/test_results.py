@@ -88,6 +88,14 @@ def test_catalog_status_and_bench_reports_are_dicts_with_tables(workspace):
     assert rows.columns.tolist() == list(report["results"][0])  # the report's own column order
     sweeps = report.sweeps_to_pandas()
     assert set(sweeps["kind"]) == {"hnsw"} and {"value", "recall", "p50_ms"} <= set(sweeps.columns)
+    calibration = report["calibration"]  # what a min_score keeps, and how precise that is
+    assert [row["threshold"] for row in calibration][:2] == [0.3, 0.35]
+    kept = [row["results_per_query"] for row in calibration]
+    assert kept == sorted(kept, reverse=True) and kept[0] <= 3
+    assert all(row["precision"] is None or 0 <= row["precision"] <= 1 for row in calibration)
+    from indexer.api import report_table
+
+    assert "score calibration" in report_table(report) and "min_score" in report_table(report)
 
 
 def test_without_pandas_to_pandas_says_how_to_get_it_in_one_line(trained, workspace, monkeypatch):
