@@ -119,7 +119,7 @@ class SegmentedIndex:
 
     def ids(self) -> np.ndarray:
         """Sorted (n,) int64 live ids (O(N))."""
-        live = self.sealed_ids[~np.isin(self.sealed_ids, self.deleted)] if len(self.deleted) else self.sealed_ids
+        live = self.sealed_ids[~_contains_many(self.deleted, self.sealed_ids)] if len(self.deleted) else self.sealed_ids
         return np.union1d(live, self.growing_ids)
 
     def holds(self, image_id: int) -> bool:
@@ -147,7 +147,7 @@ class SegmentedIndex:
         ids = np.unique(np.asarray(ids, np.int64).reshape(-1))
         in_growing = np.isin(self.growing_ids, ids)
         in_sealed = _contains_many(self.sealed_ids, ids) | _contains_many(self.gate.folded_ids, ids)  # see fold_in_place
-        sealed = ids[in_sealed & ~np.isin(ids, self.deleted)]
+        sealed = ids[in_sealed & ~_contains_many(self.deleted, ids)]
         if not in_growing.any() and not len(sealed):
             return self, 0
         deleted = np.union1d(self.deleted, sealed) if len(sealed) else self.deleted
@@ -285,7 +285,7 @@ def fold_in_place(index: SegmentedIndex) -> np.ndarray:
             if not size:
                 continue
             ids = faiss.rev_swig_ptr(lists.get_ids(list_no), size).copy()
-            gone = np.isin(ids, index.deleted)
+            gone = _contains_many(index.deleted, ids)  # deleted is sorted: a binary search, not a sort per list
             if gone.any():
                 codes = faiss.rev_swig_ptr(lists.get_codes(list_no), size * code_size).copy()
                 keep = ~gone
@@ -309,7 +309,8 @@ def fold_in_place(index: SegmentedIndex) -> np.ndarray:
             with index.gate.writing():
                 sealed.add_core(len(x), faiss.swig_ptr(x), faiss.swig_ptr(ids),
                                 faiss.swig_ptr(np.ascontiguousarray(assign.reshape(-1), np.int64)))
-    live = index.sealed_ids[~np.isin(index.sealed_ids, index.deleted)] if len(index.deleted) else index.sealed_ids
+    live = index.sealed_ids[~_contains_many(index.deleted, index.sealed_ids)] if len(index.deleted) \
+        else index.sealed_ids
     return np.union1d(live, index.growing_ids)
 
 
