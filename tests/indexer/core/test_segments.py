@@ -192,3 +192,23 @@ def test_deletion_marks_search_with_the_index_own_setting(kind):
     segmented, removed = SegmentedIndex(index).removed(np.array([0, 1], np.int64))
     _, ids = segmented.search(x[:3], 5)
     assert removed == 2 and not np.isin(ids, [0, 1]).any() and ids[2, 0] == 2
+
+
+@pytest.mark.parametrize("kind", ["ivf", "ivfsq", "ivfpq"])
+def test_an_in_place_fold_leaves_the_index_faiss_own_add_and_remove_would(kind):
+    import faiss
+
+    from indexer.core.build import add_vectors, remove_ids
+    from indexer.core.segments import fold_in_place
+
+    x = _unit(5000, 32, 4)
+    ids = np.arange(5000, dtype=np.int64) * 2
+    index, _ = build_index(IndexParams(kind=kind, nlist=32, nprobe=32, seed=0), x[:4000], ids[:4000])
+    reference = faiss.clone_index(index)
+    remove_ids(reference, ids[:500])
+    add_vectors(reference, x[4000:], ids[4000:])
+    segmented, _ = SegmentedIndex(index).added(ids[4000:], x[4000:]).removed(ids[:500])
+    held = fold_in_place(segmented)
+    assert index.ntotal == reference.ntotal == 4500 and (held == np.sort(ids[500:])).all()
+    ours, theirs = search(index, x[:100], 10), search(reference, x[:100], 10)
+    assert (ours[1] == theirs[1]).all() and np.allclose(ours[0], theirs[0], atol=0)
