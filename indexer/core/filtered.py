@@ -26,7 +26,8 @@ from indexer.core.factory import find_hnsw, find_ivf
 
 EXACT_MIN = 2_000  # selections up to this many vectors are always searched exactly
 EXACT_COST = 2.0  # a selected vector compared exactly costs about this many vectors an index scans (the gather)
-MAX_WIDEN = 16  # nprobe / efSearch grow at most this many times for a narrow selection
+MAX_WIDEN = 16  # nprobe grows at most this many times for a narrow selection
+WIDEN = 1.5  # nprobe x WIDEN / sqrt(fraction selected)
 MAX_EF = 4096
 BITMAP_FROM = 4_096  # selections of at least this many ids become a bitmap, smaller ones a hashed batch
 
@@ -83,7 +84,7 @@ def widened(selected: int, total: int) -> float:
     fraction (IVF 2x at 10 %, 4x at 1 %; HNSW 2x at 10 %, 8x at 1 %), not as the inverse fraction."""
     if selected <= 0 or total <= 0:
         return 1.0
-    return float(min(MAX_WIDEN, max(1.0, 1.5 * math.sqrt(total / selected))))
+    return float(min(MAX_WIDEN, max(1.0, WIDEN * math.sqrt(total / selected))))
 
 
 class Selection:
