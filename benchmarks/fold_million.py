@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--workdir", default="/tmp/serve-million")
     parser.add_argument("--changes", type=int, default=50_000)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--trim", action="store_true", help="malloc_trim(0) after the fold (glibc gives freed pages back)")
     args = parser.parse_args()
     from indexer.core.index_io import load_index
     from indexer.core.search import search
@@ -70,6 +71,10 @@ def main() -> None:
             now = memory_mb()
             peak = [max(a, b) for a, b in zip(peak, now)]
     thread.join()
+    if args.trim:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
     after = memory_mb()
     ordered = sorted(times)
     report.update(queries_during=len(times), query_p50_ms=round(ordered[len(ordered) // 2], 3),

@@ -22,9 +22,11 @@ import numpy as np
 
 from indexer.core.arrays import as_ids, as_vectors
 from indexer.core.errors import InputError
+from indexer.core.memory import release_free_memory
 
 FOLD_STEP_LISTS = 64  # inverted lists changed per exclusive step of an in-place fold
-FOLD_STEP_ROWS = 8192  # growing vectors added per exclusive step
+FOLD_STEP_ROWS = 8192  # growing vectors assigned and encoded at a time (beside the queries)
+TRIM_EVERY_STEPS = 8  # an in-place fold gives freed heap pages back every this many steps
 
 
 class Gate:
@@ -313,6 +315,9 @@ def fold_in_place(index: SegmentedIndex) -> np.ndarray:
                 if len(ids):
                     lists.add_entries(list_no, len(ids), faiss.swig_ptr(ids), faiss.swig_ptr(codes))
                 sealed.ntotal += len(ids) - size
+        if (start // FOLD_STEP_LISTS) % TRIM_EVERY_STEPS == TRIM_EVERY_STEPS - 1:
+            release_free_memory()  # the old lists' buffers, freed in the heap: back to the system
+    release_free_memory()
     live = index.sealed_ids[~_contains_many(index.deleted, index.sealed_ids)] if len(index.deleted) \
         else index.sealed_ids
     return np.union1d(live, index.growing_ids)
