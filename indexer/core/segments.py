@@ -281,6 +281,17 @@ def fold_in_place(index: SegmentedIndex) -> np.ndarray:
 
     if not can_fold_in_place(index):
         raise InputError("fold_in_place: only an IVF index with its lists in memory changes in place")
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)  # this thread's FAISS calls leave the other cores to the queries (per thread)
+    try:
+        return _fold_in_place(index)
+    finally:
+        faiss.omp_set_num_threads(threads)
+
+
+def _fold_in_place(index: SegmentedIndex) -> np.ndarray:
+    import faiss
+
     sealed = faiss.downcast_index(index.sealed)
     lists = faiss.downcast_InvertedLists(sealed.invlists)
     code_size = lists.code_size
