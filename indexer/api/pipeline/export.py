@@ -1,6 +1,7 @@
 """Vectors out: a model's embeddings with each image's id, path, label and split, for other tools.
 
-Two formats. ``parquet``: one file, columns ``id`` (int64), ``path``, ``label``, ``split``
+User fields (see :mod:`indexer.api.registry.fields`) follow as columns of their type (float64, string, UTC
+timestamp; in ``meta.csv``, text). Two formats. ``parquet``: one file, columns ``id`` (int64), ``path``, ``label``, ``split``
 (strings, label and split nullable) and ``vector`` (fixed-size list of float32), one row
 group per batch. ``npy``: a folder with ``ids.npy`` ((n,) int64), ``vectors.npy`` ((n, d)
 float32) and ``meta.csv`` (``id,path,label,split``), rows aligned.
@@ -59,6 +60,7 @@ class _Batch:
     ids: np.ndarray  # (b,) int64, ascending
     rows: list[ImageRow]  # the catalog rows of ids, same order
     vectors: np.ndarray  # (b, d) float32
+    fields: dict[int, dict[str, object]]  # user fields of those ids that have any
 
 
 def export_vectors(
@@ -87,12 +89,14 @@ def export_vectors(
         # what the model could have embedded: every ok image but imported vectors; an external model, its own rows
         embeddable = 0 if embedder_kind(model.params) == EXTERNAL else (
             catalog.count_images(status="ok") - catalog.count_images(status="ok", format=IMPORTED_FORMAT))
+        field_types = catalog.fields()  # user fields travel as columns of their type
     store = EmbeddingStore(workspace.embeddings_dir / model_name)
     if len(store) == 0 or store.dim is None:
         raise InputError(f"model {model_name!r} has embedded no images yet: run 'indexer embed --model {model_name}'")
     dest = Path(dest).expanduser()
     writer = _write_parquet if format == "parquet" else _write_npy
-    rows, files = writer(lambda: _batches(workspace, store, batch_rows), dest, model_name, int(store.dim))
+    rows, files = writer(lambda: _batches(workspace, store, batch_rows), dest, model_name, int(store.dim),
+                         field_types)
     return ExportOutcome(model=model_name, format=format, rows=rows, dim=int(store.dim), files=files,
                          not_embedded=max(0, embeddable - rows))
 
@@ -108,6 +112,7 @@ def _batches(workspace: Workspace, store, batch_rows: int) -> Iterator[_Batch]:
         ids = store_ids[positions]
         with workspace.catalog() as catalog:
             found = catalog.images_by_ids(ids.tolist())
+            fields = catalog.image_fields(ids.tolist())
         keep = np.array([int(i) in found and found[int(i)].status == "ok" for i in ids], dtype=bool)
         if not keep.any():
             continue
@@ -116,10 +121,11 @@ def _batches(workspace: Workspace, store, batch_rows: int) -> Iterator[_Batch]:
         positions, ids = positions[by_id], ids[by_id]
         batch_vectors = np.array(vectors[positions], dtype=np.float32)
         del vectors
-        yield _Batch(ids=ids, rows=[found[int(i)] for i in ids], vectors=batch_vectors)
+        yield _Batch(ids=ids, rows=[found[int(i)] for i in ids], vectors=batch_vectors, fields=fields)
 
 
-def _write_parquet(batches, dest: Path, model_name: str, dim: int) -> tuple[int, list[Path]]:
+def _write_parquet(batches, dest: Path, model_name: str, dim: int,
+                   field_types: dict[str, str]) -> tuple[int, list[Path]]:
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -128,9 +134,11 @@ def _write_parquet(batches, dest: Path, model_name: str, dim: int) -> tuple[int,
     if dest.is_dir():
         raise InputError(f"{dest} is a folder; give a file name for --format parquet (e.g. {dest / model_name}.parquet)")
     _make_parent(dest)
+    arrow_types = {"number": pa.float64(), "text": pa.string(), "date": pa.timestamp("us", tz="UTC")}
+    names = [name for name in field_types if name not in META_COLUMNS and name != "vector"]
     schema = pa.schema(
         [("id", pa.int64()), ("path", pa.string()), ("label", pa.string()), ("split", pa.string()),
-         ("vector", pa.list_(pa.float32(), dim))],
+         ("vector", pa.list_(pa.float32(), dim))] + [(name, arrow_types[field_types[name]]) for name in names],
         metadata={"indexer.model": model_name, "indexer.dim": str(dim)},
     )
     rows = 0
@@ -140,14 +148,17 @@ def _write_parquet(batches, dest: Path, model_name: str, dim: int) -> tuple[int,
             writer.write_table(pa.Table.from_arrays(
                 [pa.array(batch.ids, pa.int64()), pa.array([row.path for row in batch.rows], pa.string()),
                  pa.array([row.label for row in batch.rows], pa.string()),
-                 pa.array([row.split for row in batch.rows], pa.string()), vector],
+                 pa.array([row.split for row in batch.rows], pa.string()), vector]
+                + [pa.array([batch.fields.get(int(i), {}).get(name) for i in batch.ids], arrow_types[field_types[name]])
+                   for name in names],
                 schema=schema,
             ))
             rows += len(batch.ids)
     return rows, [dest]
 
 
-def _write_npy(batches, dest: Path, model_name: str, dim: int) -> tuple[int, list[Path]]:
+def _write_npy(batches, dest: Path, model_name: str, dim: int,
+               field_types: dict[str, str]) -> tuple[int, list[Path]]:
     """Two passes over the batches: meta.csv and the row count first, then the two arrays of known shape."""
     if dest.exists() and not dest.is_dir():
         raise InputError(f"{dest} is a file; --format npy writes a folder ({', '.join(NPY_FILES)})")
@@ -161,9 +172,12 @@ def _write_npy(batches, dest: Path, model_name: str, dim: int) -> tuple[int, lis
         rows = 0
         with open(meta_tmp, "w", newline="", encoding="utf-8") as handle:
             meta = csv.writer(handle)
-            meta.writerow(META_COLUMNS)
+            names = [name for name in field_types if name not in META_COLUMNS]
+            meta.writerow([*META_COLUMNS, *names])
             for batch in batches():
-                meta.writerows((int(i), row.path, row.label or "", row.split or "") for i, row in zip(batch.ids, batch.rows))
+                meta.writerows([int(i), row.path, row.label or "", row.split or "",
+                                *(_cell(batch.fields.get(int(i), {}).get(name)) for name in names)]
+                               for i, row in zip(batch.ids, batch.rows))
                 rows += len(batch.ids)
         at = 0
         with open(ids_tmp, "wb") as ids_out, open(vectors_tmp, "wb") as vectors_out:
@@ -179,6 +193,13 @@ def _write_npy(batches, dest: Path, model_name: str, dim: int) -> tuple[int, lis
         if at != rows:
             raise InputError("the catalog changed during the export (fewer rows on the second pass); run it again")
     return rows, targets
+
+
+def _cell(value: object) -> str:
+    """A user field's value in meta.csv: empty when unset, a date as ISO text."""
+    if value is None:
+        return ""
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
 def _header(dtype: type, shape: tuple[int, ...]) -> dict:

@@ -514,3 +514,25 @@ def test_other_parquet_columns_become_typed_fields(sample, tmp_path):
     with workspace.catalog() as catalog:
         assert catalog.count_images() == 2000 and len(catalog.matching_ids(catalog.parse_filter("score < 0.01"))) \
             == before - 1, "nothing of the refused file was written"
+
+
+def test_user_fields_travel_through_export_and_import(sample, tmp_path):
+    from indexer.api import export_vectors, image_fields, import_vectors, set_image_fields
+
+    file, paths, *_ = sample
+    first = workspace_of(tmp_path / "ws")
+    import_vectors(first, file, batch_rows=500, progress=False)
+    ids, _ = stored(tmp_path / "ws", "vecs")
+    set_image_fields(first, int(ids[0]), {"taken": "2024-06-01"}, types={"taken": "date"})
+    export_vectors(first, tmp_path / "out.parquet", model_name="vecs", batch_rows=700)
+    export_vectors(first, tmp_path / "npy", model_name="vecs", format="npy")
+    header = (tmp_path / "npy" / "meta.csv").read_text().splitlines()[0]
+    assert header == "id,path,label,split,note,score,taken"
+    second = workspace_of(tmp_path / "ws2")
+    import_vectors(second, tmp_path / "out.parquet", progress=False)
+    with second.catalog() as catalog:
+        assert catalog.fields() == {"note": "text", "score": "number", "taken": "date"}
+        new_ids = sorted(catalog.matching_ids(catalog.parse_filter('taken >= "2024-01-01"')))
+    assert len(new_ids) == 1
+    moved = image_fields(second, new_ids[0])
+    assert moved["note"] == "n0" and moved["score"] == 0.0 and moved["taken"].year == 2024
