@@ -4,6 +4,9 @@ The caller (the API) asks the catalog which ids pass the filter; this module dec
 
 - ``exact``: few ids (fewer than the filtered search would compare, see :func:`choose_plan`, or an index
   with no approximate knob): their vectors are compared with the query (:func:`exact_within`), so recall is 1;
+- ``post``: most ids (at least :data:`POST_FROM` of the index): the index's unfiltered search for k / fraction x
+  :data:`POST_OVERFETCH` results at its own setting, then the first k selected (no selector in the scan);
+  "filtered" when a query keeps fewer than k;
 - ``filtered``: many ids: the index's own search with a FAISS ``IDSelector`` over them in the per-call
   parameters, its nprobe / efSearch raised as the selection narrows, because an IVF list or a graph
   neighbourhood holds fewer selected vectors the more selective the filter is: nprobe by :func:`widened`
@@ -25,6 +28,8 @@ import numpy as np
 from indexer.core.factory import find_hnsw, find_ivf
 
 EXACT_MIN = 2_000  # selections up to this many vectors are always searched exactly
+POST_FROM = 0.25  # a selection of at least this fraction is searched unfiltered, then filtered
+POST_OVERFETCH = 2.0  # ... for k / fraction x this many results, falling back to "filtered" when short
 EXACT_COST = 2.0  # a selected vector compared exactly costs about this many vectors an index scans (the gather)
 MAX_WIDEN = 16  # nprobe grows at most this many times for a narrow selection
 WIDEN = 1.5  # nprobe x WIDEN / sqrt(fraction selected)
@@ -72,7 +77,13 @@ def choose_plan(index: Any, selected: int, total: int, *, k: int, nprobe: int | 
         plan = Plan("filtered", selected, efSearch=min(MAX_EF, math.ceil(base * total / max(selected, 1))))
         scanned = plan.efSearch * int(graph.hnsw.nb_neighbors(0))
     limit = max(EXACT_MIN, scanned / EXACT_COST) if exact_max is None else exact_max
-    return Plan("exact", selected) if selected <= limit else plan
+    if selected <= limit:
+        return Plan("exact", selected)
+    if selected >= POST_FROM * total and exact_max is None:  # most vectors pass: search, then keep the selected
+        fetch = min(total, math.ceil(k * POST_OVERFETCH * total / max(selected, 1)))
+        return Plan("post", selected, nprobe=None if ivf is None else base,
+                    efSearch=None if graph is None or ivf is not None else min(MAX_EF, max(base, fetch)))
+    return plan
 
 
 def widened(selected: int, total: int) -> float:
@@ -157,10 +168,44 @@ def search_within(index: Any, queries: np.ndarray, k: int, allowed: Selection | 
     from indexer.core.settings import search_parameters
 
     allowed = as_selection(allowed)
+    if plan.kind == "post":
+        found = _post_filtered(index, queries, k, allowed, plan)
+        if found is not None:
+            return found
+        total = getattr(index, "ntotal", len(allowed))
+        ivf = find_ivf(getattr(index, "sealed", index))
+        plan = Plan("filtered", plan.selected, nprobe=None if plan.nprobe is None else min(
+            int(ivf.nlist), math.ceil(plan.nprobe * widened(plan.selected, total))), efSearch=plan.efSearch)
     if getattr(type(index), "segmented", False):
         return index.search(queries, k, nprobe=plan.nprobe, efSearch=plan.efSearch, allowed=allowed)
     params = search_parameters(index, nprobe=plan.nprobe, efSearch=plan.efSearch, selector=allowed.selector())
     return search(index, queries, k, params=params)
+
+
+def _post_filtered(index: Any, queries: np.ndarray, k: int, allowed: Selection,
+                   plan: Plan) -> tuple[np.ndarray, np.ndarray] | None:
+    """The "post" plan: the unfiltered top k / fraction x :data:`POST_OVERFETCH`, then the first k selected of
+    each row; None when a row keeps fewer than k while the index holds more (the caller falls back)."""
+    from indexer.core.search import PAD_ID, search
+
+    total = int(getattr(index, "ntotal", 0))
+    fetch = min(total, math.ceil(k * POST_OVERFETCH * total / max(plan.selected, 1)))
+    if fetch <= 0:
+        return None
+    scores, ids = search(index, queries, fetch, nprobe=plan.nprobe, efSearch=plan.efSearch)
+    keep = (ids >= 0) & allowed.holds(ids.reshape(-1)).reshape(ids.shape)
+    if (keep.sum(axis=1) < min(k, plan.selected)).any() and fetch < total:
+        return None
+    order = np.argsort(~keep, axis=1, kind="stable")[:, :k]  # the kept ones first, in rank order
+    out_scores, out_ids = np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
+    missing = ~np.take_along_axis(keep, order, 1)
+    out_ids[missing] = PAD_ID
+    out_scores[missing] = -np.inf if getattr(index, "inner_product", True) else np.inf
+    if out_ids.shape[1] < k:
+        pad = k - out_ids.shape[1]
+        out_ids = np.hstack([out_ids, np.full((len(ids), pad), PAD_ID, np.int64)])
+        out_scores = np.hstack([out_scores, np.full((len(ids), pad), -np.inf, np.float32)])
+    return np.ascontiguousarray(out_scores), np.ascontiguousarray(out_ids)
 
 
 def exact_within(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int,

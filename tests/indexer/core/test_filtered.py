@@ -55,7 +55,9 @@ def test_the_plan_is_exact_for_few_ids_and_widens_the_setting_as_the_selection_n
     # by cost: exact while the selection is smaller than what the filtered search would compare (over 2)
     assert 50_000 < 27 * 10**6 / 64 / EXACT_COST, "5 %: nprobe 27 of 64 lists would compare 420,000 vectors"
     assert choose_plan(ivf, 50_000, 10**6, k=10).kind == "exact"
-    assert choose_plan(ivf, 500_000, 10**6, k=10).kind == "filtered"
+    assert choose_plan(ivf, 200_000, 10**6, k=10).kind == "filtered"
+    assert choose_plan(ivf, 500_000, 10**6, k=10) == Plan("post", 500_000, nprobe=4), "most pass: filter after"
+    assert choose_plan(hnsw, 500_000, 10**6, k=10).efSearch >= 40, "post: the graph's list holds k / f x 2"
     assert choose_plan(ivf, 500_000, 10**6, k=10, exact_max=10**6).kind == "exact", "exact_max overrides"
 
 
@@ -121,3 +123,36 @@ def test_a_segmented_index_keeps_to_the_selection_in_every_segment():
     assert (found == truth).all(), "nprobe = nlist: exact, growing vectors included"
     _, none = segmented.search(extra[:3], 5, allowed=np.zeros(0, np.int64))
     assert (none < 0).all()
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+@pytest.mark.parametrize("fraction", [0.3, 0.5, 0.9])
+def test_a_wide_selection_is_searched_unfiltered_then_filtered(kind, fraction):
+    x = _clustered(20_000, 24, 3)
+    ids = np.arange(20_000, dtype=np.int64)
+    index, _ = build_index(IndexParams(kind=kind, nlist=128, seed=0), x, ids)
+    queries = _clustered(100, 24, 4)
+    _, everywhere = exact_search(x, ids, queries, 10)
+    knob = "nprobe" if kind == "ivf" else "efSearch"
+    for value in range(4, 257, 4):
+        if _recall(search(index, queries, 10, **{knob: value})[1], everywhere) >= 0.95:
+            break
+    set_default_settings(index, **{knob: value})
+    allowed = np.sort(np.random.default_rng(5).choice(ids, int(fraction * len(ids)), replace=False))
+    plan = choose_plan(index, len(allowed), len(ids), k=10)
+    assert plan.kind == "post"
+    _, found = search_within(index, queries, 10, allowed, plan)
+    assert np.isin(found[found >= 0], allowed).all() and (found >= 0).all()
+    _, truth = exact_search(x[allowed], allowed, queries, 10)
+    assert _recall(found, truth) >= 0.95, (plan, _recall(found, truth))
+
+
+def test_a_post_filtered_search_falls_back_when_a_query_keeps_too_few():
+    x = _clustered(3000, 16, 8)
+    ids = np.arange(3000, dtype=np.int64)
+    index, _ = build_index(IndexParams(kind="ivf", nlist=16, nprobe=16, seed=0), x, ids)
+    far = np.sort(ids[x @ x[0] < np.quantile(x @ x[0], 0.3)])  # 30 %, none near the query
+    plan = Plan("post", len(far), nprobe=16)  # (the planner would compare 900 vectors exactly)
+    _, found = search_within(index, x[:1], 10, far, plan)
+    _, truth = exact_search(x[far], far, x[:1], 10)
+    assert (found == truth).all(), "the fallback (filtered, every list) still finds the selection's top 10"
