@@ -4,7 +4,7 @@ The caller (the API) asks the catalog which ids pass the filter; this module dec
 
 - ``exact``: few ids (fewer than the filtered search would compare, see :func:`choose_plan`, or an index
   with no approximate knob): their vectors are compared with the query (:func:`exact_within`), so recall is 1;
-- ``post``: most ids (at least :data:`POST_FROM` of the index): the index's unfiltered search for k / fraction x
+- ``post`` (IVF): most ids (at least :data:`POST_FROM` of the index): the index's unfiltered search for k / fraction x
   :data:`POST_OVERFETCH` results at :data:`POST_WIDEN` x its own setting, then the first k selected (no
   selector in the scan);
   "filtered" when a query keeps fewer than k;
@@ -82,12 +82,9 @@ def choose_plan(index: Any, selected: int, total: int, *, k: int, nprobe: int | 
     limit = max(EXACT_MIN, scanned / EXACT_COST) if exact_max is None else exact_max
     if selected <= limit:
         return Plan("exact", selected)
-    if selected >= POST_FROM * total and exact_max is None:  # most vectors pass: search, then keep the selected
-        fetch = min(total, math.ceil(k * POST_OVERFETCH * total / max(selected, 1)))
-        if ivf is not None:
-            return Plan("post", selected, nprobe=min(int(ivf.nlist), math.ceil(base * POST_WIDEN)))
-        return Plan("post", selected, efSearch=min(MAX_EF, math.ceil(max(base, fetch) * POST_WIDEN)))
-    return plan
+    if ivf is not None and selected >= POST_FROM * total and exact_max is None:  # most pass: search, then keep
+        return Plan("post", selected, nprobe=min(int(ivf.nlist), math.ceil(base * POST_WIDEN)))
+    return plan  # a graph: its filtered search at 50 % cost 1.6x unfiltered at 1M, its post search 2.3x
 
 
 def widened(selected: int, total: int) -> float:

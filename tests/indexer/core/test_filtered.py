@@ -57,7 +57,7 @@ def test_the_plan_is_exact_for_few_ids_and_widens_the_setting_as_the_selection_n
     assert choose_plan(ivf, 50_000, 10**6, k=10).kind == "exact"
     assert choose_plan(ivf, 200_000, 10**6, k=10).kind == "filtered"
     assert choose_plan(ivf, 500_000, 10**6, k=10) == Plan("post", 500_000, nprobe=5), "most pass: filter after"
-    assert choose_plan(hnsw, 500_000, 10**6, k=10).efSearch >= 40, "post: the graph's list holds k / f x 2"
+    assert choose_plan(hnsw, 500_000, 10**6, k=10).kind == "filtered", "a graph filters inside its search"
     assert choose_plan(ivf, 500_000, 10**6, k=10, exact_max=10**6).kind == "exact", "exact_max overrides"
 
 
@@ -125,7 +125,7 @@ def test_a_segmented_index_keeps_to_the_selection_in_every_segment():
     assert (none < 0).all()
 
 
-@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+@pytest.mark.parametrize("kind", ["ivf"])
 @pytest.mark.parametrize("fraction", [0.3, 0.5, 0.9])
 def test_a_wide_selection_is_searched_unfiltered_then_filtered(kind, fraction):
     x = _clustered(20_000, 24, 3)
