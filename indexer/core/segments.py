@@ -329,9 +329,24 @@ def _fold_in_place(index: SegmentedIndex) -> np.ndarray:
         if (start // FOLD_STEP_LISTS) % TRIM_EVERY_STEPS == TRIM_EVERY_STEPS - 1:
             release_free_memory()  # the old lists' buffers, freed in the heap: back to the system
     release_free_memory()
-    live = index.sealed_ids[~_contains_many(index.deleted, index.sealed_ids)] if len(index.deleted) \
-        else index.sealed_ids
-    return np.union1d(live, index.growing_ids)
+    return _merged_ids(index.sealed_ids, index.deleted, index.growing_ids)
+
+
+def _merged_ids(sealed_ids: np.ndarray, deleted: np.ndarray, growing_ids: np.ndarray) -> np.ndarray:
+    """Sorted ``sealed_ids`` without the sorted ``deleted``, with ``growing_ids`` merged in: O(N) by binary
+    searches of the few into the many and one delete / insert pass. (``np.union1d`` sorts a million ids again:
+    0.8 s holding the GIL, which stalled queries on other threads.)"""
+    live = sealed_ids
+    if len(deleted):
+        at = np.searchsorted(sealed_ids, deleted)
+        hit = at < len(sealed_ids)
+        hit[hit] = sealed_ids[at[hit]] == deleted[hit]
+        live = np.delete(sealed_ids, at[hit])
+    if not len(growing_ids):
+        return live
+    added = np.unique(np.asarray(growing_ids, np.int64))
+    added = added[~_contains_many(live, added)]
+    return np.insert(live, np.searchsorted(live, added), added)
 
 
 def _encoded_by_list(sealed: Any, vectors: np.ndarray, ids: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:

@@ -212,3 +212,16 @@ def test_an_in_place_fold_leaves_the_index_faiss_own_add_and_remove_would(kind):
     assert index.ntotal == reference.ntotal == 4500 and (held == np.sort(ids[500:])).all()
     ours, theirs = search(index, x[:100], 10), search(reference, x[:100], 10)
     assert (ours[1] == theirs[1]).all() and np.allclose(ours[0], theirs[0], atol=0)
+
+
+def test_the_ids_after_a_fold_are_merged_not_sorted_again():
+    from indexer.core.segments import _merged_ids
+
+    rng = np.random.default_rng(3)
+    sealed = np.sort(rng.choice(100_000, 20_000, replace=False)).astype(np.int64)
+    deleted = np.sort(rng.choice(sealed, 2_000, replace=False))
+    growing = np.concatenate([rng.choice(np.arange(100_000, 110_000), 500, replace=False), deleted[:7]])
+    expected = np.union1d(sealed[~np.isin(sealed, deleted)], growing)  # a deleted id added again is back
+    assert np.array_equal(_merged_ids(sealed, deleted, growing), expected)
+    assert np.array_equal(_merged_ids(sealed, deleted[:0], growing[:0]), sealed)
+    assert np.array_equal(_merged_ids(sealed, np.array([10**9], np.int64), growing[:0]), sealed), "unknown marks"
