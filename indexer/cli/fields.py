@@ -17,22 +17,26 @@ from indexer.cli.common import workspace_of
               help="A field to set (repeatable); an empty VALUE removes it.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
               help="Tag many images from a CSV: first column filename, path or id; the others are fields.")
+@click.option("--root", type=click.Path(exists=True, file_okay=False), default=None,
+              help="With --csv: the folder its filenames are relative to (default: the CSV's own folder).")
 @click.option("--field", "field_specs", multiple=True, metavar="NAME:TYPE",
               help="Declare a field's type (text, number, date) instead of inferring it from the values.")
 @click.pass_context
-def tag(ctx: click.Context, path, image_id, pairs, csv_path, field_specs) -> None:
+def tag(ctx: click.Context, path, image_id, pairs, csv_path, root, field_specs) -> None:
     """Set user fields on catalog images, then filter by them: indexer query IMG --where 'price < 20'."""
     workspace = workspace_of(ctx)
     types = api.parse_types(field_specs)
     if csv_path:
         if path or image_id is not None or pairs:
             raise click.UsageError("--csv tags the images it lists: no PATH, --id or --set with it")
-        outcome = api.tag_from_csv(workspace, csv_path, types=types)
+        outcome = api.tag_from_csv(workspace, csv_path, types=types, root=root)
         for line in outcome.skipped:
             click.echo(f"skipped: {line}", err=True)
         declared = ", ".join(f"{name} ({type_})" for name, type_ in outcome.declared.items()) or "none new"
         click.echo(f"{outcome.tagged} images tagged, {len(outcome.skipped)} rows skipped; fields declared: {declared}")
         return
+    if root is not None:
+        raise click.UsageError("--root goes with --csv")
     if (path is None) == (image_id is None) or not pairs:
         raise click.UsageError("give PATH or --id N, and at least one --set NAME=VALUE (or --csv FILE)")
     values = {}

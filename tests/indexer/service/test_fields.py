@@ -45,5 +45,9 @@ def test_tag_sets_fields_from_the_command_line_and_a_csv(ws, trained, tmp_path):
     answer = json.loads(run(ws, "query", path, "-k", "24", "--where", 'added >= "2025-02-01" and price >= 2',
                             "--json").stdout)[0]
     assert sorted(hit["path"].rsplit("_", 1)[-1] for hit in answer["results"]) == ["2.png", "3.png"]
+    elsewhere = tmp_path / "sheets" / "more.csv"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text("filename,price\ngreen_square/green_square_5.png,7\n")
+    assert "1 images tagged" in run(ws, "tag", "--csv", str(elsewhere), "--root", str(trained / "images")).stdout
     bad = run(ws, "tag", path, "--set", "price=cheap", ok=False)
     assert bad.exit_code != 0 and "field 'price' is a number; got 'cheap'" in bad.stderr
