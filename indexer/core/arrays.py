@@ -70,3 +70,12 @@ def check_k(k: int) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise InputError(f"k must be a positive integer; got {k!r}")
     return int(k)
+
+
+def in_sorted(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Which of ``values`` are in the ascending ``sorted_ids`` (a bool array the length of ``values``), by binary
+    search: O(n log m), no sort of either side."""
+    if not len(sorted_ids):
+        return np.zeros(len(values), bool)
+    positions = np.minimum(np.searchsorted(sorted_ids, values), len(sorted_ids) - 1)
+    return sorted_ids[positions] == values

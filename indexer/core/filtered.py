@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from indexer.core.arrays import in_sorted
 from indexer.core.factory import find_hnsw, find_ivf
 
 EXACT_MIN = 2_000  # selections up to this many vectors are always searched exactly
@@ -126,7 +127,7 @@ class Selection:
 
         excluded = None if excluded is None or not len(excluded) else excluded
         if len(self.ids) < BITMAP_FROM:
-            ids = self.ids if excluded is None else self.ids[~allowed_mask(excluded, self.ids)]
+            ids = self.ids if excluded is None else self.ids[~in_sorted(excluded, self.ids)]
             return faiss.IDSelectorBatch(np.ascontiguousarray(ids))
         bits = self.bits
         if excluded is not None:
@@ -139,7 +140,7 @@ class Selection:
 
     def holds(self, ids: np.ndarray) -> np.ndarray:
         """Which of ``ids`` are selected (a bool array the length of ``ids``)."""
-        return allowed_mask(self.ids, np.asarray(ids, np.int64))
+        return in_sorted(self.ids, np.asarray(ids, np.int64))
 
 
 def id_selector(ids: np.ndarray) -> Any:
@@ -150,14 +151,6 @@ def id_selector(ids: np.ndarray) -> Any:
 def as_selection(allowed: Selection | np.ndarray) -> Selection:
     """``allowed`` as a :class:`Selection` (sorted ids are wrapped)."""
     return allowed if isinstance(allowed, Selection) else Selection(allowed)
-
-
-def allowed_mask(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Which of ``ids`` are in ``sorted_ids`` (a bool array the length of ``ids``), O(n log m)."""
-    if not len(sorted_ids):
-        return np.zeros(len(ids), bool)
-    positions = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
-    return sorted_ids[positions] == ids
 
 
 def search_within(index: Any, queries: np.ndarray, k: int, allowed: Selection | np.ndarray,

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer.core.arrays import as_ids, as_vectors
+from indexer.core.arrays import as_ids, as_vectors, in_sorted
 from indexer.core.errors import InputError
 from indexer.core.memory import release_free_memory
 
@@ -121,7 +121,7 @@ class SegmentedIndex:
 
     def ids(self) -> np.ndarray:
         """Sorted (n,) int64 live ids (O(N))."""
-        live = self.sealed_ids[~_contains_many(self.deleted, self.sealed_ids)] if len(self.deleted) else self.sealed_ids
+        live = self.sealed_ids[~in_sorted(self.deleted, self.sealed_ids)] if len(self.deleted) else self.sealed_ids
         return np.union1d(live, self.growing_ids)
 
     def holds(self, image_id: int) -> bool:
@@ -135,7 +135,7 @@ class SegmentedIndex:
         """A version with (n,) ``ids`` and their (n, d) ``vectors`` in the growing segment (O(growing))."""
         vectors = as_vectors(vectors, self.d, name="vectors to add")
         ids = as_ids(ids, len(vectors), name="ids to add")
-        taken = (_contains_many(self.sealed_ids, ids) & ~_contains_many(self.deleted, ids)) \
+        taken = (in_sorted(self.sealed_ids, ids) & ~in_sorted(self.deleted, ids)) \
             | np.isin(ids, self.growing_ids)
         if taken.any():
             raise InputError(f"id {int(ids[taken][0])} is already indexed")
@@ -148,8 +148,8 @@ class SegmentedIndex:
         (O(deleted + n log N), plus O(growing) when a growing one goes); unknown ids are skipped."""
         ids = np.unique(np.asarray(ids, np.int64).reshape(-1))
         in_growing = np.isin(self.growing_ids, ids)
-        in_sealed = _contains_many(self.sealed_ids, ids) | _contains_many(self.gate.folded_ids, ids)  # see fold_in_place
-        sealed = ids[in_sealed & ~_contains_many(self.deleted, ids)]
+        in_sealed = in_sorted(self.sealed_ids, ids) | in_sorted(self.gate.folded_ids, ids)  # see fold_in_place
+        sealed = ids[in_sealed & ~in_sorted(self.deleted, ids)]
         if not in_growing.any() and not len(sealed):
             return self, 0
         deleted = np.union1d(self.deleted, sealed) if len(sealed) else self.deleted
@@ -300,7 +300,7 @@ def _fold_in_place(index: SegmentedIndex) -> np.ndarray:
     if len(index.deleted):
         for list_no in range(sealed.nlist):
             size = lists.list_size(list_no)
-            if size and _contains_many(index.deleted, faiss.rev_swig_ptr(lists.get_ids(list_no), size)).any():
+            if size and in_sorted(index.deleted, faiss.rev_swig_ptr(lists.get_ids(list_no), size)).any():
                 changed.add(list_no)
     if added:
         index.gate.folded_into = True  # from now on, versions over this sealed index answer each id once
@@ -314,7 +314,7 @@ def _fold_in_place(index: SegmentedIndex) -> np.ndarray:
             codes = (faiss.rev_swig_ptr(lists.get_codes(list_no), size * code_size).copy().reshape(size, code_size)
                      if size else np.zeros((0, code_size), np.uint8))
             if len(index.deleted) and size:
-                keep = ~_contains_many(index.deleted, ids)
+                keep = ~in_sorted(index.deleted, ids)
                 ids, codes = ids[keep], codes[keep]
             if list_no in added:
                 ids = np.concatenate([ids, added[list_no][0]])
@@ -345,7 +345,7 @@ def _merged_ids(sealed_ids: np.ndarray, deleted: np.ndarray, growing_ids: np.nda
     if not len(growing_ids):
         return live
     added = np.unique(np.asarray(growing_ids, np.int64))
-    added = added[~_contains_many(live, added)]
+    added = added[~in_sorted(live, added)]
     return np.insert(live, np.searchsorted(live, added), added)
 
 
@@ -422,13 +422,6 @@ class _Chain:
 def _contains(sorted_ids: np.ndarray, value: int) -> bool:
     position = int(np.searchsorted(sorted_ids, value))
     return position < len(sorted_ids) and int(sorted_ids[position]) == value
-
-
-def _contains_many(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
-    if not len(sorted_ids):
-        return np.zeros(len(values), bool)
-    positions = np.minimum(np.searchsorted(sorted_ids, values), len(sorted_ids) - 1)
-    return sorted_ids[positions] == values
 
 
 def _merge(scores_a: np.ndarray, ids_a: np.ndarray, scores_b: np.ndarray, ids_b: np.ndarray,

@@ -35,6 +35,22 @@ def _recall(found: np.ndarray, truth: np.ndarray) -> float:
                           for a, b in zip(found, truth)]))
 
 
+def _tuned(kind: str) -> tuple:
+    """20,000 clustered vectors in a ``kind`` index tuned unfiltered to recall@10 0.95, as a build does:
+    (x, ids, index, queries, knob name, its value)."""
+    x = _clustered(20_000, 24, 3)
+    ids = np.arange(20_000, dtype=np.int64)
+    index, _ = build_index(IndexParams(kind=kind, nlist=128, seed=0), x, ids)
+    queries = _clustered(100, 24, 4)
+    _, everywhere = exact_search(x, ids, queries, 10)
+    knob = "nprobe" if kind == "ivf" else "efSearch"
+    for value in range(4, 257, 4):
+        if _recall(search(index, queries, 10, **{knob: value})[1], everywhere) >= 0.95:
+            break
+    set_default_settings(index, **{knob: value})
+    return x, ids, index, queries, knob, value
+
+
 def test_the_plan_is_exact_for_few_ids_and_widens_the_setting_as_the_selection_narrows():
     x = _clustered(3000, 16, 0)
     ids = np.arange(3000, dtype=np.int64)
@@ -88,16 +104,7 @@ def test_a_selector_admits_exactly_the_ids_given(count):
 @pytest.mark.parametrize("fraction", [0.01, 0.1, 0.5])
 def test_recall_holds_within_a_narrow_selection(kind, fraction):
     """The widened setting keeps recall@10 against exact search within the selection at every selectivity."""
-    x = _clustered(20_000, 24, 3)
-    ids = np.arange(20_000, dtype=np.int64)
-    index, _ = build_index(IndexParams(kind=kind, nlist=128, seed=0), x, ids)
-    queries = _clustered(100, 24, 4)
-    _, everywhere = exact_search(x, ids, queries, 10)
-    knob = "nprobe" if kind == "ivf" else "efSearch"
-    for value in range(4, 257, 4):  # tuned unfiltered to recall 0.95, as a build does
-        if _recall(search(index, queries, 10, **{knob: value})[1], everywhere) >= 0.95:
-            break
-    set_default_settings(index, **{knob: value})
+    x, ids, index, queries, knob, value = _tuned(kind)
     allowed = np.sort(np.random.default_rng(5).choice(ids, int(fraction * len(ids)), replace=False))
     plan = choose_plan(index, len(allowed), len(ids), k=10, exact_max=0)
     _, found = search_within(index, queries, 10, allowed, plan)
@@ -128,16 +135,7 @@ def test_a_segmented_index_keeps_to_the_selection_in_every_segment():
 @pytest.mark.parametrize("kind", ["ivf"])
 @pytest.mark.parametrize("fraction", [0.3, 0.5, 0.9])
 def test_a_wide_selection_is_searched_unfiltered_then_filtered(kind, fraction):
-    x = _clustered(20_000, 24, 3)
-    ids = np.arange(20_000, dtype=np.int64)
-    index, _ = build_index(IndexParams(kind=kind, nlist=128, seed=0), x, ids)
-    queries = _clustered(100, 24, 4)
-    _, everywhere = exact_search(x, ids, queries, 10)
-    knob = "nprobe" if kind == "ivf" else "efSearch"
-    for value in range(4, 257, 4):
-        if _recall(search(index, queries, 10, **{knob: value})[1], everywhere) >= 0.95:
-            break
-    set_default_settings(index, **{knob: value})
+    x, ids, index, queries, knob, value = _tuned(kind)
     allowed = np.sort(np.random.default_rng(5).choice(ids, int(fraction * len(ids)), replace=False))
     plan = choose_plan(index, len(allowed), len(ids), k=10)
     assert plan.kind == "post"
