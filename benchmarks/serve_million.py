@@ -233,6 +233,7 @@ def main() -> None:
         report["queries_during_compaction"] = len(during)
         report["slowest_query_during_compaction_ms"] = round(slowest, 3) if slowest else None
         report["rss_mb_peak_during_compaction"] = round(rss_peak[0] / 2**20, 1)
+        report["compaction_in_place"] = bool(metric(client, "indexer_last_compaction_in_place"))
         found, _ = query_ids(client, queries)
         report["recall_after_compaction"] = round(recall(found, truth), 4)
         report["segments_after"] = client.get("/indexes").json()[0]["segments"]

@@ -209,10 +209,10 @@ class EmbeddingStore:
         ids = np.unique(np.asarray(ids, dtype=np.int64).reshape(-1))
         with self.locked(exclusive=True):
             before = self._removed()
-            going = ids[self._present(ids) & ~np.isin(ids, before)]
+            going = ids[self._present(ids) & ~_in_sorted(before, ids)]
             if not len(going):
                 return 0
-            removed = np.union1d(before, going)
+            removed = np.insert(before, np.searchsorted(before, going), going)  # both sorted: no re-sort
             name = self._new_part_name("removed")
             self._write_ids(name, removed)
             self._write_manifest(dict(self._manifest, removed=name))
@@ -354,6 +354,13 @@ class EmbeddingStore:
         for path in self.directory.glob("*.npy"):
             if path.name.split(".", 1)[0] not in live:
                 path.unlink(missing_ok=True)
+
+
+def _in_sorted(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Which of ``values`` are in the ascending ``sorted_ids``, by binary search (no sort of either side)."""
+    if not len(sorted_ids):
+        return np.zeros(len(values), bool)
+    return sorted_ids[np.minimum(np.searchsorted(sorted_ids, values), len(sorted_ids) - 1)] == values
 
 
 def _span_of(ids: np.ndarray) -> list:

@@ -79,3 +79,45 @@ def in_sorted(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
         return np.zeros(len(values), bool)
     positions = np.minimum(np.searchsorted(sorted_ids, values), len(sorted_ids) - 1)
     return sorted_ids[positions] == values
+
+
+def sorted_inserted(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """A new ascending array: ``sorted_ids`` with those of ``values`` it lacks inserted in place. O(m + n log m)
+    for n values (one binary search each and one copy), where ``np.union1d`` sorts all m + n again."""
+    values = np.unique(np.asarray(values, np.int64).reshape(-1))
+    values = values[~in_sorted(sorted_ids, values)]
+    if not len(values):
+        return sorted_ids
+    return np.insert(sorted_ids, np.searchsorted(sorted_ids, values), values)
+
+
+class AppendBuffer:
+    """Rows appended a few at a time and shared by immutable versions: a version reads only its first ``count``
+    rows, and a writer (one at a time) fills rows past every published version's count, so no version ever
+    sees a row change. The capacity doubles when full (amortised O(rows added) per append)."""
+
+    def __init__(self, dim: int, capacity: int = 64) -> None:
+        self.ids = np.zeros(capacity, np.int64)
+        self.vectors = np.zeros((capacity, dim), np.float32)
+        self.filled = 0  # rows written: a version with fewer rows that appends gets a copy
+        self.row_of: dict[int, int] = {}  # each id's row (the latest, should an id be written twice)
+
+    def extended(self, count: int, ids: np.ndarray, vectors: np.ndarray) -> AppendBuffer:
+        """This buffer (or a larger copy of its first ``count`` rows) with ``ids``' rows after the first
+        ``count``; a buffer that a later version already extended past ``count`` is copied."""
+        need = count + len(ids)
+        target = self
+        if count != self.filled or need > len(self.ids):
+            target = type(self)(self.vectors.shape[1], max(64, 2 * need))
+            target.ids[:count], target.vectors[:count] = self.ids[:count], self.vectors[:count]
+            target.row_of = {int(i): row for row, i in enumerate(self.ids[:count].tolist())}
+        target.ids[count:need], target.vectors[count:need] = ids, vectors
+        target.row_of.update({int(i): count + row for row, i in enumerate(np.asarray(ids).tolist())})
+        target.filled = need
+        return target
+
+    def rows(self, ids: np.ndarray, count: int) -> np.ndarray:
+        """(m,) row of each of ``ids`` among the first ``count`` rows, -1 where it has none (O(m))."""
+        rows = np.array([self.row_of.get(i, -1) for i in np.asarray(ids).tolist()], np.int64)
+        rows[rows >= count] = -1
+        return rows

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer.core.arrays import as_ids, as_vectors, in_sorted
+from indexer.core.arrays import AppendBuffer, as_ids, as_vectors, in_sorted, sorted_inserted
 from indexer.core.errors import InputError
 from indexer.core.memory import release_free_memory
 
@@ -74,15 +74,18 @@ class SegmentedIndex:
     """``sealed`` (a FAISS index with ids) + growing ``(ids, vectors)`` + ``deleted`` marks on sealed ids.
 
     ``sealed_ids``: the sorted ids the sealed index holds (computed when omitted, O(N) once per sealed
-    index; versions made by :meth:`added` / :meth:`removed` reuse it). ``selector``: the FAISS selector of
-    exactly these ``deleted`` marks, when a version already made it.
+    index; versions made by :meth:`added` / :meth:`removed` reuse it). A write makes a new version that shares
+    everything it does not change: the growing rows live in an :class:`AppendBuffer` that versions share (an
+    add writes its rows past every version's count; a removed growing row is marked ``gone``, not copied out),
+    and the deletion marks are a sorted array plus a bitmap that FAISS's selector reads (a delete copies the
+    bitmap, one bit per id: 125 KiB at a million ids, never the index).
     """
 
     segmented = True  # what indexer.core.search and indexer.core.membership look for (they import nothing of here)
 
     def __init__(self, sealed: Any, growing_ids: np.ndarray | None = None, growing_vectors: np.ndarray | None = None,
                  deleted: np.ndarray | None = None, *, sealed_ids: np.ndarray | None = None,
-                 selector: Any | None = None, gate: Gate | None = None) -> None:
+                 gate: Gate | None = None) -> None:
         import faiss
 
         from indexer.core.membership import indexed_ids
@@ -93,72 +96,125 @@ class SegmentedIndex:
         self.metric_type = sealed.metric_type
         self.inner_product = sealed.metric_type == faiss.METRIC_INNER_PRODUCT
         self.sealed_ids = indexed_ids(sealed) if sealed_ids is None else sealed_ids
-        self.growing_ids = np.zeros(0, np.int64) if growing_ids is None else growing_ids
-        self.growing_vectors = np.zeros((0, self.d), np.float32) if growing_vectors is None else growing_vectors
-        self.deleted = np.zeros(0, np.int64) if deleted is None else deleted  # sorted, a subset of sealed_ids
         self._transform = _transform_of(sealed)  # growing vectors are compared in the sealed index's space
-        self._growing_space = None if self._transform is None or not len(self.growing_ids) else \
-            self._transform.apply(np.ascontiguousarray(self.growing_vectors))
-        self._selector = selector  # a version with the same deletion marks shares its selector
-        if selector is None and len(self.deleted):  # built once per set of marks, read-only while searched
-            batch = faiss.IDSelectorBatch(self.deleted)
-            self._selector = faiss.IDSelectorNot(batch)
-            self._selector.referenced = batch  # the Not holds a raw pointer: keep the batch alive
+        self._rows = AppendBuffer(self.d)
+        self._space = None if self._transform is None else AppendBuffer(self._space_dim())
+        self._count = 0
+        self.gone = np.zeros(0, np.int64)  # sorted ids of growing rows removed since they were added
+        if growing_ids is not None and len(growing_ids):
+            self._append_rows(as_ids(growing_ids, name="growing ids"), as_vectors(growing_vectors, self.d))
+        self.deleted = np.zeros(0, np.int64) if deleted is None else np.unique(np.asarray(deleted, np.int64))
+        self._bits = _with_bits(np.zeros(0, np.uint8), self.deleted)
+        self._selector: Any | None = None  # made on first search, from _bits
+
+    def _space_dim(self) -> int:
+        return int(self._transform.apply(np.zeros((1, self.d), np.float32)).shape[1])
+
+    def _append_rows(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Write rows after this (not yet published) version's count (see :class:`AppendBuffer`)."""
+        count = self._count
+        self._rows = self._rows.extended(count, ids, vectors)
+        if self._space is not None:
+            self._space = self._space.extended(count, ids, self._transform.apply(np.ascontiguousarray(vectors)))
+        self._count = count + len(ids)
+
+    def _version(self, *, deleted: np.ndarray | None = None, bits: np.ndarray | None = None,
+                 gone: np.ndarray | None = None) -> SegmentedIndex:
+        """A new version sharing this one's sealed index, growing rows and marks, but what is given."""
+        version = object.__new__(SegmentedIndex)
+        version.__dict__.update(self.__dict__)
+        if deleted is not None:
+            version.deleted, version._bits, version._selector = deleted, bits, None
+        if gone is not None:
+            version.gone = gone
+        return version
+
+    @property
+    def growing_ids(self) -> np.ndarray:
+        """(g,) int64 ids of the live growing rows, in the order they were added."""
+        ids = self._rows.ids[:self._count]
+        return ids[~in_sorted(self.gone, ids)] if len(self.gone) else ids
+
+    @property
+    def growing_vectors(self) -> np.ndarray:
+        """(g, d) float32 vectors of :attr:`growing_ids`."""
+        vectors = self._rows.vectors[:self._count]
+        return vectors[~in_sorted(self.gone, self._rows.ids[:self._count])] if len(self.gone) else vectors
 
     @property
     def ntotal(self) -> int:
         """Live vectors: sealed ones not marked deleted, plus the growing ones."""
-        return len(self.sealed_ids) - len(self.deleted) + len(self.growing_ids)
+        return len(self.sealed_ids) - len(self.deleted) + self._count - len(self.gone)
 
     @property
     def pending(self) -> int:
         """Changes not yet folded into the sealed index (growing vectors + deletion marks)."""
-        return len(self.growing_ids) + len(self.deleted)
+        return self._count - len(self.gone) + len(self.deleted)
 
     def describe(self) -> dict[str, int]:
         """``{"sealed", "growing", "deleted"}``: vectors per segment and deletion marks."""
-        return {"sealed": len(self.sealed_ids), "growing": len(self.growing_ids), "deleted": len(self.deleted)}
+        return {"sealed": len(self.sealed_ids), "growing": self._count - len(self.gone), "deleted": len(self.deleted)}
 
     def ids(self) -> np.ndarray:
         """Sorted (n,) int64 live ids (O(N))."""
         live = self.sealed_ids[~in_sorted(self.deleted, self.sealed_ids)] if len(self.deleted) else self.sealed_ids
         return np.union1d(live, self.growing_ids)
 
+    def _growing_live(self, ids: np.ndarray) -> np.ndarray:
+        """Which of ``ids`` are live growing rows of this version (O(len(ids)))."""
+        return (self._rows.rows(ids, self._count) >= 0) & ~in_sorted(self.gone, ids)
+
     def holds(self, image_id: int) -> bool:
         """Whether ``image_id`` is live here (O(log N))."""
-        image_id = int(image_id)
-        if image_id in set(self.growing_ids.tolist()):
-            return True
-        return _contains(self.sealed_ids, image_id) and not _contains(self.deleted, image_id)
+        image_id = np.array([int(image_id)], np.int64)
+        return bool(self._growing_live(image_id)[0] or (in_sorted(self.sealed_ids, image_id)[0]
+                                                         and not in_sorted(self.deleted, image_id)[0]))
 
     def added(self, ids: np.ndarray, vectors: np.ndarray) -> SegmentedIndex:
-        """A version with (n,) ``ids`` and their (n, d) ``vectors`` in the growing segment (O(growing))."""
+        """A version with (n,) ``ids`` and their (n, d) ``vectors`` in the growing segment (O(n), amortised)."""
         vectors = as_vectors(vectors, self.d, name="vectors to add")
         ids = as_ids(ids, len(vectors), name="ids to add")
-        taken = (in_sorted(self.sealed_ids, ids) & ~in_sorted(self.deleted, ids)) \
-            | np.isin(ids, self.growing_ids)
+        taken = (in_sorted(self.sealed_ids, ids) & ~in_sorted(self.deleted, ids)) | self._growing_live(ids)
         if taken.any():
             raise InputError(f"id {int(ids[taken][0])} is already indexed")
-        return SegmentedIndex(self.sealed, np.concatenate([self.growing_ids, ids]),
-                              np.concatenate([self.growing_vectors, vectors]), self.deleted,
-                              sealed_ids=self.sealed_ids, selector=self._selector, gate=self.gate)
+        if in_sorted(self.gone, ids).any():  # an id added again after its growing row went: one row per id
+            base = SegmentedIndex(self.sealed, self.growing_ids, self.growing_vectors, self.deleted,
+                                  sealed_ids=self.sealed_ids, gate=self.gate)
+            return base.added(ids, vectors)
+        version = self._version()
+        version._append_rows(ids, vectors)
+        return version
 
     def removed(self, ids: np.ndarray) -> tuple[SegmentedIndex, int]:
-        """(a version without ``ids``, how many went): growing ones are dropped, sealed ones marked deleted
-        (O(deleted + n log N), plus O(growing) when a growing one goes); unknown ids are skipped."""
+        """(a version without ``ids``, how many went): growing ones are marked gone, sealed ones marked deleted
+        (O(n log N + deleted), the deleted part a copy of the sorted marks and of their bitmap); unknown ids
+        are skipped."""
         ids = np.unique(np.asarray(ids, np.int64).reshape(-1))
-        in_growing = np.isin(self.growing_ids, ids)
+        growing = ids[self._growing_live(ids)]
         in_sealed = in_sorted(self.sealed_ids, ids) | in_sorted(self.gate.folded_ids, ids)  # see fold_in_place
         sealed = ids[in_sealed & ~in_sorted(self.deleted, ids)]
-        if not in_growing.any() and not len(sealed):
+        if not len(growing) and not len(sealed):
             return self, 0
-        deleted = np.union1d(self.deleted, sealed) if len(sealed) else self.deleted
-        growing_ids, growing_vectors = self.growing_ids, self.growing_vectors  # shared unless one of them goes
-        if in_growing.any():
-            growing_ids, growing_vectors = growing_ids[~in_growing], growing_vectors[~in_growing]
-        version = SegmentedIndex(self.sealed, growing_ids, growing_vectors, deleted, sealed_ids=self.sealed_ids,
-                                 gate=self.gate, selector=None if len(sealed) else self._selector)
-        return version, len(np.union1d(self.growing_ids[in_growing], sealed))
+        marks = {}
+        if len(sealed):
+            marks = {"deleted": sorted_inserted(self.deleted, sealed), "bits": _with_bits(self._bits, sealed)}
+        version = self._version(gone=sorted_inserted(self.gone, growing) if len(growing) else None, **marks)
+        return version, len(np.union1d(growing, sealed))
+
+    def _deletion_selector(self) -> Any | None:
+        """The FAISS selector that skips this version's deletion marks (made once per version)."""
+        import faiss
+
+        if not len(self.deleted):
+            return None
+        if self._selector is None:
+            bits = self._bits
+            marked = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))
+            marked.referenced = bits  # FAISS holds raw pointers: keep the bytes and the inner selector alive
+            selector = faiss.IDSelectorNot(marked)
+            selector.referenced = marked
+            self._selector = selector
+        return self._selector
 
     def search(self, queries: np.ndarray, k: int, *, nprobe: int | None = None,
                efSearch: int | None = None, allowed: Any | None = None,  # noqa: N803
@@ -172,11 +228,12 @@ class SegmentedIndex:
         from indexer.core.settings import search_parameters
 
         params = None
-        selector = self._selector
+        selector = self._deletion_selector()
         live = len(self.sealed_ids) - len(self.deleted)
         if allowed is not None:
             allowed = as_selection(allowed)
-            selector, live = (allowed.selector(self.deleted) if len(allowed) else None), len(allowed)
+            selector = allowed.selector(self.deleted, self._bits) if len(allowed) else None
+            live = len(allowed)
         if selector is not None:
             params = search_parameters(self.sealed, nprobe=nprobe, efSearch=efSearch, selector=selector)
         sealed_k = min(k, max(live, 0))
@@ -186,8 +243,11 @@ class SegmentedIndex:
         else:
             scores = np.zeros((len(queries), 0), np.float32)
             ids = np.zeros((len(queries), 0), np.int64)
-        if len(self.growing_ids):
-            keep = None if allowed is None else allowed.holds(self.growing_ids)
+        if self._count > len(self.gone):
+            rows = self._rows.ids[:self._count]
+            keep = ~in_sorted(self.gone, rows) if len(self.gone) else None
+            if allowed is not None:
+                keep = allowed.holds(rows) if keep is None else keep & allowed.holds(rows)
             if keep is None or keep.any():
                 scores, ids = _merge(scores, ids, *self._search_growing(queries, k, keep), self.inner_product)
             if self.gate.folded_into:  # a vector folded in place may still be growing in this version: one answer each
@@ -201,22 +261,34 @@ class SegmentedIndex:
 
     def _search_growing(self, queries: np.ndarray, k: int,
                         keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top ``k`` over the growing rows (``keep``: the rows that count; the others never answer)."""
         x = np.ascontiguousarray(queries, np.float32)
-        stored, growing_ids = self.growing_vectors, self.growing_ids
+        stored, growing_ids = self._rows.vectors[:self._count], self._rows.ids[:self._count]
         if self._transform is not None:
-            x, stored = self._transform.apply(x), self._growing_space
-        if keep is not None:  # a filter's selection: only those rows
-            stored, growing_ids = stored[keep], growing_ids[keep]
+            x, stored = self._transform.apply(x), self._space.vectors[:self._count]
         if self.inner_product:
             scores = x @ stored.T
         else:
             scores = -(np.sum(x * x, 1)[:, None] - 2 * x @ stored.T + np.sum(stored ** 2, 1)[None, :])
-        k = min(k, scores.shape[1])
+        if keep is not None:  # masked, not copied out: the rows stay shared
+            scores[:, ~keep] = -np.inf
+        k = min(k, scores.shape[1] if keep is None else int(keep.sum()))
         top = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else np.argsort(-scores, axis=1)
         best = np.take_along_axis(scores, top, 1)
         order = np.argsort(-best, axis=1, kind="stable")
         top, best = np.take_along_axis(top, order, 1), np.take_along_axis(best, order, 1)
         return (best if self.inner_product else -best).astype(np.float32), growing_ids[top]
+
+
+def _with_bits(bits: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """A copy of the bitmap ``bits`` (bit ``id & 7`` of byte ``id >> 3``, as FAISS's ``IDSelectorBitmap`` reads
+    it) with the (non-negative) ``ids`` set, grown to cover them."""
+    ids = np.asarray(ids, np.int64)
+    size = max(len(bits), int(ids.max()) // 8 + 1) if len(ids) else len(bits)
+    marked = np.zeros(size, np.uint8)
+    marked[:len(bits)] = bits
+    np.bitwise_or.at(marked, ids >> 3, (1 << (ids & 7)).astype(np.uint8))
+    return marked
 
 
 def fold(index: SegmentedIndex, *, copy: bool = True, sidecar: dict | None = None) -> Any:

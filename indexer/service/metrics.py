@@ -76,6 +76,9 @@ class _LiveCollector:
         yield GaugeMetricFamily("indexer_last_compaction_duration_seconds",
                                 "How long the last compaction took (0: none yet).",
                                 value=last["seconds"] if last else 0.0)
+        yield GaugeMetricFamily("indexer_last_compaction_in_place",
+                                "1 when the last compaction changed the sealed index in place (no second copy).",
+                                value=float(bool(last and last.get("in_place"))))
 
 
 class MetricsMiddleware:

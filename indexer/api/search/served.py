@@ -15,54 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from indexer.core.arrays import AppendBuffer, in_sorted, sorted_inserted
 from indexer.core.errors import InputError, NotFoundError
 
 __all__ = ["KnownRows", "RowTable", "ServedVectors"]
 
 Row = tuple[str, "str | None"]  # (path, label)
-
-
-def _in_sorted(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Whether each of ``values`` is in ``sorted_ids``."""
-    values = np.asarray(values, np.int64)
-    if not len(sorted_ids):
-        return np.zeros(len(values), bool)
-    positions = np.minimum(np.searchsorted(sorted_ids, values), len(sorted_ids) - 1)
-    return sorted_ids[positions] == values
-
-
-def _with_removed(removed: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    return np.union1d(removed, np.asarray(ids, np.int64)) if len(ids) else removed
-
-
-class _Appended:
-    """Rows appended one write at a time, shared by versions: a version reads only its first ``count`` rows."""
-
-    def __init__(self, dim: int, capacity: int = 64) -> None:
-        self.ids = np.zeros(capacity, np.int64)
-        self.vectors = np.zeros((capacity, dim), np.float32)
-        self.row_of: dict[int, int] = {}
-        self.filled = 0
-
-    def extended(self, count: int, ids: np.ndarray, vectors: np.ndarray) -> _Appended:
-        """This buffer (or a larger copy) with ``ids``' rows after the first ``count``; a buffer that a later
-        version already extended is copied, so no published version ever sees a row change."""
-        need = count + len(ids)
-        target = self
-        if count != self.filled or need > len(self.ids):
-            target = _Appended(self.vectors.shape[1], max(64, 2 * need))
-            target.ids[:count], target.vectors[:count] = self.ids[:count], self.vectors[:count]
-            target.row_of = {int(i): row for row, i in enumerate(self.ids[:count].tolist())}
-        target.ids[count:need], target.vectors[count:need] = ids, vectors
-        target.row_of.update({int(i): count + row for row, i in enumerate(ids.tolist())})
-        target.filled = need
-        return target
-
-    def rows(self, ids: np.ndarray, count: int) -> np.ndarray:
-        """(m,) row of each id among the first ``count`` rows, -1 where it has none."""
-        rows = np.array([self.row_of.get(i, -1) for i in ids.tolist()], np.int64)
-        rows[rows >= count] = -1
-        return rows
 
 
 class ServedVectors:
@@ -73,10 +31,10 @@ class ServedVectors:
     change that makes a new base (the catalog never reuses an id; it is there for correctness only)."""
 
     def __init__(self, base_ids: np.ndarray, base_vectors: np.ndarray, base_rows: np.ndarray | None = None,
-                 appended: _Appended | None = None, count: int = 0, removed: np.ndarray | None = None) -> None:
+                 appended: AppendBuffer | None = None, count: int = 0, removed: np.ndarray | None = None) -> None:
         self.base_ids, self.base_vectors, self.base_rows = base_ids, base_vectors, base_rows
         self.dim = int(base_vectors.shape[1])
-        self._appended = appended if appended is not None else _Appended(self.dim)
+        self._appended = appended if appended is not None else AppendBuffer(self.dim)
         self.count = count
         self.removed = removed if removed is not None else np.zeros(0, np.int64)
         self._lookup_fn = None
@@ -123,14 +81,14 @@ class ServedVectors:
         removed = self.removed
         if remove is not None and len(remove):
             remove = np.unique(np.asarray(remove, np.int64))
-            held = _in_sorted(self.base_ids, remove) | (self._appended.rows(remove, self.count) >= 0)
-            removed = _with_removed(removed, remove[held & ~_in_sorted(removed, remove)])
+            held = in_sorted(self.base_ids, remove) | (self._appended.rows(remove, self.count) >= 0)
+            removed = sorted_inserted(removed, remove[held & ~in_sorted(removed, remove)])
         version = ServedVectors(self.base_ids, self.base_vectors, self.base_rows, self._appended, self.count, removed)
         if add is None or not len(add[0]):
             return version
         ids = np.asarray(add[0], np.int64).reshape(-1)
         vectors = np.asarray(add[1], np.float32).reshape(len(ids), self.dim)
-        if _in_sorted(self.base_ids, ids).any() or (self._appended.rows(ids, self.count) >= 0).any():
+        if in_sorted(self.base_ids, ids).any() or (self._appended.rows(ids, self.count) >= 0).any():
             found, old = version.take(version.ids)  # an id comes back: a new base (the catalog never does this)
             keep = ~np.isin(found, ids)
             return ServedVectors.by_id(np.concatenate([np.asarray(found, np.int64)[keep], ids]),
@@ -143,8 +101,8 @@ class ServedVectors:
         """(the ``ids`` that have a vector, in the order given; their (n, dim) vectors)."""
         ids = np.asarray(ids, np.int64).reshape(-1)
         out = np.zeros((len(ids), self.dim), np.float32)
-        live = ~_in_sorted(self.removed, ids) if len(self.removed) else np.ones(len(ids), bool)
-        in_base = live & _in_sorted(self.base_ids, ids)
+        live = ~in_sorted(self.removed, ids) if len(self.removed) else np.ones(len(ids), bool)
+        in_base = live & in_sorted(self.base_ids, ids)
         if in_base.any():
             rows = np.searchsorted(self.base_ids, ids[in_base])
             rows = rows if self.base_rows is None else self.base_rows[rows]
@@ -255,7 +213,7 @@ class KnownRows(Mapping):
         return {i: row for i, (seq, row) in self._recent.rows.items() if seq < self.count and not self._gone(i)}
 
     def _gone(self, image_id: int) -> bool:
-        return bool(len(self.removed)) and bool(_in_sorted(self.removed, np.array([image_id]))[0])
+        return bool(len(self.removed)) and bool(in_sorted(self.removed, np.array([image_id]))[0])
 
     def _recent_row(self, image_id: object) -> Row | None:
         entry = self._recent.rows.get(image_id)  # type: ignore[call-overload]
@@ -299,4 +257,4 @@ class KnownRows(Mapping):
     def without(self, image_id: int) -> KnownRows:
         if int(image_id) not in self:
             return self
-        return KnownRows(self.base, self._recent, self.count, _with_removed(self.removed, np.array([image_id])))
+        return KnownRows(self.base, self._recent, self.count, sorted_inserted(self.removed, np.array([image_id])))

@@ -225,3 +225,44 @@ def test_the_ids_after_a_fold_are_merged_not_sorted_again():
     assert np.array_equal(_merged_ids(sealed, deleted, growing), expected)
     assert np.array_equal(_merged_ids(sealed, deleted[:0], growing[:0]), sealed)
     assert np.array_equal(_merged_ids(sealed, np.array([10**9], np.int64), growing[:0]), sealed), "unknown marks"
+
+
+def test_a_write_shares_the_growing_rows_and_marks_instead_of_copying_them():
+    sealed_x, sealed_ids, new_x, new_ids, _ = _live_set()
+    index, _ = build_index(IndexParams(kind="flat"), sealed_x, sealed_ids)
+    versions = [SegmentedIndex(index)]
+    for i in range(len(new_ids)):  # one add at a time, as the service writes
+        versions.append(versions[-1].added(new_ids[i:i + 1], new_x[i:i + 1]))
+    buffers = {id(version._rows) for version in versions[1:]}
+    assert len(buffers) <= 2, "the growing rows were copied on a write (only a doubling may copy)"
+    assert all(version.describe()["growing"] == i for i, version in enumerate(versions))
+    latest = versions[-1]
+    after, removed = latest.removed(np.array([new_ids[3], sealed_ids[7]]))
+    assert removed == 2 and after._rows is latest._rows, "a removed growing row is marked, not copied out"
+    assert latest.holds(int(new_ids[3])) and not after.holds(int(new_ids[3]))
+    assert latest.holds(int(sealed_ids[7])) and not after.holds(int(sealed_ids[7])), "marks copy on write"
+    _, ids = search(after, np.concatenate([new_x[3:4], sealed_x[7:8]]), 5)
+    assert not np.isin(ids, [new_ids[3], sealed_ids[7]]).any()
+    _, before = search(latest, np.concatenate([new_x[3:4], sealed_x[7:8]]), 1)
+    assert before[:, 0].tolist() == [new_ids[3], sealed_ids[7]], "an older version still answers what it held"
+    again = after.added(new_ids[3:4], new_x[3:4])  # an id whose growing row went, added again: one answer
+    _, ids = search(again, new_x[3:4], 3)
+    assert ids[0, 0] == new_ids[3] and (ids[0] == new_ids[3]).sum() == 1 and again.holds(int(new_ids[3]))
+
+
+def test_a_filtered_search_skips_the_deletion_marks_through_their_bitmap(monkeypatch):
+    from indexer.core import filtered
+    from indexer.core.filtered import Selection
+
+    monkeypatch.setattr(filtered, "BITMAP_FROM", 100)  # this small selection takes the bitmap path
+
+    sealed_x, sealed_ids, new_x, new_ids, gone = _live_set(3)
+    index, _ = build_index(IndexParams(kind="flat"), sealed_x, sealed_ids)
+    segmented, _ = SegmentedIndex(index).added(new_ids, new_x).removed(gone)
+    allowed = np.sort(np.concatenate([sealed_ids[::2], new_ids[::2]]))  # large enough for the bitmap path
+    _, ids = segmented.search(sealed_x[:20], 10, allowed=Selection(allowed))
+    live = ~np.isin(allowed, gone)
+    all_ids, all_x = np.concatenate([sealed_ids, new_ids]), np.concatenate([sealed_x, new_x])
+    chosen = np.isin(all_ids, allowed[live])
+    _, truth = exact_search(all_x[chosen], all_ids[chosen], sealed_x[:20], 10)
+    assert np.array_equal(ids, truth)

@@ -334,6 +334,7 @@ def test_metrics_parse_and_count_routes_segments_and_memory(make_client, trained
     after = {s.name: s.value for family in text_string_to_metric_families(client.get("/metrics").text)
              for s in family.samples if not s.labels}
     assert after["indexer_last_compaction_timestamp_seconds"] > 0
+    assert after["indexer_last_compaction_in_place"] == 0, "a flat index folds into a copy"
 
 
 def catalog_id_of_first(client) -> int:
