@@ -1,14 +1,15 @@
 """Float32 embeddings keyed by int64 ids, on disk. numpy-only: the indexer reads it without torch.
 
 Layout: ``store.json`` (the manifest, replaced atomically) names a consolidated ``base`` part, appended
-``chunks`` and the ``removed`` ids; each part is ``<name>.ids.npy`` + ``<name>.vectors.npy`` (the removed part
-has ids only), fully written and fsynced before the manifest names it. A crash therefore loses at most the part
-being written; stray files are swept later.
+``chunks`` and the ``removed`` id parts; each part is ``<name>.ids.npy`` + ``<name>.vectors.npy`` (a removed part
+has sorted ids only), fully written and fsynced before the manifest names it. A crash therefore loses at most the
+part being written; stray files are swept later.
 
 A write costs what it changes, not the store's size: an append writes a chunk, and the chunks merge in pairs
-of similar size (so there are O(log n) of them and each row is rewritten O(log n) times); a removal records the
-ids in the removed part, and the rows themselves go at the next consolidation (:meth:`vectors`, or once the
-removed ids pass :data:`CONSOLIDATE_REMOVED` of the rows).
+of similar size (so there are O(log n) of them and each row is rewritten O(log n) times); a removal writes its
+ids as a new removed part, and the removed parts merge the same way (a delete never rewrites every removed id);
+the rows themselves go at the next consolidation (:meth:`vectors`, or once the removed ids pass
+:data:`CONSOLIDATE_REMOVED` of the rows).
 
 Several processes may use one store: every public method runs under an advisory lock on ``.lock`` (shared to read,
 exclusive to write, re-reading the manifest when taken), and :meth:`locked` holds it across a whole run (``embed``)
@@ -43,6 +44,7 @@ class EmbeddingStore:
         self._manifest = self._read_manifest()
         self._lock_depth = 0
         self._spans_written: dict[str, list] = {}  # parts written (or read) whose spans the manifest lacks yet
+        self._mapped_ids: dict[str, np.ndarray] = {}  # ids of parts mapped before: a part never changes once named
 
     @contextlib.contextmanager
     def locked(self, exclusive: bool = True):
@@ -61,6 +63,7 @@ class EmbeddingStore:
             self._lock_depth = 1
             try:
                 self._manifest = self._read_manifest()
+                self._forget_unnamed()
                 yield self
             finally:
                 self._lock_depth = 0
@@ -90,9 +93,24 @@ class EmbeddingStore:
         removed = self._removed()
         return ids[~np.isin(ids, removed)] if len(removed) else ids
 
+    def _removed_parts(self) -> list[str]:
+        """Names of the removed-id parts, oldest first (a store written before they were a list names one)."""
+        names = self._manifest.get("removed")
+        return [] if not names else [names] if isinstance(names, str) else list(names)
+
     def _removed(self) -> np.ndarray:
-        name = self._manifest.get("removed")
-        return np.asarray(self._load(name, "ids", mmap=False), np.int64) if name else np.zeros(0, np.int64)
+        """Sorted (r,) int64 removed ids (every removed part, merged)."""
+        parts = [np.asarray(self._load(name, "ids", mmap=False), np.int64) for name in self._removed_parts()]
+        if not parts:
+            return np.zeros(0, np.int64)
+        return parts[0] if len(parts) == 1 else np.unique(np.concatenate(parts))
+
+    def _is_removed(self, ids: np.ndarray) -> np.ndarray:
+        """(m,) bool: which of ``ids`` are removed, by bisection in each (sorted) removed part."""
+        out = np.zeros(len(ids), bool)
+        for name in self._removed_parts():
+            out |= _in_sorted(np.asarray(self._load(name, "ids", mmap=True)), ids)
+        return out
 
     def _present(self, ids: np.ndarray) -> np.ndarray:
         """(m,) bool: which of ``ids`` some part holds (removed ones included). A part is read only for the ids
@@ -149,7 +167,7 @@ class EmbeddingStore:
         ids that were found.
         """
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-        found = np.isin(ids, self._removed())  # removed: counted as found for the loop, cleared after it
+        found = self._is_removed(ids)  # removed: counted as found for the loop, cleared after it
         gone = found.copy()
         out = np.zeros((len(ids), self.dim or 0), dtype=np.float32)
         for name in self._parts():
@@ -187,7 +205,7 @@ class EmbeddingStore:
         if len(np.unique(ids)) != len(ids):
             raise ModelError("append: duplicate ids in one call")
         held = self._present(ids)
-        live = held & ~np.isin(ids, self._removed()) if held.any() else held
+        live = held & ~self._is_removed(ids) if held.any() else held
         if live.any():
             present = ids[live]
             raise ModelError(f"append: {len(present)} id(s) already stored (e.g. {present[:5].tolist()}); "
@@ -208,18 +226,14 @@ class EmbeddingStore:
         is False (the service: a delete must cost what it changes; its start-up consolidates)."""
         ids = np.unique(np.asarray(ids, dtype=np.int64).reshape(-1))
         with self.locked(exclusive=True):
-            before = self._removed()
-            going = ids[self._present(ids) & ~_in_sorted(before, ids)]
+            going = ids[self._present(ids) & ~self._is_removed(ids)]
             if not len(going):
                 return 0
-            removed = np.insert(before, np.searchsorted(before, going), going)  # both sorted: no re-sort
-            name = self._new_part_name("removed")
-            self._write_ids(name, removed)
-            self._write_manifest(dict(self._manifest, removed=name))
+            self._add_removed(going)
             self._sweep()
             rows = sum(self._chunk_rows()) + (len(self._load(self._manifest["base"], "ids", mmap=True))
                                               if self._manifest["base"] else 0)
-            if consolidate and len(removed) > CONSOLIDATE_REMOVED * rows:
+            if consolidate and sum(self._removed_rows()) > CONSOLIDATE_REMOVED * rows:
                 self._consolidate(keep=None)
             return len(going)
 
@@ -240,7 +254,7 @@ class EmbeddingStore:
         name = self._new_part_name("base")
         if not live.any():
             self._write_part(name, ids[live], np.zeros((0, self.dim or 0), np.float32))
-            self._write_manifest(dict(self._manifest, base=name, chunks=[], chunk_rows=[], removed=None))
+            self._write_manifest(dict(self._manifest, base=name, chunks=[], chunk_rows=[], removed=[], removed_rows=[]))
             self._sweep()
             return
         self._write_ids(name, ids[live])
@@ -259,7 +273,7 @@ class EmbeddingStore:
         del out
         with open(path, "rb") as handle:
             os.fsync(handle.fileno())
-        self._write_manifest(dict(self._manifest, base=name, chunks=[], chunk_rows=[], removed=None))
+        self._write_manifest(dict(self._manifest, base=name, chunks=[], chunk_rows=[], removed=[], removed_rows=[]))
         self._sweep()
 
     def _chunk_rows(self) -> list[int]:
@@ -281,6 +295,26 @@ class EmbeddingStore:
             self._write_manifest(dict(self._manifest, chunks=[*older, name],
                                       chunk_rows=[*older_rows, second_rows + last_rows]))
             self._sweep()
+
+    def _removed_rows(self) -> list[int]:
+        """Ids in each removed part (recorded in the manifest; read from the files for a store written before)."""
+        rows = self._manifest.get("removed_rows")
+        names = self._removed_parts()
+        if rows is None or len(rows) != len(names):
+            rows = [len(self._load(name, "ids", mmap=True)) for name in names]
+        return list(rows)
+
+    def _add_removed(self, going: np.ndarray) -> None:
+        """Record the sorted ``going`` ids as removed: merged with the newest removed parts while it holds at least
+        as many ids as the one before (as the chunks merge: O(log r) parts, each id rewritten O(log r) times), then
+        written as one part and named by one manifest write. A removal never rewrites every removed id."""
+        names, rows = self._removed_parts(), self._removed_rows()
+        while names and len(going) >= rows[-1]:
+            going = np.union1d(self._load(names.pop(), "ids", mmap=False), going).astype(np.int64)
+            rows.pop()
+        name = self._new_part_name("removed")
+        self._write_ids(name, going)
+        self._write_manifest(dict(self._manifest, removed=[*names, name], removed_rows=[*rows, len(going)]))
 
     def _new_part_name(self, kind: str) -> str:
         number = self._manifest["next"]
@@ -342,15 +376,35 @@ class EmbeddingStore:
         return manifest
 
     def _load(self, name: str, what: str, mmap: bool) -> np.ndarray:
+        cache = mmap and what == "ids"  # part names are never reused, so a part's mapped ids stay right
+        if cache and name in self._mapped_ids:
+            return self._mapped_ids[name]
         path = self.directory / f"{name}.{what}.npy"
+        if cache:
+            self._mapped_ids[name] = self._read(path, mmap)
+            return self._mapped_ids[name]
+        return self._read(path, mmap)
+
+    @staticmethod
+    def _read(path: Path, mmap: bool) -> np.ndarray:
         try:
             return np.load(path, mmap_mode="r" if mmap else None)
         except (OSError, ValueError) as exc:
             raise ModelError(f"embedding store part {path} is unreadable ({exc})") from None
 
+    def _named(self) -> set[str]:
+        return set(self._parts()) | set(self._removed_parts())
+
+    def _forget_unnamed(self) -> None:
+        """Drop mapped ids of parts the manifest no longer names (their files may be deleted; a map would keep
+        the disk space)."""
+        named = self._named()
+        self._mapped_ids = {name: ids for name, ids in self._mapped_ids.items() if name in named}
+
     def _sweep(self) -> None:
         """Delete part files the manifest no longer names (old bases, chunks, crash leftovers)."""
-        live = set(self._parts()) | ({self._manifest["removed"]} if self._manifest.get("removed") else set())
+        live = self._named()
+        self._forget_unnamed()
         for path in self.directory.glob("*.npy"):
             if path.name.split(".", 1)[0] not in live:
                 path.unlink(missing_ok=True)

@@ -89,9 +89,56 @@ def test_a_removal_records_ids_and_leaves_the_rows_until_consolidation(tmp_path)
     np.testing.assert_array_equal(vectors, _vectors(1, seed=3))
     many = np.arange(10, 10 + int(embedding_store.CONSOLIDATE_REMOVED * 100) + 2)
     store.remove(many)
-    assert store._manifest.get("removed") is None, "past the threshold a removal consolidates"
+    assert not store._manifest.get("removed"), "past the threshold a removal consolidates"
     ids, vectors = EmbeddingStore(tmp_path / "emb").items()
     assert len(ids) == 99 - len(many) and not np.isin(many, ids).any()  # 5 came back
+
+
+def test_single_removals_write_small_parts_that_merge(tmp_path, monkeypatch):
+    from models import embedding_store
+
+    monkeypatch.setattr(embedding_store, "CONSOLIDATE_REMOVED", 1.0)  # keep every removal as a removed part
+    store = EmbeddingStore(tmp_path / "emb")
+    store.append(np.arange(1000), _vectors(1000))
+    store.vectors()
+    written = []
+    real = EmbeddingStore._write_array
+
+    def counting(path, array):
+        written.append(len(array))
+        real(path, array)
+
+    monkeypatch.setattr(EmbeddingStore, "_write_array", staticmethod(counting))
+    for i in range(300, 0, -1):  # descending ids: each part's ids still come out sorted
+        assert store.remove([i * 3]) == 1
+    parts = store._removed_parts()
+    assert len(parts) <= 9, parts  # a binary counter: popcount(300) = 4 parts
+    assert sum(store._removed_rows()) == 300
+    assert sum(written) < 300 * 12, "each removed id is rewritten O(log r) times, not once per later removal"
+    assert store.remove([3, 999]) == 1  # 3 is already removed
+    fresh = EmbeddingStore(tmp_path / "emb")
+    found, _ = fresh.lookup([3, 4, 900, 999])
+    assert found.tolist() == [False, True, False, False]
+    assert len(fresh) == 699 and not np.isin(np.arange(3, 901, 3), fresh.ids()).any()
+
+
+def test_a_store_with_one_removed_part_by_name_still_reads(tmp_path, monkeypatch):
+    import json
+
+    from models import embedding_store
+
+    monkeypatch.setattr(embedding_store, "CONSOLIDATE_REMOVED", 1.0)
+
+    store = EmbeddingStore(tmp_path)
+    store.append(np.arange(10), _vectors(10))
+    store.remove([4])
+    manifest = json.loads((tmp_path / "store.json").read_text())
+    manifest["removed"] = manifest["removed"][0]  # as written before the removed ids were a list of parts
+    del manifest["removed_rows"]
+    (tmp_path / "store.json").write_text(json.dumps(manifest))
+    old = EmbeddingStore(tmp_path)
+    assert old.remove([5]) == 1 and old.remove([4]) == 0
+    assert sorted(old.ids().tolist()) == [0, 1, 2, 3, 6, 7, 8, 9]
 
 
 def test_single_appends_merge_into_few_chunks(tmp_path):

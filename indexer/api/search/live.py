@@ -75,6 +75,7 @@ class LiveCatalog:
         self._watcher: threading.Thread | None = None
         self.flush_s = flush_s
         self._unsaved: set[str] = set()  # held indexes changed in memory since their last save
+        self._stores: dict[str, Any] = {}  # one EmbeddingStore per model, kept: it remembers its parts' mapped ids
         self._saved_at = time.monotonic()
         self.notes: list[str] = []  # the last events a face may want to show (reloads, dropped indexes)
         self.last_compaction: dict | None = None  # index, at (epoch s), seconds, folded (changes)
@@ -188,12 +189,11 @@ class LiveCatalog:
 
     def _index_new(self, image_id: int, path: str, label: str | None, vector: np.ndarray) -> list[str]:
         """A catalogued image's vector stored, served and indexed (the write lock held); the indexes' names."""
-        from models.embedding_store import EmbeddingStore
 
         engine = self.engine
         engine.publish_rows(engine.rows.with_row(image_id, (path, label)))
         ids = np.array([image_id], dtype=np.int64)
-        EmbeddingStore(self.workspace.embeddings_dir / self.model_name).append(ids, vector)
+        self._store(self.model_name).append(ids, vector)
         engine.publish_vectors(engine.served_vectors().changed(add=(ids, vector)))
         return self._change_indexes(add=(ids, vector), save=self.flush_s <= 0)
 
@@ -207,10 +207,17 @@ class LiveCatalog:
             self.engine.forget_selections()
         return fields
 
+    def _store(self, model_name: str) -> Any:
+        """The embedding store of ``model_name`` (the write lock held): one object kept per model."""
+        from models.embedding_store import EmbeddingStore
+
+        if model_name not in self._stores:
+            self._stores[model_name] = EmbeddingStore(self.workspace.embeddings_dir / model_name)
+        return self._stores[model_name]
+
     def delete_image(self, image_id: int) -> None:
         """Remove image ``image_id`` from the catalog, every embedding store and every index (NotFoundError if
         unknown). The catalog commit decides; the rest follows and is replayed at start-up if interrupted."""
-        from models.embedding_store import EmbeddingStore
 
         engine = self.engine
         ids = np.array([int(image_id)], dtype=np.int64)
@@ -225,7 +232,7 @@ class LiveCatalog:
             for model in models:
                 store_dir = self.workspace.embeddings_dir / model.name
                 if store_dir.is_dir():
-                    EmbeddingStore(store_dir).remove(ids, consolidate=False)  # O(deleted), not O(N)
+                    self._store(model.name).remove(ids, consolidate=False)  # O(changed), not O(N)
             engine.publish_vectors(engine.served_vectors().changed(remove=ids))
             self._change_indexes(remove=ids, save=self.flush_s <= 0)
             held = engine.held_names()
@@ -242,7 +249,6 @@ class LiveCatalog:
         Ok catalog images the model's store lacks are embedded (the served model); each index gets the stored
         vectors of ok images it lacks and loses ids that are no longer ok catalog images."""
         from indexer.core.membership import indexed_ids
-        from models.embedding_store import EmbeddingStore
         from models.errors import ImageError
 
         engine = self.engine
@@ -251,7 +257,7 @@ class LiveCatalog:
                 ok_rows = catalog.image_keys()
             ok_ids = np.fromiter((row.id for row in ok_rows), dtype=np.int64, count=len(ok_rows))
             engine.publish_rows(KnownRows(RowTable((row.id, row.path, row.label) for row in ok_rows)))
-            store = EmbeddingStore(self.workspace.embeddings_dir / self.model_name)
+            store = self._store(self.model_name)
             lacking = set(store.missing(ok_ids).tolist())
             pictures, new_ids = [], []
             for row in rows_to_embed(engine.model, ok_rows):  # an external model's vectors are imported
