@@ -57,6 +57,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def anon_file_mb(pid: int) -> tuple[float, float]:
+    """(RssAnon, RssFile) of process ``pid`` in MiB: its own heap, and the pages of the files it maps (the
+    served vectors' store file, shared and reclaimable)."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return tuple(round(int(fields[key].split()[0]) / 1024, 1) for key in ("RssAnon", "RssFile"))
+
+
 def metric(client, name: str) -> float:
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -152,6 +159,7 @@ def main() -> None:
         _, times = query_ids(client, queries)
         report["query_ms"] = percentiles(times)
         report["rss_mb_loaded"] = round(metric(client, "process_resident_memory_bytes") / 2**20, 1)
+        report["anon_file_mb_loaded"] = anon_file_mb(server.pid)
 
         log("timing single writes")
         add_times, delete_times, added = [], [], []
@@ -221,23 +229,28 @@ def main() -> None:
             report["compact_wall_s"] = round(time.perf_counter() - started, 2)
             done.set()
 
-        rss_peak = [0.0]
+        report["rss_mb_before_compaction"] = round(metric(client, "process_resident_memory_bytes") / 2**20, 1)
+        report["anon_file_mb_before_compaction"] = anon_file_mb(server.pid)
+        rss_peak, anon_peak = [0.0], [0.0]
         thread = threading.Thread(target=compact)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600) as other:
             thread.start()
             while not done.is_set():
                 during.extend(query_ids(other, queries[:20])[1])
                 rss_peak[0] = max(rss_peak[0], metric(other, "process_resident_memory_bytes"))
+                anon_peak[0] = max(anon_peak[0], anon_file_mb(server.pid)[0])
         thread.join()
         slowest = max(during) if during else None
         report["queries_during_compaction"] = len(during)
         report["slowest_query_during_compaction_ms"] = round(slowest, 3) if slowest else None
         report["rss_mb_peak_during_compaction"] = round(rss_peak[0] / 2**20, 1)
+        report["anon_mb_peak_during_compaction"] = anon_peak[0]
         report["compaction_in_place"] = bool(metric(client, "indexer_last_compaction_in_place"))
         found, _ = query_ids(client, queries)
         report["recall_after_compaction"] = round(recall(found, truth), 4)
         report["segments_after"] = client.get("/indexes").json()[0]["segments"]
         report["rss_mb_after"] = round(metric(client, "process_resident_memory_bytes") / 2**20, 1)
+        report["anon_file_mb_after"] = anon_file_mb(server.pid)
     finally:
         server.send_signal(signal.SIGINT)
         try:
