@@ -5,7 +5,8 @@ Seeded synthetic vectors (the bench's generators) get two generated fields, inde
 f x 1,000 values), and ``value``, a uniform number in [0, 1) (``value < f``). For each index kind (tuned to the
 target recall unfiltered, as ``indexer build`` tunes it) and each selection, the plan the service would run
 (:func:`indexer.core.filtered.choose_plan`: exact over the selected vectors when few, else the index's search
-with a selector and a widened setting) answers every query one at a time; recall@k is measured against exact
+with a selector and a setting widened by the index's measured table, as ``indexer build`` measures it:
+:func:`indexer.core.tuning.tune_filter_widening`) answers every query one at a time; recall@k is measured against exact
 search within the selection, and p50 against the same index's unfiltered p50. The catalog's part (the SQL that
 finds the selection) is not in these figures: the selection is computed once per filter with numpy and reused by
 every query, as the service reuses a repeated filter's selection and bitmap (``Searcher._selection``).
@@ -22,7 +23,7 @@ from indexer.core.build import build_index
 from indexer.core.factory import IndexParams
 from indexer.core.filtered import Selection, choose_plan, exact_within, search_within
 from indexer.core.search import exact_search, search
-from indexer.core.tuning import tune_search_param
+from indexer.core.tuning import tune_filter_widening, tune_search_param
 
 CATEGORIES = 1_000
 DEFAULT_FRACTIONS = (0.001, 0.01, 0.1, 0.5)
@@ -74,14 +75,15 @@ def run_filtered_bench(base: np.ndarray, queries: np.ndarray, tune_queries: np.n
         started = time.perf_counter()
         index, _ = build_index(IndexParams(kind=kind, seed=seed), base, ids)
         tuned = tune_search_param(index, base, ids, k=k, target_recall=target_recall, queries=tune_queries)
+        widening = tune_filter_widening(index, base, ids, k=k, target_recall=target_recall, seed=seed)
         build_s = time.perf_counter() - started
         _, plain_times = _timed(lambda q, index=index: search(index, q, k), queries)
         plain_p50 = float(np.median(plain_times))
         if log:
             log(f"{kind}: built and tuned in {build_s:.0f} s ({tuned.param_name if tuned else 'exact'} "
-                f"{tuned.value if tuned else ''}); unfiltered p50 {plain_p50:.3f} ms")
+                f"{tuned.value if tuned else ''}; filtered widening {widening}); unfiltered p50 {plain_p50:.3f} ms")
         for (field, fraction), allowed in chosen.items():
-            plan = choose_plan(index, len(allowed), n, k=k, exact_max=exact_max)
+            plan = choose_plan(index, len(allowed), n, k=k, exact_max=exact_max, widening=widening)
             if plan.kind == "exact":
                 def run(q, allowed=allowed):  # the service gathers the selected vectors, then one product
                     return exact_within(base[allowed], allowed, q, k)
@@ -96,7 +98,8 @@ def run_filtered_bench(base: np.ndarray, queries: np.ndarray, tune_queries: np.n
                    "recall": round(_recall(found, truths[(field, fraction)]), 4),
                    "p50_ms": round(float(np.median(times)), 3),
                    "p99_ms": round(float(np.percentile(times, 99)), 3), "unfiltered_p50_ms": round(plain_p50, 3),
-                   "ratio": round(float(np.median(times)) / plain_p50, 2), "build_s": round(build_s, 1)}
+                   "ratio": round(float(np.median(times)) / plain_p50, 2), "build_s": round(build_s, 1),
+                   "widening": widening}
             rows.append(row)
             if log:
                 log(" ".join(f"{key} {value}" for key, value in row.items()))

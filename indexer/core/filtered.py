@@ -21,6 +21,7 @@ Selections are sorted int64 id arrays. Large ones travel to FAISS as a bitmap ov
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,24 +62,29 @@ class Plan:
 
 
 def choose_plan(index: Any, selected: int, total: int, *, k: int, nprobe: int | None = None,
-                efSearch: int | None = None, exact_max: int | None = None) -> Plan:  # noqa: N803
+                efSearch: int | None = None, exact_max: int | None = None,  # noqa: N803
+                widening: Mapping[str, float] | None = None) -> Plan:
     """The plan for a selection of ``selected`` ids out of ``total`` vectors in ``index`` (a FAISS index or a
     segmented one). ``nprobe`` / ``efSearch``: the unfiltered setting asked for (default: the index's own).
 
     Exact when the selection is small (``exact_max``; default: at most :data:`EXACT_MIN`, or fewer than the
     vectors the filtered search would compare over :data:`EXACT_COST`, i.e. the widened nprobe's share of the
-    lists, or efSearch x the graph's level-0 degree), or when the index has nothing approximate to widen."""
+    lists, or efSearch x the graph's level-0 degree), or when the index has nothing approximate to widen.
+    ``widening``: the index's measured table (:func:`indexer.core.tuning.tune_filter_widening`, kept in its
+    sidecar); without it nprobe grows by :func:`widened` and efSearch by the inverse fraction."""
     sealed = getattr(index, "sealed", index)
     ivf, graph = find_ivf(sealed), find_hnsw(sealed)
     if ivf is None and graph is None:
         return Plan("exact", selected)
     if ivf is not None:
         base = nprobe if nprobe is not None else int(ivf.nprobe)
-        plan = Plan("filtered", selected, nprobe=min(int(ivf.nlist), math.ceil(base * widened(selected, total))))
+        times = widened(selected, total) if not widening else tuned_widening(widening, selected, total, graph=False)
+        plan = Plan("filtered", selected, nprobe=min(int(ivf.nlist), math.ceil(base * times)))
         scanned = plan.nprobe * total / max(1, int(ivf.nlist))
     else:
         base = max(k, efSearch if efSearch is not None else int(graph.hnsw.efSearch))  # FAISS searches max(ef, k)
-        plan = Plan("filtered", selected, efSearch=min(MAX_EF, math.ceil(base * total / max(selected, 1))))
+        times = total / max(selected, 1) if not widening else tuned_widening(widening, selected, total, graph=True)
+        plan = Plan("filtered", selected, efSearch=min(MAX_EF, math.ceil(base * times)))
         scanned = plan.efSearch * int(graph.hnsw.nb_neighbors(0))
     limit = max(EXACT_MIN, scanned / EXACT_COST) if exact_max is None else exact_max
     if selected <= limit:
@@ -98,6 +104,24 @@ def widened(selected: int, total: int) -> float:
     if selected <= 0 or total <= 0:
         return 1.0
     return float(min(MAX_WIDEN, max(1.0, WIDEN * math.sqrt(total / selected))))
+
+
+def tuned_widening(table: Mapping[str, float], selected: int, total: int, *, graph: bool) -> float:
+    """The multiple of the unfiltered setting for a selection of ``selected`` of ``total``, from an index's
+    measured ``{fraction: multiple}`` table: interpolated in log fraction between the measured points (and 1x
+    at everything selected); below the narrowest point, grown as :func:`widened` grows (an IVF: the inverse
+    square root of the fraction, at most :data:`MAX_WIDEN`) or as the inverse fraction (a graph)."""
+    fraction = min(1.0, max(selected, 1) / max(total, 1))
+    points = sorted([(float(f), float(w)) for f, w in table.items()] + [(1.0, 1.0)])
+    narrowest, times = points[0]
+    if fraction <= narrowest:
+        grown = times * (narrowest / fraction if graph else math.sqrt(narrowest / fraction))
+        return grown if graph else min(float(MAX_WIDEN), grown)
+    for (low_f, low_w), (high_f, high_w) in zip(points, points[1:]):
+        if fraction <= high_f:
+            at = (math.log(fraction) - math.log(low_f)) / max(math.log(high_f) - math.log(low_f), 1e-12)
+            return max(1.0, low_w + at * (high_w - low_w))
+    return 1.0
 
 
 class Selection:

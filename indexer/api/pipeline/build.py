@@ -233,7 +233,7 @@ def update(workspace: Workspace, name: str, *, progress: bool = True) -> BuildOu
 
 def _tune(index, vectors, ids, kind, nprobe, efSearch, target_recall, seed) -> dict:  # noqa: N803
     from indexer.core.settings import knob_of
-    from indexer.core.tuning import tune_search_param
+    from indexer.core.tuning import tune_filter_widening, tune_search_param
 
     knob = knob_of(index)
     given = {NPROBE: nprobe, EF_SEARCH: efSearch}.get(knob)
@@ -241,8 +241,9 @@ def _tune(index, vectors, ids, kind, nprobe, efSearch, target_recall, seed) -> d
         return {}
     target = DEFAULT_TARGET_RECALL if target_recall is None else target_recall
     result = tune_search_param(index, vectors, ids, k=TUNING_K, target_recall=target, seed=seed)
+    widening = tune_filter_widening(index, vectors, ids, k=TUNING_K, target_recall=target, seed=seed)
     return {"param": result.param_name, "value": result.value, "recall": result.recall, "target": target,
-            "reached": result.reached, "k": TUNING_K, "tried": result.tried}
+            "reached": result.reached, "k": TUNING_K, "tried": result.tried, "filter_widen": widening}
 
 
 def _check_search_options(kind: str, nprobe: int | None, efSearch: int | None) -> None:  # noqa: N803

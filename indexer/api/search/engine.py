@@ -426,7 +426,8 @@ class Searcher:
         if rerank.mode == "qe":
             raise InputError("a filter and re-ranking 'qe' together are not supported; drop one of them")
         plan = choose_plan(held.index, len(allowed), held.ntotal, k=wanted, nprobe=nprobe,
-                           exact_max=0 if rerank.mode == "dba" else _exact_max())
+                           exact_max=0 if rerank.mode == "dba" else _exact_max(),
+                           widening=(held.sidecar.get("tuning") or {}).get("filter_widen"))
         if plan.kind == "exact":
             found, stored = self._stored(allowed.ids)
             scores, ids = exact_within(stored, np.asarray(found, np.int64), vectors, wanted,

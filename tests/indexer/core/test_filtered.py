@@ -17,6 +17,7 @@ from indexer.core.filtered import (
     exact_within,
     id_selector,
     search_within,
+    tuned_widening,
 )
 from indexer.core.search import exact_search, search
 from indexer.core.segments import SegmentedIndex
@@ -98,6 +99,52 @@ def test_a_selector_admits_exactly_the_ids_given(count):
     assert np.isin(found, allowed).all()
     _, truth = exact_search(x[np.isin(ids, allowed)], allowed, x[:20], 50)
     assert (found == truth).all()
+
+
+@pytest.fixture(scope="module")
+def widenings():
+    """The measured widening table of each tuned 20,000-vector index (as ``indexer build`` keeps it)."""
+    from indexer.core.tuning import tune_filter_widening
+
+    out = {}
+    for kind in ("ivf", "hnsw"):
+        x, ids, index, *_ = _tuned(kind)
+        out[kind] = tune_filter_widening(index, x, ids, k=10, target_recall=0.95, seed=0)
+    return out
+
+
+def test_the_measured_widening_grows_as_the_selection_narrows(widenings):
+    for kind, table in widenings.items():
+        assert set(table) == {"0.5", "0.1"}, table  # 200 selected at 1 %: too few to measure
+        assert 1.0 <= table["0.5"] <= table["0.1"], (kind, table)
+        assert table["0.1"] > 1.0, (kind, table)
+
+
+def test_the_plan_reads_a_measured_table_between_and_beyond_its_points():
+    table = {"0.5": 1.2, "0.1": 2.0, "0.01": 6.0}
+    assert tuned_widening(table, 100_000, 10**6, graph=False) == pytest.approx(2.0)
+    assert tuned_widening(table, 10**6, 10**6, graph=False) == pytest.approx(1.0), "everything selected: 1x"
+    between = tuned_widening(table, 31_623, 10**6, graph=False)  # half-way between 1 % and 10 % in log
+    assert between == pytest.approx(4.0, rel=1e-3)
+    assert tuned_widening(table, 1_000, 10**6, graph=False) == pytest.approx(min(MAX_WIDEN, 6.0 * 10 ** 0.5))
+    assert tuned_widening(table, 1_000, 10**6, graph=True) == pytest.approx(60.0), "a graph: inverse fraction"
+    ivf = build_index(IndexParams(kind="ivf", nlist=64, nprobe=4, seed=0), _clustered(3000, 16, 0),
+                      np.arange(3000, dtype=np.int64))[0]
+    plan = choose_plan(ivf, 100_000, 10**6, k=10, exact_max=0, widening=table)
+    assert plan == Plan("filtered", 100_000, nprobe=8), "4 x the measured 2.0 at 10 %"
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+@pytest.mark.parametrize("fraction", [0.01, 0.1, 0.5])
+def test_recall_holds_within_a_narrow_selection_with_the_measured_widening(kind, fraction, widenings):
+    """The setting widened by the index's measured table keeps recall@10 within a (different) selection."""
+    x, ids, index, queries, knob, value = _tuned(kind)
+    allowed = np.sort(np.random.default_rng(5).choice(ids, int(fraction * len(ids)), replace=False))
+    plan = choose_plan(index, len(allowed), len(ids), k=10, exact_max=0, widening=widenings[kind])
+    _, found = search_within(index, queries, 10, allowed, plan)
+    _, truth = exact_search(x[allowed], allowed, queries, 10)
+    # tuned on 200 other queries and another selection: within a point of the target (one sigma at 1,000 hits)
+    assert _recall(found, truth) >= 0.94, (value, plan, widenings[kind], _recall(found, truth))
 
 
 @pytest.mark.parametrize("kind", ["ivf", "hnsw"])
