@@ -6,6 +6,7 @@ objects, so callers cannot trigger lazy loads or accidental writes.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import Engine, delete, func, insert, select, text
@@ -18,6 +19,7 @@ from storage.filters import Filter, needs_labels, parse_filter, where_clause
 from storage.rows import (
     ArtifactRow,
     CatalogSummary,
+    FileKey,
     ImageKey,
     ImageRow,
     image_row,
@@ -207,6 +209,17 @@ class Catalog:
         query = (select(Image.id, Image.path, Label.name, Image.format, Image.sha256)
                  .outerjoin(Label, Image.label_id == Label.id).where(Image.status == status).order_by(Image.id))
         return [ImageKey(*row) for row in self.session.execute(query)]
+
+    def files_under(self, folder: str) -> list[FileKey]:
+        """Every image row (any status) whose path lies under ``folder`` (an absolute path, no trailing
+        separator), in id order: what a folder watcher compares with the files on disk."""
+        prefix = folder.rstrip(os.sep) + os.sep
+        query = (select(Image.id, Image.path, Image.status, Image.sha256, Image.size_bytes, Label.name,
+                        Image.updated_at)
+                 .outerjoin(Label, Image.label_id == Label.id)
+                 .where(Image.path.startswith(prefix, autoescape=True)).order_by(Image.id))
+        return [FileKey(image_id, path, status, sha256, size, label, _epoch(updated))
+                for image_id, path, status, sha256, size, label, updated in self.session.execute(query)]
 
     # ----------------------------------------------------------------- user fields
     def fields(self) -> dict[str, str]:
@@ -419,3 +432,14 @@ class Catalog:
     def indexes(self) -> list[ArtifactRow]:
         rows = self.session.scalars(select(Index).order_by(Index.created_at)).unique()
         return [index_row(i) for i in rows]
+
+
+def _epoch(moment) -> float:
+    """Unix seconds of a stored time (SQLite hands back naive datetimes, which are UTC)."""
+    from datetime import timezone
+
+    if moment is None:
+        return 0.0
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
