@@ -318,6 +318,16 @@ class Catalog:
                 found[image.path] = image_row(image)
         return found
 
+    def copies_of(self, ids: Iterable[int]) -> list[int]:
+        """Ids of the images recorded as byte-identical copies (``duplicate_of``) of ``ids``, ascending: the
+        ones :meth:`remove_images` promotes when their original goes."""
+        wanted = [int(i) for i in ids]
+        found: list[int] = []
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            found += self.session.scalars(select(Image.id).where(Image.duplicate_of.in_(chunk)))
+        return sorted(found)
+
     def remove_images(self, ids: Iterable[int]) -> int:
         """Delete images by id. Copies of a removed image take its place: the first copy becomes the
         usable image (status ok, unless it already was) and the other copies point at it."""
