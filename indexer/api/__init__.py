@@ -73,6 +73,7 @@ from indexer.api.search.query import draw_answer, query
 from indexer.api.search.results import Answer, Hit, QueryOutcome
 from indexer.api.search.uploads import content_type
 from indexer.api.watch.settings import WATCH_LABELS, WATCH_MODES, WatchConfig
+from indexer.api.watch.status import COUNTS as WATCH_COUNTS
 from indexer.api.watch.status import WatchStatus
 from indexer.api.watch.watcher import Watcher
 from indexer.api.workspace import DEFAULT_WORKSPACE, Workspace
@@ -101,7 +102,7 @@ __all__ = [
     "RECIPES", "RECIPE_OVERRIDES", "RERANK_MODES", "TTA_MODES", "Answer", "BenchReport", "BuildOutcome",
     "CatalogStatus", "Example", "ExportOutcome", "Hit", "ImportOutcome", "IndexFolderOutcome", "IndexerError", "InputError",
     "LiveCatalog", "MissingDependencyError", "NotFoundError", "QueryOutcome", "Recipe", "Rerank", "Searcher", "TagOutcome",
-    "TrainOutcome", "WATCH_LABELS", "WATCH_MODES", "WatchConfig", "WatchStatus", "Watcher", "Workspace", "backup_workspace", "bench_catalog", "bench_filtered", "bench_synthetic", "build_index",
+    "TrainOutcome", "WATCH_COUNTS", "WATCH_LABELS", "WATCH_MODES", "WatchConfig", "WatchStatus", "Watcher", "Workspace", "backup_workspace", "bench_catalog", "bench_filtered", "bench_synthetic", "build_index",
     "cached_imagenet_file", "catalog_fields", "catalog_images", "catalog_status", "catalog_vectors", "content_type", "image_fields", "image_id_of",
     "default_model_name", "derive_model", "draw_answer", "draw_duplicates", "embed", "export_vectors",
     "find_duplicates", "import_vectors", "index_folder", "ingest_directory", "ingest_flowers102", "offset_of",

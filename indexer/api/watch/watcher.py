@@ -89,7 +89,7 @@ class Watcher:
     def wait_idle(self, timeout: float) -> bool:
         """True once no event, settling file, batch or scan is waiting (within ``timeout`` seconds)."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and (self._thread is not None and self._thread.is_alive()):
             with self._lock:
                 idle = (not self._busy and self._events.empty() and not len(self._settler) and not self._batch
                         and (self._scan_due is None or self._scan_due > time.monotonic()))
