@@ -195,14 +195,14 @@ def run(work: Path, args) -> dict:
             data = noise_png(seed + i)
             closed = copy_in(folder, f"single_{i}.png", data)
             path = str(folder / f"single_{i}.png")
-            if wait_for(lambda: service.top(data)[0] == path, args.timeout) is not None:
+            if wait_for(lambda data=data, path=path: service.top(data)[0] == path, args.timeout) is not None:
                 singles.append(time.monotonic() - closed)
         report["single_copy_to_searchable"] = percentiles(singles)
         for i in range(args.singles):  # (3) deletes
             data, path = noise_png(seed + i), folder / f"single_{i}.png"
             path.unlink()
             gone = time.monotonic()
-            if wait_for(lambda: service.top(data)[0] != str(path), args.timeout) is not None:
+            if wait_for(lambda data=data, path=path: service.top(data)[0] != str(path), args.timeout) is not None:
                 deletes.append(time.monotonic() - gone)
         report["delete_to_gone"] = percentiles(deletes)
         # (2) the burst
