@@ -21,6 +21,7 @@ from indexer.cli.photos import index
 from indexer.cli.searching import bench, build, dupes, query, remove
 from indexer.cli.training import embed, model, train
 from indexer.cli.vectors import import_vectors
+from indexer.cli.watching import watch
 
 
 class IndexerGroup(click.Group):
@@ -166,8 +167,16 @@ def export(ctx: click.Context, dest: str, model_name: str | None, export_format:
 @click.option("--save-every", "flush_s", type=click.FloatRange(min=0), default=5.0, show_default=True,
               help="Seconds index files may lag the writes (catalog and vectors are durable at once; 0: save each write); "
                    "a large index waits 20x its last save's duration instead when that is longer.")
+@click.option("--watch", "watch", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="A folder that stays indexed: new, changed, moved and deleted images are applied while serving "
+                   "(repeatable; see 'indexer watch --help').")
+@click.option("--watch-mode", type=click.Choice(api.WATCH_MODES), default="auto", show_default=True,
+              help="events (inotify), polling (a periodic scan, for network file systems), or auto.")
+@click.option("--watch-labels", type=click.Choice(api.WATCH_LABELS), default="auto", show_default=True,
+              help="Labels of watched files: folders (sub-folder names), none, or auto (as the folder was ingested).")
 @click.pass_context
-def serve(ctx: click.Context, index_name, host, port, k, max_upload_mb, token, flush_s) -> None:
+def serve(ctx: click.Context, index_name, host, port, k, max_upload_mb, token, flush_s, watch, watch_mode,
+          watch_labels) -> None:
     """Serve queries, uploads and deletes over HTTP, with a web page at / (FastAPI on uvicorn)."""
     try:
         from indexer.service import ServiceConfig
@@ -175,7 +184,8 @@ def serve(ctx: click.Context, index_name, host, port, k, max_upload_mb, token, f
     except ImportError as exc:
         raise click.ClickException(f"the service needs the 'serve' extra: pip install -e '.[serve]' ({exc})") from None
     config = ServiceConfig(workspace=ctx.obj["workspace"], db=ctx.obj["db"], index=index_name, host=host, port=port,
-                           k=k, max_upload_mb=max_upload_mb, token=token, flush_s=flush_s)
+                           k=k, max_upload_mb=max_upload_mb, token=token, flush_s=flush_s, watch=tuple(watch),
+                           watch_mode=watch_mode, watch_labels=watch_labels)
     run_service(config, announce=lambda line: click.echo(line, err=line.startswith("warning")))
 
 
@@ -203,7 +213,7 @@ def db_upgrade(ctx: click.Context) -> None:
     click.echo(f"catalog schema at revision {api.upgrade_database(workspace_of(ctx))}")
 
 
-for command in (index, train, model, embed, build, query, remove, bench, dupes, import_vectors, tag):  # indexer/cli/
+for command in (index, train, model, embed, build, query, remove, bench, dupes, import_vectors, tag, watch):  # indexer/cli/
     main.add_command(command)
 
 

@@ -6,6 +6,7 @@ objects, so callers cannot trigger lazy loads or accidental writes.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import Engine, delete, func, insert, select, text
@@ -18,6 +19,7 @@ from storage.filters import Filter, needs_labels, parse_filter, where_clause
 from storage.rows import (
     ArtifactRow,
     CatalogSummary,
+    FileKey,
     ImageKey,
     ImageRow,
     image_row,
@@ -208,6 +210,17 @@ class Catalog:
                  .outerjoin(Label, Image.label_id == Label.id).where(Image.status == status).order_by(Image.id))
         return [ImageKey(*row) for row in self.session.execute(query)]
 
+    def files_under(self, folder: str) -> list[FileKey]:
+        """Every image row (any status) whose path lies under ``folder`` (an absolute path, no trailing
+        separator), in id order: what a folder watcher compares with the files on disk."""
+        prefix = folder.rstrip(os.sep) + os.sep
+        query = (select(Image.id, Image.path, Image.status, Image.sha256, Image.size_bytes, Label.name,
+                        Image.updated_at)
+                 .outerjoin(Label, Image.label_id == Label.id)
+                 .where(Image.path.startswith(prefix, autoescape=True)).order_by(Image.id))
+        return [FileKey(image_id, path, status, sha256, size, label, _epoch(updated))
+                for image_id, path, status, sha256, size, label, updated in self.session.execute(query)]
+
     # ----------------------------------------------------------------- user fields
     def fields(self) -> dict[str, str]:
         """The declared user fields: name -> type (text, number, date)."""
@@ -304,6 +317,16 @@ class Catalog:
             for image in self.session.scalars(select(Image).where(Image.path.in_(chunk))).unique():
                 found[image.path] = image_row(image)
         return found
+
+    def copies_of(self, ids: Iterable[int]) -> list[int]:
+        """Ids of the images recorded as byte-identical copies (``duplicate_of``) of ``ids``, ascending: the
+        ones :meth:`remove_images` promotes when their original goes."""
+        wanted = [int(i) for i in ids]
+        found: list[int] = []
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            found += self.session.scalars(select(Image.id).where(Image.duplicate_of.in_(chunk)))
+        return sorted(found)
 
     def remove_images(self, ids: Iterable[int]) -> int:
         """Delete images by id. Copies of a removed image take its place: the first copy becomes the
@@ -419,3 +442,14 @@ class Catalog:
     def indexes(self) -> list[ArtifactRow]:
         rows = self.session.scalars(select(Index).order_by(Index.created_at)).unique()
         return [index_row(i) for i in rows]
+
+
+def _epoch(moment) -> float:
+    """Unix seconds of a stored time (SQLite hands back naive datetimes, which are UTC)."""
+    from datetime import timezone
+
+    if moment is None:
+        return 0.0
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()

@@ -36,6 +36,19 @@ class ImageKey(NamedTuple):
     sha256: str | None
 
 
+class FileKey(NamedTuple):
+    """What a folder watcher compares with the file on disk: the row's path, status, content, size, label and
+    when the row was last written (Unix seconds, UTC)."""
+
+    id: int
+    path: str
+    status: str
+    sha256: str | None
+    size_bytes: int | None
+    label: str | None
+    updated_at: float
+
+
 @dataclass(frozen=True)
 class ArtifactRow:
     """A registered model or index. ``path`` is relative to the workspace."""

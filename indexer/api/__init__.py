@@ -4,7 +4,8 @@ The faces (``cli.py``, the HTTP service) call these functions and print or serve
 Its rooms: :mod:`indexer.api.registry` (what the catalog records of models and indexes, and the one
 sequence that changes an index file), :mod:`indexer.api.search` (the query engine, one-shot and live),
 :mod:`indexer.api.pipeline` (ingest, train, embed, build, remove, export, import, dupes, bench) and
-:mod:`indexer.api.admin` (status, consistency, backup). Importing it loads neither torch nor faiss:
+:mod:`indexer.api.admin` (status, consistency, backup), and :mod:`indexer.api.watch` over them all (folders that
+stay indexed). Importing it loads neither torch nor faiss:
 every module imports those inside the functions that need them.
 """
 
@@ -71,6 +72,10 @@ from indexer.api.search.narrowing import MAX_OFFSET, offset_of, page_token
 from indexer.api.search.query import draw_answer, query
 from indexer.api.search.results import Answer, Hit, QueryOutcome
 from indexer.api.search.uploads import content_type
+from indexer.api.watch.settings import WATCH_LABELS, WATCH_MODES, WatchConfig
+from indexer.api.watch.status import COUNTS as WATCH_COUNTS
+from indexer.api.watch.status import WatchStatus
+from indexer.api.watch.watcher import Watcher
 from indexer.api.workspace import DEFAULT_WORKSPACE, Workspace
 from indexer.bench.peers import PEERS
 from indexer.core.kinds import (
@@ -97,7 +102,7 @@ __all__ = [
     "RECIPES", "RECIPE_OVERRIDES", "RERANK_MODES", "TTA_MODES", "Answer", "BenchReport", "BuildOutcome",
     "CatalogStatus", "Example", "ExportOutcome", "Hit", "ImportOutcome", "IndexFolderOutcome", "IndexerError", "InputError",
     "LiveCatalog", "MissingDependencyError", "NotFoundError", "QueryOutcome", "Recipe", "Rerank", "Searcher", "TagOutcome",
-    "TrainOutcome", "Workspace", "backup_workspace", "bench_catalog", "bench_filtered", "bench_synthetic", "build_index",
+    "TrainOutcome", "WATCH_COUNTS", "WATCH_LABELS", "WATCH_MODES", "WatchConfig", "WatchStatus", "Watcher", "Workspace", "backup_workspace", "bench_catalog", "bench_filtered", "bench_synthetic", "build_index",
     "cached_imagenet_file", "catalog_fields", "catalog_images", "catalog_status", "catalog_vectors", "content_type", "image_fields", "image_id_of",
     "default_model_name", "derive_model", "draw_answer", "draw_duplicates", "embed", "export_vectors",
     "find_duplicates", "import_vectors", "index_folder", "ingest_directory", "ingest_flowers102", "offset_of",

@@ -75,7 +75,8 @@ def run_filtered_bench(base: np.ndarray, queries: np.ndarray, tune_queries: np.n
         started = time.perf_counter()
         index, _ = build_index(IndexParams(kind=kind, seed=seed), base, ids)
         tuned = tune_search_param(index, base, ids, k=k, target_recall=target_recall, queries=tune_queries)
-        widening = tune_filter_widening(index, base, ids, k=k, target_recall=target_recall, seed=seed)
+        widening = tune_filter_widening(index, base, ids, k=k, target_recall=target_recall, seed=seed,
+                                        queries=tune_queries)
         build_s = time.perf_counter() - started
         _, plain_times = _timed(lambda q, index=index: search(index, q, k), queries)
         plain_p50 = float(np.median(plain_times))

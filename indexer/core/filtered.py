@@ -33,8 +33,9 @@ from indexer.core.factory import find_hnsw, find_ivf
 EXACT_MIN = 2_000  # selections up to this many vectors are always searched exactly
 POST_FROM = 0.25  # a selection of at least this fraction is searched unfiltered, then filtered
 POST_OVERFETCH = 2.0  # ... for k / fraction x this many results, falling back to "filtered" when short
-POST_WIDEN = 1.25  # ... at this many times the index's setting: its deeper ranks need more than its top 10 (1M:
-#                    at the plain setting, recall@10 within a 50 % selection was 0.94 for ivf)
+POST_WIDEN = 1.25  # ... at this many times the index's setting (without a measured table; with one, the filtered
+#                    plan's widening: at one nprobe both plans scan the same lists and reached the same recall at
+#                    1M, benchmarks/post_plan.py): its deeper ranks need more than its top 10
 EXACT_COST = 2.0  # a selected vector compared exactly costs about this many vectors an index scans (the gather)
 MAX_WIDEN = 16  # nprobe grows at most this many times for a narrow selection
 WIDEN = 1.5  # nprobe x WIDEN / sqrt(fraction selected)
@@ -90,7 +91,8 @@ def choose_plan(index: Any, selected: int, total: int, *, k: int, nprobe: int | 
     if selected <= limit:
         return Plan("exact", selected)
     if ivf is not None and selected >= POST_FROM * total and exact_max is None:  # most pass: search, then keep
-        return Plan("post", selected, nprobe=min(int(ivf.nlist), math.ceil(base * POST_WIDEN)))
+        post = POST_WIDEN if not widening else tuned_widening(widening, selected, total, graph=False)
+        return Plan("post", selected, nprobe=min(int(ivf.nlist), math.ceil(base * post)))
     return plan  # a graph: its filtered search at 50 % cost 1.6x unfiltered at 1M, its post search 2.3x
 
 

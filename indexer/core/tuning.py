@@ -138,14 +138,16 @@ FILTER_MIN_SELECTED = 1_000  # smaller tuning selections say little (and the pla
 
 def tune_filter_widening(index: Any, base: np.ndarray, ids: np.ndarray | None = None, *, k: int = 10,
                          target_recall: float = 0.95, n_queries: int = 200, seed: int = 0,
-                         fractions: tuple[float, ...] = FILTER_FRACTIONS, margin: float = 0.01) -> dict[str, float]:
+                         fractions: tuple[float, ...] = FILTER_FRACTIONS, margin: float = 0.01,
+                         queries: np.ndarray | None = None) -> dict[str, float]:
     """How many times its own nprobe / efSearch ``index`` needs, searched with a selector, to reach
     ``target_recall`` (plus ``margin``: the setting is picked on few queries and must hold on others) within a
     random selection of each fraction: ``{"0.1": 2.4, ...}`` (fractions whose
     selection would hold fewer than :data:`FILTER_MIN_SELECTED` vectors are left out; {} for exact kinds).
 
-    The queries are ``n_queries`` base rows sampled with ``seed`` and left out of every selection (a stored
-    vector would find itself). What a selection needs depends on the data and the index (20,000 clustered
+    The queries are the held-out ``queries`` when given (best, as for :func:`tune_search_param`), else
+    ``n_queries`` base rows sampled with ``seed`` and left out of every selection (a stored vector would find
+    itself). What a selection needs depends on the data and the index (20,000 clustered
     vectors at nprobe 4 of 128 lists needed 2.5x at 10 %; a realistic million at nprobe 37, 2.4x reached 0.955),
     so it is measured per index at build, like the unfiltered setting, and
     :func:`indexer.core.filtered.choose_plan` reads it back."""
@@ -163,9 +165,11 @@ def tune_filter_widening(index: Any, base: np.ndarray, ids: np.ndarray | None = 
     own = int(default_settings(index).get(param) or 1)
     own = own if param == NPROBE else max(own, k)  # FAISS's graph search uses max(efSearch, k)
     rng = np.random.default_rng(seed)
-    rows = rng.choice(xb.shape[0], size=min(n_queries, xb.shape[0]), replace=False)
-    xq = xb[rows]
-    others = np.setdiff1d(np.arange(xb.shape[0]), rows)
+    if queries is not None:
+        xq, others = as_vectors(queries, index.d, name="tuning queries"), np.arange(xb.shape[0])
+    else:
+        rows = rng.choice(xb.shape[0], size=min(n_queries, xb.shape[0]), replace=False)
+        xq, others = xb[rows], np.setdiff1d(np.arange(xb.shape[0]), rows)
     table: dict[str, float] = {}
     for fraction in fractions:
         count = int(fraction * xb.shape[0])

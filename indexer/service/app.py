@@ -33,6 +33,9 @@ class ServiceConfig:
     token: str | None = None
     watch_s: float = 1.0
     flush_s: float = 5.0  # the longest an index file lags the acknowledged writes (see LiveCatalog)
+    watch: tuple[str, ...] = ()  # folders that stay indexed (serve --watch DIR)
+    watch_mode: str = "auto"
+    watch_labels: str = "auto"
 
     def __post_init__(self) -> None:
         if not 1 <= self.k <= api.MAX_K:
@@ -43,6 +46,14 @@ class ServiceConfig:
             raise api.InputError(f"--save-every must be 0 or more seconds; got {self.flush_s}")
         if not 0 <= self.port <= 65535:
             raise api.InputError(f"--port must be in 0..65535; got {self.port}")
+        if self.watch:
+            self.watch_config()  # a missing folder or a bad mode is refused before anything loads
+
+    def watch_config(self):
+        """The :class:`indexer.api.WatchConfig` of ``--watch`` (None without it)."""
+        if not self.watch:
+            return None
+        return api.WatchConfig(folders=tuple(self.watch), mode=self.watch_mode, labels=self.watch_labels)
 
     @property
     def loopback(self) -> bool:
@@ -58,20 +69,32 @@ class ServiceConfig:
                                flush_s=self.flush_s)
 
 
-def create_app(config: ServiceConfig, live=None) -> FastAPI:
-    """The app serving ``live`` (opened from ``config`` at start-up when None; closed at shutdown)."""
+def create_app(config: ServiceConfig, live=None, announce=None) -> FastAPI:
+    """The app serving ``live`` (opened from ``config`` at start-up when None; closed at shutdown), with a
+    folder watcher over it when ``config.watch`` names folders (started after the live catalog, stopped
+    before it closes); ``announce`` gets a line saying what is watched and how."""
     from indexer.service.routes import add_routes
 
-    state: dict = {"live": live}
+    state: dict = {"live": live, "watcher": None}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if state["live"] is None:
             state["live"] = config.open()
         state["live"].start_watching(config.watch_s)
+        if config.watch:
+            watcher = api.Watcher(state["live"], config.watch_config(), notify=announce and
+                                  (lambda line: announce(f"note: watch: {line}")))
+            watcher.start()
+            state["watcher"] = watcher
+            if announce is not None:
+                status = watcher.status()
+                announce(f"watching {', '.join(status.folders)}: {status.mode} ({status.mode_reason})")
         try:
             yield
         finally:
+            if state["watcher"] is not None:
+                state["watcher"].stop()
             state["live"].close()
 
     app = FastAPI(title="indexer", summary="Image search over the catalog", lifespan=lifespan)
@@ -92,8 +115,8 @@ def create_app(config: ServiceConfig, live=None) -> FastAPI:
 
     _add_error_handlers(app)
     _add_upload_limit(app, config.max_upload_bytes)
-    add_routes(app, config, current, writer)
-    _add_metrics(app, lambda: state["live"])
+    add_routes(app, config, current, writer, lambda: state["watcher"])
+    _add_metrics(app, lambda: state["live"], lambda: state["watcher"])
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)
@@ -141,13 +164,13 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, unexpected)
 
 
-def _add_metrics(app: FastAPI, live) -> None:
+def _add_metrics(app: FastAPI, live, watcher) -> None:
     """``GET /metrics`` (Prometheus text) and the middleware that counts and times every request."""
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
     from indexer.service.metrics import MetricsMiddleware, ServiceMetrics
 
-    metrics = ServiceMetrics(live)
+    metrics = ServiceMetrics(live, watcher)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     @app.get("/metrics", summary="Requests, latency, segments, compaction and memory in Prometheus text format",

@@ -13,7 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from indexer.api import WATCH_COUNTS
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -21,7 +23,7 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 class ServiceMetrics:
     """The registry of one app: request counters and latency, and a collector over the live catalog."""
 
-    def __init__(self, live: Callable[[], Any]) -> None:
+    def __init__(self, live: Callable[[], Any], watcher: Callable[[], Any] = lambda: None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter("indexer_requests", "Requests answered, by route, method and status.",
                                 ("route", "method", "status"), registry=self.registry)
@@ -31,6 +33,7 @@ class ServiceMetrics:
                                  ("route", "method"), buckets=LATENCY_BUCKETS, registry=self.registry)
         ProcessCollector(registry=self.registry)  # process_resident_memory_bytes and friends
         self.registry.register(_LiveCollector(live))
+        self.registry.register(_WatchCollector(watcher))
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).inc()
@@ -42,7 +45,7 @@ class ServiceMetrics:
 class _LiveCollector:
     """Gauges read from the live catalog at each scrape (nothing when it is still loading)."""
 
-    def __init__(self, live: Callable[[], Any]) -> None:
+    def __init__(self, live: Callable[[], Any], watcher: Callable[[], Any] = lambda: None) -> None:
         self.live = live
 
     def describe(self) -> list:
@@ -79,6 +82,40 @@ class _LiveCollector:
         yield GaugeMetricFamily("indexer_last_compaction_in_place",
                                 "1 when the last compaction changed the sealed index in place (no second copy).",
                                 value=float(bool(last and last.get("in_place"))))
+
+
+class _WatchCollector:
+    """The folder watcher's figures (``serve --watch``; nothing without it)."""
+
+    def __init__(self, watcher: Callable[[], Any]) -> None:
+        self.watcher = watcher
+
+    def describe(self) -> list:
+        return []
+
+    def collect(self):
+        watcher = self.watcher()
+        if watcher is None:
+            return
+        status = watcher.status()
+        info = GaugeMetricFamily("indexer_watch_info", "1 per watched folder, with the watcher's mode.",
+                                 labels=("folder", "mode", "labels"))
+        for folder in status.folders:
+            info.add_metric((folder, status.mode, status.labels.get(folder, "")), 1)
+        files = CounterMetricFamily("indexer_watch_files", "Watched files applied since start, by outcome.",
+                                    labels=("outcome",))
+        for outcome in WATCH_COUNTS:
+            files.add_metric((outcome,), getattr(status, outcome))
+        yield info
+        yield files
+        yield CounterMetricFamily("indexer_watch_events", "File-system events received.", value=status.events_seen)
+        yield CounterMetricFamily("indexer_watch_batches", "Batches applied.", value=status.batches)
+        yield CounterMetricFamily("indexer_watch_scans", "Reconciling scans of the folders.", value=status.scans)
+        yield GaugeMetricFamily("indexer_watch_pending_files", "Files waiting to settle or in the next batch.",
+                                value=status.pending)
+        yield GaugeMetricFamily("indexer_watch_running", "1 while the watcher runs.", value=float(status.running))
+        yield GaugeMetricFamily("indexer_watch_last_error", "1 when the watcher has recorded an error (see /status).",
+                                value=float(status.last_error is not None))
 
 
 class MetricsMiddleware:

@@ -38,7 +38,7 @@ QUERY_BODIES = {"requestBody": {"required": True, "content": {
 }}}
 
 
-def add_routes(app: FastAPI, config, current, writer) -> None:
+def add_routes(app: FastAPI, config, current, writer, watching=lambda: None) -> None:
     k_query = Query(config.k, ge=1, le=api.MAX_K, description="results to return")
     index_query = Query(None, description="index name (default: the one the service was started with)")
     image_id = Path(..., ge=1, le=2**62)
@@ -175,7 +175,9 @@ def add_routes(app: FastAPI, config, current, writer) -> None:
              response_model=StatusOut)
     def status() -> dict:
         live = current()  # a read: it saves nothing (unsaved changes are listed, and saved by the service)
-        return {**api.catalog_status(live.workspace), "unsaved_indexes": live.unsaved()}
+        watcher = watching()
+        return {**api.catalog_status(live.workspace), "unsaved_indexes": live.unsaved(),
+                "watch": watcher.status().to_dict() if watcher is not None else None}
 
     @app.get("/fields", summary="What a filter can name: the user fields (with types) and the labels",
              response_model=CatalogFieldsOut)

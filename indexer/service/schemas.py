@@ -69,6 +69,27 @@ class IndexOut(BaseModel):
     segments: SegmentsOut
 
 
+class WatchOut(BaseModel):
+    folders: list[str] = Field(description="the watched folders (absolute)")
+    mode: str = Field(description="events (the platform's notifications: inotify) or polling (a periodic scan)")
+    mode_reason: str = Field(description="why that mode runs")
+    labels: dict[str, str] = Field(description="each folder's label mode: folders (sub-folder names) or none")
+    running: bool
+    events_seen: int = Field(description="file-system events received")
+    pending: int = Field(description="files waiting to settle or in the next batch")
+    added: int
+    changed: int
+    removed: int
+    moved: int = Field(description="files moved (matched by SHA-256: same id and vector, not embedded again)")
+    duplicates: int = Field(description="byte-identical copies, recorded but not indexed")
+    refused: int = Field(description="bad files, recorded in the catalog with their reason")
+    embedded: int = Field(description="images the served model embedded for the watcher")
+    batches: int
+    scans: int = Field(description="reconciling scans of the folders (at start, after lost events)")
+    last_batch_at: float | None = Field(description="Unix time of the last batch applied")
+    last_error: str | None = Field(description="the last refused file or failure, one line")
+
+
 class StatusOut(BaseModel):
     images_total: int
     images_ok: int
@@ -84,6 +105,7 @@ class StatusOut(BaseModel):
     inconsistencies: list[str] = Field(description="disagreements between the catalog and the saved files")
     unsaved_indexes: list[str] = Field(
         description="served indexes changed in memory since their files were last saved (saved within --save-every)")
+    watch: WatchOut | None = Field(default=None, description="the folder watcher (serve --watch), else null")
 
 
 class HealthOut(BaseModel):

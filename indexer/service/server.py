@@ -21,7 +21,7 @@ def serve(config: ServiceConfig, *, announce=print) -> None:
     announce(f"model {live.model_name!r}, indexes: {names}")
     announce(f"open http://{_url_host(config.host)}:{config.port}/ (API docs at /docs); Ctrl-C stops")
     sys.stdout.flush()
-    app = create_app(config, live)
+    app = create_app(config, live, announce=lambda line: print(line, file=sys.stderr, flush=True))
     uvicorn.run(app, host=config.host, port=config.port, log_level="warning", access_log=False)
 
 

@@ -87,3 +87,22 @@ def test_image_keys_are_the_rows_fields_without_orm_objects(catalog):
                                                                     ("/b.png", None, "PNG", "2" * 64)]
     assert [k.id for k in keys] == [row.id for row in catalog.images()]
     assert [k.path for k in catalog.image_keys(status="error")] == ["/c.png"]
+
+
+def test_files_under_lists_every_status_below_a_folder_only(catalog):
+    """The folder watcher's view: rows of any status under the folder, not a sibling sharing its prefix, and
+    not a path with LIKE wildcards that only looks similar."""
+    import time
+
+    dog = catalog.label_id("dog")
+    catalog.add_image(path="/w/a.png", sha256="1" * 64, size_bytes=10, status="ok", label_id=dog)
+    catalog.add_image(path="/w/sub/b.png", status="error", error="truncated")
+    catalog.add_image(path="/w2/c.png", sha256="2" * 64, status="ok")
+    catalog.add_image(path="/w_x/d.png", sha256="3" * 64, status="ok")
+    catalog.commit()
+    rows = catalog.files_under("/w")
+    assert [(r.path, r.status, r.sha256, r.size_bytes, r.label) for r in rows] == [
+        ("/w/a.png", "ok", "1" * 64, 10, "dog"), ("/w/sub/b.png", "error", None, None, None)]
+    assert abs(rows[0].updated_at - time.time()) < 60, "updated_at is Unix seconds (UTC)"
+    assert [r.path for r in catalog.files_under("/w/")] == ["/w/a.png", "/w/sub/b.png"]
+    assert catalog.files_under("/w_") == []

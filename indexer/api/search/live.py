@@ -30,15 +30,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from indexer.api.registry.images import IMPORTED_FORMAT, imported_sha256, rows_to_embed, served_image
-from indexer.api.registry.index_files import IndexTarget, file_signature, remove_from_index_file, writing
+from indexer.api.registry.index_files import IndexTarget, file_signature, writing
 from indexer.api.search.engine import Searcher, unit_vector
 from indexer.api.search.held import AddOutcome, HeldIndex, KnownRows, ServedVectors
+from indexer.api.search.live_batch import BatchWrites
 from indexer.api.search.results import Answer
 from indexer.api.search.served import RowTable
 from indexer.api.search.uploads import UPLOADS_DIR, read_upload, store_upload
@@ -54,7 +54,7 @@ DEFAULT_FLUSH_S = 5.0  # how long an index file may lag the catalog while the se
 SAVE_DUTY = 20  # saves wait at least this many times the last one's duration: at most 1/20 of the time saving
 
 
-class LiveCatalog:
+class LiveCatalog(BatchWrites):
     """The served model (its ONNX embedder), the indexes of that model, and the catalog, opened once.
 
     ``index_name`` picks the default index (the most recent when None); every other index of the same
@@ -218,30 +218,8 @@ class LiveCatalog:
     def delete_image(self, image_id: int) -> None:
         """Remove image ``image_id`` from the catalog, every embedding store and every index (NotFoundError if
         unknown). The catalog commit decides; the rest follows and is replayed at start-up if interrupted."""
-
-        engine = self.engine
-        ids = np.array([int(image_id)], dtype=np.int64)
-        with self._write_lock:
-            with self.workspace.catalog(write=True) as catalog:
-                row = catalog.images_by_ids(ids.tolist()).get(int(image_id))
-                if row is None:
-                    raise NotFoundError(f"no image with id {image_id} in the catalog")
-                catalog.remove_images(ids.tolist())
-                models, index_rows = catalog.models(), catalog.indexes()
-            engine.publish_rows(engine.rows.without(int(image_id)))
-            for model in models:
-                store_dir = self.workspace.embeddings_dir / model.name
-                if store_dir.is_dir():
-                    self._store(model.name).remove(ids, consolidate=False)  # O(changed), not O(N)
-            engine.publish_vectors(engine.served_vectors().changed(remove=ids))
-            self._change_indexes(remove=ids, save=self.flush_s <= 0)
-            held = engine.held_names()
-            for index_row in index_rows:  # indexes this service does not hold (other models) are files only
-                if index_row.name not in held:
-                    remove_from_index_file(self.workspace, index_row, ids)
-            uploads = (self.workspace.root / UPLOADS_DIR).resolve()
-            if Path(row.path).parent == uploads:
-                Path(row.path).unlink(missing_ok=True)
+        if not self.delete_images([image_id]):
+            raise NotFoundError(f"no image with id {image_id} in the catalog")
 
     def reconcile(self) -> dict[str, tuple[int, int]]:
         """Make the store and every held index agree with the catalog; ``{name: (added, removed)}``.

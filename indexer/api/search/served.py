@@ -254,6 +254,14 @@ class KnownRows(Mapping):
         recent.filled = self.count + 1
         return KnownRows(self.base, recent, self.count + 1, self.removed)
 
+    def renamed(self, rows: Mapping[int, Row]) -> KnownRows:
+        """A new version where the known ids of ``rows`` have their new (path, label): one new base (O(N), once
+        for many renames: a moved file keeps its id and vector)."""
+        changes = {int(i): row for i, row in rows.items() if int(i) in self}
+        if not changes:
+            return self
+        return KnownRows(RowTable({**dict(self.items()), **changes}))
+
     def without(self, image_id: int) -> KnownRows:
         if int(image_id) not in self:
             return self

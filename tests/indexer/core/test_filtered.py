@@ -132,6 +132,8 @@ def test_the_plan_reads_a_measured_table_between_and_beyond_its_points():
                       np.arange(3000, dtype=np.int64))[0]
     plan = choose_plan(ivf, 100_000, 10**6, k=10, exact_max=0, widening=table)
     assert plan == Plan("filtered", 100_000, nprobe=8), "4 x the measured 2.0 at 10 %"
+    wide = choose_plan(ivf, 600_000, 10**6, k=10, widening={"0.5": 2.0})
+    assert wide.kind == "post" and wide.nprobe == 7, "the post plan scans as many lists: 4 x 1.66 at 60 %"
 
 
 @pytest.mark.parametrize("kind", ["ivf", "hnsw"])
