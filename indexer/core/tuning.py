@@ -138,7 +138,7 @@ FILTER_MIN_SELECTED = 1_000  # smaller tuning selections say little (and the pla
 
 def tune_filter_widening(index: Any, base: np.ndarray, ids: np.ndarray | None = None, *, k: int = 10,
                          target_recall: float = 0.95, n_queries: int = 200, seed: int = 0,
-                         fractions: tuple[float, ...] = FILTER_FRACTIONS, margin: float = 0.01,
+                         fractions: tuple[float, ...] = FILTER_FRACTIONS, margin: float = 0.015,
                          queries: np.ndarray | None = None) -> dict[str, float]:
     """How many times its own nprobe / efSearch ``index`` needs, searched with a selector, to reach
     ``target_recall`` (plus ``margin``: the setting is picked on few queries and must hold on others) within a
