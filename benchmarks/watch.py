@@ -271,6 +271,7 @@ def run(work: Path, args) -> dict:
     thread = threading.Thread(target=copier)
     thread.start()
     wait_for(lambda: service.status()["watch"]["added"] >= args.burst + args.singles + 2 + args.burst // 3, 120)
+    added_at_kill = service.status()["watch"]["added"] - (args.burst + args.singles + 2)
     service.stop(kill=True)
     thread.join()
     service = Service(workspace, folder)
@@ -282,7 +283,8 @@ def run(work: Path, args) -> dict:
         ntotal = service.get("/indexes")[0]["ntotal"]
         with sqlite3.connect(workspace / "catalog.db") as db:
             ok = db.execute("SELECT count(*) FROM images WHERE status = 'ok'").fetchone()[0]
-        report["kill_9_restart"] = {"converged_s": round(converged, 2) if converged is not None else None,
+        report["kill_9_restart"] = {"second_burst_added_at_kill": added_at_kill,
+                                    "converged_s": round(converged, 2) if converged is not None else None,
                                     "files": len(on_disk), "rows": len(paths), "distinct_paths": len(set(paths)),
                                     "index_vectors": ntotal, "ok_rows": ok}
     finally:

@@ -18,7 +18,8 @@ class WatchConfig:
     the platform tells of closes); ``batch_s``: how long the first settled file waits for others to join its
     batch; ``batch_max``: files per batch (one embed batch, one index change); ``poll_s``: seconds between two
     scans in polling mode; ``rescan_s``: a reconciling scan this often in events mode (0: only at start and
-    when events were lost)."""
+    when events were lost); ``rest``: while more files wait, the watcher rests this many times the last batch's
+    duration before the next, so a burst leaves the queries part of the machine (0: no rest)."""
 
     folders: tuple[str, ...]
     mode: str = "auto"
@@ -29,6 +30,7 @@ class WatchConfig:
     batch_max: int = 256
     poll_s: float = 1.0
     rescan_s: float = 600.0
+    rest: float = 1.0
     tick_s: float = field(default=0.05, repr=False)
 
     def __post_init__(self) -> None:
@@ -54,6 +56,8 @@ class WatchConfig:
         for name in ("quiet_s", "open_quiet_s", "batch_s", "poll_s", "tick_s"):
             if not getattr(self, name) > 0:
                 raise InputError(f"watch {name} must be positive; got {getattr(self, name)!r}")
+        if not 0 <= self.rest <= 10:
+            raise InputError(f"watch rest must be between 0 and 10 (times a batch's duration); got {self.rest!r}")
         if self.rescan_s < 0:
             raise InputError(f"watch rescan_s must be 0 (never) or more; got {self.rescan_s!r}")
         if self.batch_max < 1:

@@ -188,6 +188,7 @@ class Watcher:
             del self._batch[path]
         if self._batch:
             self._batch_since = time.monotonic() - self.config.batch_s  # the rest is due at once
+        started = time.monotonic()
         outcome = apply_batch(self.live, [p for p, here in paths if here], [p for p, here in paths if not here],
                               self.labeller)
         for line in outcome.problems:
@@ -195,6 +196,9 @@ class Watcher:
         with self._lock:
             self._status.count(outcome)
             self._status.last_batch_at = time.time()
+        waiting = self._batch or len(self._settler) or not self._events.empty()
+        if waiting and self.config.rest:  # more to do: a pause for the queries first (ended early by stop)
+            self._stop.wait(self.config.rest * (time.monotonic() - started))
 
     def _problem(self, line: str) -> None:
         self.problems = [*self.problems[-(MAX_PROBLEMS - 1):], line]
