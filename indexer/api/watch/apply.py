@@ -4,7 +4,7 @@ In order: files whose content is unchanged are left alone; catalog rows whose fi
 removed, except that a vanished row whose bytes (SHA-256) reappear at a new path is moved there (the row keeps
 its id, its vector and its index entries: nothing is embedded again); the new and changed files are then
 catalogued by ingest (:func:`indexer.api.pipeline.ingest.ingest_items`: decoded whole, refused with a recorded
-reason, byte-identical copies recorded as duplicates) and the new ok images embedded in one batch and added to
+reason, byte-identical copies recorded as duplicates; a changed file's new row keeps its old row's user fields) and the new ok images embedded in one batch and added to
 every held index with one change (:meth:`LiveCatalog.index_catalogued`).
 """
 
@@ -64,6 +64,7 @@ def apply_batch(live: LiveCatalog, present: Sequence[str], gone: Sequence[str], 
     with live.workspace.catalog() as catalog:
         rows = catalog.images_by_paths([*hashes, *gone_paths])
         stale = _stale_originals(catalog, [h for p, h in hashes.items() if _is_new_content(rows.get(p), h)])
+        kept_fields = catalog.image_fields([row.id for path, row in rows.items() if path in hashes])
     to_read = [path for path, digest in hashes.items() if _is_new_content(rows.get(path), digest)]
     outcome.unchanged = len(hashes) - len(to_read)
     vanished = {path: rows[path] for path in gone_paths if path in rows and not os.path.isfile(path)}
@@ -87,6 +88,10 @@ def apply_batch(live: LiveCatalog, present: Sequence[str], gone: Sequence[str], 
         with live.workspace.catalog(write=True) as catalog:
             report = ingest_items(catalog, items, progress=False)
             status = catalog.path_status([str(item.path) for item in items])
+            for row in replaced:  # a changed file's new row keeps the user fields its old row had
+                image_id, _state = status.get(row.path, (None, None))
+                if image_id is not None and kept_fields.get(row.id):
+                    catalog.set_fields(image_id, kept_fields[row.id])
         for path, (_image_id, state) in status.items():
             if state == "ok":
                 outcome.changed += path in changed_paths

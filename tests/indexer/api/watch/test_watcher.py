@@ -26,6 +26,7 @@ def test_a_changed_file_is_embedded_again_and_a_deleted_one_removed(live, folder
     watcher = start_watcher()
     target = folder / "cats" / "first.png"
     old_id = catalog_rows(live, folder)[str(target)].id
+    live.set_fields(old_id, {"rating": 4, "album": "summer"}, types={"rating": "number", "album": "text"})
     changed = noise_png(2)
     target.write_bytes(changed)
     eventually(lambda: watcher.status().changed == 1, what="the change to be applied")
@@ -33,6 +34,9 @@ def test_a_changed_file_is_embedded_again_and_a_deleted_one_removed(live, folder
     assert hit.path == str(target) and hit.score > 0.999
     new_row = catalog_rows(live, folder)[str(target)]
     assert new_row.id != old_id and new_row.label == "cats"
+    with live.workspace.catalog() as catalog:
+        assert catalog.image_fields([new_row.id]) == {new_row.id: {"rating": 4, "album": "summer"}}, \
+            "an edited photo keeps its user fields"
     assert old_id not in live.engine.rows and watcher.status().changed == 1 and watcher.status().embedded == 1
     target.unlink()
     eventually(lambda: str(target) not in catalog_rows(live, folder), what="the deleted file's row to go")
