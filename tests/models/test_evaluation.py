@@ -28,3 +28,40 @@ def test_accuracy_calculator_and_core_metrics_give_the_same_p_at_1_and_map_at_r(
     assert 0.2 < ours["precision_at_1"] < 0.95, "a case where the metrics are not trivially 0 or 1"
     assert theirs["precision_at_1"] == pytest.approx(ours["precision_at_1"], abs=1e-6)
     assert theirs["map_at_r"] == pytest.approx(ours["map_at_r"], abs=1e-6)
+
+
+@pytest.mark.parametrize("normalised", [True, False])
+def test_the_torch_knn_gives_the_figures_pml_faiss_default_gave(normalised, monkeypatch):
+    """Training's evaluation runs without faiss (the GPU machine has none) and keeps the figures of PML's
+    default FaissKNN, blocks of queries included."""
+    import torch
+    from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
+    from pytorch_metric_learning.utils.inference import FaissKNN
+
+    from models import evaluation
+
+    rng = np.random.default_rng(7)
+    labels = rng.integers(0, 20, 700)
+    embeddings = (rng.standard_normal((20, 24))[labels] + rng.standard_normal((700, 24))).astype(np.float32)
+    if normalised:
+        embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    monkeypatch.setattr(evaluation, "KNN_BATCH", 256)  # several blocks
+    ours = evaluation.retrieval_metrics(embeddings, labels)
+    calculator = AccuracyCalculator(include=("precision_at_1", "mean_average_precision_at_r"),
+                                    k="max_bin_count", device=torch.device("cpu"), knn_func=FaissKNN())
+    before = calculator.get_accuracy(torch.as_tensor(embeddings), torch.as_tensor(labels))
+    assert 0.1 < ours["precision_at_1"] < 0.95
+    assert ours["precision_at_1"] == pytest.approx(before["precision_at_1"], abs=1e-6)
+    assert ours["map_at_r"] == pytest.approx(before["mean_average_precision_at_r"], abs=1e-6)
+
+
+def test_the_evaluation_never_imports_faiss():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; sys.modules['faiss'] = None\n"  # any import of faiss now fails
+            "from models.evaluation import retrieval_metrics\n"
+            "r = retrieval_metrics(np.eye(6, dtype=np.float32), np.array([0, 0, 1, 1, 2, 2]))\n"
+            "print(r['precision_at_1'])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
