@@ -274,7 +274,7 @@ def exact_search_rates(device, small: bool) -> dict[str, Any]:
 
 
 def onnx_agreement(device, report: dict[str, Any]) -> dict[str, Any]:
-    """The device's catalog vectors (bf16 autocast on CUDA) against the ONNX CPU query path, same images."""
+    """The device's catalog vectors (fp32, as the catalog path embeds them) against the ONNX CPU query path."""
     import numpy as np
 
     from models.checkpoint import load_model

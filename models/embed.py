@@ -92,7 +92,7 @@ def embed_items(checkpoint_path: str | os.PathLike[str], items: Sequence[tuple[i
     failed: list[tuple[int, str, str]] = []
     pending = PendingRows(store)
     bar = tqdm(total=len(todo), desc="embed", unit="img", disable=not progress)
-    with torch.inference_mode(), torch.autocast(torch_device.type, dtype=torch.bfloat16, enabled=cuda):
+    with torch.inference_mode():  # fp32: bf16 autocast gave min cosine 0.9953 to the ONNX query path (H200)
         for step, (images, ids, bad) in enumerate(loader, start=1):
             failed.extend(bad)
             if images is not None:
@@ -121,7 +121,7 @@ def measure_forward_rate(checkpoint_path: str | os.PathLike[str], batch_size: in
     channels_last(model)
     batch = channels_last(torch.randn(batch_size, 3, spec.image_size, spec.image_size, device=torch_device))
     cuda = torch_device.type == "cuda"
-    with torch.inference_mode(), torch.autocast(torch_device.type, dtype=torch.bfloat16, enabled=cuda):
+    with torch.inference_mode():  # fp32: bf16 autocast gave min cosine 0.9953 to the ONNX query path (H200)
         model(batch)
         if cuda:
             torch.cuda.synchronize()

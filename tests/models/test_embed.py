@@ -30,6 +30,23 @@ def test_catalog_and_query_paths_agree(trained, tmp_path):
     assert cosine.min() >= 0.9999
 
 
+def test_the_catalog_path_never_lowers_precision(trained, tmp_path, monkeypatch):
+    """No autocast around the catalog's forward on any device: bf16 catalog vectors disagreed with the fp32 ONNX
+    query path (min cosine 0.9953 on an H200). Any autocast, enabled or not, now fails the embedding."""
+    import torch
+
+    def refused(*args, **kwargs):
+        raise AssertionError(f"autocast{args} in the catalog path")
+
+    monkeypatch.setattr(torch, "autocast", refused)
+    result, items = trained
+    store = EmbeddingStore(tmp_path / "store")
+    report = embed_items(result.checkpoint_path, [(i, p) for i, (p, _) in enumerate(items[:4])], store,
+                         batch_size=2, progress=False, num_workers=0)
+    assert report.embedded == 4 and store.vectors().dtype == np.float32
+    assert measure_forward_rate(result.checkpoint_path, batch_size=2, n_batches=1) > 0
+
+
 def test_checkpoint_round_trip_and_torch_vs_onnx(trained):
     import torch
 
