@@ -44,4 +44,5 @@ class WatchStatus:
         self.batches += 1
 
     def to_dict(self) -> dict:
+        """The status as plain JSON-ready values (``/status``'s ``watch`` object)."""
         return asdict(self)

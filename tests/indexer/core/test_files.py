@@ -172,7 +172,8 @@ def test_fsync_helpers_accept_paths(tmp_path: Path, synced) -> None:
 # -- the guard: nobody renames by hand --------------------------------------------------------------------------
 
 SCANNED = ("indexer", "models", "storage", "benchmarks", "cli.py")
-MAY_RENAME = {"indexer/core/files.py", "indexer/core/index_io.py"}  # the helper, and the index journal's protocol
+MAY_RENAME = {"indexer/core/files.py", "indexer/core/index_io.py",  # the helper, and the index journal's protocol
+              "benchmarks/watch.py"}  # plays a user: a copy tool's rename into place and a move the watcher must see
 
 
 def hand_renames(path: Path) -> list[str]:
