@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 from indexer.core.errors import IndexFileError
-from indexer.core.files import fsync_dir, fsync_file
+from indexer.core.files import file_sha256, fsync_dir, fsync_file
 from indexer.core.ondisk_lists import data_file, is_on_disk, read_on_disk, sweep_data_files
 from indexer.core.settings import default_settings, set_default_settings
 
@@ -49,15 +48,6 @@ def index_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
 
 def _with_suffix(p: Path, suffix: str) -> Path:
     return p.with_name(p.name + suffix)
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 8 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(8 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -208,7 +208,8 @@ class LiveCatalog(BatchWrites):
         return fields
 
     def _store(self, model_name: str) -> Any:
-        """The embedding store of ``model_name`` (the write lock held): one object kept per model."""
+        """The embedding store of ``model_name``: one object kept per model, used with the write lock held only
+        (its lock is reentrant within the object, so two threads must never be inside it at once)."""
         from models.embedding_store import EmbeddingStore
 
         if model_name not in self._stores:

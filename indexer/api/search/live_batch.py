@@ -47,10 +47,11 @@ class BatchWrites:
 
         engine, outcome = self.engine, IndexedBatch()
         wanted = np.unique(np.asarray(list(ids), np.int64))
-        store = self._store(self.model_name)
         if not len(wanted):
             return outcome
-        lacking = store.missing(wanted)
+        with self._write_lock:  # the kept store object is used by one thread at a time (its lock is reentrant)
+            store = self._store(self.model_name)
+            lacking = store.missing(wanted)
         with self.workspace.catalog() as catalog:
             rows = catalog.images_by_ids(lacking.tolist())
         pictures, loaded = [], []

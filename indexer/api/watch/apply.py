@@ -4,13 +4,13 @@ In order: files whose content is unchanged are left alone; catalog rows whose fi
 removed, except that a vanished row whose bytes (SHA-256) reappear at a new path is moved there (the row keeps
 its id, its vector and its index entries: nothing is embedded again); the new and changed files are then
 catalogued by ingest (:func:`indexer.api.pipeline.ingest.ingest_items`: decoded whole, refused with a recorded
-reason, byte-identical copies recorded as duplicates; a changed file's new row keeps its old row's user fields) and the new ok images embedded in one batch and added to
-every held index with one change (:meth:`LiveCatalog.index_catalogued`).
+reason, byte-identical copies recorded as duplicates; a changed file's new row keeps its old row's user fields)
+and the new ok images embedded in one batch and added to every held index with one change
+(:meth:`LiveCatalog.index_catalogued`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,6 +19,7 @@ from pathlib import Path
 from indexer.api.pipeline.ingest import ingest_items
 from indexer.api.search.live import LiveCatalog
 from indexer.api.watch.labels import Labeller
+from indexer.core.files import file_sha256
 from indexer.datasets.folders import ImageItem, catalog_path
 from storage.catalog import ImageRow
 
@@ -40,16 +41,12 @@ class BatchOutcome:
     problems: list[str] = field(default_factory=list)
 
 
-def file_sha256(path: str) -> str | None:
-    """Hex SHA-256 of the file's bytes, or None when it cannot be read."""
-    digest = hashlib.sha256()
+def _readable_sha256(path: str) -> str | None:
+    """Hex SHA-256 of the file's bytes, or None when it cannot be read (gone or unreadable meanwhile)."""
     try:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        return file_sha256(path)
     except OSError:
         return None
-    return digest.hexdigest()
 
 
 def apply_batch(live: LiveCatalog, present: Sequence[str], gone: Sequence[str], labels: Labeller) -> BatchOutcome:
@@ -57,7 +54,7 @@ def apply_batch(live: LiveCatalog, present: Sequence[str], gone: Sequence[str], 
     outcome = BatchOutcome()
     hashes = {}
     for path in sorted({catalog_path(p) for p in present}):
-        digest = file_sha256(path)
+        digest = _readable_sha256(path)
         if digest is not None:
             hashes[path] = digest
     gone_paths = sorted({catalog_path(p) for p in gone} - set(hashes))
