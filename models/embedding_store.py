@@ -376,14 +376,12 @@ class EmbeddingStore:
         return manifest
 
     def _load(self, name: str, what: str, mmap: bool) -> np.ndarray:
-        cache = mmap and what == "ids"  # part names are never reused, so a part's mapped ids stay right
-        if cache and name in self._mapped_ids:
-            return self._mapped_ids[name]
         path = self.directory / f"{name}.{what}.npy"
-        if cache:
-            self._mapped_ids[name] = self._read(path, mmap)
-            return self._mapped_ids[name]
-        return self._read(path, mmap)
+        if not (mmap and what == "ids"):
+            return self._read(path, mmap)
+        if name not in self._mapped_ids:  # part names are never reused, so a part's mapped ids stay right
+            self._mapped_ids[name] = self._read(path, mmap=True)
+        return self._mapped_ids[name]
 
     @staticmethod
     def _read(path: Path, mmap: bool) -> np.ndarray:

@@ -175,9 +175,8 @@ def tune_filter_widening(index: Any, base: np.ndarray, ids: np.ndarray | None = 
         count = int(fraction * xb.shape[0])
         if count < max(FILTER_MIN_SELECTED, k):
             continue
-        chosen = np.sort(rng.choice(others, size=min(count, len(others)), replace=False))
-        order = np.argsort(id_arr[chosen], kind="stable")
-        chosen = chosen[order]
+        chosen = rng.choice(others, size=min(count, len(others)), replace=False)
+        chosen = chosen[np.argsort(id_arr[chosen], kind="stable")]  # a selection is sorted by id
         selection = Selection(id_arr[chosen])
         _, truth = exact_search(xb[chosen], id_arr[chosen], xq, k)
 

@@ -43,12 +43,17 @@ class Labeller:
     def folder_of(self, path: str) -> str | None:
         return next((f for f in self.modes if path.startswith(f.rstrip(os.sep) + os.sep)), None)
 
+    def _labelling_folder(self, path: str) -> str | None:
+        """The watched folder holding ``path`` when that folder gives folder labels, else None."""
+        folder = self.folder_of(path)
+        return folder if folder is not None and self.modes[folder] == "folders" else None
+
     def label(self, path: str) -> str | None:
         """The label a new file at ``path`` gets."""
-        folder = self.folder_of(path)
-        return folder_label(folder, path) if folder is not None and self.modes[folder] == "folders" else None
+        folder = self._labelling_folder(path)
+        return None if folder is None else folder_label(folder, path)
 
     def moved_label(self, path: str, old: str | None) -> str | None:
         """The label of a moved image now at ``path``: its new sub-folder's under folder labels, else its own."""
-        folder = self.folder_of(path)
-        return folder_label(folder, path) if folder is not None and self.modes[folder] == "folders" else old
+        folder = self._labelling_folder(path)
+        return old if folder is None else folder_label(folder, path)
