@@ -157,7 +157,8 @@ def remove(ctx: click.Context, paths: tuple[str, ...], ids: tuple[int, ...]) -> 
 @click.option("--indexes", default=",".join(api.DEFAULT_BENCH_KINDS), show_default=True,
               help=f"Comma-separated index kinds from {', '.join(api.BENCH_CHOICES)}.")
 @click.option("--peers", default="", metavar="LIST",
-              help=f"Comma-separated peer systems measured beside ours, from {', '.join(api.PEERS)} (pip install 'indexer[peers]').")
+              help=f"Comma-separated peer systems measured beside ours, from {', '.join(api.PEERS)} (pip install 'indexer[peers]'); "
+                   "with --filters, through each one's own filter.")
 @click.option("--model", "model_name", default=None, help="Model (default: the most recent).")
 @click.option("--split", default="test", show_default=True, help="Split queried against itself; 'all' for the whole catalog.")
 @click.option("-k", type=click.IntRange(min=1), default=10, show_default=True)
@@ -194,12 +195,15 @@ def bench(ctx: click.Context, indexes: str, peers: str, model_name, split, k, n_
     if synthetic is not None and rerank != "none":
         raise click.UsageError("--rerank applies to catalog benches, not --synthetic")
     if filters is not None:
-        if synthetic is None or peer_names or plot_path:
-            raise click.UsageError("--filters needs --synthetic N, and takes no --peers or --plot")
+        if synthetic is None or plot_path:
+            raise click.UsageError("--filters needs --synthetic N, and takes no --plot")
         fractions = tuple(_floats(filters, "--filters"))
         report = api.bench_filtered(synthetic, dim, kinds=kinds, fractions=fractions, k=k, n_queries=n_queries,
                                     target_recall=target_recall, seed=seed, data=data_kind, json_path=json_path,
-                                    markdown_path=markdown_path, log=lambda line: click.echo(line, err=True))
+                                    markdown_path=markdown_path, log=lambda line: click.echo(line, err=True),
+                                    peers=peer_names)
+        for note in report["notes"]:
+            click.echo(f"note: {note}", err=True)
         click.echo(report["table"])
         for path in (json_path, markdown_path):
             if path:

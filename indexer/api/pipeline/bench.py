@@ -125,23 +125,26 @@ def bench_filtered(
     n: int, dim: int, *, kinds: tuple[str, ...] = ("ivf", "hnsw"), fractions: tuple[float, ...] | None = None,
     k: int = 10, n_queries: int | None = None, target_recall: float = 0.95, seed: int = 0, data: str = "realistic",
     json_path: str | os.PathLike[str] | None = None, markdown_path: str | os.PathLike[str] | None = None,
-    log: Callable[[str], None] | None = None,
+    log: Callable[[str], None] | None = None, peers: tuple[str, ...] = (),
 ) -> dict:
     """Filtered search on ``n`` seeded synthetic vectors with two generated fields (a 1,000-value category and
     a uniform number): for each kind and each fraction selected (default 0.1 %, 1 %, 10 %, 50 %), the plan the
     service runs, its recall@k against exact search within the selection and its p50 beside the unfiltered p50
     (:mod:`indexer.bench.filtered_bench`). Returns the JSON-ready report (written to ``json_path``); ``table``
-    holds it as Markdown (written to ``markdown_path``)."""
+    holds it as Markdown (written to ``markdown_path``). ``peers``: the same filtered queries through each peer's
+    own filter, in the same run and table (:mod:`indexer.bench.peer_filtered`; a peer without one gets a row
+    saying so, a missing one a line in ``notes``)."""
     from indexer.bench.filtered_bench import DEFAULT_FRACTIONS, filtered_table, run_filtered_bench
     from indexer.bench.synthetic_bench import synthetic_data
 
     fractions = tuple(fractions or DEFAULT_FRACTIONS)
     if not all(0 < fraction <= 1 for fraction in fractions):
         raise InputError(f"--filters: fractions must be in (0, 1]; got {', '.join(map(str, fractions))}")
-    check_bench_kinds(kinds, ())
+    check_bench_kinds(kinds, peers)
     vectors = synthetic_data(n, dim, n_queries or 300, 200, seed, data=data)
     report = run_filtered_bench(vectors.base, vectors.queries, vectors.tune_queries, list(kinds), k=k,
-                                target_recall=target_recall, fractions=fractions, seed=seed, log=log)
+                                target_recall=target_recall, fractions=fractions, seed=seed, peers=tuple(peers),
+                                log=log)
     report.update(data=data, seed=seed, date=time.strftime("%Y-%m-%d"), machine=_machine(),
                   faiss_version=_faiss_version())
     if json_path:

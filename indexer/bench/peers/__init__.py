@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib
 
-from indexer.bench.peers.base import Peer, PeerUnavailable
+from indexer.bench.peers.base import FilterUnsupported, Peer, PeerUnavailable
+from indexer.bench.peers.field_filter import FieldFilter
 
 PEERS: dict[str, str] = {
     "hnswlib": "indexer.bench.peers.hnswlib_peer:HnswlibPeer",
@@ -14,7 +15,7 @@ PEERS: dict[str, str] = {
     "milvus-lite": "indexer.bench.peers.milvus_peer:MilvusLitePeer",
 }
 
-__all__ = ["PEERS", "Peer", "PeerUnavailable", "peer_class"]
+__all__ = ["PEERS", "FieldFilter", "FilterUnsupported", "Peer", "PeerUnavailable", "peer_class"]
 
 
 def peer_class(name: str) -> type[Peer]:

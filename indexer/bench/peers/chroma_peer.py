@@ -1,4 +1,5 @@
-"""Chroma: an embedded vector database (HNSW underneath; knob ``ef_search``), rows with metadata."""
+"""Chroma: an embedded vector database (HNSW underneath; knob ``ef_search``), rows with metadata; filters through
+``query(where={...})`` on that metadata (``$in``, ``$lt``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from indexer.bench.grids import GRAPH_SWEEP
 from indexer.bench.peers.base import Peer
+from indexer.bench.peers.field_filter import FieldFilter
 
 M = 16
 EF_CONSTRUCTION = 100  # as the hnswlib peer and our FAISS HNSW: one construction effort for every graph
@@ -21,6 +23,8 @@ class ChromaPeer(Peer):
     knob = "ef_search"
     sweep = GRAPH_SWEEP
     database = True
+    filters = True
+    filter_form = "where ($in / $lt)"
 
     def build(self, ids: np.ndarray, vectors: np.ndarray, metadata: Sequence[dict[str, Any]] | None) -> None:
         self.client = chromadb.PersistentClient(path=str(self.workdir / "chroma"))
@@ -50,3 +54,9 @@ class ChromaPeer(Peer):
     def query_rows(self, vector: np.ndarray, k: int) -> list[dict[str, Any]]:
         found = self.collection.query(query_embeddings=[vector], n_results=k, include=["metadatas"])
         return [{"id": int(i), **(meta or {})} for i, meta in zip(found["ids"][0], found["metadatas"][0])]
+
+    def query_filtered(self, vector: np.ndarray, k: int, where: FieldFilter) -> np.ndarray:
+        # A dict, not a string: Chroma's where is data, so nothing is interpolated.
+        clause = {where.field: {"$in": list(where.values)} if where.values else {"$lt": where.below}}
+        found = self.collection.query(query_embeddings=[vector], n_results=k, where=clause, include=[])
+        return np.array([int(i) for i in found["ids"][0]], dtype=np.int64)

@@ -20,6 +20,8 @@ class UsearchPeer(Peer):
     package = "usearch"
     knob = "expansion_search"
     sweep = GRAPH_SWEEP
+    # usearch's C++ core has a filtered search, but its Python Index.search (2.26) takes no predicate.
+    no_filter = "no filter predicate in its Python API (Index.search takes none)"
 
     def build(self, ids: np.ndarray, vectors: np.ndarray, metadata: Sequence[dict[str, Any]] | None) -> None:
         self.index = Index(ndim=int(vectors.shape[1]), metric="ip", dtype="f32", connectivity=CONNECTIVITY,
