@@ -7,7 +7,7 @@ objects, so callers cannot trigger lazy loads or accidental writes.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from sqlalchemy import Engine, delete, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
@@ -209,6 +209,22 @@ class Catalog:
         query = (select(Image.id, Image.path, Label.name, Image.format, Image.sha256)
                  .outerjoin(Label, Image.label_id == Label.id).where(Image.status == status).order_by(Image.id))
         return [ImageKey(*row) for row in self.session.execute(query)]
+
+    def image_key_batches(self, *, status: str = "ok", size: int = 50_000) -> Iterator[list[ImageKey]]:
+        """:meth:`image_keys` in lists of at most ``size`` rows, in id order (keyset pages: ``id > last``), so
+        a caller that keeps arrays, not tuples, never holds a million rows of Python objects at once."""
+        if size < 1:
+            raise CatalogError(f"batch size must be at least 1; got {size}")
+        last = 0
+        while True:
+            query = (select(Image.id, Image.path, Label.name, Image.format, Image.sha256)
+                     .outerjoin(Label, Image.label_id == Label.id)
+                     .where(Image.status == status, Image.id > last).order_by(Image.id).limit(size))
+            batch = [ImageKey(*row) for row in self.session.execute(query)]
+            if not batch:
+                return
+            yield batch
+            last = batch[-1].id
 
     def files_under(self, folder: str) -> list[FileKey]:
         """Every image row (any status) whose path lies under ``folder`` (an absolute path, no trailing

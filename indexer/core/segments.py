@@ -367,7 +367,8 @@ def _fold_in_place(index: SegmentedIndex) -> np.ndarray:
     sealed = faiss.downcast_index(index.sealed)
     lists = faiss.downcast_InvertedLists(sealed.invlists)
     code_size = lists.code_size
-    added = _encoded_by_list(sealed, index.growing_vectors, index.growing_ids)
+    growing_ids, growing_vectors = index.growing_ids, index.growing_vectors
+    added = _rows_by_list(sealed, growing_vectors)
     changed = set(added)
     if len(index.deleted):
         for list_no in range(sealed.nlist):
@@ -376,7 +377,7 @@ def _fold_in_place(index: SegmentedIndex) -> np.ndarray:
                 changed.add(list_no)
     if added:
         index.gate.folded_into = True  # from now on, versions over this sealed index answer each id once
-        index.gate.folded_ids = np.sort(index.growing_ids)  # a delete of one of them meanwhile marks it
+        index.gate.folded_ids = np.sort(growing_ids)  # a delete of one of them meanwhile marks it
     order = sorted(changed)
     for start in range(0, len(order), FOLD_STEP_LISTS):
         contents = []
@@ -389,8 +390,9 @@ def _fold_in_place(index: SegmentedIndex) -> np.ndarray:
                 keep = ~in_sorted(index.deleted, ids)
                 ids, codes = ids[keep], codes[keep]
             if list_no in added:
-                ids = np.concatenate([ids, added[list_no][0]])
-                codes = np.concatenate([codes, added[list_no][1]])
+                rows = added[list_no]
+                ids = np.concatenate([ids, growing_ids[rows]])
+                codes = np.concatenate([codes, _encoded(sealed, list_no, growing_vectors[rows])])
             contents.append((list_no, size, np.ascontiguousarray(ids, np.int64), np.ascontiguousarray(codes)))
         with index.gate.writing():
             for list_no, size, ids, codes in contents:
@@ -401,7 +403,7 @@ def _fold_in_place(index: SegmentedIndex) -> np.ndarray:
         if (start // FOLD_STEP_LISTS) % TRIM_EVERY_STEPS == TRIM_EVERY_STEPS - 1:
             release_free_memory()  # the old lists' buffers, freed in the heap: back to the system
     release_free_memory()
-    return _merged_ids(index.sealed_ids, index.deleted, index.growing_ids)
+    return _merged_ids(index.sealed_ids, index.deleted, growing_ids)
 
 
 def _merged_ids(sealed_ids: np.ndarray, deleted: np.ndarray, growing_ids: np.ndarray) -> np.ndarray:
@@ -421,29 +423,33 @@ def _merged_ids(sealed_ids: np.ndarray, deleted: np.ndarray, growing_ids: np.nda
     return np.insert(live, np.searchsorted(live, added), added)
 
 
-def _encoded_by_list(sealed: Any, vectors: np.ndarray, ids: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """{list number: (ids, codes)} of (n, d) ``vectors`` assigned to the IVF index's lists and encoded as it
-    stores them (its own ``encode_vectors``), in steps of :data:`FOLD_STEP_ROWS`; nothing of the index changes."""
-    import faiss
-
-    if not len(ids):
+def _rows_by_list(sealed: Any, vectors: np.ndarray) -> dict[int, np.ndarray]:
+    """{list number: rows of ``vectors`` the IVF index assigns to it}, the coarse assignment made in steps of
+    :data:`FOLD_STEP_ROWS` (8 bytes a row are kept, not the codes: each list's rows are encoded only when its
+    step comes, so a fold of 50,000 vectors holds a few lists' codes at a time, not 25 MB of them twice)."""
+    if not len(vectors):
         return {}
-    x = np.ascontiguousarray(vectors, np.float32)
-    assign = np.empty(len(x), np.int64)
-    codes = np.empty((len(x), sealed.code_size), np.uint8)
-    for start in range(0, len(x), FOLD_STEP_ROWS):
-        part = np.ascontiguousarray(x[start:start + FOLD_STEP_ROWS])
+    assign = np.empty(len(vectors), np.int64)
+    for start in range(0, len(vectors), FOLD_STEP_ROWS):
+        part = np.ascontiguousarray(vectors[start:start + FOLD_STEP_ROWS], np.float32)
         _, nearest = sealed.quantizer.search(part, 1)
         assign[start:start + len(part)] = nearest.reshape(-1)
-        step = np.ascontiguousarray(assign[start:start + len(part)])
-        encoded = np.empty((len(part), sealed.code_size), np.uint8)
-        sealed.encode_vectors(len(part), faiss.swig_ptr(part), faiss.swig_ptr(step), faiss.swig_ptr(encoded))
-        codes[start:start + len(part)] = encoded
     order = np.argsort(assign, kind="stable")
-    assign, ids, codes = assign[order], np.asarray(ids, np.int64)[order], codes[order]
-    bounds = np.flatnonzero(np.diff(assign)) + 1
-    return {int(assign[lo]): (ids[lo:hi], codes[lo:hi])
-            for lo, hi in zip(np.concatenate([[0], bounds]), np.concatenate([bounds, [len(assign)]]))}
+    bounds = np.flatnonzero(np.diff(assign[order])) + 1
+    return {int(assign[order[lo]]): order[lo:hi]
+            for lo, hi in zip(np.concatenate([[0], bounds]), np.concatenate([bounds, [len(order)]]))}
+
+
+def _encoded(sealed: Any, list_no: int, vectors: np.ndarray) -> np.ndarray:
+    """(n, code_size) codes of (n, d) ``vectors`` as list ``list_no`` of the IVF index stores them (its own
+    ``encode_vectors``); nothing of the index changes."""
+    import faiss
+
+    x = np.ascontiguousarray(vectors, np.float32)
+    lists = np.full(len(x), list_no, np.int64)
+    codes = np.empty((len(x), sealed.code_size), np.uint8)
+    sealed.encode_vectors(len(x), faiss.swig_ptr(x), faiss.swig_ptr(lists), faiss.swig_ptr(codes))
+    return codes
 
 
 def _unique_per_row(scores: np.ndarray, ids: np.ndarray, inner_product: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -6,7 +6,7 @@ import pytest
 
 from storage.catalog import Catalog
 from storage.database import make_engine, upgrade
-from storage.errors import NotInCatalogError
+from storage.errors import CatalogError, NotInCatalogError
 
 
 @pytest.fixture
@@ -87,6 +87,17 @@ def test_image_keys_are_the_rows_fields_without_orm_objects(catalog):
                                                                     ("/b.png", None, "PNG", "2" * 64)]
     assert [k.id for k in keys] == [row.id for row in catalog.images()]
     assert [k.path for k in catalog.image_keys(status="error")] == ["/c.png"]
+
+
+def test_image_key_batches_page_through_the_same_keys_in_id_order(catalog):
+    for i in range(7):
+        catalog.add_image(path=f"/p{i}.png", sha256=str(i), format="PNG", status="ok" if i != 3 else "error")
+    catalog.commit()
+    pages = list(catalog.image_key_batches(size=2))
+    assert [len(page) for page in pages] == [2, 2, 2] and [k for page in pages for k in page] == catalog.image_keys()
+    assert [k.path for page in catalog.image_key_batches(status="error") for k in page] == ["/p3.png"]
+    with pytest.raises(CatalogError, match="got 0"):
+        next(catalog.image_key_batches(size=0))
 
 
 def test_files_under_lists_every_status_below_a_folder_only(catalog):

@@ -44,6 +44,7 @@ from indexer.api.search.served import RowTable
 from indexer.api.search.uploads import UPLOADS_DIR, read_upload, store_upload
 from indexer.api.workspace import Workspace
 from indexer.core.errors import InputError, NotFoundError
+from indexer.core.memory import release_free_memory
 from indexer.core.rerank import Rerank
 from storage.catalog import ImageRow
 from storage.errors import NotInCatalogError
@@ -232,20 +233,27 @@ class LiveCatalog(BatchWrites):
 
         engine = self.engine
         with self._write_lock:
-            with self.workspace.catalog() as catalog:
-                ok_rows = catalog.image_keys()
-            ok_ids = np.fromiter((row.id for row in ok_rows), dtype=np.int64, count=len(ok_rows))
-            engine.publish_rows(KnownRows(RowTable((row.id, row.path, row.label) for row in ok_rows)))
             store = self._store(self.model_name)
-            lacking = set(store.missing(ok_ids).tolist())
+            to_embed = []  # the ok rows the store lacks (an external model's vectors are imported: none)
+
+            def pages():  # the catalog page by page: at a million rows, arrays, never a million tuples at once
+                with self.workspace.catalog() as catalog:
+                    for batch in catalog.image_key_batches():
+                        lacking = set(store.missing(np.array([row.id for row in batch], np.int64)).tolist())
+                        to_embed.extend(row for row in rows_to_embed(engine.model, batch) if row.id in lacking)
+                        yield batch
+
+            table = RowTable.from_sorted_batches([(row.id, row.path, row.label) for row in batch]
+                                                 for batch in pages())
+            ok_ids = table.ids
+            engine.publish_rows(KnownRows(table))
             pictures, new_ids = [], []
-            for row in rows_to_embed(engine.model, ok_rows):  # an external model's vectors are imported
-                if row.id in lacking:
-                    try:
-                        pictures.append(engine.embedder.load(row.path))  # the catalogue's loader
-                        new_ids.append(row.id)
-                    except ImageError as exc:
-                        self._note(f"image {row.id} not embedded: {exc}")
+            for row in to_embed:
+                try:
+                    pictures.append(engine.embedder.load(row.path))  # the catalogue's loader
+                    new_ids.append(row.id)
+                except ImageError as exc:
+                    self._note(f"image {row.id} not embedded: {exc}")
             if pictures:
                 new_ids, vectors = np.array(new_ids, np.int64), engine.embedder.embed_images(pictures)
                 with store.locked():  # another process ('indexer embed', 'build --update') may have stored some
@@ -265,6 +273,7 @@ class LiveCatalog(BatchWrites):
                 if len(add_ids) or len(extra):
                     self._change_indexes(add=(add_ids, served.take(add_ids)[1]), remove=extra, only=[name])
                 changes[name] = (len(add_ids), len(extra))
+            release_free_memory()  # the catalog pages and the indexes' loading buffers, freed: back to the system
             return changes
 
     def refresh(self) -> list[str]:

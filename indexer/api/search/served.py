@@ -163,6 +163,39 @@ class RowTable(Mapping):
             self.labels.append(label)
         self.codes = np.fromiter((codes[t[2]] for t in triples), np.int32, count=len(triples))
 
+    @classmethod
+    def from_sorted_batches(cls, batches: Iterator[list[tuple[int, str, str | None]]]) -> RowTable:
+        """The table of ``(id, path, label)`` lists whose ids ascend across all of them (a catalog read page by
+        page): each list is turned into arrays before the next is read, so no more than one list of tuples is
+        ever held. InputError if the ids do not ascend."""
+        table = object.__new__(cls)
+        ids, lengths, blobs, codes = [], [], [], []
+        first_seen: dict[str, int] = {}
+        for batch in batches:
+            if not batch:
+                continue
+            part = np.fromiter((t[0] for t in batch), np.int64, count=len(batch))
+            if len(part) and ((np.diff(part) <= 0).any() or (ids and part[0] <= ids[-1][-1])):
+                raise InputError("RowTable.from_sorted_batches: the ids must ascend across the batches")
+            encoded = [t[1].encode("utf-8", "surrogatepass") for t in batch]
+            ids.append(part)
+            lengths.append(np.fromiter((len(e) for e in encoded), np.int64, count=len(encoded)))
+            blobs.append(b"".join(encoded))
+            codes.append(np.fromiter((-1 if t[2] is None else first_seen.setdefault(t[2], len(first_seen))
+                                      for t in batch), np.int32, count=len(batch)))
+        table.ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
+        table.offsets = np.zeros(len(table.ids) + 1, np.int64)
+        if ids:
+            np.cumsum(np.concatenate(lengths), out=table.offsets[1:])
+        table.blob = b"".join(blobs)
+        table.labels = sorted(first_seen)
+        rank = np.zeros(len(first_seen) + 1, np.int32)  # first-seen code -> sorted code; the last slot: -1
+        rank[-1] = -1
+        for position, label in enumerate(table.labels):
+            rank[first_seen[label]] = position
+        table.codes = rank[np.concatenate(codes)] if codes else np.zeros(0, np.int32)
+        return table
+
     def _position(self, image_id: object) -> int:
         if not isinstance(image_id, (int, np.integer)) or not len(self.ids):
             return -1

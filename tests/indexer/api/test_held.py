@@ -88,6 +88,17 @@ def test_row_table_answers_like_the_dict_it_was_made_from() -> None:
     assert dict(RowTable(iter([(1, "p", None)]))) == {1: ("p", None)} and len(RowTable({})) == 0
 
 
+def test_row_table_from_sorted_batches_equals_the_table_of_all_rows_at_once() -> None:
+    rows = [(2, "a.jpg", None), (5, "b/é.jpg", "zeta"), (9, "c.jpg", "alpha"), (11, "d.jpg", "zeta"), (12, "e", None)]
+    batched = RowTable.from_sorted_batches(iter([rows[:2], rows[2:4], [], rows[4:]]))
+    whole = RowTable(iter(rows))
+    assert dict(batched) == dict(whole) and batched.labels == whole.labels == ["alpha", "zeta"]
+    assert batched.codes.tolist() == whole.codes.tolist() and batched.offsets.tolist() == whole.offsets.tolist()
+    assert len(RowTable.from_sorted_batches(iter([]))) == 0 and RowTable.from_sorted_batches(iter([])).get(1) is None
+    with pytest.raises(InputError, match="ascend"):
+        RowTable.from_sorted_batches(iter([rows[2:4], rows[:2]]))
+
+
 def test_known_rows_change_without_copying_the_base() -> None:
     base = {1: ("a", None), 2: ("b", "x"), 3: ("c", None)}
     rows = KnownRows(base)
