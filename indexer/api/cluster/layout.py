@@ -97,6 +97,15 @@ def read_manifest(workspace: Workspace, index_name: str) -> Manifest:
     return Manifest.from_dict(data, path)
 
 
+def served_manifest(workspace: Workspace, index_name: str | None = None) -> Manifest:
+    """The manifest of index ``index_name`` (default: the most recent index), which must have shards."""
+    from indexer.api.registry.indexes import served_index
+
+    with workspace.catalog() as catalog:
+        name = served_index(catalog, index_name).name
+    return read_manifest(workspace, name)
+
+
 def write_shards(workspace: Workspace, index: Any, sidecar: dict, shards: int) -> Manifest:
     """Split the saved index ``index`` (``sidecar``: what it was saved with) into ``shards`` shard files by id
     range and write their manifest (last, so a manifest always names complete shards); the manifest."""
