@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -160,3 +161,12 @@ def test_bad_shard_options_are_one_line_errors(tmp_path, sharded):
     assert result.exit_code != 0 and "--shards lays out IVF kinds" in result.output
     with pytest.raises(Exception, match="shard 7: index 'ivf' has shards 0..2"):
         ShardIndex(Workspace.at(sharded), "ivf", 7, watch_s=None)
+
+
+def test_serving_on_ray_without_ray_is_a_one_line_hint(sharded, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
+    result = run(sharded, "serve", "--ray", ok=False)
+    assert result.exit_code != 0
+    assert result.output.strip().splitlines() == ['Error: serving on Ray needs Ray Serve: pip install "indexer[scale]"']
+    result = run(sharded, "serve", "--replicas", "2", ok=False)
+    assert result.exit_code != 0 and "--address and --replicas apply with --ray" in result.output
