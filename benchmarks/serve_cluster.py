@@ -121,16 +121,9 @@ def timed(url: str, queries: np.ndarray, clients: int) -> dict:
 
 
 def replica_pids(port: int, deployment: str) -> list[int]:
-    title = f"ServeReplica:indexer-{port}:{deployment}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if title in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
+    from indexer.service.cluster.local import replica_pids as pids
+
+    return pids(f"indexer-{port}", deployment)
 
 
 def kill_under_load(url: str, port: int, queries: np.ndarray, clients: int, seconds: float) -> dict:

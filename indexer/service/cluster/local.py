@@ -73,3 +73,18 @@ class LocalRayCluster:
                     node.wait()
         self.nodes = []
         shutil.rmtree(self.temp, ignore_errors=True)
+
+
+def replica_pids(app: str, deployment: str) -> list[int]:
+    """The processes on this machine of Serve application ``app``'s replicas of ``deployment`` (Ray titles them
+    ``ray::ServeReplica:APP:DEPLOYMENT``): what a test or a benchmark kills to play a failure."""
+    title = f"ServeReplica:{app}:{deployment}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if title in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found

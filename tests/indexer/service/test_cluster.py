@@ -65,17 +65,9 @@ def services(cluster, sharded, tmp_path_factory):
 
 
 def replica_pids(server: Server, deployment: str) -> list[int]:
-    """The processes of this service's replicas of ``deployment`` (Ray titles them ServeReplica:APP:NAME)."""
-    title = f"ServeReplica:indexer-{server.port}:{deployment}".encode()
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if title in (entry / "cmdline").read_bytes():
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids
+    from indexer.service.cluster.local import replica_pids as pids
+
+    return pids(f"indexer-{server.port}", deployment)
 
 
 def query(server: Server, vector, *, k: int = 10, complete: bool = False):
