@@ -200,7 +200,7 @@ def serve(ctx: click.Context, index_name, host, port, k, max_upload_mb, token, f
                            watch_mode=watch_mode, watch_labels=watch_labels)
     announce = lambda line: click.echo(line, err=line.startswith(("warning", "note")))  # noqa: E731
     if on_ray:
-        from indexer.service.cluster import ClusterOptions, serve_on_ray
+        from indexer.service import ClusterOptions, serve_on_ray
 
         serve_on_ray(config, ClusterOptions(address, replicas, shard_timeout_s), announce=announce)
         return
