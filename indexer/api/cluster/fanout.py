@@ -40,6 +40,7 @@ class LocalShards:
         self.shards = list(shards)
 
     def call(self, method: str, calls: dict[int, tuple]) -> dict[int, Any]:
+        """``{shard: args}`` -> ``{shard: result or the exception it raised}``, one shard after the other."""
         out: dict[int, Any] = {}
         for number, args in calls.items():
             try:
@@ -81,6 +82,7 @@ class ShardedIndex:
 
     @property
     def shards(self) -> int:
+        """How many shards."""
         return len(self.manifest.shards)
 
     @property
@@ -89,6 +91,7 @@ class ShardedIndex:
         return int(sum(self._counts))
 
     def describe(self) -> dict[str, int]:
+        """Vectors per segment as a held index says them (the shards' own segments are theirs)."""
         return {"sealed": self.ntotal, "growing": 0, "deleted": 0, "shards": self.shards}
 
     def search(self, queries: np.ndarray, k: int, *, nprobe: int | None = None, efSearch: int | None = None,  # noqa: N803
@@ -120,6 +123,7 @@ class ShardedIndex:
         return np.sort(np.concatenate([np.asarray(answers[n], np.int64) for n in range(self.shards)]))
 
     def holds(self, image_id: int) -> bool:
+        """Whether the shard owning ``image_id`` holds it."""
         number = int(owners(self.manifest.ranges, np.array([image_id]))[0])
         return bool(self._all("holds", {number: (int(image_id),)})[number])
 

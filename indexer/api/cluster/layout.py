@@ -53,17 +53,21 @@ class Manifest:
 
     @property
     def ranges(self) -> list[IdRange]:
+        """The shards' id ranges, in order."""
         return [entry.ids for entry in self.shards]
 
     @property
     def count(self) -> int:
+        """Vectors over all shards, as last saved."""
         return sum(entry.count for entry in self.shards)
 
     def to_dict(self) -> dict[str, Any]:
+        """The manifest's JSON form."""
         return {"format": MANIFEST_FORMAT, **asdict(self), "shards": [asdict(entry) for entry in self.shards]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: Path) -> Manifest:
+        """:meth:`to_dict`'s inverse; IndexFileError naming ``where`` when the JSON is not a manifest."""
         try:
             shards = tuple(ShardEntry(**entry) for entry in data["shards"])
             manifest = cls(data["index"], data["model"], data["kind"], int(data["d"]), int(data["nlist"]), shards)

@@ -60,18 +60,22 @@ class ClusterCatalog(LiveCatalog):
         return ShardedSearcher(workspace, index_name, self._transport, **options)
 
     def search_bytes(self, *args: Any, complete: bool = False, **options: Any) -> Answer:
+        """LiveCatalog.search_bytes's answer for an encoded image, over the shards that answered (see the class)."""
         forget_missing()
         return self._marked(super().search_bytes(*args, **options), complete)
 
     def search_vector(self, *args: Any, complete: bool = False, **options: Any) -> Answer:
+        """LiveCatalog.search_vector's answer for a query vector, over the shards that answered (see the class)."""
         forget_missing()
         return self._marked(super().search_vector(*args, **options), complete)
 
     def search_examples(self, *args: Any, complete: bool = False, **options: Any) -> Answer:
+        """LiveCatalog.search_examples's answer for weighted examples, over the shards that answered (see the class)."""
         forget_missing()
         return self._marked(super().search_examples(*args, **options), complete)
 
     def similar(self, *args: Any, complete: bool = False, **options: Any) -> Answer:
+        """LiveCatalog.similar's answer for a catalogued image, over the shards that answered (see the class)."""
         forget_missing()
         return self._marked(super().similar(*args, **options), complete)
 

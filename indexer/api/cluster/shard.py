@@ -53,6 +53,7 @@ class ShardIndex:
 
     @property
     def ntotal(self) -> int:
+        """Live vectors in this shard."""
         return int(self.index.ntotal)
 
     def search(self, queries: np.ndarray, k: int, nprobe: int | None = None, efSearch: int | None = None,  # noqa: N803
@@ -72,9 +73,11 @@ class ShardIndex:
         return self.index.ids()
 
     def holds(self, image_id: int) -> bool:
+        """Whether ``image_id`` is live in this shard."""
         return self.index.holds(int(image_id))
 
     def describe(self) -> dict:
+        """shard number, ntotal, unsaved, and vectors per segment."""
         return {"shard": self.number, "ntotal": self.ntotal, "unsaved": self._unsaved, **self.index.describe()}
 
     # -- changes (serialised) ------------------------------------------------------------------------------------
