@@ -174,19 +174,37 @@ def export(ctx: click.Context, dest: str, model_name: str | None, export_format:
               help="events (inotify), polling (a periodic scan, for network file systems), or auto.")
 @click.option("--watch-labels", type=click.Choice(api.WATCH_LABELS), default="auto", show_default=True,
               help="Labels of watched files: folders (sub-folder names), none, or auto (as the folder was ingested).")
+@click.option("--ray", "on_ray", is_flag=True,
+              help="Serve the index's shards ('indexer build --shards N') on Ray Serve: one deployment per shard and "
+                   "a router with this same HTTP API (pip install 'indexer[scale]').")
+@click.option("--address", default=None, metavar="auto|ray://HOST:PORT|HOST:PORT",
+              help="With --ray: the Ray cluster (default: a local Ray started here).")
+@click.option("--replicas", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --ray: replicas per shard.")
+@click.option("--shard-timeout", "shard_timeout_s", type=click.FloatRange(min=0, min_open=True), default=1.0,
+              show_default=True, help="With --ray: seconds a query waits for a shard before answering without it "
+                                      "(partial), or 503 with ?complete=true.")
 @click.pass_context
 def serve(ctx: click.Context, index_name, host, port, k, max_upload_mb, token, flush_s, watch, watch_mode,
-          watch_labels) -> None:
+          watch_labels, on_ray, address, replicas, shard_timeout_s) -> None:
     """Serve queries, uploads and deletes over HTTP, with a web page at / (FastAPI on uvicorn)."""
     try:
         from indexer.service import ServiceConfig
         from indexer.service import serve as run_service
     except ImportError as exc:
         raise click.ClickException(f"the service needs the 'serve' extra: pip install -e '.[serve]' ({exc})") from None
+    if not on_ray and (address is not None or replicas != 1):
+        raise click.UsageError("--address and --replicas apply with --ray")
     config = ServiceConfig(workspace=ctx.obj["workspace"], db=ctx.obj["db"], index=index_name, host=host, port=port,
                            k=k, max_upload_mb=max_upload_mb, token=token, flush_s=flush_s, watch=tuple(watch),
                            watch_mode=watch_mode, watch_labels=watch_labels)
-    run_service(config, announce=lambda line: click.echo(line, err=line.startswith("warning")))
+    announce = lambda line: click.echo(line, err=line.startswith(("warning", "note")))  # noqa: E731
+    if on_ray:
+        from indexer.service import ClusterOptions, serve_on_ray
+
+        serve_on_ray(config, ClusterOptions(address, replicas, shard_timeout_s), announce=announce)
+        return
+    run_service(config, announce=announce)
 
 
 @main.command()

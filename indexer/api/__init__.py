@@ -13,12 +13,17 @@ from __future__ import annotations
 
 from indexer.api.admin.backup import backup as backup_workspace
 from indexer.api.admin.status import CatalogStatus, catalog_images, catalog_status, upgrade_database
+from indexer.api.cluster.fanout import LocalShards, ShardedIndex, ShardsUnavailableError, Transport
+from indexer.api.cluster.layout import Manifest, read_manifest, served_manifest
+from indexer.api.cluster.router import ClusterCatalog
+from indexer.api.cluster.shard import ShardIndex
 from indexer.api.errors import (
     LIBRARY_ERRORS,
     IndexerError,
     InputError,
     MissingDependencyError,
     NotFoundError,
+    UnavailableError,
 )
 from indexer.api.pipeline.bench import (
     BenchReport,
@@ -100,7 +105,8 @@ __all__ = [
     "EXPORT_FORMATS", "IMPORT_FORMATS", "INDEX_KINDS", "KEPT_STAGE", "LABEL_MODES", "LABEL_SOURCES",
     "LIBRARY_ERRORS", "LOSSES", "MAX_EXAMPLES", "MAX_K", "MAX_OFFSET", "MINERS", "PEERS", "PHOTOS_INDEX", "PHOTOS_MODEL", "PHOTOS_NETWORK",
     "RECIPES", "RECIPE_OVERRIDES", "RERANK_MODES", "TTA_MODES", "Answer", "BenchReport", "BuildOutcome",
-    "CatalogStatus", "Example", "ExportOutcome", "Hit", "ImportOutcome", "IndexFolderOutcome", "IndexerError", "InputError",
+    "CatalogStatus", "ClusterCatalog", "LocalShards", "Manifest", "ShardIndex", "ShardedIndex",
+    "ShardsUnavailableError", "Transport", "UnavailableError", "read_manifest", "served_manifest", "Example", "ExportOutcome", "Hit", "ImportOutcome", "IndexFolderOutcome", "IndexerError", "InputError",
     "LiveCatalog", "MissingDependencyError", "NotFoundError", "QueryOutcome", "Recipe", "Rerank", "Searcher", "TagOutcome",
     "TrainOutcome", "WATCH_COUNTS", "WATCH_LABELS", "WATCH_MODES", "WatchConfig", "WatchStatus", "Watcher", "Workspace", "backup_workspace", "bench_catalog", "bench_filtered", "bench_synthetic", "build_index",
     "cached_imagenet_file", "catalog_fields", "catalog_images", "catalog_status", "catalog_vectors", "content_type", "image_fields", "image_id_of",

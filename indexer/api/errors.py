@@ -13,6 +13,7 @@ from indexer.core.errors import (
     InputError,
     MissingDependencyError,
     NotFoundError,
+    UnavailableError,
 )
 from models.errors import ModelError
 from storage.errors import CatalogError
@@ -29,4 +30,5 @@ __all__ = [
     "MissingDependencyError",
     "ModelError",
     "NotFoundError",
+    "UnavailableError",
 ]

@@ -42,7 +42,7 @@ def _rerank(rerank: str, rerank_n: int | None, rerank_alpha: float | None):
 @click.option("--gpu/--no-gpu", "use_gpu", default=None, help="Train and fill the index on the GPU (default: when FAISS's GPU build and a GPU are present).")
 @click.option("--update", "update_name", default=None, metavar="NAME", help="Add newly ingested images to index NAME without retraining.")
 @click.option("--on-disk", is_flag=True, help="IVF kinds: keep the inverted lists in a file beside the index, mapped at query time.")
-@click.option("--shards", type=click.IntRange(min=1), default=None, help="With --on-disk: read the vectors in this many shards (one in memory at a time).")
+@click.option("--shards", type=click.IntRange(min=1), default=None, help="IVF kinds: also lay the index out as this many shard files by id range with a manifest (served by 'indexer serve --ray'); with --on-disk: read the vectors in this many shards instead.")
 @_rerank_options(("none", "dba"), "dba: store every vector averaged with its nearest neighbours (database-side augmentation).")
 @click.pass_context
 def build(ctx: click.Context, kind: str | None, update_name: str | None, rerank, rerank_n, rerank_alpha,

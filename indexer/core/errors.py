@@ -28,5 +28,9 @@ class DimensionMismatchError(IndexerError):
     """Query vectors and index have different dimensions."""
 
 
+class UnavailableError(IndexerError):
+    """A part the answer needs (a shard of a served index) is not answering now; retrying later may succeed."""
+
+
 class MissingDependencyError(IndexerError):
     """An optional package a call needs is not installed (the message says how to install it)."""

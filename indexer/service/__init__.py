@@ -5,6 +5,7 @@ model and indexes, answering, adding and deleting all live in :class:`indexer.ap
 """
 
 from indexer.service.app import ServiceConfig, create_app
+from indexer.service.cluster import ClusterOptions, serve_on_ray
 from indexer.service.server import serve
 
-__all__ = ["ServiceConfig", "create_app", "serve"]
+__all__ = ["ClusterOptions", "ServiceConfig", "create_app", "serve", "serve_on_ray"]

@@ -135,6 +135,8 @@ def _add_error_handlers(app: FastAPI) -> None:
     def library_error(request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, api.NotFoundError):
             status = 404
+        elif isinstance(exc, api.UnavailableError):
+            status = 503
         elif isinstance(exc, api.InputError):
             status = 400
         else:

@@ -28,7 +28,7 @@ from indexer.service.schemas import (
     VectorQueryIn,
 )
 
-ERRORS = {status: {"model": ErrorOut} for status in (400, 404, 413, 422, 500)}
+ERRORS = {status: {"model": ErrorOut} for status in (400, 404, 413, 422, 500, 503)}
 WRITE_ERRORS = {**ERRORS, 403: {"model": ErrorOut}}
 QUERY_BODIES = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {"type": "object", "required": ["image"],
@@ -49,13 +49,16 @@ def add_routes(app: FastAPI, config, current, writer, watching=lambda: None) -> 
     min_score_query = Query(None, description="drop results scoring below this (fewer than k may come back)")
     offset_query = Query(None, ge=0, le=10_000, description="skip this many of the best results (a page's start)")
     token_query = Query(None, description="the next_page_token of the previous page (instead of offset)")
+    complete_query = Query(False, description="a sharded index (serve --ray): 503 rather than a partial answer "
+                                              "when a shard does not answer")
 
-    def narrowing(where, min_score, offset, token) -> dict:
-        """The keyword arguments of a query's filter, cutoff and page (a page token counts as its offset)."""
+    def narrowing(where, min_score, offset, token, complete=False) -> dict:
+        """The keyword arguments of a query's filter, cutoff and page (a page token counts as its offset), and
+        whether only a complete answer will do."""
         if token is not None and offset is not None:
             raise HTTPException(422, "give offset or page_token, not both")
         start = api.offset_of(token) if token is not None else (offset or 0)
-        return {"where": where, "min_score": min_score, "offset": start}
+        return {"where": where, "min_score": min_score, "offset": start, "complete": complete}
 
     def within_limit(data: bytes, name: str | None) -> bytes:
         if len(data) > config.max_upload_bytes:
@@ -70,7 +73,7 @@ def add_routes(app: FastAPI, config, current, writer, watching=lambda: None) -> 
     async def query(request: Request, response: Response, k: int = k_query, index: str | None = index_query,
                     rerank: str = rerank_query, where: str | None = filter_query,
                     min_score: float | None = min_score_query, offset: int | None = offset_query,
-                    page_token: str | None = token_query) -> dict:
+                    page_token: str | None = token_query, complete: bool = complete_query) -> dict:
         live = current()
         if request.headers.get("content-type", "").startswith("application/json"):
             body = _validated(VectorQueryIn, await _json(request))
@@ -78,7 +81,7 @@ def add_routes(app: FastAPI, config, current, writer, watching=lambda: None) -> 
             narrow = narrowing(body.filter if body.filter is not None else where,
                                body.min_score if body.min_score is not None else min_score,
                                body.offset if body.offset is not None else offset,
-                               body.page_token if body.page_token is not None else page_token)
+                               body.page_token if body.page_token is not None else page_token, complete)
             if (body.vector is None) == (body.examples is None):
                 raise HTTPException(422, "give vector or examples (one of the two)")
             if body.examples is not None:
@@ -97,7 +100,7 @@ def add_routes(app: FastAPI, config, current, writer, watching=lambda: None) -> 
             raise HTTPException(422, "image: Field required (a multipart file, or JSON {\"vector\": [...]})")
         form_filter = form.get("filter")
         narrow = narrowing(form_filter if isinstance(form_filter, str) and form_filter.strip() else where,
-                           min_score, offset, page_token)
+                           min_score, offset, page_token, complete)
         weights = form.get("weights")
         if len(images) > 1 or isinstance(weights, str):
             examples = await _examples(images, weights, within_limit, config.max_upload_bytes)
@@ -125,8 +128,8 @@ def add_routes(app: FastAPI, config, current, writer, watching=lambda: None) -> 
     def similar(response: Response, image_id: int = image_id, k: int = k_query, index: str | None = index_query,
                 rerank: str = rerank_query, where: str | None = filter_query,
                 min_score: float | None = min_score_query, offset: int | None = offset_query,
-                page_token: str | None = token_query) -> dict:
-        narrow = narrowing(where, min_score, offset, page_token)
+                page_token: str | None = token_query, complete: bool = complete_query) -> dict:
+        narrow = narrowing(where, min_score, offset, page_token, complete)
         return _answer(current().similar(image_id, k=k, index_name=index, rerank=rerank, **narrow), response)
 
     @app.get("/images/{image_id}", summary="A catalogued image's bytes", response_class=FileResponse,

@@ -35,6 +35,9 @@ class AnswerOut(BaseModel):
     plan: PlanOut | None = Field(None, description="a filtered query's plan (null without a filter)")
     next_page_token: str | None = Field(None, description="pass as page_token for the next page (while this one "
                                                           "came back full)")
+    partial: bool = Field(False, description="a sharded index (serve --ray): some shards did not answer, so the "
+                                             "results lack theirs")
+    missing_shards: list[int] = Field(default_factory=list, description="the shards that did not answer")
 
 
 class AddedOut(BaseModel):

@@ -32,6 +32,7 @@ from indexer.core.kinds import (
 from indexer.core.rerank import Rerank, as_rerank
 
 TUNING_K = 10
+SHARDED_KINDS = ("ivf", "ivfsq", "ivfpq", "ivf-hnsw", "pca-ivf")  # kinds --shards lays out in memory
 
 __all__ = [
     "BENCH_KINDS", "DEFAULT_KIND", "DEFAULT_PCA_DIM", "DEFAULT_TARGET_RECALL", "INDEX_KINDS", "BuildOutcome",
@@ -94,8 +95,9 @@ def build(
     measured recall; the outcome's ``reason`` says why. ``on_disk``: an IVF kind whose lists live in a file
     beside the index, built from the embedding store ``shards`` shards at a time (:mod:`indexer.api.pipeline.ondisk`).
     """
-    if shards is not None and not on_disk:
-        raise InputError("--shards applies to --on-disk builds only")
+    if shards is not None and not on_disk and kind not in SHARDED_KINDS:
+        raise InputError(f"--shards lays out IVF kinds ({', '.join(SHARDED_KINDS)}) or reads an --on-disk build in "
+                         f"shards; got kind {kind!r}")
     if on_disk and (kind == AUTO or as_rerank(rerank).mode != "none" or use_gpu):
         raise InputError("--on-disk builds take an IVF kind (ivf, ivfsq, ivfpq, ivf-hnsw), without --rerank or --gpu")
     if kind == AUTO:
@@ -134,11 +136,27 @@ def build(
         sidecar = file.save(index, {"name": name, "kind": kind, "model": model_name, "params": params.to_dict(),
                                     "build": info.to_dict(), "tuning": tuning, "seed": seed,
                                     "rerank": rerank.to_dict()}, replace=True)
+    reason = _lay_out_shards(workspace, index, sidecar, shards)
     return BuildOutcome(
         name=name, kind=kind, model=model_name, factory=info.factory, ntotal=int(index.ntotal), dim=info.d,
         build_s=info.build_s, search_params=sidecar["search_params"],
-        tuned_recall=tuning.get("recall") if tuning else None, embedded=report.embedded, path=path,
+        tuned_recall=tuning.get("recall") if tuning else None, embedded=report.embedded, path=path, reason=reason,
     )
+
+
+def _lay_out_shards(workspace: Workspace, index, sidecar: dict, shards: int | None) -> str | None:
+    """Write the shard files and manifest of the index just saved (``indexer serve --ray`` serves them); without
+    ``shards``, drop an earlier layout of that name (its quantizer is not this index's). A line saying where."""
+    import shutil
+
+    from indexer.api.cluster.layout import shards_dir, write_shards
+
+    if shards is None:
+        shutil.rmtree(shards_dir(workspace, sidecar["name"]), ignore_errors=True)
+        return None
+    manifest = write_shards(workspace, index, sidecar, shards)
+    counts = ", ".join(f"{entry.count:,}" for entry in manifest.shards)
+    return f"{shards} shards by id range in {shards_dir(workspace, manifest.index)} ({counts} vectors)"
 
 
 def _on_disk(workspace, params, model_name, name, shards, target_recall, progress, embedded) -> BuildOutcome:

@@ -83,12 +83,16 @@ class LiveCatalog(BatchWrites):
         self._notify = notify
         solo_threads = min(2, os.cpu_count() or 1) if solo_threads is None else solo_threads
         try:
-            self.engine = Searcher(workspace, index_name, threads=threads, solo_threads=solo_threads,
-                                   hold_all=True, max_pixels=max_pixels)
+            self.engine = self._open_engine(workspace, index_name, threads=threads, solo_threads=solo_threads,
+                                            max_pixels=max_pixels)
         except NotInCatalogError as exc:  # the service answers 404 for NotFoundError
             raise NotFoundError(str(exc)) from None
         self.model_name, self.default_index = self.engine.model_name, self.engine.index_name
         self.reconcile()
+
+    def _open_engine(self, workspace: Workspace, index_name: str | None, **options: Any) -> Searcher:
+        """The query engine over every index of the model (a sharded router holds its index's shards instead)."""
+        return Searcher(workspace, index_name, hold_all=True, **options)
 
     # -- reads: the engine's (any thread, no lock) -----------------------------------------------------------
 
@@ -105,18 +109,19 @@ class LiveCatalog(BatchWrites):
         return self.engine.held(index_name)
 
     def search_bytes(self, data: bytes, name: str, *, k: int = 10, index_name: str | None = None,
-                     rerank: str | Rerank | None = None, **narrow: Any) -> Answer:
+                     rerank: str | Rerank | None = None, complete: bool = False, **narrow: Any) -> Answer:
         """Top-``k`` catalog images for an encoded image (see :meth:`Searcher.search_bytes`); ``narrow``: where,
-        min_score, offset (see :meth:`Searcher.answer`)."""
+        min_score, offset (see :meth:`Searcher.answer`). ``complete`` (every query method): refuse a partial
+        answer; one process's answers are always complete (a sharded router's may not be)."""
         return self.engine.search_bytes(data, name, k=k, index_name=index_name, rerank=rerank, **narrow)
 
     def similar(self, image_id: int, *, k: int = 10, index_name: str | None = None,
-                rerank: str | Rerank | None = None, **narrow: Any) -> Answer:
+                rerank: str | Rerank | None = None, complete: bool = False, **narrow: Any) -> Answer:
         """Top-``k`` catalog images like catalog image ``image_id``, itself excluded (see :meth:`Searcher.similar`)."""
         return self.engine.similar(image_id, k=k, index_name=index_name, rerank=rerank, **narrow)
 
     def search_examples(self, examples: Any, *, k: int = 10, index_name: str | None = None,
-                        rerank: str | Rerank | None = None, **narrow: Any) -> Answer:
+                        rerank: str | Rerank | None = None, complete: bool = False, **narrow: Any) -> Answer:
         """Top-``k`` catalog images for several weighted examples (see :meth:`Searcher.search_examples`)."""
         return self.engine.search_examples(examples, k=k, index_name=index_name, rerank=rerank, **narrow)
 
@@ -130,7 +135,7 @@ class LiveCatalog(BatchWrites):
         return served_image(self.workspace, image_id)
 
     def search_vector(self, vector: Any, *, k: int = 10, index_name: str | None = None,
-                      rerank: str | Rerank | None = None, **narrow: Any) -> Answer:
+                      rerank: str | Rerank | None = None, complete: bool = False, **narrow: Any) -> Answer:
         """Top-``k`` catalog images for a query vector (see :meth:`Searcher.search_vector`)."""
         return self.engine.search_vector(vector, k=k, index_name=index_name, rerank=rerank, **narrow)
 
@@ -228,7 +233,6 @@ class LiveCatalog(BatchWrites):
 
         Ok catalog images the model's store lacks are embedded (the served model); each index gets the stored
         vectors of ok images it lacks and loses ids that are no longer ok catalog images."""
-        from indexer.core.membership import indexed_ids
         from models.errors import ImageError
 
         engine = self.engine
@@ -264,17 +268,25 @@ class LiveCatalog(BatchWrites):
             store_ids, vectors = store.items(mmap=True)
             served = ServedVectors.from_store(store_ids, vectors, ok_ids)
             engine.publish_vectors(served)
-            served_ids = served.ids
-            changes = {}
-            for name in engine.held_names():
-                have = indexed_ids(engine.held(name).index)
-                add_ids = served_ids[~np.isin(served_ids, have)]
-                extra = have[~np.isin(have, served_ids)]
-                if len(add_ids) or len(extra):
-                    self._change_indexes(add=(add_ids, served.take(add_ids)[1]), remove=extra, only=[name])
-                changes[name] = (len(add_ids), len(extra))
+            changes = self._reconcile_indexes(served)
             release_free_memory()  # the catalog pages and the indexes' loading buffers, freed: back to the system
             return changes
+
+    def _reconcile_indexes(self, served: ServedVectors) -> dict[str, tuple[int, int]]:
+        """Each held index made to hold exactly the ``served`` ids (the write lock held); {name: (added,
+        removed)}."""
+        from indexer.core.membership import indexed_ids
+
+        served_ids = served.ids
+        changes = {}
+        for name in self.engine.held_names():
+            have = indexed_ids(self.engine.held(name).index)
+            add_ids = served_ids[~np.isin(served_ids, have)]
+            extra = have[~np.isin(have, served_ids)]
+            if len(add_ids) or len(extra):
+                self._change_indexes(add=(add_ids, served.take(add_ids)[1]), remove=extra, only=[name])
+            changes[name] = (len(add_ids), len(extra))
+        return changes
 
     def refresh(self) -> list[str]:
         """Reload every held index whose files another process replaced; returns their names."""

@@ -50,6 +50,7 @@ class Answer:
     timings_ms: dict[str, float] = field(default_factory=dict)
     plan: dict[str, Any] | None = None  # a filtered query's plan: kind (exact, filtered), selected, nprobe / efSearch
     next_page_token: str | None = None  # the next page's token, while this page came back full
+    missing_shards: tuple[int, ...] = ()  # a sharded index's shards that did not answer (the results lack theirs)
 
     @property
     def took_ms(self) -> float:
@@ -57,11 +58,13 @@ class Answer:
 
     def to_dict(self) -> dict[str, Any]:
         """The answer as a JSON-ready dict: query, query_id, label, index, took_ms, results (hit dicts), and plan
-        (a filtered query's: kind, selected, nprobe, efSearch; None without a filter) and next_page_token."""
+        (a filtered query's: kind, selected, nprobe, efSearch; None without a filter), next_page_token, and partial
+        with missing_shards (a sharded index's shards that did not answer; False and [] otherwise)."""
         return {"query": self.query, "query_id": self.query_id, "label": self.label, "index": self.index,
                 "took_ms": round(self.took_ms, MS_DECIMALS), "results": [hit.to_dict() for hit in self.results],
                 "plan": None if self.plan is None else {"nprobe": None, "efSearch": None, **self.plan},
-                "next_page_token": self.next_page_token}
+                "next_page_token": self.next_page_token, "partial": bool(self.missing_shards),
+                "missing_shards": list(self.missing_shards)}
 
     def to_pandas(self) -> Any:
         """The hits as a DataFrame with columns rank, id, path, label, score (needs pandas)."""

@@ -94,7 +94,8 @@ class Server:
             if self.process.poll() is not None:
                 raise AssertionError(f"server exited: {self.process.stdout.read().decode()}")
             try:
-                if httpx.get(self.url + "/healthz", timeout=1).json() == {"ok": True}:
+                answer = httpx.get(self.url + "/healthz", timeout=1)
+                if answer.status_code == 200 and answer.json() == {"ok": True}:  # (Ray Serve's proxy says 404 first)
                     return self
             except httpx.HTTPError:
                 pass
