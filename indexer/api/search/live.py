@@ -450,6 +450,7 @@ class LiveCatalog(BatchWrites):
                     self._unsaved.discard(name)
                 self.last_compaction = {"index": name, "at": time.time(), "seconds": time.perf_counter() - started,
                                         "folded": snapshot.index.pending, "in_place": in_place}
+            release_free_memory()  # the file writer's buffers and the folded segments, freed: back to the system
             return True
         finally:
             self._compacting.release()

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -19,6 +21,34 @@ from indexer.bench.peers.field_filter import FieldFilter
 BATCH = 10_000
 VARCHAR_MAX = 4096
 INDEX_WAIT_S = 3600  # the longest wait for Milvus's background index build
+
+
+@contextmanager
+def faiss_own_methods() -> Iterator[None]:
+    """FAISS's own numpy methods on its index classes for the duration of the block.
+
+    Milvus Lite searches with FAISS in this process and passes ``params=`` to ``Index.search``;
+    ``faiss.contrib.torch_utils`` (pytorch-metric-learning imports it) replaces those methods with versions that
+    take no ``params`` and keeps the originals as ``<name>_numpy``. Without this, a Milvus search fails in any
+    process that imported pytorch-metric-learning first (the test run did)."""
+    if "faiss.contrib.torch_utils" not in sys.modules:
+        yield
+        return
+    import faiss
+
+    swapped = []
+    classes = {id(value): value for value in vars(faiss).values() if isinstance(value, type)}
+    for cls in classes.values():
+        for name in [n for n in vars(cls) if n.endswith("_numpy")]:
+            method = name[:-len("_numpy")]
+            if method in vars(cls):
+                swapped.append((cls, method, vars(cls)[method]))
+                setattr(cls, method, vars(cls)[name])
+    try:
+        yield
+    finally:
+        for cls, method, replacement in swapped:
+            setattr(cls, method, replacement)
 
 
 class MilvusLitePeer(Peer):
@@ -75,9 +105,10 @@ class MilvusLitePeer(Peer):
         self.nprobe = min(int(value), self.nlist)
 
     def _search(self, vector: np.ndarray, k: int, fields: list[str], where: FieldFilter | None = None):
-        return self.client.search("bench", data=[vector.tolist()], limit=k, output_fields=fields,
-                                  filter=_expression(where) if where is not None else "",
-                                  search_params={"metric_type": "IP", "params": {"nprobe": self.nprobe}})[0]
+        with faiss_own_methods():
+            return self.client.search("bench", data=[vector.tolist()], limit=k, output_fields=fields,
+                                      filter=_expression(where) if where is not None else "",
+                                      search_params={"metric_type": "IP", "params": {"nprobe": self.nprobe}})[0]
 
     def query(self, vector: np.ndarray, k: int) -> np.ndarray:
         return np.array([hit["id"] for hit in self._search(vector, k, [])], dtype=np.int64)

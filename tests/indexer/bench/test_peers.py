@@ -124,3 +124,22 @@ def test_a_kept_peer_stays_open_for_the_interleaved_rounds(data) -> None:
     assert folder.exists()
     timer.close()
     assert not folder.exists()
+
+
+def test_milvus_searches_with_faiss_own_methods_after_torch_utils_replaced_them() -> None:
+    """pytorch-metric-learning imports faiss.contrib.torch_utils, whose Index.search takes no ``params``; Milvus
+    Lite (in this process) passes them. The peer's calls get FAISS's own methods back, and only for the call."""
+    _available("milvus-lite")
+    import faiss
+    import faiss.contrib.torch_utils  # noqa: F401 - the replacement under test
+
+    from indexer.bench.peers.milvus_peer import faiss_own_methods
+
+    index = faiss.IndexFlatIP(4)
+    index.add(np.eye(4, dtype=np.float32))
+    replaced = faiss.IndexFlatIP.search
+    with pytest.raises(TypeError, match="params"):
+        index.search(np.eye(4, dtype=np.float32)[:1], 1, params=faiss.SearchParameters())
+    with faiss_own_methods():
+        _, ids = index.search(np.eye(4, dtype=np.float32)[:1], 1, params=faiss.SearchParameters())
+    assert ids.tolist() == [[0]] and faiss.IndexFlatIP.search is replaced
