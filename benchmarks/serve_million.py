@@ -64,6 +64,12 @@ def anon_file_mb(pid: int) -> tuple[float, float]:
     return tuple(round(int(fields[key].split()[0]) / 1024, 1) for key in ("RssAnon", "RssFile"))
 
 
+def peak_mb(pid: int) -> float:
+    """VmHWM of process ``pid`` in MiB: the most it has held resident since it started (start-up included)."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return round(int(fields["VmHWM"].split()[0]) / 1024, 1)
+
+
 def metric(client, name: str) -> float:
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -160,6 +166,7 @@ def main() -> None:
         report["query_ms"] = percentiles(times)
         report["rss_mb_loaded"] = round(metric(client, "process_resident_memory_bytes") / 2**20, 1)
         report["anon_file_mb_loaded"] = anon_file_mb(server.pid)
+        report["rss_mb_peak_until_loaded"] = peak_mb(server.pid)
 
         log("timing single writes")
         add_times, delete_times, added = [], [], []
@@ -251,6 +258,7 @@ def main() -> None:
         report["segments_after"] = client.get("/indexes").json()[0]["segments"]
         report["rss_mb_after"] = round(metric(client, "process_resident_memory_bytes") / 2**20, 1)
         report["anon_file_mb_after"] = anon_file_mb(server.pid)
+        report["rss_mb_peak_overall"] = peak_mb(server.pid)
     finally:
         server.send_signal(signal.SIGINT)
         try:
