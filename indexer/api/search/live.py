@@ -269,8 +269,8 @@ class LiveCatalog(BatchWrites):
             served = ServedVectors.from_store(store_ids, vectors, ok_ids)
             engine.publish_vectors(served)
             changes = self._reconcile_indexes(served)
-            release_free_memory()  # the catalog pages and the indexes' loading buffers, freed: back to the system
-            return changes
+        release_free_memory()  # the catalog pages and the indexes' loading buffers, freed: back to the system
+        return changes
 
     def _reconcile_indexes(self, served: ServedVectors) -> dict[str, tuple[int, int]]:
         """Each held index made to hold exactly the ``served`` ids (the write lock held); {name: (added,

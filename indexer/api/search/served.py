@@ -10,7 +10,7 @@ them. Nothing here folds the segments back into a new base during a write; a new
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -151,17 +151,7 @@ class RowTable(Mapping):
     def __init__(self, rows: Mapping[int, Row] | Iterator[tuple[int, str, str | None]]) -> None:
         triples = ([(i, *row) for i, row in rows.items()] if isinstance(rows, Mapping) else list(rows))
         triples.sort(key=lambda triple: triple[0])
-        self.ids = np.fromiter((t[0] for t in triples), np.int64, count=len(triples))
-        encoded = [t[1].encode("utf-8", "surrogatepass") for t in triples]
-        self.offsets = np.zeros(len(encoded) + 1, np.int64)
-        np.cumsum(np.fromiter((len(e) for e in encoded), np.int64, count=len(encoded)), out=self.offsets[1:])
-        self.blob = b"".join(encoded)
-        codes: dict[str | None, int] = {None: -1}
-        self.labels: list[str] = []
-        for label in sorted({t[2] for t in triples if t[2] is not None}):
-            codes[label] = len(self.labels)
-            self.labels.append(label)
-        self.codes = np.fromiter((codes[t[2]] for t in triples), np.int32, count=len(triples))
+        self._fill([triples])
 
     @classmethod
     def from_sorted_batches(cls, batches: Iterator[list[tuple[int, str, str | None]]]) -> RowTable:
@@ -169,6 +159,11 @@ class RowTable(Mapping):
         page): each list is turned into arrays before the next is read, so no more than one list of tuples is
         ever held. InputError if the ids do not ascend."""
         table = object.__new__(cls)
+        table._fill(batches)
+        return table
+
+    def _fill(self, batches: Iterable[list[tuple[int, str, str | None]]]) -> None:
+        """The arrays of ``batches`` (ids ascending across them), one batch turned into arrays at a time."""
         ids, lengths, blobs, codes = [], [], [], []
         first_seen: dict[str, int] = {}
         for batch in batches:
@@ -176,25 +171,24 @@ class RowTable(Mapping):
                 continue
             part = np.fromiter((t[0] for t in batch), np.int64, count=len(batch))
             if len(part) and ((np.diff(part) <= 0).any() or (ids and part[0] <= ids[-1][-1])):
-                raise InputError("RowTable.from_sorted_batches: the ids must ascend across the batches")
+                raise InputError("RowTable: the ids must ascend across the batches, each id once")
             encoded = [t[1].encode("utf-8", "surrogatepass") for t in batch]
             ids.append(part)
             lengths.append(np.fromiter((len(e) for e in encoded), np.int64, count=len(encoded)))
             blobs.append(b"".join(encoded))
             codes.append(np.fromiter((-1 if t[2] is None else first_seen.setdefault(t[2], len(first_seen))
                                       for t in batch), np.int32, count=len(batch)))
-        table.ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
-        table.offsets = np.zeros(len(table.ids) + 1, np.int64)
+        self.ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
+        self.offsets = np.zeros(len(self.ids) + 1, np.int64)
         if ids:
-            np.cumsum(np.concatenate(lengths), out=table.offsets[1:])
-        table.blob = b"".join(blobs)
-        table.labels = sorted(first_seen)
+            np.cumsum(np.concatenate(lengths), out=self.offsets[1:])
+        self.blob = b"".join(blobs)
+        self.labels: list[str] = sorted(first_seen)
         rank = np.zeros(len(first_seen) + 1, np.int32)  # first-seen code -> sorted code; the last slot: -1
         rank[-1] = -1
-        for position, label in enumerate(table.labels):
+        for position, label in enumerate(self.labels):
             rank[first_seen[label]] = position
-        table.codes = rank[np.concatenate(codes)] if codes else np.zeros(0, np.int32)
-        return table
+        self.codes = rank[np.concatenate(codes)] if codes else np.zeros(0, np.int32)
 
     def _position(self, image_id: object) -> int:
         if not isinstance(image_id, (int, np.integer)) or not len(self.ids):

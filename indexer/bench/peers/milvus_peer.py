@@ -21,6 +21,7 @@ from indexer.bench.peers.field_filter import FieldFilter
 BATCH = 10_000
 VARCHAR_MAX = 4096
 INDEX_WAIT_S = 3600  # the longest wait for Milvus's background index build
+_REPLACED: list[tuple[type, str, object, object]] | None = None  # (class, method, torch_utils's, FAISS's own)
 
 
 @contextmanager
@@ -31,23 +32,23 @@ def faiss_own_methods() -> Iterator[None]:
     ``faiss.contrib.torch_utils`` (pytorch-metric-learning imports it) replaces those methods with versions that
     take no ``params`` and keeps the originals as ``<name>_numpy``. Without this, a Milvus search fails in any
     process that imported pytorch-metric-learning first (the test run did)."""
+    global _REPLACED
     if "faiss.contrib.torch_utils" not in sys.modules:
         yield
         return
-    import faiss
+    if _REPLACED is None:  # found once: torch_utils replaces the methods once, when it is imported
+        import faiss
 
-    swapped = []
-    classes = {id(value): value for value in vars(faiss).values() if isinstance(value, type)}
-    for cls in classes.values():
-        for name in [n for n in vars(cls) if n.endswith("_numpy")]:
-            method = name[:-len("_numpy")]
-            if method in vars(cls):
-                swapped.append((cls, method, vars(cls)[method]))
-                setattr(cls, method, vars(cls)[name])
+        classes = {id(value): value for value in vars(faiss).values() if isinstance(value, type)}
+        _REPLACED = [(cls, name[:-len("_numpy")], vars(cls)[name[:-len("_numpy")]], vars(cls)[name])
+                     for cls in classes.values() for name in list(vars(cls))
+                     if name.endswith("_numpy") and name[:-len("_numpy")] in vars(cls)]
+    for cls, method, _, own in _REPLACED:
+        setattr(cls, method, own)
     try:
         yield
     finally:
-        for cls, method, replacement in swapped:
+        for cls, method, replacement, _ in _REPLACED:
             setattr(cls, method, replacement)
 
 
