@@ -22,11 +22,15 @@ import contextlib
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from indexer.core.files import write_json
 from models.errors import ModelError
+
+if TYPE_CHECKING:
+    from models.store_reader import StoreReader
 
 MANIFEST = "store.json"
 LOCK_FILE = ".lock"
@@ -45,6 +49,7 @@ class EmbeddingStore:
         self._lock_depth = 0
         self._spans_written: dict[str, list] = {}  # parts written (or read) whose spans the manifest lacks yet
         self._mapped_ids: dict[str, np.ndarray] = {}  # ids of parts mapped before: a part never changes once named
+        self._mapped_vectors: dict[str, np.ndarray] = {}  # the same for the vectors (see :meth:`reader`)
 
     @contextlib.contextmanager
     def locked(self, exclusive: bool = True):
@@ -159,6 +164,23 @@ class EmbeddingStore:
         with self.locked(exclusive=True):
             vectors = self.vectors(mmap=mmap)
             return self._ids(), vectors
+
+    def reader(self) -> StoreReader:
+        """The rows stored now, read through memory maps of the part files (see :mod:`models.store_reader`):
+        no copy of the vectors, safe for many threads, unchanged by later writes. O(parts): each part's maps are
+        made once and kept while the manifest names it. Removed ids are not applied (the reader knows parts
+        only); the caller keeps its own removals."""
+        from models.store_reader import StorePart, StoreReader
+
+        with self.locked(exclusive=False):
+            parts = []
+            for name in self._parts():
+                low, high, ordered = self._span(name)
+                if name not in self._mapped_vectors:
+                    self._mapped_vectors[name] = self._read(self.directory / f"{name}.vectors.npy", mmap=True)
+                parts.append(StorePart(self._load(name, "ids", mmap=True), self._mapped_vectors[name], low, high,
+                                       ordered))
+            return StoreReader(tuple(parts), int(self.dim or 0))
 
     def lookup(self, ids) -> tuple[np.ndarray, np.ndarray]:
         """The rows of ``ids`` without writing anything (no consolidation, safe beside a running embed).
@@ -398,6 +420,7 @@ class EmbeddingStore:
         the disk space)."""
         named = self._named()
         self._mapped_ids = {name: ids for name, ids in self._mapped_ids.items() if name in named}
+        self._mapped_vectors = {name: rows for name, rows in self._mapped_vectors.items() if name in named}
 
     def _sweep(self) -> None:
         """Delete part files the manifest no longer names (old bases, chunks, crash leftovers)."""

@@ -94,7 +94,7 @@ def sorted_inserted(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
 class AppendBuffer:
     """Rows appended a few at a time and shared by immutable versions: a version reads only its first ``count``
     rows, and a writer (one at a time) fills rows past every published version's count, so no version ever
-    sees a row change. The capacity doubles when full (amortised O(rows added) per append)."""
+    sees a row change. The capacity grows by half when full (amortised O(rows added) per append, at most a third of it unused)."""
 
     def __init__(self, dim: int, capacity: int = 64) -> None:
         self.ids = np.zeros(capacity, np.int64)
@@ -108,13 +108,17 @@ class AppendBuffer:
         need = count + len(ids)
         target = self
         if count != self.filled or need > len(self.ids):
-            target = type(self)(self.vectors.shape[1], max(64, 2 * need))
+            target = type(self)(self.vectors.shape[1], max(64, need + need // 2))
             target.ids[:count], target.vectors[:count] = self.ids[:count], self.vectors[:count]
             target.row_of = {int(i): row for row, i in enumerate(self.ids[:count].tolist())}
         target.ids[count:need], target.vectors[count:need] = ids, vectors
         target.row_of.update({int(i): count + row for row, i in enumerate(np.asarray(ids).tolist())})
         target.filled = need
         return target
+
+    def vectors_at(self, rows: np.ndarray) -> np.ndarray:
+        """(m, dim) vectors of rows ``rows`` (a copy)."""
+        return self.vectors[rows]
 
     def rows(self, ids: np.ndarray, count: int) -> np.ndarray:
         """(m,) row of each of ``ids`` among the first ``count`` rows, -1 where it has none (O(m))."""

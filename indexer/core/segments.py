@@ -135,6 +135,12 @@ class SegmentedIndex:
         ids = self._rows.ids[:self._count]
         return ids[~in_sorted(self.gone, ids)] if len(self.gone) else ids
 
+    def growing_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(ids, vectors, live): views of every growing row written for this version (none copied) and a bool
+        mask of the live ones (None: all are); what :attr:`growing_ids` / :attr:`growing_vectors` copy out."""
+        ids, vectors = self._rows.ids[:self._count], self._rows.vectors[:self._count]
+        return ids, vectors, (~in_sorted(self.gone, ids) if len(self.gone) else None)
+
     @property
     def growing_vectors(self) -> np.ndarray:
         """(g, d) float32 vectors of :attr:`growing_ids`."""
@@ -367,8 +373,8 @@ def _fold_in_place(index: SegmentedIndex) -> np.ndarray:
     sealed = faiss.downcast_index(index.sealed)
     lists = faiss.downcast_InvertedLists(sealed.invlists)
     code_size = lists.code_size
-    growing_ids, growing_vectors = index.growing_ids, index.growing_vectors
-    added = _rows_by_list(sealed, growing_vectors)
+    growing_ids, growing_vectors, live = index.growing_rows()  # views of the shared buffer: no copy of the rows
+    added = _rows_by_list(sealed, growing_vectors, live)
     changed = set(added)
     if len(index.deleted):
         for list_no in range(sealed.nlist):
@@ -377,7 +383,8 @@ def _fold_in_place(index: SegmentedIndex) -> np.ndarray:
                 changed.add(list_no)
     if added:
         index.gate.folded_into = True  # from now on, versions over this sealed index answer each id once
-        index.gate.folded_ids = np.sort(growing_ids)  # a delete of one of them meanwhile marks it
+        index.gate.folded_ids = np.sort(growing_ids if live is None else growing_ids[live])  # a delete of one of
+        # them meanwhile marks it
     order = sorted(changed)
     for start in range(0, len(order), FOLD_STEP_LISTS):
         contents = []
@@ -403,7 +410,7 @@ def _fold_in_place(index: SegmentedIndex) -> np.ndarray:
         if (start // FOLD_STEP_LISTS) % TRIM_EVERY_STEPS == TRIM_EVERY_STEPS - 1:
             release_free_memory()  # the old lists' buffers, freed in the heap: back to the system
     release_free_memory()
-    return _merged_ids(index.sealed_ids, index.deleted, growing_ids)
+    return _merged_ids(index.sealed_ids, index.deleted, growing_ids if live is None else growing_ids[live])
 
 
 def _merged_ids(sealed_ids: np.ndarray, deleted: np.ndarray, growing_ids: np.ndarray) -> np.ndarray:
@@ -423,11 +430,12 @@ def _merged_ids(sealed_ids: np.ndarray, deleted: np.ndarray, growing_ids: np.nda
     return np.insert(live, np.searchsorted(live, added), added)
 
 
-def _rows_by_list(sealed: Any, vectors: np.ndarray) -> dict[int, np.ndarray]:
+def _rows_by_list(sealed: Any, vectors: np.ndarray, live: np.ndarray | None = None) -> dict[int, np.ndarray]:
     """{list number: rows of ``vectors`` the IVF index assigns to it}, the coarse assignment made in steps of
     :data:`FOLD_STEP_ROWS` (8 bytes a row are kept, not the codes: each list's rows are encoded only when its
-    step comes, so a fold of 50,000 vectors holds a few lists' codes at a time, not 25 MB of them twice)."""
-    if not len(vectors):
+    step comes, so a fold of 50,000 vectors holds a few lists' codes at a time, not 25 MB of them twice). Rows
+    where the bool mask ``live`` is False are left out."""
+    if not len(vectors) or (live is not None and not live.any()):
         return {}
     assign = np.empty(len(vectors), np.int64)
     for start in range(0, len(vectors), FOLD_STEP_ROWS):
@@ -435,6 +443,8 @@ def _rows_by_list(sealed: Any, vectors: np.ndarray) -> dict[int, np.ndarray]:
         _, nearest = sealed.quantizer.search(part, 1)
         assign[start:start + len(part)] = nearest.reshape(-1)
     order = np.argsort(assign, kind="stable")
+    if live is not None:
+        order = order[live[order]]
     bounds = np.flatnonzero(np.diff(assign[order])) + 1
     return {int(assign[order[lo]]): order[lo:hi]
             for lo, hi in zip(np.concatenate([[0], bounds]), np.concatenate([bounds, [len(order)]]))}

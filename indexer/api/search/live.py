@@ -199,8 +199,9 @@ class LiveCatalog(BatchWrites):
         engine = self.engine
         engine.publish_rows(engine.rows.with_row(image_id, (path, label)))
         ids = np.array([image_id], dtype=np.int64)
-        self._store(self.model_name).append(ids, vector)
-        engine.publish_vectors(engine.served_vectors().changed(add=(ids, vector)))
+        store = self._store(self.model_name)
+        store.append(ids, vector)  # the served vectors read it from the store's files: no second copy here
+        engine.publish_vectors(engine.served_vectors().changed(add=(ids, vector), stored=store.reader()))
         return self._change_indexes(add=(ids, vector), save=self.flush_s <= 0)
 
     def set_fields(self, image_id: int, values: dict[str, Any], *, types: dict[str, str] | None = None) -> dict:

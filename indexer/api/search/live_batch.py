@@ -81,7 +81,7 @@ class BatchWrites:
             for row in (still[i] for i in new_ids.tolist()):
                 rows_now = rows_now.with_row(row.id, (row.path, row.label))
             engine.publish_rows(rows_now)
-            engine.publish_vectors(engine.served_vectors().changed(add=(new_ids, vectors)))
+            engine.publish_vectors(engine.served_vectors().changed(add=(new_ids, vectors), stored=store.reader()))
             self._change_indexes(add=(new_ids, vectors), save=self.flush_s <= 0)
         outcome.embedded = new_ids.tolist()
         return outcome

@@ -11,14 +11,17 @@ them. Nothing here folds the segments back into a new base during a write; a new
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from indexer.core.arrays import AppendBuffer, in_sorted, sorted_inserted
 from indexer.core.errors import InputError, NotFoundError
 
-__all__ = ["KnownRows", "RowTable", "ServedVectors"]
+if TYPE_CHECKING:
+    from models.store_reader import StoreReader
+
+__all__ = ["KnownRows", "RowTable", "ServedVectors", "StoredRows"]
 
 Row = tuple[str, "str | None"]  # (path, label)
 
@@ -31,7 +34,8 @@ class ServedVectors:
     change that makes a new base (the catalog never reuses an id; it is there for correctness only)."""
 
     def __init__(self, base_ids: np.ndarray, base_vectors: np.ndarray, base_rows: np.ndarray | None = None,
-                 appended: AppendBuffer | None = None, count: int = 0, removed: np.ndarray | None = None) -> None:
+                 appended: AppendBuffer | StoredRows | None = None, count: int = 0,
+                 removed: np.ndarray | None = None) -> None:
         self.base_ids, self.base_vectors, self.base_rows = base_ids, base_vectors, base_rows
         self.dim = int(base_vectors.shape[1])
         self._appended = appended if appended is not None else AppendBuffer(self.dim)
@@ -75,9 +79,13 @@ class ServedVectors:
     def __len__(self) -> int:
         return len(self.base_ids) + self.count - len(self.removed)
 
-    def changed(self, *, add: tuple[np.ndarray, np.ndarray] | None = None,
-                remove: np.ndarray | None = None) -> ServedVectors:
-        """A new version with ``remove`` (ids) taken out and ``add`` (ids, vectors) put in; costs what it changes."""
+    def changed(self, *, add: tuple[np.ndarray, np.ndarray] | None = None, remove: np.ndarray | None = None,
+                stored: StoreReader | None = None) -> ServedVectors:
+        """A new version with ``remove`` (ids) taken out and ``add`` (ids, vectors) put in; costs what it changes.
+
+        ``stored``: a reader of the embedding store that already holds the added rows (and every row appended
+        before): the version then keeps the added ids only and reads their vectors from the store's files, so the
+        process holds no second copy of them (a service adding a row at a time, at any size)."""
         removed = self.removed
         if remove is not None and len(remove):
             remove = np.unique(np.asarray(remove, np.int64))
@@ -93,7 +101,10 @@ class ServedVectors:
             keep = ~np.isin(found, ids)
             return ServedVectors.by_id(np.concatenate([np.asarray(found, np.int64)[keep], ids]),
                                        np.concatenate([old[keep], vectors]))
-        appended = self._appended.extended(self.count, ids, vectors)
+        if stored is not None:
+            appended = StoredRows.of(self._appended, self.count, stored).extended(self.count, ids, vectors)
+        else:
+            appended = self._appended.extended(self.count, ids, vectors)
         return ServedVectors(self.base_ids, self.base_vectors, self.base_rows, appended, self.count + len(ids),
                              removed)
 
@@ -114,7 +125,7 @@ class ServedVectors:
         if self.count:
             rows = self._appended.rows(ids, self.count)
             recent = live & (rows >= 0)
-            out[recent] = self._appended.vectors[rows[recent]]
+            out[recent] = self._appended.vectors_at(rows[recent])
             found = found | recent
         return ids[found].tolist(), out[found]
 
@@ -142,6 +153,48 @@ class ServedVectors:
         out = np.zeros((len(wanted), self.dim), np.float32)
         out[real] = vectors
         return out
+
+
+class StoredRows:
+    """Rows appended to :class:`ServedVectors` whose vectors stay in the embedding store's files: their ids in an
+    :class:`AppendBuffer` of width 0 (shared by versions as the vectors' buffer is), the vectors read by id
+    through a :class:`~models.store_reader.StoreReader` taken after the last append. The same interface as
+    :class:`AppendBuffer` (``ids``, ``rows``, ``vectors_at``, ``extended``)."""
+
+    def __init__(self, ids: AppendBuffer, reader: StoreReader) -> None:
+        self._ids, self.reader = ids, reader
+
+    @classmethod
+    def of(cls, appended: AppendBuffer | StoredRows, count: int, reader: StoreReader) -> StoredRows:
+        """The first ``count`` rows of ``appended`` (either kind) read through ``reader`` from now on."""
+        if isinstance(appended, StoredRows):
+            return cls(appended._ids, reader)
+        return cls(AppendBuffer(0).extended(0, appended.ids[:count], np.zeros((count, 0), np.float32)), reader)
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self._ids.ids
+
+    @property
+    def filled(self) -> int:
+        return self._ids.filled
+
+    def rows(self, ids: np.ndarray, count: int) -> np.ndarray:
+        return self._ids.rows(ids, count)
+
+    def vectors_at(self, rows: np.ndarray) -> np.ndarray:
+        """(m, dim) vectors of rows ``rows``, read from the store; InputError naming an id the store lacks."""
+        wanted = self._ids.ids[np.asarray(rows, np.int64)]
+        found, vectors = self.reader.lookup(wanted)
+        if not found.all():
+            raise InputError(f"id {int(wanted[~found][0])} was served but its vector is no longer in the "
+                             "embedding store")
+        return vectors
+
+    def extended(self, count: int, ids: np.ndarray, vectors: np.ndarray) -> StoredRows:
+        """These rows and ``ids`` after the first ``count`` (their vectors are the store's: not kept)."""
+        ids = np.asarray(ids, np.int64).reshape(-1)
+        return StoredRows(self._ids.extended(count, ids, np.zeros((len(ids), 0), np.float32)), self.reader)
 
 
 class RowTable(Mapping):

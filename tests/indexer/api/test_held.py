@@ -113,3 +113,28 @@ def test_known_rows_change_without_copying_the_base() -> None:
     assert many.base is base and len(many) == 3 + 5000 and many[5099] == ("5099", None)
     assert 5099 not in rows.with_row(7, ("q", None)), "a version sees only its own rows"
     assert many.without(12345) is many
+
+
+def test_served_vectors_read_added_rows_from_the_store_without_holding_them(tmp_path) -> None:
+    from indexer.api.search.served import StoredRows
+    from models.embedding_store import EmbeddingStore
+
+    store = EmbeddingStore(tmp_path)
+    base = _unit(3, 7)
+    store.append([1, 2, 3], base)
+    served = ServedVectors.from_store(*store.items(mmap=True), None)
+    in_memory = served.changed(add=(np.array([4]), _unit(1, 8)))  # a change before the store-backed ones
+    store.append([4], _unit(1, 8))
+    version = in_memory
+    for i in range(5, 40):  # one row at a time, as the service writes
+        store.append([i], _unit(1, i))
+        version = version.changed(add=(np.array([i]), _unit(1, i)), stored=store.reader())
+    assert isinstance(version._appended, StoredRows) and version._appended.ids.dtype == np.int64
+    assert not hasattr(version._appended, "vectors"), "no vectors kept in the process"
+    version = version.changed(remove=np.array([2, 7]))
+    assert version.ids.tolist() == [1, 3, 4] + [i for i in range(5, 40) if i != 7]
+    found, got = version.take(np.array([39, 7, 4, 1]))
+    assert found == [39, 4, 1]
+    np.testing.assert_array_equal(got, np.concatenate([_unit(1, 39), _unit(1, 8), base[:1]]))
+    assert in_memory.take(np.array([5]))[0] == [], "an older version does not see later rows"
+    np.testing.assert_array_equal(in_memory.of(4, "m"), _unit(1, 8))
