@@ -25,7 +25,9 @@ from indexer.core.errors import InputError
 from indexer.core.memory import release_free_memory
 
 FOLD_STEP_LISTS = 64  # inverted lists changed per exclusive step of an in-place fold
-FOLD_STEP_ROWS = 8192  # growing vectors assigned and encoded at a time (beside the queries)
+FOLD_STEP_ROWS = 2048  # growing vectors assigned and encoded at a time (beside the queries; the coarse
+# assignment's distance block is this many rows by 1,024 centroids: 8 MB)
+MERGE_BLOCK = 65_536  # sealed ids merged at a time when a fold lists the ids it leaves
 TRIM_EVERY_STEPS = 1  # an in-place fold gives freed heap pages back every this many steps (a trim: ~1-2 ms)
 
 
@@ -409,25 +411,33 @@ def _fold_in_place(index: SegmentedIndex) -> np.ndarray:
                 sealed.ntotal += len(ids) - size
         if (start // FOLD_STEP_LISTS) % TRIM_EVERY_STEPS == TRIM_EVERY_STEPS - 1:
             release_free_memory()  # the old lists' buffers, freed in the heap: back to the system
+    merged = _merged_ids(index.sealed_ids, index.deleted, growing_ids if live is None else growing_ids[live])
     release_free_memory()
-    return _merged_ids(index.sealed_ids, index.deleted, growing_ids if live is None else growing_ids[live])
+    return merged
 
 
 def _merged_ids(sealed_ids: np.ndarray, deleted: np.ndarray, growing_ids: np.ndarray) -> np.ndarray:
-    """Sorted ``sealed_ids`` without the sorted ``deleted``, with ``growing_ids`` merged in: O(N) by binary
-    searches of the few into the many and one delete / insert pass. (``np.union1d`` sorts a million ids again:
-    0.8 s holding the GIL, which stalled queries on other threads.)"""
-    live = sealed_ids
-    if len(deleted):
-        at = np.searchsorted(sealed_ids, deleted)
-        hit = at < len(sealed_ids)
-        hit[hit] = sealed_ids[at[hit]] == deleted[hit]
-        live = np.delete(sealed_ids, at[hit])
-    if not len(growing_ids):
-        return live
+    """Sorted ``sealed_ids`` without the sorted ``deleted``, with ``growing_ids`` merged in: O(N), written into
+    the one new array a block of :data:`MERGE_BLOCK` ids at a time (no intermediate copy of a million ids; and
+    ``np.union1d`` would sort them all again: 0.8 s holding the GIL, which stalled queries on other threads)."""
     added = np.unique(np.asarray(growing_ids, np.int64))
-    added = added[~in_sorted(live, added)]
-    return np.insert(live, np.searchsorted(live, added), added)
+    if len(added) and len(sealed_ids):  # an id both sealed (live) and growing counts once
+        added = added[~(in_sorted(sealed_ids, added) & ~in_sorted(deleted, added))]
+    gone = int(in_sorted(sealed_ids, deleted).sum()) if len(deleted) and len(sealed_ids) else 0
+    out = np.empty(len(sealed_ids) - gone + len(added), np.int64)
+    filled = taken = 0
+    for start in range(0, max(len(sealed_ids), 1), MERGE_BLOCK):
+        block = sealed_ids[start:start + MERGE_BLOCK]
+        if len(deleted):
+            block = block[~in_sorted(deleted, block)]
+        end = start + MERGE_BLOCK
+        upto = len(added) if end >= len(sealed_ids) else taken + int(np.searchsorted(added[taken:], sealed_ids[end]))
+        if upto > taken:
+            block = np.sort(np.concatenate([block, added[taken:upto]]))
+            taken = upto
+        out[filled:filled + len(block)] = block
+        filled += len(block)
+    return out
 
 
 def _rows_by_list(sealed: Any, vectors: np.ndarray, live: np.ndarray | None = None) -> dict[int, np.ndarray]:

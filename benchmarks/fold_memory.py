@@ -1,0 +1,79 @@
+"""The in-place fold's transient memory at a million (one process, no service): what compaction adds on top of
+the loaded index and its pending changes.
+
+Loads a saved IVF index (``--index``, e.g. the ``served.faiss`` that ``benchmarks/serve_million.py`` builds), adds
+``--changes`` growing vectors in batches of 1,000 and marks as many sealed ids deleted (plus 300 of the growing ones,
+as a service's writer leaves them), then runs :func:`indexer.core.segments.fold_in_place` while a thread samples
+VmRSS every millisecond; VmHWM is reset before the fold (``/proc/self/clear_refs``), so its rise is the fold's own.
+
+Usage: python benchmarks/fold_memory.py --index /tmp/sm1m/ws-fresh/indexes/served.faiss [--changes 50000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def memory_mb() -> dict[str, int]:
+    status = Path("/proc/self/status").read_text()
+    return {key: int(re.search(key + r":\s+(\d+)", status).group(1)) // 1024 for key in ("VmRSS", "RssAnon", "VmHWM")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--index", required=True, help="a saved in-memory IVF index (.faiss)")
+    parser.add_argument("--changes", type=int, default=50_000)
+    args = parser.parse_args()
+
+    import faiss
+
+    from indexer.core.membership import indexed_ids
+    from indexer.core.memory import release_free_memory
+    from indexer.core.segments import SegmentedIndex, fold_in_place
+
+    index = faiss.read_index(args.index)
+    report = {"loaded": memory_mb()}
+    rng = np.random.default_rng(0)
+    sealed_ids = indexed_ids(index)
+    new_ids = np.arange(args.changes, dtype=np.int64) + int(sealed_ids.max()) + 1
+    segmented = SegmentedIndex(index, sealed_ids=sealed_ids)
+    for start in range(0, args.changes, 1000):
+        rows = rng.standard_normal((len(new_ids[start:start + 1000]), index.d)).astype(np.float32)
+        segmented = segmented.added(new_ids[start:start + 1000], rows / np.linalg.norm(rows, axis=1, keepdims=True))
+    segmented, _ = segmented.removed(np.sort(rng.choice(sealed_ids, args.changes, replace=False)))
+    segmented, _ = segmented.removed(new_ids[:300])
+    release_free_memory()
+    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+    report["before_fold"] = before = memory_mb()
+    peak, done = [0], threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], memory_mb()["VmRSS"])
+            time.sleep(0.001)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    started = time.perf_counter()
+    fold_in_place(segmented)
+    report["fold_s"] = round(time.perf_counter() - started, 2)
+    done.set()
+    sampler.join()
+    report["after_fold"] = after = memory_mb()
+    report["sampled_peak_rss_mb"] = peak[0]
+    report["fold_transient_mb"] = after["VmHWM"] - before["VmRSS"]
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
