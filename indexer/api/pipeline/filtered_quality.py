@@ -30,6 +30,7 @@ import numpy as np
 from indexer.api.registry.indexes import catalog_vectors
 from indexer.api.workspace import Workspace
 from indexer.core.errors import InputError
+from storage.filters import quoted
 
 SCORE_TOLERANCE = 1e-4
 BATCH = 256  # queries per Searcher call
@@ -40,8 +41,6 @@ __all__ = ["BATCH", "SCORE_TOLERANCE", "bench_label_filters", "default_galleries
 
 def default_galleries(split: str | None = "test") -> tuple[str | None, ...]:
     """None (the whole index), the catalog bench's gallery ``split = "<split>"`` and ``split = "train"``."""
-    from storage.filters import quoted
-
     galleries: list[str | None] = [None]
     galleries += [f"split = {quoted(name)}" for name in dict.fromkeys([split, "train"]) if name is not None]
     return tuple(galleries)
@@ -62,7 +61,6 @@ def bench_label_filters(
     ``images``, ``plan``, ``precision_at_1``, ``map_at_r``, their ``macro_*`` means over labels and
     ``per_label``). InputError when ``split`` has no labelled, embedded image."""
     from indexer.api.search.engine import MAX_K, Searcher
-    from storage.filters import quoted
 
     log = log or (lambda line: None)
     galleries = default_galleries(split) if galleries is None else tuple(galleries)
@@ -79,7 +77,7 @@ def bench_label_filters(
     started = time.perf_counter()
 
     log(f"label check: {len(query_ids):,} queries, k = {k}")
-    check = _label_check(searcher, ids, vectors, labels, query_ids, query_labels, k, quoted)
+    check = _label_check(searcher, ids, vectors, labels, query_ids, query_labels, k)
     results = []
     for where in galleries:
         gallery = _gallery_ids(workspace, where)
@@ -100,7 +98,7 @@ def bench_label_filters(
     }
 
 
-def _label_check(searcher, ids, vectors, labels, query_ids, query_labels, k, quoted) -> dict[str, Any]:
+def _label_check(searcher, ids, vectors, labels, query_ids, query_labels, k) -> dict[str, Any]:
     """Each query with the filter ``label = <its label>``: violations and queries that are not the exact top k."""
     from indexer.core.search import exact_search
 
