@@ -175,6 +175,12 @@ def parse_filter(text: str, user_fields: dict[str, str] | None = None) -> Filter
     return node
 
 
+def quoted(text: str) -> str:
+    """``text`` as a filter's string value: double-quoted, its backslashes and double quotes escaped, so
+    ``parse_filter(f"label = {quoted(name)}")`` compares with ``name`` exactly (``colt's foot``, ``a "b"``)."""
+    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _check_depth(text: str) -> None:
     depth = deepest = 0
     quote = None

@@ -42,6 +42,7 @@ from indexer.api.pipeline.dupes import DEFAULT_THRESHOLD as DEFAULT_DUPLICATE_TH
 from indexer.api.pipeline.dupes import draw_duplicates, find_duplicates
 from indexer.api.pipeline.export import FORMATS as EXPORT_FORMATS
 from indexer.api.pipeline.export import ExportOutcome, export_vectors
+from indexer.api.pipeline.filtered_quality import bench_label_filters, label_filter_table
 from indexer.api.pipeline.import_vectors import ImportOutcome, import_vectors
 from indexer.api.pipeline.ingest import ingest_directory, ingest_flowers102
 from indexer.api.pipeline.photos import DEFAULT_INDEX as PHOTOS_INDEX
@@ -108,8 +109,8 @@ __all__ = [
     "CatalogStatus", "ClusterCatalog", "LocalShards", "Manifest", "ShardIndex", "ShardedIndex",
     "ShardsUnavailableError", "Transport", "UnavailableError", "read_manifest", "served_manifest", "Example", "ExportOutcome", "Hit", "ImportOutcome", "IndexFolderOutcome", "IndexerError", "InputError",
     "LiveCatalog", "MissingDependencyError", "NotFoundError", "QueryOutcome", "Recipe", "Rerank", "Searcher", "TagOutcome",
-    "TrainOutcome", "WATCH_COUNTS", "WATCH_LABELS", "WATCH_MODES", "WatchConfig", "WatchStatus", "Watcher", "Workspace", "backup_workspace", "bench_catalog", "bench_filtered", "bench_synthetic", "build_index",
-    "cached_imagenet_file", "catalog_fields", "catalog_images", "catalog_status", "catalog_vectors", "content_type", "image_fields", "image_id_of",
+    "TrainOutcome", "WATCH_COUNTS", "WATCH_LABELS", "WATCH_MODES", "WatchConfig", "WatchStatus", "Watcher", "Workspace", "backup_workspace", "bench_catalog", "bench_filtered", "bench_label_filters", "bench_synthetic", "build_index",
+    "cached_imagenet_file", "catalog_fields", "catalog_images", "catalog_status", "catalog_vectors", "content_type", "image_fields", "image_id_of", "label_filter_table",
     "default_model_name", "derive_model", "draw_answer", "draw_duplicates", "embed", "export_vectors",
     "find_duplicates", "import_vectors", "index_folder", "ingest_directory", "ingest_flowers102", "offset_of",
     "page_token", "parse_types", "prepare_output_paths", "query", "remove_images", "report_table", "set_image_fields", "tag_from_csv", "train", "train_config", "train_recipe",

@@ -132,3 +132,21 @@ def label_metrics(
         "map_at_r": mapr,
         "f1_at_k": f1_at_k(query_labels, neighbour_labels, k),
     }
+
+
+def per_label_metrics(
+    query_labels: np.ndarray, neighbour_labels: np.ndarray, relevant: np.ndarray
+) -> dict[Any, dict[str, Any]]:
+    """{label: {"queries", "precision_at_1", "map_at_r"}} over each label's queries, labels in sorted order.
+
+    Same inputs as :func:`map_at_r` (neighbour_labels needs max(R) columns): a label's figures are those of
+    :func:`precision_at_1` and :func:`map_at_r` over its queries alone (MAP@R NaN when all have R = 0).
+    """
+    _matches(query_labels, neighbour_labels)  # validates shapes
+    ql, nl, r = np.asarray(query_labels), np.asarray(neighbour_labels), np.asarray(relevant)
+    out: dict[Any, dict[str, Any]] = {}
+    for label in np.unique(ql).tolist():
+        mine = ql == label
+        out[label] = {"queries": int(mine.sum()), "precision_at_1": precision_at_1(ql[mine], nl[mine]),
+                      "map_at_r": map_at_r(ql[mine], nl[mine], r[mine])}
+    return out

@@ -18,6 +18,7 @@ from storage.filters import (
     Negation,
     Prefix,
     parse_filter,
+    quoted,
 )
 
 
@@ -157,3 +158,9 @@ def test_user_fields_are_typed_and_filterable(catalog):
     catalog.remove_images([ids["b.jpg"]])
     catalog.commit()
     assert catalog.image_fields([ids["b.jpg"]]) == {}, "values go with their image"
+
+
+@pytest.mark.parametrize("text", ["colt's foot", 'the "best" rose', "back\\slash", 'both \\" and \'', ""])
+def test_a_quoted_value_parses_back_to_itself(text):
+    assert parse_filter(f"label = {quoted(text)}") == Compare("label", "=", text)
+    assert parse_filter(f"label in [{quoted(text)}, 'x']") == Member("label", (text, "x"))

@@ -12,6 +12,7 @@ from indexer.core.metrics import (
     label_metrics,
     majority_labels,
     map_at_r,
+    per_label_metrics,
     precision_at_1,
     precision_at_k,
     recall_at_k,
@@ -115,3 +116,18 @@ def test_shape_errors() -> None:
         precision_at_1(QUERY, NEIGHBOURS[:2])
 
 
+
+
+def test_per_label_metrics_are_each_labels_own_queries():
+    queries = np.array(["a", "a", "b", "c"])
+    neighbours = np.array([["a", "b"], ["b", "a"], ["b", "x"], ["a", "b"]])
+    relevant = np.array([1, 1, 1, 0])
+    out = per_label_metrics(queries, neighbours, relevant)
+    assert list(out) == ["a", "b", "c"]
+    assert out["a"] == {"queries": 2, "precision_at_1": 0.5, "map_at_r": 0.5}
+    assert out["b"] == {"queries": 1, "precision_at_1": 1.0, "map_at_r": 1.0}
+    assert out["c"]["precision_at_1"] == 0.0 and math.isnan(out["c"]["map_at_r"])
+    weighted = sum(entry["precision_at_1"] * entry["queries"] for entry in out.values()) / len(queries)
+    assert weighted == precision_at_1(queries, neighbours)
+    with pytest.raises(InputError):
+        per_label_metrics(queries, neighbours[:3], relevant)
