@@ -24,8 +24,8 @@ FP16_UNIT = 2.0 ** -11  # unit roundoff of fp16 (10-bit mantissa)
 # |fp16 score - exact| <= EPS_FACTOR * FP16_UNIT * |q| * max|x|: each input rounded (2u), the fp16 output
 # rounded (u), fp32 accumulation (d * 2^-24, far below u at d <= 2048); doubled for split-K reductions.
 EPS_FACTOR = 8.0
-DEFAULT_TILE_ROWS = 1 << 20  # rows scored per matrix product
 MAX_SCORE_ELEMENTS = 1 << 28  # queries x tile rows per product: 512 MiB of fp16 scores at most
+QUERY_BATCH = 4096  # queries per pass: bounds the candidates kept per tile (tiles x k' x queries)
 PAD_SCORE = float(-np.finfo(np.float32).max)  # FAISS's score for a missing result under inner product
 
 
@@ -38,11 +38,12 @@ class GpuFlatSearcher:
     """Exact top-k inner product over (n, d) vectors held on a torch device.
 
     vectors: (n, d) float32; ids: (n,) int64 (default: row numbers); device: "cuda", "cuda:1" or "cpu"
-    (the CPU runs the same code paths, for tests); tile_rows: rows per fp16 matrix product.
+    (the CPU runs the same code paths, for tests); tile_rows: rows per matrix product (None: as many as keep
+    a product at MAX_SCORE_ELEMENTS scores, so one query scans 10M rows in one product, 1,024 in tiles of 256k).
     """
 
     def __init__(self, vectors: np.ndarray, ids: np.ndarray | None = None, *, device: str = "cuda",
-                 tile_rows: int = DEFAULT_TILE_ROWS) -> None:
+                 tile_rows: int | None = None) -> None:
         import torch
 
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -53,13 +54,13 @@ class GpuFlatSearcher:
         ids = np.asarray(ids, dtype=np.int64)
         if ids.shape != (len(vectors),):
             raise ConfigError(f"gpu-flat: ids must be ({len(vectors)},); got shape {ids.shape}")
-        if isinstance(tile_rows, bool) or int(tile_rows) < 1:
+        if tile_rows is not None and (isinstance(tile_rows, bool) or int(tile_rows) < 1):
             raise ConfigError(f"gpu-flat: tile_rows must be an integer >= 1; got {tile_rows!r}")
         if str(device).startswith("cuda") and not torch.cuda.is_available():
             raise ConfigError(f"gpu-flat: device {device!r} is invalid; no CUDA device is available")
         self.device = torch.device(device)
         self.ntotal, self.d = vectors.shape
-        self.tile_rows = int(tile_rows)
+        self.tile_rows = None if tile_rows is None else int(tile_rows)
         self.ids = ids
         self._ids = torch.as_tensor(ids, device=self.device)
         self._fp32 = torch.as_tensor(vectors, device=self.device)
@@ -82,7 +83,7 @@ class GpuFlatSearcher:
         found = min(k, self.ntotal)
         if found == 0 or len(queries) == 0:
             return scores, ids
-        step = max(1, MAX_SCORE_ELEMENTS // min(self.tile_rows, self.ntotal))
+        step = max(1, min(QUERY_BATCH, MAX_SCORE_ELEMENTS // min(self.tile_rows or 1, self.ntotal)))
         with torch.inference_mode():
             for start in range(0, len(queries), step):
                 xq = torch.as_tensor(queries[start:start + step], device=self.device)
@@ -95,8 +96,9 @@ class GpuFlatSearcher:
         """(q, d) fp32 device queries, k <= ntotal → (q, k) fp32 exact scores and (q, k) row numbers."""
         import torch
 
+        tile = self.tile_rows or max(1, MAX_SCORE_ELEMENTS // len(xq))
         width = min(candidate_count(k), self.ntotal)
-        fp16_scores, rows = self._scan(xq.half(), self._fp16, width)
+        fp16_scores, rows = self._scan(xq.half(), self._fp16, width, tile)
         exact = torch.einsum("qcd,qd->qc", self._fp32[rows], xq)  # re-scored in fp32
         top_scores, at = torch.topk(exact, k, dim=1)
         top_rows = torch.gather(rows, 1, at)
@@ -106,18 +108,18 @@ class GpuFlatSearcher:
             uncertain = torch.nonzero(top_scores[:, -1] < cut + eps).flatten()
             if len(uncertain):
                 self.fallbacks += len(uncertain)
-                top_scores[uncertain], top_rows[uncertain] = self._scan(xq[uncertain], self._fp32, k)
+                top_scores[uncertain], top_rows[uncertain] = self._scan(xq[uncertain], self._fp32, k, tile)
         return top_scores, top_rows
 
-    def _scan(self, xq: Any, base: Any, k: int) -> tuple[Any, Any]:
+    def _scan(self, xq: Any, base: Any, k: int, tile_rows: int) -> tuple[Any, Any]:
         """Top-k of ``xq @ base.T`` tile by tile, merged: (q, k) scores (base's dtype) and int64 row numbers."""
         import torch
 
         best_scores, best_rows = [], []
-        for start in range(0, self.ntotal, self.tile_rows):
-            tile = base[start:start + self.tile_rows]
-            tile_scores, tile_rows = torch.topk(xq @ tile.T, min(k, len(tile)), dim=1)
+        for start in range(0, self.ntotal, tile_rows):
+            tile = base[start:start + tile_rows]
+            tile_scores, at = torch.topk(xq @ tile.T, min(k, len(tile)), dim=1)
             best_scores.append(tile_scores)
-            best_rows.append(tile_rows + start)
+            best_rows.append(at + start)
         merged_scores, at = torch.topk(torch.cat(best_scores, dim=1), k, dim=1)
         return merged_scores, torch.gather(torch.cat(best_rows, dim=1), 1, at)

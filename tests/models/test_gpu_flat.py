@@ -89,3 +89,14 @@ def test_gpu_flat_on_cuda_matches_the_cpu():
     _, on_cpu = GpuFlatSearcher(base, device="cpu", tile_rows=8192).search(queries, 10)
     _, on_gpu = GpuFlatSearcher(base, device="cuda", tile_rows=8192).search(queries, 10)
     assert recall(on_gpu, on_cpu) == 1.0
+
+
+def test_gpu_flat_default_tiles_follow_the_query_count(monkeypatch):
+    import models.gpu_flat as gpu_flat
+
+    monkeypatch.setattr(gpu_flat, "MAX_SCORE_ELEMENTS", 1000)  # 40 queries → tiles of 25 rows
+    monkeypatch.setattr(gpu_flat, "QUERY_BATCH", 7)  # and passes of 7 queries
+    base, queries = clustered(500, 16), clustered(40, 16, seed=6)
+    scores, rows = GpuFlatSearcher(base, device="cpu").search(queries, 12)
+    want_scores, want_rows = exact(base, queries, 12)
+    assert recall(rows, want_rows) == 1.0 and np.allclose(scores, want_scores, atol=1e-5)
