@@ -468,9 +468,9 @@ class Searcher:
             own = None if not any(excluded) else np.array([e[0] if e else -1 for e in excluded], np.int64)
             scores, ids = search_expanded(held.index, vectors, wanted, self.served_vectors().lookup(), rerank,
                                           exclude_ids=own, nprobe=nprobe)
-        elif held.device is not None and held.device.serves(held.index):  # gpu-flat, no change since loading
+        elif nprobe is None and held.device is not None and held.device.serves(held.index):  # gpu-flat, unchanged
             scores, ids = held.device.search(vectors, wanted)
-        else:  # (a gpu-flat index with changes since loading is searched exactly by FAISS: the same results)
+        else:  # (gpu-flat with changes since loading: FAISS's exact search, the same results; nprobe: flat's error)
             scores, ids = search(held.index, vectors, wanted, nprobe=nprobe)
         searched = time.perf_counter()
         rows = self._rows_of(ids)

@@ -63,3 +63,21 @@ def test_gpu_flat_on_the_torch_cpu_answers_as_flat(trained, ws, monkeypatch):
     for got, want in zip(on_device.answers, on_flat):
         assert [hit.id for hit in got.results] == [hit["id"] for hit in want["results"]]
         assert np.allclose([hit.score for hit in got.results], [hit["score"] for hit in want["results"]], atol=1e-4)
+
+
+def test_the_device_copy_serves_only_the_sealed_index_it_holds_without_pending_changes():
+    from indexer.api.devices import DeviceCopy
+    from indexer.core.build import build_index
+    from indexer.core.factory import IndexParams
+    from indexer.core.segments import SegmentedIndex
+
+    x = np.random.default_rng(0).standard_normal((20, 4)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    sealed, _ = build_index(IndexParams("gpu-flat"), x[:10], np.arange(10))
+    copy = DeviceCopy(sealed, searcher=None)
+    held = SegmentedIndex(sealed)
+    assert copy.serves(held)
+    assert not copy.serves(held.added(np.array([100]), x[10:11]))  # a growing row: FAISS answers
+    assert not copy.serves(held.removed(np.array([3]))[0])  # a deletion mark: FAISS answers
+    other, _ = build_index(IndexParams("flat"), x[:10], np.arange(10))
+    assert not copy.serves(SegmentedIndex(other))  # a folded (new) sealed index: FAISS answers
