@@ -16,6 +16,13 @@ def resolve_device(name: str):
     return torch.device(name)
 
 
+def cuda_available() -> bool:
+    """True when torch sees a CUDA device (imports torch: seconds, so only where a GPU kind is used)."""
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
 def channels_last(x):
     """``x``, a module or a 4-d image batch, in channels-last memory format: faster convolutions on the CPU
     (oneDNN; MobileNetV2 at 128 px trains about 1.3-1.7x faster, runs inference 1.4x) as on the GPU."""

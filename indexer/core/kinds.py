@@ -33,7 +33,9 @@ class IndexKind:
     :func:`indexer.core.factory.factory_string`; ``{factory}``
     is the user's own string. knob: the per-call search setting the tuner adjusts (None:
     exact search, nothing to tune; ``raw``: read from the built index). removes: vectors can
-    be removed in place (HNSW graphs cannot: the API rebuilds them without the vectors).
+    be removed in place (HNSW graphs cannot: the API rebuilds them without the vectors). device: the torch
+    device the kind searches on (None: FAISS on the CPU); such a kind's file is its FAISS template's index,
+    and the API refuses the kind where that device is missing.
     """
 
     name: str
@@ -41,6 +43,7 @@ class IndexKind:
     knob: str | None
     removes: bool
     summary: str
+    device: str | None = None
 
     @property
     def tuned(self) -> bool:
@@ -62,6 +65,8 @@ KINDS: dict[str, IndexKind] = {
         IndexKind("ivfsq", "IVF{nlist}{coarse},SQ8", NPROBE, True, "inverted lists of 8-bit scalar codes (d bytes a vector)"),
         IndexKind("ivf-hnsw", "IVF{nlist}_HNSW{hnsw_m},Flat", NPROBE, True,
                   "inverted lists with an HNSW coarse quantizer, for millions of vectors"),
+        IndexKind("gpu-flat", "Flat", None, True,
+                  "exact search on a CUDA GPU: fp16 scan, fp32 re-score, same results as flat", device="cuda"),
         IndexKind("raw", "{factory}", None, True, "any FAISS factory string given with --factory"),
     )
 }

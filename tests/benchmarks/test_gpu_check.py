@@ -23,5 +23,9 @@ def test_gpu_check_runs_every_step_on_the_cpu(tmp_path):
     recipe = report["flowers_recipe"]
     assert recipe["test_images"] > 0 and 0 <= recipe["p_at_1"] <= 1 and recipe["train_s"] > 0
     assert report["embedding"]["catalog_path_images_per_s"] > 0
-    assert set(report["exact_search"]) == {"10000", "20000", "faiss_cpu_reference"}
+    assert set(report["exact_search"]) == {"10000", "20000", "targets", "faiss_cpu_reference"}
+    for n in ("10000", "20000"):
+        gpu_flat = report["exact_search"][n]
+        assert gpu_flat["recall_at_10"] == 1.0 and gpu_flat["single_query_p50_ms"] > 0
+        assert gpu_flat["batch_1024_qps"] > 0
     assert report["onnx_agreement"]["min_cosine"] >= 0.999

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from indexer.api.devices import check_kind_device, kind_device
 from indexer.api.pipeline.build import build
 from indexer.api.registry.indexes import catalog_vectors
 from indexer.api.registry.models import default_model_name
@@ -91,6 +92,7 @@ def bench_catalog(
     from indexer.bench.runner import BenchData, run_bench
 
     check_bench_kinds(kinds, peers)
+    _check_device_kinds(kinds)
     model_name = model_name or default_model_name(workspace)
     notes: list[str] = []
     served_by = {kind: _workspace_index(workspace, kind, model_name, target_recall, seed, progress, notes)
@@ -141,6 +143,7 @@ def bench_filtered(
     if not all(0 < fraction <= 1 for fraction in fractions):
         raise InputError(f"--filters: fractions must be in (0, 1]; got {', '.join(map(str, fractions))}")
     check_bench_kinds(kinds, peers)
+    _check_device_kinds(kinds)
     vectors = synthetic_data(n, dim, n_queries or 300, 200, seed, data=data)
     report = run_filtered_bench(vectors.base, vectors.queries, vectors.tune_queries, list(kinds), k=k,
                                 target_recall=target_recall, fractions=fractions, seed=seed, peers=tuple(peers),
@@ -172,6 +175,7 @@ def bench_synthetic(
     from indexer.bench.synthetic_bench import run_synthetic_bench
 
     check_bench_kinds(kinds, peers)
+    _check_device_kinds(kinds)
     if ON_DISK in kinds:
         if peers or export_vectors or data != "realistic":
             raise InputError(f"--indexes {ON_DISK} streams realistic vectors: no --peers, --export-vectors or "
@@ -190,6 +194,16 @@ def bench_synthetic(
                                  peers=peers, export_vectors=None if export_vectors is None else str(export_vectors))
     report["params"].update(mode="synthetic", machine=_machine(), date=time.strftime("%Y-%m-%d"))
     return BenchReport(report)
+
+
+def _check_device_kinds(kinds: tuple[str, ...]) -> None:
+    """gpu-flat is refused in one line: without a GPU for that reason; with one because the bench runner
+    (indexer.bench: FAISS, no torch) would time FAISS's CPU flat search under its name."""
+    for kind in kinds:
+        if kind_device(kind) is not None:
+            check_kind_device(kind)
+            raise InputError(f"bench does not measure index kind {kind!r} yet; benchmarks/gpu_check.py measures "
+                             "its latency, throughput and recall on the GPU")
 
 
 def report_table(report: dict[str, Any]) -> str:

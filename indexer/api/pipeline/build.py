@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.api.devices import check_kind_device
 from indexer.api.pipeline.training import embed
 from indexer.api.registry.index_files import IndexTarget, change_index, writing
 from indexer.api.registry.indexes import (
@@ -105,6 +106,7 @@ def build(
                            max_memory_mb=max_memory_mb, seed=seed, use_gpu=use_gpu, progress=progress)
     if max_memory_mb is not None:
         raise InputError("--max-memory-mb applies to --index auto only")
+    check_kind_device(kind)  # gpu-flat without a GPU: refused before anything is embedded or written
     from indexer.core.build import build_index
     from indexer.core.factory import IndexParams
 

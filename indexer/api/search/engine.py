@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from indexer.api.devices import check_kind_device, device_copy, device_refusal
 from indexer.api.registry.indexes import served_index, stale_index_message
 from indexer.api.search.examples import Example, check_examples, combine, query_name
 from indexer.api.search.held import HeldIndex, KnownRows, ServedVectors
@@ -85,7 +86,8 @@ class Searcher:
             default = served_index(catalog, index_name)
             model = catalog.model(default.model_name)
             rows = [row for row in catalog.indexes() if row.model_name == model.name
-                    and (row.name == default.name or (hold_all and stale_index_message(row, model) is None))]
+                    and (row.name == default.name or (hold_all and stale_index_message(row, model) is None
+                                                      and device_refusal(row.kind) is None))]
         if model.dim != default.dim:
             raise DimensionMismatchError(
                 f"model {model.name!r} makes {model.dim}-dim embeddings; "
@@ -148,9 +150,10 @@ class Searcher:
 
         path = index_paths(self.workspace.resolve(row.path))[0]
         signature = file_signature(path)
+        check_kind_device(row.kind)  # before reading the file: a gpu-flat index without a GPU is refused at once
         index, sidecar = load_index(path)
         return HeldIndex(row.name, row.kind, row.model_name, path, SegmentedIndex(index), sidecar, row.params,
-                         signature)
+                         signature, device_copy(row.kind, index))
 
     # -- publishing (the live catalog's writes) --------------------------------------------------------------
 
@@ -465,7 +468,9 @@ class Searcher:
             own = None if not any(excluded) else np.array([e[0] if e else -1 for e in excluded], np.int64)
             scores, ids = search_expanded(held.index, vectors, wanted, self.served_vectors().lookup(), rerank,
                                           exclude_ids=own, nprobe=nprobe)
-        else:
+        elif nprobe is None and held.device is not None and held.device.serves(held.index):  # gpu-flat, unchanged
+            scores, ids = held.device.search(vectors, wanted)
+        else:  # (gpu-flat with changes since loading: FAISS's exact search, the same results; nprobe: flat's error)
             scores, ids = search(held.index, vectors, wanted, nprobe=nprobe)
         searched = time.perf_counter()
         rows = self._rows_of(ids)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from indexer.api.devices import DeviceCopy
 from indexer.api.registry.index_files import file_signature
 from indexer.api.search.served import KnownRows, ServedVectors
 
@@ -26,6 +27,7 @@ class HeldIndex:
     sidecar: dict
     params: dict
     signature: tuple
+    device: DeviceCopy | None = None  # gpu-flat: the sealed vectors on the GPU (indexer.api.devices)
 
     @property
     def ntotal(self) -> int:
