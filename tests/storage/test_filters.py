@@ -116,8 +116,15 @@ def test_values_are_bound_never_pasted_into_sql(catalog):
 
 
 @pytest.mark.parametrize("catalog", ["sqlite", "postgresql"], indirect=True)
-def test_user_fields_are_typed_and_filterable(catalog):
+@pytest.mark.parametrize("narrow_share", [0.0, 1.0], ids=["exists-form", "in-form"])
+def test_user_fields_are_typed_and_filterable(catalog, narrow_share, monkeypatch):
+    import storage.catalog
     from storage.fields import FieldTypeError
+
+    monkeypatch.setattr(storage.catalog, "NARROW_SHARE", narrow_share)  # both SQL forms give the same answers
+    chosen = []
+    narrow = catalog._few_match
+    monkeypatch.setattr(catalog, "_few_match", lambda field, match: chosen.append(narrow(field, match)) or chosen[-1])
 
     ids = {row.path.rsplit("/", 1)[-1]: row.id for row in catalog.images()}
     catalog.declare_field("colour", "text")
@@ -136,6 +143,7 @@ def test_user_fields_are_typed_and_filterable(catalog):
     assert got('price < 50 and label = "rose"') == ["a.jpg"]
     assert got('taken >= "2025-01-01"') == ["b.jpg"]
     assert got('colour prefix "r" and not price > 20') == ["a.jpg", "c.png"]
+    assert set(chosen) == {narrow_share > 0}, "the form under test was the one written"
     assert catalog.image_fields([ids["a.jpg"]])[ids["a.jpg"]]["price"] == 12.5
     with pytest.raises(FilterError, match="colour is text; got the number 3"):
         catalog.parse_filter("colour = 3")
