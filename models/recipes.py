@@ -54,11 +54,11 @@ RECIPES = {
              "batch_classes": 16, "lr": 3e-4, "tta": "flip", "holdout_fraction": 0, "labels": LABELS_CATALOG},
         ),
     ),
-    # Experimental (issue 31): not yet measured on the test split with this command; see docs/BENCHMARKS.md,
-    # "Issue 31: ablation towards a stronger recipe", for the hold-out runs behind each choice.
+    # Experimental (issue 31): one full run measured on test (docs/BENCHMARKS.md, "Issue 31: towards a stronger
+    # `--recipe best`"), with the hold-out runs behind each choice.
     "best-v5": Recipe(
         name="best-v5",
-        description="EXPERIMENTAL, not yet measured on test: best's stage 1, then 40 epochs of the whole "
+        description="EXPERIMENTAL (one test run): best's stage 1, then 40 epochs of the whole "
                     "network with a 2-epoch linear warm-up, cosine to zero and an average of the weights "
                     "(decay 0.998) kept; test-time flip",
         stages=(
