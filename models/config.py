@@ -12,9 +12,14 @@ from models.errors import ConfigError
 from models.preprocess import TTA_MODES, TTA_NONE
 
 SIAMESE = "siamese"
-LOSSES = ("multi-similarity", "triplet", "proxy-anchor")
+LOSSES = ("multi-similarity", "triplet", "proxy-anchor", "supcon")
 MINERS = ("batch-hard", "semi-hard", "hard", "all", "multi-similarity", "none")
-DEFAULT_MINER = {"multi-similarity": "multi-similarity", "triplet": "batch-hard", "proxy-anchor": "none"}
+DEFAULT_MINER = {"multi-similarity": "multi-similarity", "triplet": "batch-hard", "proxy-anchor": "none",
+                 "supcon": "none"}
+# Random views for training (models.data.augmentation): every policy starts with a random-resized crop and a
+# horizontal flip, then colour jitter, torchvision's TrivialAugmentWide, or its RandAugment
+AUGMENT_JITTER, AUGMENT_TRIVIAL, AUGMENT_RAND = "crop-flip-jitter", "crop-flip-trivial", "crop-flip-rand"
+AUGMENTS = (AUGMENT_JITTER, AUGMENT_TRIVIAL, AUGMENT_RAND)
 DEVICES = ("auto", "cpu", "cuda")
 # Which labels training uses: "catalog" (the images' labels), "none" (the images alone, models.label_free),
 # "auto" (the caller's choice: the catalog's when it has enough, else none; unresolved it means "catalog")
@@ -54,7 +59,13 @@ class TrainConfig:
     lr: float = 1e-3  # head (and whole Siamese net); proxies get 100x
     backbone_lr: float = 1e-4
     weight_decay: float = 1e-4
+    # learning rate: linear warm-up over this many epochs (0: none), then cosine to zero at the last step
+    warmup_epochs: int = 0
+    # exponential moving average of the weights, updated every step (0: none): the averaged weights are the
+    # ones validated and kept
+    ema_decay: float = 0.0
     dropout: float = 0.3
+    augment: str = AUGMENT_JITTER  # one of AUGMENTS
     augment_views: int | None = None  # augmented views per image cached with a frozen backbone (None: 8 without
     # labels, else 4)
     # validation hold-out taken from the training items when none are given; 0: none, every training image is
@@ -95,6 +106,13 @@ class TrainConfig:
         for name in ("lr", "backbone_lr"):
             _positive_float(self, name)
         _positive_float(self, "weight_decay", allow_zero=True)
+        _positive_int(self, "warmup_epochs", minimum=0)
+        if self.epochs is not None and self.epochs > 0:
+            _require(self.warmup_epochs < self.epochs, "warmup_epochs", self.warmup_epochs,
+                     f"an integer below epochs ({self.epochs}): the cosine decay needs at least one epoch")
+        _require(_is_number(self.ema_decay) and 0 <= self.ema_decay < 1, "ema_decay", self.ema_decay,
+                 "a number in [0, 1) (0: no averaging)")
+        _require(self.augment in AUGMENTS, "augment", self.augment, f"one of {', '.join(AUGMENTS)}")
         _require(_is_number(self.dropout) and 0 <= self.dropout < 1, "dropout", self.dropout, "a number in [0, 1)")
         if self.augment_views is not None:
             _positive_int(self, "augment_views", minimum=0)
@@ -182,7 +200,7 @@ _SEED_KEYS = {
     "train.network": "network",
     "resnet.freeze_backbone": "freeze_backbone",
 }
-_FLOAT_FIELDS = frozenset({"lr", "backbone_lr", "weight_decay", "dropout", "holdout_fraction"})
+_FLOAT_FIELDS = frozenset({"lr", "backbone_lr", "weight_decay", "dropout", "holdout_fraction", "ema_decay"})
 _SEED_PATH_FIELDS = ("labels_fpath", "save_network_path", "embeddings_output_path")
 
 

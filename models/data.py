@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from models.errors import ImageError
+from models.config import AUGMENT_JITTER, AUGMENT_RAND, AUGMENT_TRIVIAL, AUGMENTS
+from models.errors import ConfigError, ImageError
 from models.preprocess import PreprocessSpec, load_and_preprocess, load_for_model, normalise
 
 Item = tuple[str, int]  # (path, label)
@@ -45,14 +46,22 @@ def holdout_split(items: Sequence[Item], fraction: float, seed: int) -> tuple[li
     return train, val
 
 
-def augmentation(image_size: int):
-    """PIL → PIL random view: random-resized crop, horizontal flip, colour jitter (torch's global RNG)."""
+def augmentation(image_size: int, policy: str = AUGMENT_JITTER):
+    """PIL → PIL random view (torch's global RNG): random-resized crop and horizontal flip, then per ``policy``
+    (one of :data:`models.config.AUGMENTS`) colour jitter, TrivialAugmentWide or RandAugment (2 ops, magnitude 9)."""
     from torchvision import transforms
 
+    if policy not in AUGMENTS:
+        raise ConfigError(f"augment: {policy!r} is invalid; expected one of {', '.join(AUGMENTS)}")
+    last = {
+        AUGMENT_JITTER: lambda: transforms.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.03),
+        AUGMENT_TRIVIAL: transforms.TrivialAugmentWide,
+        AUGMENT_RAND: transforms.RandAugment,
+    }[policy]()
     return transforms.Compose([
         transforms.RandomResizedCrop(image_size, scale=(0.5, 1.0), antialias=True),
         transforms.RandomHorizontalFlip(),
-        transforms.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.03),
+        last,
     ])
 
 
@@ -61,15 +70,15 @@ class ImageDataset:
 
     ``augment=False`` is exactly :func:`models.preprocess.preprocess`; ``augment=True`` draws a random view
     and applies the same normalisation. ``mirror=True`` gives each image's horizontal mirror (the second view
-    of a spec's test-time flip).
+    of a spec's test-time flip). ``policy`` picks the random views (:func:`augmentation`).
     """
 
     def __init__(self, items: Sequence[Item], labels: np.ndarray, spec: PreprocessSpec, augment: bool, *,
-                 mirror: bool = False) -> None:
+                 mirror: bool = False, policy: str = AUGMENT_JITTER) -> None:
         self.items = list(items)
         self.labels = labels
         self.spec = spec
-        self.transform = augmentation(spec.image_size) if augment else None
+        self.transform = augmentation(spec.image_size, policy) if augment else None
         self.mirror = mirror
 
     def __len__(self) -> int:

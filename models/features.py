@@ -8,6 +8,7 @@ import tempfile
 
 import numpy as np
 
+from models.config import AUGMENT_JITTER
 from models.data import ImageDataset, collate_skipping_failures
 from models.device import channels_last
 
@@ -78,16 +79,16 @@ def backbone_runner(backbone, image_size: int, device, runtime: str = "auto"):
 
 
 def cache_training_features(backbone, items, labels: np.ndarray, spec, *, views: int, device, batch_size: int,
-                            num_workers: int, generator, progress: bool, runner=None):
+                            num_workers: int, generator, progress: bool, runner=None, policy: str = AUGMENT_JITTER):
     """Clean view plus ``views`` augmented views of every training item, concatenated: ((n*(1+views), F), labels).
-    ``runner``: see :func:`compute_features`."""
+    ``runner``: see :func:`compute_features`; ``policy``: the augmentation (one of ``AUGMENTS``)."""
     import torch
 
     clean = compute_features(backbone, ImageDataset(items, labels, spec, augment=False), device=device,
                              batch_size=batch_size, num_workers=num_workers, generator=generator,
                              progress=progress, desc="train features", runner=runner)
     parts = [clean]
-    augmented = ImageDataset(items, labels, spec, augment=True)
+    augmented = ImageDataset(items, labels, spec, augment=True, policy=policy)
     for view in range(views):
         parts.append(compute_features(backbone, augmented, device=device, batch_size=batch_size,
                                       num_workers=num_workers, generator=generator, progress=progress,

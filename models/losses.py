@@ -18,6 +18,8 @@ def build_loss(config: TrainConfig, num_classes: int):
     if config.loss == "proxy-anchor":
         return losses.ProxyAnchorLoss(num_classes=num_classes, embedding_size=config.embedding_dim,
                                       margin=0.1, alpha=32)
+    if config.loss == "supcon":  # supervised contrastive: every same-class pair of the batch a positive
+        return losses.SupConLoss(temperature=0.1)
     raise ConfigError(f"loss: {config.loss!r} is invalid")
 
 

@@ -54,6 +54,21 @@ RECIPES = {
              "batch_classes": 16, "lr": 3e-4, "tta": "flip", "holdout_fraction": 0, "labels": LABELS_CATALOG},
         ),
     ),
+    # Experimental (issue 31): one full run measured on test (docs/BENCHMARKS.md, "Issue 31: towards a stronger
+    # `--recipe best`"), with the hold-out runs behind each choice.
+    "best-v5": Recipe(
+        name="best-v5",
+        description="EXPERIMENTAL (one test run): best's stage 1, then 40 epochs of the whole "
+                    "network with a 2-epoch linear warm-up, cosine to zero and an average of the weights "
+                    "(decay 0.998) kept; test-time flip",
+        stages=(
+            {"network": "mobilenet_v2", "weights": "imagenet", "freeze_backbone": True, "image_size": 128,
+             "tta": "flip", "holdout_fraction": 0, "labels": LABELS_CATALOG},
+            {"network": "mobilenet_v2", "weights": PREVIOUS_STAGE, "image_size": 128, "epochs": 40,
+             "batch_classes": 16, "lr": 3e-4, "warmup_epochs": 2, "ema_decay": 0.998, "tta": "flip",
+             "holdout_fraction": 0, "labels": LABELS_CATALOG},
+        ),
+    ),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 
@@ -10,8 +11,10 @@ import numpy as np
 from indexer.core.files import atomic_path
 from models.data import ImageDataset, collate_skipping_failures
 from models.device import channels_last
+from models.ema import WeightAverage
 from models.evaluation import retrieval_metrics
 from models.features import cache_training_features, compute_features
+from models.schedule import lr_schedule
 from models.train_setup import batch_shape, optimizer_groups, selection_score
 
 
@@ -25,7 +28,8 @@ def fit_head_on_cached_features(model, loss_fn, miner, setup, train_items, train
     model.backbone.requires_grad_(False)
     feats, labels = cache_training_features(
         model.backbone, train_items, train_labels, setup.spec, views=config.augment_views, device=device,
-        batch_size=64, num_workers=setup.num_workers, generator=setup.generator, progress=setup.progress)
+        batch_size=64, num_workers=setup.num_workers, generator=setup.generator, progress=setup.progress,
+        policy=config.augment)
     if not val_items:  # no hold-out: nothing to validate, the last epoch is kept
         val_feats, val_lab = None, torch.zeros((0,), dtype=torch.int64)
     else:
@@ -73,7 +77,8 @@ def fit_end_to_end(model, loss_fn, miner, setup, train_items, train_labels, val_
     p, k = batch_shape(config, train_labels)
     sampler = MPerClassSampler(train_labels, m=k, batch_size=p * k,
                                length_before_new_iter=max(len(train_labels), p * k))
-    loader = DataLoader(ImageDataset(train_items, train_labels, setup.spec, augment=True), batch_size=p * k,
+    loader = DataLoader(ImageDataset(train_items, train_labels, setup.spec, augment=True, policy=config.augment),
+                        batch_size=p * k,
                         sampler=sampler, num_workers=setup.num_workers, collate_fn=collate_skipping_failures,
                         pin_memory=cuda, generator=setup.generator, persistent_workers=setup.num_workers > 0)
     val_loader = DataLoader(ImageDataset(val_items, val_labels, setup.spec, augment=False), batch_size=64,
@@ -107,7 +112,8 @@ SAVE_EVERY_S = 30.0  # resumable state is written at most this often (cheap head
 
 
 def fit_loop(model, loss_fn, miner, setup, batches, steps_per_epoch, evaluate, val_labels, *, forward, train_modules):
-    """Shared loop: AdamW + cosine schedule, tqdm with loss and images/s, keep the best epoch's state dict.
+    """Shared loop: AdamW + (warm-up and) cosine schedule, optional weight average (``ema_decay``: then the
+    average is validated and kept), tqdm with loss and images/s, keep the best epoch's state dict.
 
     ``batches(epoch)`` yields ``(inputs, labels)`` for epoch 1, 2, ...; ``evaluate()`` gives validation embeddings
     for ``val_labels`` (an array, or a callable giving it), or None: then the last epoch is kept.
@@ -120,11 +126,12 @@ def fit_loop(model, loss_fn, miner, setup, batches, steps_per_epoch, evaluate, v
     cuda = device.type == "cuda"
     optimizer = torch.optim.AdamW(optimizer_groups(model, loss_fn, config), weight_decay=config.weight_decay)
     total = max(1, config.epochs * max(1, steps_per_epoch))
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+    scheduler = lr_schedule(optimizer, total, config.warmup_epochs * max(1, steps_per_epoch))
+    average = WeightAverage(model, config.ema_decay) if config.ema_decay > 0 else None
     history: list[dict[str, float]] = []
     best_state, best_score = copy.deepcopy(model.state_dict()), -float("inf")
     first_epoch = 1
-    resumed = _load_state(setup, model, optimizer, scheduler)
+    resumed = _load_state(setup, model, optimizer, scheduler, average)
     if resumed is not None:
         history, best_state, best_score, first_epoch = resumed
     bar = tqdm(total=total, desc="train", unit="step", disable=not setup.progress,
@@ -144,30 +151,33 @@ def fit_loop(model, loss_fn, miner, setup, batches, steps_per_epoch, evaluate, v
             loss.backward()
             optimizer.step()
             scheduler.step()
+            if average is not None:
+                average.update(model)
             seen += len(labels)
             losses.append(float(loss.detach()))
             bar.set_postfix(epoch=epoch, loss=f"{losses[-1]:.4f}", refresh=False,  # update() redraws, at its pace
                             img_s=f"{seen / max(time.perf_counter() - began, 1e-9):.0f}")
             bar.update(1)
-        embeddings = evaluate()  # None without a hold-out: no metrics, and the last epoch is kept
-        labels_now = val_labels() if callable(val_labels) else val_labels
-        metrics = (retrieval_metrics(embeddings, labels_now) if embeddings is not None
-                   else {"precision_at_1": float("nan"), "map_at_r": float("nan")})
-        entry = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"), **metrics}
-        history.append(entry)
-        score = selection_score(entry)
-        if score > best_score or (best_score == -float("inf") and epoch == config.epochs):
-            best_score, best_state = score, copy.deepcopy(model.state_dict())
+        with average.applied(model) if average is not None else contextlib.nullcontext():
+            embeddings = evaluate()  # None without a hold-out: no metrics, and the last epoch is kept
+            labels_now = val_labels() if callable(val_labels) else val_labels
+            metrics = (retrieval_metrics(embeddings, labels_now) if embeddings is not None
+                       else {"precision_at_1": float("nan"), "map_at_r": float("nan")})
+            entry = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"), **metrics}
+            history.append(entry)
+            score = selection_score(entry)
+            if score > best_score or (best_score == -float("inf") and epoch == config.epochs):
+                best_score, best_state = score, copy.deepcopy(model.state_dict())
         bar.set_postfix(epoch=epoch, loss=f"{entry['loss']:.4f}", p1=f"{entry['precision_at_1']:.3f}",
                         map_r=f"{entry['map_at_r']:.3f}", refresh=False)
         if time.perf_counter() - last_saved >= SAVE_EVERY_S:
-            _save_state(setup, epoch, model, optimizer, scheduler, history, best_state, best_score)
+            _save_state(setup, epoch, model, optimizer, scheduler, history, best_state, best_score, average)
             last_saved = time.perf_counter()
     bar.close()
     return history, best_state
 
 
-def _save_state(setup, epoch, model, optimizer, scheduler, history, best_state, best_score) -> None:
+def _save_state(setup, epoch, model, optimizer, scheduler, history, best_state, best_score, average=None) -> None:
     """Everything needed to continue after ``epoch``, written atomically and durably (temporary file, fsync,
     rename, fsync the folder)."""
     import random
@@ -183,6 +193,8 @@ def _save_state(setup, epoch, model, optimizer, scheduler, history, best_state, 
         "generator": setup.generator.get_state(), "numpy_rng": _numpy_rng_to_saveable(),
         "python_rng": random.getstate(),
     }
+    if average is not None:
+        state["average"] = average.state_dict()
     with atomic_path(setup.state_path) as tmp:
         torch.save(state, tmp)
 
@@ -195,7 +207,7 @@ def _numpy_rng_to_saveable() -> tuple:
     return name, torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss), float(gauss)
 
 
-def _load_state(setup, model, optimizer, scheduler):
+def _load_state(setup, model, optimizer, scheduler, average=None):
     """Restore a killed run of the same config: (history, best_state, best_score, next epoch), or None."""
     import random
 
@@ -210,9 +222,13 @@ def _load_state(setup, model, optimizer, scheduler):
         return None
     if state.get("config") != setup.config.to_dict() or state["epoch"] >= setup.config.epochs:
         return None
+    if average is not None and "average" not in state:
+        return None
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
+    if average is not None:
+        average.load_state_dict(state["average"])
     torch.set_rng_state(state["torch_rng"])
     setup.generator.set_state(state["generator"])
     name, keys, position, has_gauss, gauss = state["numpy_rng"]

@@ -10,7 +10,9 @@ def test_bad_network_names_the_field():
 
 
 @pytest.mark.parametrize(("field", "value"), [("epochs", -1), ("embedding_dim", 0), ("dropout", 1.5),
-                                              ("loss", "contrastive"), ("miner", "easy"), ("device", "tpu")])
+                                              ("loss", "contrastive"), ("miner", "easy"), ("device", "tpu"),
+                                              ("warmup_epochs", -1), ("ema_decay", 1.0), ("ema_decay", "0.9"),
+                                              ("augment", "autoaugment")])
 def test_bad_values_name_field_and_value(field, value):
     with pytest.raises(ConfigError, match=f"{field}: {value!r}"):
         TrainConfig(**{field: value})
@@ -55,3 +57,21 @@ def test_seed_network_other_names_mean_siamese(tmp_path):
 def test_missing_yaml_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         config_from_yaml(tmp_path / "absent.yaml")
+
+
+def test_warmup_must_leave_epochs_for_the_decay():
+    with pytest.raises(ConfigError, match=r"warmup_epochs: 3 is invalid; expected an integer below epochs \(3\)"):
+        TrainConfig(epochs=3, warmup_epochs=3)
+    with pytest.raises(ConfigError, match="warmup_epochs: 12"):  # checked against the resolved default too
+        TrainConfig(warmup_epochs=12).resolved()
+    assert TrainConfig(epochs=3, warmup_epochs=2).warmup_epochs == 2
+
+
+def test_new_stage_options_default_to_the_old_behaviour_and_read_from_yaml(tmp_path):
+    default = TrainConfig()
+    assert (default.warmup_epochs, default.ema_decay, default.augment) == (0, 0.0, "crop-flip-jitter")
+    path = tmp_path / "c.yaml"
+    path.write_text("warmup_epochs: 2\nema_decay: '0.999'\naugment: crop-flip-trivial\nloss: supcon\n")
+    config, _ = config_from_yaml(path)
+    assert (config.warmup_epochs, config.ema_decay, config.augment) == (2, 0.999, "crop-flip-trivial")
+    assert config.resolved().miner == "none"

@@ -188,3 +188,71 @@ def test_no_holdout_trains_on_every_item_and_keeps_the_last_epoch(tiny_items, tm
     assert json.loads((tmp_path / "out" / "config.json").read_text())["best_epoch"] == 2
     frozen = _config(network="mobilenet_v2", freeze_backbone=True, augment_views=1, epochs=2, holdout_fraction=0)
     assert train_model(frozen, tiny_items, None, tmp_path / "frozen", progress=False).num_val_items == 0
+
+
+def test_warmup_average_trivial_augment_and_supcon_train_and_are_saved(tiny_items, tmp_path):
+    import json
+
+    config = _config(epochs=3, warmup_epochs=1, ema_decay=0.9, augment="crop-flip-trivial", loss="supcon")
+    result = train_model(config, tiny_items, None, tmp_path / "out", progress=False)
+    assert result.epochs_run == 3 and result.checkpoint_path.is_file()
+    saved = json.loads((tmp_path / "out" / "config.json").read_text())["config"]
+    assert (saved["warmup_epochs"], saved["ema_decay"], saved["augment"], saved["miner"]) == (
+        1, 0.9, "crop-flip-trivial", "none")
+
+
+def test_the_weight_average_is_what_is_kept(tiny_items, tmp_path, monkeypatch):
+    """With ``ema_decay`` the checkpoint holds the averaged weights, not the last step's."""
+    import torch
+
+    import models.train_loops as loops
+    from models.checkpoint import read_checkpoint
+
+    averages = []
+    real = loops.WeightAverage
+
+    class Recording(real):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            averages.append(self)
+
+    monkeypatch.setattr(loops, "WeightAverage", Recording)
+    config = _config(epochs=2, ema_decay=0.5, holdout_fraction=0)
+    result = train_model(config, tiny_items, None, tmp_path / "out", progress=False)
+    state = read_checkpoint(result.checkpoint_path)["state_dict"]
+    (average,) = averages
+    assert all(torch.equal(state[key], average.shadow[key].cpu()) for key in state)
+
+
+def test_a_killed_run_resumes_its_weight_average(tiny_items, tmp_path, monkeypatch):
+    """The average is part of the saved state: a resumed run goes on averaging from it, not from scratch.
+    (Compared by update count: a resumed run's weights are not bit-identical to an uninterrupted one's, with or
+    without the average.)"""
+    import models.train_loops as loops
+
+    averages = []
+    real_average, real_save = loops.WeightAverage, loops._save_state
+
+    class Recording(real_average):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            averages.append(self)
+
+    monkeypatch.setattr(loops, "WeightAverage", Recording)
+    config = _config(epochs=3, ema_decay=0.8, warmup_epochs=1, holdout_fraction=0)
+    train_model(config, tiny_items, None, tmp_path / "whole", progress=False)
+    monkeypatch.setattr(loops, "SAVE_EVERY_S", 0.0)
+
+    def save_then_die(setup, epoch, *args):
+        real_save(setup, epoch, *args)
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(loops, "_save_state", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_model(config, tiny_items, None, tmp_path / "run", progress=False)
+    monkeypatch.setattr(loops, "_save_state", real_save)
+    train_model(config, tiny_items, None, tmp_path / "run", progress=False)
+    whole, killed, resumed = averages
+    assert whole.updates > killed.updates > 0
+    assert resumed.updates == whole.updates

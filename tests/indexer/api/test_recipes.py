@@ -26,13 +26,24 @@ def test_the_best_recipe_is_two_stages_and_overrides_reach_the_right_stages(tmp_
         recipe_configs("fast", "mine", str)
 
 
+def test_the_experimental_recipe_sets_the_new_stage_options_on_its_last_stage_only(tmp_path):
+    from models.recipes import recipe_configs
+
+    first, last = recipe_configs("best-v5", "v5", lambda stage: str(tmp_path / stage / "model.pt"))
+    assert (first.warmup_epochs, first.ema_decay) == (0, 0.0)
+    assert (last.epochs, last.warmup_epochs, last.ema_decay, last.tta) == (40, 2, 0.998, "flip")
+    with pytest.raises(Exception, match="warmup_epochs: 2 is invalid"):  # --epochs must leave room for the decay
+        recipe_configs("best-v5", "v5", str, epochs=2)
+
+
 def test_a_recipe_trains_its_stages_registers_them_and_keeps_finished_ones(ws):
     from indexer.api import KEPT_STAGE, Recipe, Workspace, train_recipe
     from models.recipes import PREVIOUS_STAGE
 
     recipe = Recipe("tiny", "two tiny stages", (
         {**TINY, "freeze_backbone": True, "epochs": 2, "augment_views": 1},
-        {**TINY, "weights": PREVIOUS_STAGE, "epochs": 1, "lr": 3e-4},
+        {**TINY, "weights": PREVIOUS_STAGE, "epochs": 1, "lr": 3e-4, "ema_decay": 0.9,
+         "augment": "crop-flip-trivial"},
     ))
     workspace = Workspace.at(ws)
     first, last = train_recipe(workspace, recipe, "two", progress=False)
