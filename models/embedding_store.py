@@ -48,8 +48,7 @@ class EmbeddingStore:
         self._manifest = self._read_manifest()
         self._lock_depth = 0
         self._spans_written: dict[str, list] = {}  # parts written (or read) whose spans the manifest lacks yet
-        self._mapped_ids: dict[str, np.ndarray] = {}  # ids of parts mapped before: a part never changes once named
-        self._mapped_vectors: dict[str, np.ndarray] = {}  # the same for the vectors (see :meth:`reader`)
+        self._maps: dict[tuple[str, str], np.ndarray] = {}  # (part, "ids"/"vectors") memory maps made before
 
     @contextlib.contextmanager
     def locked(self, exclusive: bool = True):
@@ -176,10 +175,8 @@ class EmbeddingStore:
             parts = []
             for name in self._parts():
                 low, high, ordered = self._span(name)
-                if name not in self._mapped_vectors:
-                    self._mapped_vectors[name] = self._read(self.directory / f"{name}.vectors.npy", mmap=True)
-                parts.append(StorePart(self._load(name, "ids", mmap=True), self._mapped_vectors[name], low, high,
-                                       ordered))
+                parts.append(StorePart(self._load(name, "ids", mmap=True), self._load(name, "vectors", mmap=True),
+                                       low, high, ordered))
             return StoreReader(tuple(parts), int(self.dim or 0))
 
     def lookup(self, ids) -> tuple[np.ndarray, np.ndarray]:
@@ -399,11 +396,11 @@ class EmbeddingStore:
 
     def _load(self, name: str, what: str, mmap: bool) -> np.ndarray:
         path = self.directory / f"{name}.{what}.npy"
-        if not (mmap and what == "ids"):
+        if not mmap:
             return self._read(path, mmap)
-        if name not in self._mapped_ids:  # part names are never reused, so a part's mapped ids stay right
-            self._mapped_ids[name] = self._read(path, mmap=True)
-        return self._mapped_ids[name]
+        if (name, what) not in self._maps:  # part names are never reused, so a part's map stays right
+            self._maps[name, what] = self._read(path, mmap=True)
+        return self._maps[name, what]
 
     @staticmethod
     def _read(path: Path, mmap: bool) -> np.ndarray:
@@ -416,11 +413,10 @@ class EmbeddingStore:
         return set(self._parts()) | set(self._removed_parts())
 
     def _forget_unnamed(self) -> None:
-        """Drop mapped ids of parts the manifest no longer names (their files may be deleted; a map would keep
+        """Drop the memory maps of parts the manifest no longer names (their files may be deleted; a map would keep
         the disk space)."""
         named = self._named()
-        self._mapped_ids = {name: ids for name, ids in self._mapped_ids.items() if name in named}
-        self._mapped_vectors = {name: rows for name, rows in self._mapped_vectors.items() if name in named}
+        self._maps = {key: mapped for key, mapped in self._maps.items() if key[0] in named}
 
     def _sweep(self) -> None:
         """Delete part files the manifest no longer names (old bases, chunks, crash leftovers)."""

@@ -41,18 +41,18 @@ class Recipe:
                 raise ConfigError(f"recipe {self.name!r}: its first stage has no previous stage to start from")
 
 
+_BEST_HEAD = {"network": "mobilenet_v2", "weights": "imagenet", "freeze_backbone": True, "image_size": 128,
+              "tta": "flip", "holdout_fraction": 0, "labels": LABELS_CATALOG}
+_BEST_FINE_TUNE = {"network": "mobilenet_v2", "weights": PREVIOUS_STAGE, "image_size": 128, "epochs": 26,
+                   "batch_classes": 16, "lr": 3e-4, "tta": "flip", "holdout_fraction": 0, "labels": LABELS_CATALOG}
+
 RECIPES = {
     "best": Recipe(
         name="best",
         description="MobileNetV2 from ImageNet, 128 px: 60 head epochs on the frozen backbone, then 26 epochs "
                     "of the whole network (16 classes x 4 per batch, head lr 3e-4, backbone 1e-4), "
                     "each on every train + val image with its last epoch kept; test-time flip",
-        stages=(
-            {"network": "mobilenet_v2", "weights": "imagenet", "freeze_backbone": True, "image_size": 128,
-             "tta": "flip", "holdout_fraction": 0, "labels": LABELS_CATALOG},
-            {"network": "mobilenet_v2", "weights": PREVIOUS_STAGE, "image_size": 128, "epochs": 26,
-             "batch_classes": 16, "lr": 3e-4, "tta": "flip", "holdout_fraction": 0, "labels": LABELS_CATALOG},
-        ),
+        stages=(_BEST_HEAD, _BEST_FINE_TUNE),
     ),
     # Experimental (issue 31): one full run measured on test (docs/BENCHMARKS.md, "Issue 31: towards a stronger
     # `--recipe best`"), with the hold-out runs behind each choice.
@@ -61,13 +61,7 @@ RECIPES = {
         description="EXPERIMENTAL (one test run): best's stage 1, then 40 epochs of the whole "
                     "network with a 2-epoch linear warm-up, cosine to zero and an average of the weights "
                     "(decay 0.998) kept; test-time flip",
-        stages=(
-            {"network": "mobilenet_v2", "weights": "imagenet", "freeze_backbone": True, "image_size": 128,
-             "tta": "flip", "holdout_fraction": 0, "labels": LABELS_CATALOG},
-            {"network": "mobilenet_v2", "weights": PREVIOUS_STAGE, "image_size": 128, "epochs": 40,
-             "batch_classes": 16, "lr": 3e-4, "warmup_epochs": 2, "ema_decay": 0.998, "tta": "flip",
-             "holdout_fraction": 0, "labels": LABELS_CATALOG},
-        ),
+        stages=(_BEST_HEAD, {**_BEST_FINE_TUNE, "epochs": 40, "warmup_epochs": 2, "ema_decay": 0.998}),
     ),
 }
 

@@ -310,16 +310,15 @@ class Catalog:
         query = select(Image.id)
         if needs_labels(condition):
             query = query.outerjoin(Label, Image.label_id == Label.id)
-        query = query.where(Image.status == status, where_clause(condition, self._few_match)).order_by(Image.id)
-        return list(self.session.scalars(query))
-
-    def _few_match(self, field: str, match: Any) -> bool:
-        """Whether at most :data:`NARROW_SHARE` of the catalog (and :data:`NARROW_ROWS` at most) has a value of
-        user field ``field`` satisfying ``match``: counted through the field's index, stopping one row past
-        the limit, so the answer costs at most that many index entries. The catalog's size is estimated by its
-        highest id (O(1))."""
-        highest = self.session.scalar(select(func.max(Image.id))) or 0
+        highest = self.session.scalar(select(func.max(Image.id))) or 0  # the catalog's size, estimated in O(1)
         limit = min(NARROW_ROWS, int(highest * NARROW_SHARE))
+        query = query.where(Image.status == status,
+                            where_clause(condition, lambda field, match: self._few_match(field, match, limit)))
+        return list(self.session.scalars(query.order_by(Image.id)))
+
+    def _few_match(self, field: str, match: Any, limit: int) -> bool:
+        """Whether at most ``limit`` rows of user field ``field`` satisfy ``match``: counted through the field's
+        index, stopping one row past the limit, so the answer costs at most that many index entries."""
         few = select(ImageField.image_id).where(ImageField.name == field, match).limit(limit + 1).subquery()
         return (self.session.scalar(select(func.count()).select_from(few)) or 0) <= limit
 

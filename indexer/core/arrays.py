@@ -94,7 +94,8 @@ def sorted_inserted(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
 class AppendBuffer:
     """Rows appended a few at a time and shared by immutable versions: a version reads only its first ``count``
     rows, and a writer (one at a time) fills rows past every published version's count, so no version ever
-    sees a row change. The capacity grows by half when full (amortised O(rows added) per append, at most a third of it unused)."""
+    sees a row change. The capacity grows by half when full (amortised O(rows added) per append, at most a third
+    of it unused)."""
 
     def __init__(self, dim: int, capacity: int = 64) -> None:
         self.ids = np.zeros(capacity, np.int64)

@@ -377,6 +377,7 @@ def _fold_in_place(index: SegmentedIndex) -> np.ndarray:
     code_size = lists.code_size
     growing_ids, growing_vectors, live = index.growing_rows()  # views of the shared buffer: no copy of the rows
     added = _rows_by_list(sealed, growing_vectors, live)
+    kept = growing_ids if live is None else growing_ids[live]  # the growing ids the fold takes in
     changed = set(added)
     if len(index.deleted):
         for list_no in range(sealed.nlist):
@@ -385,8 +386,7 @@ def _fold_in_place(index: SegmentedIndex) -> np.ndarray:
                 changed.add(list_no)
     if added:
         index.gate.folded_into = True  # from now on, versions over this sealed index answer each id once
-        index.gate.folded_ids = np.sort(growing_ids if live is None else growing_ids[live])  # a delete of one of
-        # them meanwhile marks it
+        index.gate.folded_ids = np.sort(kept)  # a delete of one of them meanwhile marks it
     order = sorted(changed)
     for start in range(0, len(order), FOLD_STEP_LISTS):
         contents = []
@@ -411,7 +411,7 @@ def _fold_in_place(index: SegmentedIndex) -> np.ndarray:
                 sealed.ntotal += len(ids) - size
         if (start // FOLD_STEP_LISTS) % TRIM_EVERY_STEPS == TRIM_EVERY_STEPS - 1:
             release_free_memory()  # the old lists' buffers, freed in the heap: back to the system
-    merged = _merged_ids(index.sealed_ids, index.deleted, growing_ids if live is None else growing_ids[live])
+    merged = _merged_ids(index.sealed_ids, index.deleted, kept)
     release_free_memory()
     return merged
 

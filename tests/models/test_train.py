@@ -83,6 +83,17 @@ def test_our_checkpoint_initialises_backbone_and_head_for_fine_tuning(tmp_path):
     assert torch.equal(other.backbone.features[0][0].weight, trained.backbone.features[0][0].weight)
 
 
+def _dies_after_epoch_2(real_save):
+    """A ``_save_state`` that saves, then stops the run (as a kill would) once epoch 2 is saved."""
+
+    def save_then_die(setup, epoch, *args):
+        real_save(setup, epoch, *args)
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    return save_then_die
+
+
 def test_killed_training_resumes_where_it_stopped(tiny_items, tmp_path, monkeypatch):
     """A run killed after epoch 2 of 3 trains only epoch 3 when started again, from the saved state."""
     import models.train_loops as loops
@@ -92,11 +103,7 @@ def test_killed_training_resumes_where_it_stopped(tiny_items, tmp_path, monkeypa
     config = TrainConfig(network="siamese", image_size=32, epochs=3, batch_classes=3, batch_per_class=2, seed=3)
     real_save, real_metrics = loops._save_state, loops.retrieval_metrics
     monkeypatch.setattr(loops, "SAVE_EVERY_S", 0.0)  # save after every epoch
-
-    def save_then_die(setup, epoch, *args):
-        real_save(setup, epoch, *args)
-        if epoch == 2:
-            raise KeyboardInterrupt
+    save_then_die = _dies_after_epoch_2(real_save)
 
     monkeypatch.setattr(loops, "_save_state", save_then_die)
     with pytest.raises(KeyboardInterrupt):
@@ -242,11 +249,7 @@ def test_a_killed_run_resumes_its_weight_average(tiny_items, tmp_path, monkeypat
     config = _config(epochs=3, ema_decay=0.8, warmup_epochs=1, holdout_fraction=0)
     train_model(config, tiny_items, None, tmp_path / "whole", progress=False)
     monkeypatch.setattr(loops, "SAVE_EVERY_S", 0.0)
-
-    def save_then_die(setup, epoch, *args):
-        real_save(setup, epoch, *args)
-        if epoch == 2:
-            raise KeyboardInterrupt
+    save_then_die = _dies_after_epoch_2(real_save)
 
     monkeypatch.setattr(loops, "_save_state", save_then_die)
     with pytest.raises(KeyboardInterrupt):

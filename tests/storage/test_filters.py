@@ -124,7 +124,8 @@ def test_user_fields_are_typed_and_filterable(catalog, narrow_share, monkeypatch
     monkeypatch.setattr(storage.catalog, "NARROW_SHARE", narrow_share)  # both SQL forms give the same answers
     chosen = []
     narrow = catalog._few_match
-    monkeypatch.setattr(catalog, "_few_match", lambda field, match: chosen.append(narrow(field, match)) or chosen[-1])
+    monkeypatch.setattr(catalog, "_few_match",
+                        lambda field, match, limit: chosen.append(narrow(field, match, limit)) or chosen[-1])
 
     ids = {row.path.rsplit("/", 1)[-1]: row.id for row in catalog.images()}
     catalog.declare_field("colour", "text")

@@ -175,10 +175,6 @@ class StoredRows:
     def ids(self) -> np.ndarray:
         return self._ids.ids
 
-    @property
-    def filled(self) -> int:
-        return self._ids.filled
-
     def rows(self, ids: np.ndarray, count: int) -> np.ndarray:
         return self._ids.rows(ids, count)
 
