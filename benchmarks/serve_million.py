@@ -70,6 +70,12 @@ def peak_mb(pid: int) -> float:
     return round(int(fields["VmHWM"].split()[0]) / 1024, 1)
 
 
+def reset_peak(pid: int) -> None:
+    """Start VmHWM of process ``pid`` again from its resident memory now (Linux: ``5`` into ``clear_refs``), so
+    the next :func:`peak_mb` is the peak of what happened since."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
 def metric(client, name: str) -> float:
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -167,6 +173,9 @@ def main() -> None:
         report["rss_mb_loaded"] = round(metric(client, "process_resident_memory_bytes") / 2**20, 1)
         report["anon_file_mb_loaded"] = anon_file_mb(server.pid)
         report["rss_mb_peak_until_loaded"] = peak_mb(server.pid)
+        phase_peaks: dict[str, float] = {}  # VmHWM of each phase alone (reset before it): where the run's peak is
+        report["rss_mb_peak_by_phase"] = phase_peaks
+        reset_peak(server.pid)
 
         log("timing single writes")
         add_times, delete_times, added = [], [], []
@@ -181,6 +190,8 @@ def main() -> None:
             client.delete(f"/images/{image_id}").raise_for_status()
             delete_times.append((time.perf_counter() - started) * 1e3)
         report["points_ms"], report["delete_ms"] = percentiles(add_times), percentiles(delete_times)
+        phase_peaks["single_writes"] = peak_mb(server.pid)
+        reset_peak(server.pid)
 
         log("queries alone, then beside a writer")
         alone = query_ids(client, queries)[1]
@@ -204,6 +215,8 @@ def main() -> None:
         report["query_p50_alone_ms"] = round(statistics.median(alone), 3)
         report["query_p50_with_writer_ms"] = round(statistics.median(beside), 3)
         report["writer_ratio"] = round(statistics.median(beside) / statistics.median(alone), 3)
+        phase_peaks["queries_and_writer"] = peak_mb(server.pid)
+        reset_peak(server.pid)
 
         log(f"{args.changes:,} adds and {args.changes:,} deletes")
         rng = np.random.default_rng(1)
@@ -214,10 +227,14 @@ def main() -> None:
             new_ids.append(response.json()["id"])
             if (i + 1) % 10_000 == 0:
                 log(f"  {i + 1:,} added")
+        phase_peaks["bulk_adds"] = peak_mb(server.pid)
+        reset_peak(server.pid)
         for j, image_id in enumerate(deleted):
             client.delete(f"/images/{int(image_id) + 1}")  # import gave the rows ids 1..N in file order
             if (j + 1) % 10_000 == 0:
                 log(f"  {j + 1:,} deleted")
+        phase_peaks["bulk_deletes"] = peak_mb(server.pid)
+        reset_peak(server.pid)
         live = np.ones(args.n, bool)
         live[deleted] = False
         live_vectors = np.concatenate([base[live], extra[:args.changes]])
@@ -236,6 +253,8 @@ def main() -> None:
             report["compact_wall_s"] = round(time.perf_counter() - started, 2)
             done.set()
 
+        phase_peaks["recall_queries"] = peak_mb(server.pid)
+        reset_peak(server.pid)
         report["rss_mb_before_compaction"] = round(metric(client, "process_resident_memory_bytes") / 2**20, 1)
         report["anon_file_mb_before_compaction"] = anon_file_mb(server.pid)
         rss_peak, anon_peak = [0.0], [0.0]
@@ -247,6 +266,7 @@ def main() -> None:
                 rss_peak[0] = max(rss_peak[0], metric(other, "process_resident_memory_bytes"))
                 anon_peak[0] = max(anon_peak[0], anon_file_mb(server.pid)[0])
         thread.join()
+        phase_peaks["compaction"] = peak_mb(server.pid)
         slowest = max(during) if during else None
         report["queries_during_compaction"] = len(during)
         report["slowest_query_during_compaction_ms"] = round(slowest, 3) if slowest else None
@@ -258,7 +278,8 @@ def main() -> None:
         report["segments_after"] = client.get("/indexes").json()[0]["segments"]
         report["rss_mb_after"] = round(metric(client, "process_resident_memory_bytes") / 2**20, 1)
         report["anon_file_mb_after"] = anon_file_mb(server.pid)
-        report["rss_mb_peak_overall"] = peak_mb(server.pid)
+        phase_peaks["after_compaction"] = peak_mb(server.pid)
+        report["rss_mb_peak_overall"] = max(report["rss_mb_peak_until_loaded"], *phase_peaks.values())
     finally:
         server.send_signal(signal.SIGINT)
         try:

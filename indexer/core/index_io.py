@@ -20,6 +20,12 @@ checks d/ntotal cheaply (the full checksum with ``verify=True``).
 An on-disk IVF index (:mod:`indexer.core.ondisk`) also has ``name.<token>.ivfdata``, written and fsynced
 before step 1 under a name no earlier build used; the sidecar names it (``"on_disk"``), and a save sweeps
 the data files of earlier builds once the new pair is in place. The checksum covers ``name.faiss`` only.
+
+A graph compacted by the service (:func:`indexer.core.segments.fold_tail`) keeps ``name.faiss`` as it was and
+saves its segments beside it (:func:`save_segments`): ``name.<token>.tail`` (the small graph of folded adds) and
+``name.<token>.marks`` (the deletion marks on the main graph), written and fsynced before a new sidecar that
+names them (``"segments"``) goes through steps 2 and 4; the main file's checksum is unchanged, so a kill between
+them is recovered as above. :func:`load_segments` reads them back; a full save drops them.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ import contextlib
 import datetime as _dt
 import json
 import os
+import re
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +45,7 @@ from indexer.core.ondisk_lists import data_file, is_on_disk, read_on_disk, sweep
 from indexer.core.settings import default_settings, set_default_settings
 
 SIDECAR_FORMAT = 1
+SEGMENT_SUFFIXES = (".tail", ".marks")  # name.<token>.tail / name.<token>.marks: a graph's saved segments
 
 
 def index_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
@@ -114,7 +123,7 @@ def save_index(
         fsync_file(tmp_index)
         data = data_file(index) if is_on_disk(index) else None
         meta = {
-            **(sidecar or {}),
+            **{key: value for key, value in (sidecar or {}).items() if key != "segments"},  # the index is whole
             **({"on_disk": {"data_file": data.name, "data_bytes": data.stat().st_size}} if data else {}),
             "format": SIDECAR_FORMAT,
             "d": int(index.d),
@@ -126,25 +135,109 @@ def save_index(
             "index_bytes": tmp_index.stat().st_size,
             "sha256": file_sha256(tmp_index),
         }
-        with open(tmp_json, "w") as f:
-            json.dump(meta, f, indent=2, sort_keys=True, default=str)
-        fsync_file(tmp_json)
+        _write_sidecar(tmp_json, meta)
     except (OSError, RuntimeError, TypeError, ValueError) as exc:
         tmp_index.unlink(missing_ok=True)
         tmp_json.unlink(missing_ok=True)
         raise IndexFileError(f"could not write index {faiss_path}: {exc}") from exc
-    pending = _with_suffix(json_path, ".pending")
     try:  # no clean-up on failure here: the journal lets the next load/save recover
-        os.replace(tmp_json, pending)
-        fsync_dir(json_path.parent)
-        os.replace(tmp_index, faiss_path)
-        fsync_dir(faiss_path.parent)
-        os.replace(pending, json_path)
-        fsync_dir(json_path.parent)
+        _move_into_place(tmp_json, json_path, (tmp_index, faiss_path))
     except OSError as exc:
         raise IndexFileError(f"could not move the new index into place at {faiss_path}: {exc}") from exc
     sweep_data_files(faiss_path, keep=data)  # the lists files of earlier builds of this name
+    _sweep_segments(faiss_path, keep=())
     return meta
+
+
+def _write_sidecar(path: Path, meta: dict[str, Any]) -> None:
+    with open(path, "w") as f:
+        json.dump(meta, f, indent=2, sort_keys=True, default=str)
+    fsync_file(path)
+
+
+def _move_into_place(tmp_json: Path, json_path: Path, index: tuple[Path, Path] | None = None) -> None:
+    """Steps 2-4 of the journal: the new sidecar pending, the new ``index`` file (tmp, final) in place when there
+    is one, then the sidecar in place; each rename made durable before the next."""
+    pending = _with_suffix(json_path, ".pending")
+    os.replace(tmp_json, pending)
+    fsync_dir(json_path.parent)
+    if index is not None:
+        os.replace(*index)
+        fsync_dir(index[1].parent)
+    os.replace(pending, json_path)
+    fsync_dir(json_path.parent)
+
+
+def save_segments(path: str | os.PathLike[str], tail: Any | None, marks: Any) -> dict[str, Any]:
+    """Save a graph's ``tail`` (a FAISS index, or None) and deletion ``marks`` (sorted int64 ids on the main
+    index) beside its main index file, which stays as it is (see module docstring); returns the sidecar written,
+    the main file's own with ``"segments"``: {tail, tail_ntotal, marks, marks_count}."""
+    import faiss
+    import numpy as np
+
+    faiss_path, json_path = index_paths(path)
+    _recover(faiss_path, json_path)
+    current = _current_sidecar(faiss_path, json_path, verify=False)
+    token = secrets.token_hex(6)
+    written: list[Path] = []
+    try:
+        segments: dict[str, Any] = {}
+        if tail is not None:
+            tail_path = faiss_path.with_name(f"{faiss_path.stem}.{token}.tail")
+            written.append(tail_path)
+            faiss.write_index(tail, str(tail_path))
+            fsync_file(tail_path)
+            segments.update(tail=tail_path.name, tail_ntotal=int(tail.ntotal))
+        marks = np.ascontiguousarray(marks, np.int64)
+        marks_path = faiss_path.with_name(f"{faiss_path.stem}.{token}.marks")
+        written.append(marks_path)
+        with open(marks_path, "wb") as handle:
+            np.save(handle, marks)
+        fsync_file(marks_path)
+        segments.update(marks=marks_path.name, marks_count=len(marks))
+        meta = {**current, "segments": segments}
+        tmp_json = _with_suffix(json_path, ".tmp")
+        _write_sidecar(tmp_json, meta)
+    except (OSError, RuntimeError, TypeError, ValueError) as exc:
+        for part in written:
+            part.unlink(missing_ok=True)
+        raise IndexFileError(f"could not write the segments of index {faiss_path}: {exc}") from exc
+    try:  # the main file does not change: a pending sidecar matches its checksum, so a kill here is recovered
+        _move_into_place(tmp_json, json_path)
+    except OSError as exc:
+        raise IndexFileError(f"could not move the new sidecar of {faiss_path} into place: {exc}") from exc
+    _sweep_segments(faiss_path, keep=tuple(part.name for part in written))
+    return meta
+
+
+def load_segments(path: str | os.PathLike[str], meta: dict[str, Any]) -> tuple[Any | None, Any] | None:
+    """(tail or None, sorted int64 marks) that sidecar ``meta`` of index ``path`` names (:func:`save_segments`), or
+    None when it names none."""
+    import faiss
+    import numpy as np
+
+    segments = meta.get("segments")
+    if not segments:
+        return None
+    faiss_path, _ = index_paths(path)
+    tail = None
+    try:
+        if segments.get("tail"):
+            tail = faiss.read_index(str(faiss_path.with_name(segments["tail"])))
+        marks = np.load(faiss_path.with_name(segments["marks"]), allow_pickle=False).astype(np.int64)
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise IndexFileError(f"the segments of index {faiss_path} are missing or unreadable: {exc}") from exc
+    if (tail.ntotal if tail is not None else 0) != segments.get("tail_ntotal", 0) or len(marks) != segments["marks_count"]:
+        raise IndexFileError(f"the segments of index {faiss_path} do not match its sidecar; rebuild the index")
+    return tail, marks
+
+
+def _sweep_segments(faiss_path: Path, keep: tuple[str, ...]) -> None:
+    """Delete the saved segments beside ``faiss_path`` but ``keep`` (older saves', or all after a full save)."""
+    own = re.compile(re.escape(faiss_path.stem) + r"\.[0-9a-f]{12}(" + "|".join(map(re.escape, SEGMENT_SUFFIXES)) + ")")
+    for part in faiss_path.parent.glob(f"{faiss_path.stem}.*"):
+        if own.fullmatch(part.name) and part.name not in keep:  # not another index whose name starts alike
+            part.unlink(missing_ok=True)
 
 
 def _current_sidecar(faiss_path: Path, json_path: Path, verify: bool) -> dict[str, Any]:

@@ -10,6 +10,13 @@ return new objects that share the sealed index, so readers on other threads neve
 The one exception is :func:`fold_in_place` (an IVF index in memory): it changes the shared sealed index a few
 lists at a time, each step behind the versions' shared :class:`Gate`, so that compaction never holds a second
 copy of the index and a query waits at most one step.
+
+A graph (HNSW) cannot change in place while it is searched, nor delete, and folding into a copy would hold two
+graphs. Its compaction (:func:`fold_tail`) leaves the main graph alone: the growing vectors, with the live ones
+of the previous tail, become a new small sealed graph, the **tail**, searched beside the main one, and the
+deletions of main-graph vectors stay as marks (as hnswlib's ``mark_deleted`` keeps them), saved with the index
+(:func:`indexer.core.index_io.save_segments`). Only when the tail or the marks outgrow :data:`TAIL_SHARE` /
+:data:`MARKS_SHARE` of the main graph does a compaction rebuild it whole (:func:`fold`).
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ FOLD_STEP_ROWS = 2048  # growing vectors assigned and encoded at a time (beside 
 # assignment's distance block is this many rows by 1,024 centroids: 8 MB)
 MERGE_BLOCK = 65_536  # sealed ids merged at a time when a fold lists the ids it leaves
 TRIM_EVERY_STEPS = 1  # an in-place fold gives freed heap pages back every this many steps (a trim: ~1-2 ms)
+TAIL_SHARE = 0.25  # a graph's tail (folded adds) stays a segment of its own while at most this share of the main graph
+MARKS_SHARE = 0.25  # and the main graph's deletion marks stay marks while at most this share of it
 
 
 class Gate:
@@ -75,8 +84,11 @@ class Gate:
 class SegmentedIndex:
     """``sealed`` (a FAISS index with ids) + growing ``(ids, vectors)`` + ``deleted`` marks on sealed ids.
 
-    ``sealed_ids``: the sorted ids the sealed index holds (computed when omitted, O(N) once per sealed
-    index; versions made by :meth:`added` / :meth:`removed` reuse it). A write makes a new version that shares
+    ``tail``: a second, small sealed index of the same kind (a graph's folded adds, see :func:`fold_tail`),
+    searched beside ``sealed``; its ids count as sealed ones. ``sealed_ids``: the sorted ids the sealed index (and
+    the tail) hold (computed when omitted, O(N) once per sealed index; versions made by :meth:`added` /
+    :meth:`removed` reuse it). ``kept_marks``: how many of ``deleted`` are already saved with the index file as
+    marks (a graph's), so not pending. A write makes a new version that shares
     everything it does not change: the growing rows live in an :class:`AppendBuffer` that versions share (an
     add writes its rows past every version's count; a removed growing row is marked ``gone``, not copied out),
     and the deletion marks are a sorted array plus a bitmap that FAISS's selector reads (a delete copies the
@@ -87,7 +99,7 @@ class SegmentedIndex:
 
     def __init__(self, sealed: Any, growing_ids: np.ndarray | None = None, growing_vectors: np.ndarray | None = None,
                  deleted: np.ndarray | None = None, *, sealed_ids: np.ndarray | None = None,
-                 gate: Gate | None = None) -> None:
+                 gate: Gate | None = None, tail: Any | None = None, kept_marks: int = 0) -> None:
         import faiss
 
         from indexer.core.membership import indexed_ids
@@ -97,7 +109,13 @@ class SegmentedIndex:
         self.d = int(sealed.d)
         self.metric_type = sealed.metric_type
         self.inner_product = sealed.metric_type == faiss.METRIC_INNER_PRODUCT
-        self.sealed_ids = indexed_ids(sealed) if sealed_ids is None else sealed_ids
+        self.tail = tail if tail is not None and tail.ntotal else None
+        self.tail_ids = indexed_ids(self.tail) if self.tail is not None else np.zeros(0, np.int64)
+        if sealed_ids is None:
+            sealed_ids = indexed_ids(sealed)
+            sealed_ids = np.union1d(sealed_ids, self.tail_ids) if len(self.tail_ids) else sealed_ids
+        self.sealed_ids = sealed_ids
+        self.kept_marks = kept_marks
         self._transform = _transform_of(sealed)  # growing vectors are compared in the sealed index's space
         self._rows = AppendBuffer(self.d)
         self._space = None if self._transform is None else AppendBuffer(self._space_dim())
@@ -156,12 +174,28 @@ class SegmentedIndex:
 
     @property
     def pending(self) -> int:
-        """Changes not yet folded into the sealed index (growing vectors + deletion marks)."""
-        return self._count - len(self.gone) + len(self.deleted)
+        """Changes not yet folded into the sealed index (growing vectors + deletion marks not yet saved)."""
+        return self._count - len(self.gone) + len(self.deleted) - self.kept_marks
 
     def describe(self) -> dict[str, int]:
-        """``{"sealed", "growing", "deleted"}``: vectors per segment and deletion marks."""
-        return {"sealed": len(self.sealed_ids), "growing": self._count - len(self.gone), "deleted": len(self.deleted)}
+        """``{"sealed", "tail", "growing", "deleted"}``: vectors per segment (``sealed`` counts the tail's too)
+        and deletion marks."""
+        return {"sealed": len(self.sealed_ids), "tail": len(self.tail_ids), "growing": self._count - len(self.gone),
+                "deleted": len(self.deleted)}
+
+    def main_marks(self) -> np.ndarray:
+        """The deletion marks on the main sealed index's ids (not the tail's), sorted."""
+        return self.deleted[~in_sorted(self.tail_ids, self.deleted)] if len(self.tail_ids) else self.deleted
+
+    def tail_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of the tail's live rows (reconstructed from it; none without a tail)."""
+        from indexer.core.build import stored_vectors
+
+        if self.tail is None:
+            return np.zeros(0, np.int64), np.zeros((0, self.d), np.float32)
+        ids, vectors = stored_vectors(self.tail)
+        live = ~in_sorted(self.deleted, ids)
+        return ids[live], vectors[live]
 
     def ids(self) -> np.ndarray:
         """Sorted (n,) int64 live ids (O(N))."""
@@ -187,7 +221,8 @@ class SegmentedIndex:
             raise InputError(f"id {int(ids[taken][0])} is already indexed")
         if in_sorted(self.gone, ids).any():  # an id added again after its growing row went: one row per id
             base = SegmentedIndex(self.sealed, self.growing_ids, self.growing_vectors, self.deleted,
-                                  sealed_ids=self.sealed_ids, gate=self.gate)
+                                  sealed_ids=self.sealed_ids, gate=self.gate, tail=self.tail,
+                                  kept_marks=self.kept_marks)
             return base.added(ids, vectors)
         version = self._version()
         version._append_rows(ids, vectors)
@@ -251,6 +286,12 @@ class SegmentedIndex:
         else:
             scores = np.zeros((len(queries), 0), np.float32)
             ids = np.zeros((len(queries), 0), np.int64)
+        if sealed_k and self.tail is not None:  # the same selector: marks and a filter name ids, whichever segment
+            tail_params = None if selector is None else search_parameters(self.tail, efSearch=efSearch,
+                                                                          selector=selector)
+            tail_k = min(sealed_k, int(self.tail.ntotal))
+            scores, ids = _merge(scores, ids, *search(self.tail, queries, tail_k, efSearch=efSearch,
+                                                      params=tail_params), self.inner_product)
         if self._count > len(self.gone):
             rows = self._rows.ids[:self._count]
             keep = ~in_sorted(self.gone, rows) if len(self.gone) else None
@@ -309,29 +350,85 @@ def fold(index: SegmentedIndex, *, copy: bool = True, sidecar: dict | None = Non
     from indexer.core.build import add_vectors, copy_index, remove_from_index
 
     sealed = copy_index(index.sealed) if copy else index.sealed
-    if len(index.deleted):
+    marks = index.main_marks()
+    if len(marks):
         if sidecar is None:
             from indexer.core.factory import find_hnsw
 
             if find_hnsw(sealed) is not None:
                 raise InputError("folding deletions into an HNSW graph rebuilds it: pass its sidecar")
-        sealed, _ = remove_from_index(sealed, sidecar or {}, index.deleted)
+        sealed, _ = remove_from_index(sealed, sidecar or {}, marks)
+    tail_ids, tail_vectors = index.tail_rows()
+    if len(tail_ids):
+        add_vectors(sealed, tail_vectors, tail_ids)
     if len(index.growing_ids):
         add_vectors(sealed, index.growing_vectors, index.growing_ids)
     return sealed
 
 
+def can_fold_tail(index: SegmentedIndex) -> bool:
+    """Whether :func:`fold_tail` applies: a graph whose tail (after this fold) and deletion marks stay within
+    :data:`TAIL_SHARE` and :data:`MARKS_SHARE` of its main graph."""
+    from indexer.core.factory import find_hnsw
+
+    if find_hnsw(index.sealed) is None:
+        return False
+    main = int(index.sealed.ntotal)
+    tail = len(index.tail_ids) + len(index.growing_ids)
+    marks = index.main_marks()
+    if in_sorted(marks, index.growing_ids).any():  # an id deleted from the main graph, then added again: its mark
+        return False  # would hide the new vector in the tail too (marks name ids), so the main graph is rebuilt
+    return tail <= TAIL_SHARE * main and len(marks) <= MARKS_SHARE * main
+
+
+def fold_tail(index: SegmentedIndex, params: dict) -> tuple[Any | None, np.ndarray]:
+    """(the new tail, the marks kept): a graph's compaction that never touches its main graph. The live rows of
+    the tail and of the growing segment are built into a new small index of the same kind (``params``: the
+    index's build params, its sidecar's ``"params"``; None when nothing is left), with the main graph's default
+    search settings; the deletion marks on main-graph ids stay (sorted), those on the tail's go with it.
+    O(tail + growing)."""
+    from indexer.core.build import build_index
+    from indexer.core.factory import IndexParams
+    from indexer.core.settings import default_settings, set_default_settings
+
+    tail_ids, tail_vectors = index.tail_rows()
+    ids = np.concatenate([tail_ids, index.growing_ids])
+    marks = index.main_marks()
+    if not len(ids):
+        return None, marks
+    tail, _ = build_index(IndexParams.from_dict(params), np.concatenate([tail_vectors, index.growing_vectors]), ids)
+    set_default_settings(tail, efSearch=default_settings(index.sealed).get("efSearch"))
+    return tail, marks
+
+
 def rebase(snapshot: SegmentedIndex, current: SegmentedIndex, sealed: Any,
-           sealed_ids: np.ndarray | None = None) -> SegmentedIndex:
+           sealed_ids: np.ndarray | None = None, *, tail: Any | None = None,
+           marks: np.ndarray | None = None) -> SegmentedIndex:
     """``current``'s live set over ``sealed``, the :func:`fold` of ``snapshot`` (an earlier version of the same
     sealed index): the growing vectors added since the snapshot stay growing, and what was deleted since (sealed
-    ids, or growing ones the fold took in) is marked deleted. O(growing + deleted)."""
+    ids, or growing ones the fold took in) is marked deleted. O(growing + deleted).
+
+    After :func:`fold_tail` (``sealed`` is then the snapshot's own main index): ``tail`` is the new tail and
+    ``marks`` the deletion marks it kept, which stay marks (saved, so not pending)."""
     later = ~np.isin(current.growing_ids, snapshot.growing_ids)
     deleted = np.union1d(np.setdiff1d(current.deleted, snapshot.deleted),
                          np.setdiff1d(snapshot.growing_ids, current.growing_ids))
+    kept = 0
+    if marks is not None:
+        deleted, kept = np.union1d(deleted, marks), len(marks)
+        main_ids = snapshot.sealed_ids[~in_sorted(snapshot.tail_ids, snapshot.sealed_ids)]
+        new_tail_ids = indexed_ids_of(tail)
+        sealed_ids = np.union1d(main_ids, new_tail_ids) if len(new_tail_ids) else main_ids
     gate = current.gate if sealed is current.sealed else None  # folded in place: the same sealed index
     return SegmentedIndex(sealed, current.growing_ids[later], current.growing_vectors[later], deleted,
-                          sealed_ids=sealed_ids, gate=gate)
+                          sealed_ids=sealed_ids, gate=gate, tail=tail, kept_marks=kept)
+
+
+def indexed_ids_of(index: Any | None) -> np.ndarray:
+    """The sorted ids ``index`` holds (none for None)."""
+    from indexer.core.membership import indexed_ids
+
+    return np.zeros(0, np.int64) if index is None else indexed_ids(index)
 
 
 def can_fold_in_place(index: SegmentedIndex) -> bool:

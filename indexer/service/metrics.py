@@ -66,7 +66,8 @@ class _LiveCollector:
         pending = set(live.unsaved())
         for row in live.indexes():
             segments = row["segments"]
-            vectors.add_metric((row["name"], "sealed"), segments["sealed"])
+            vectors.add_metric((row["name"], "sealed"), segments["sealed"] - segments["tail"])  # each vector once
+            vectors.add_metric((row["name"], "tail"), segments["tail"])
             vectors.add_metric((row["name"], "growing"), segments["growing"])
             deletions.add_metric((row["name"],), segments["deleted"])
             live_vectors.add_metric((row["name"],), row["ntotal"])
@@ -80,7 +81,7 @@ class _LiveCollector:
                                 "How long the last compaction took (0: none yet).",
                                 value=last["seconds"] if last else 0.0)
         yield GaugeMetricFamily("indexer_last_compaction_in_place",
-                                "1 when the last compaction changed the sealed index in place (no second copy).",
+                                "1 when the last compaction held no second copy of the sealed index (in place, or a graph's tail).",
                                 value=float(bool(last and last.get("in_place"))))
 
 

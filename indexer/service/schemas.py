@@ -58,7 +58,8 @@ class CompactedOut(BaseModel):
 
 
 class SegmentsOut(BaseModel):
-    sealed: int = Field(description="vectors in the sealed index (the file's)")
+    sealed: int = Field(description="vectors in the sealed index (the file's), its tail's included")
+    tail: int = Field(0, description="of those, in a graph's tail: its folded adds, a small graph of their own")
     growing: int = Field(description="vectors added since, searched exactly")
     deleted: int = Field(description="deletion marks on sealed vectors, skipped by the search")
 

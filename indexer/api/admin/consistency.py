@@ -59,13 +59,16 @@ def _stored_ids(workspace: Workspace, model_name: str, ok_ids: np.ndarray) -> np
 
 
 def _index_problems(workspace: Workspace, row, ok_ids: np.ndarray, expected: np.ndarray) -> list[str]:
-    from indexer.core.index_io import load_index
+    from indexer.api.registry.index_files import load_segmented
+    from indexer.core.index_io import index_paths, load_index
     from indexer.core.membership import indexed_ids
 
     if row.model_name is None:
         return [f"index {row.name!r}: its model no longer exists; rebuild it with 'indexer build --index {row.kind}'"]
+    path = workspace.resolve(row.path)
     try:
-        index, _ = load_index(workspace.resolve(row.path))
+        index, sidecar = load_index(path)
+        index = load_segmented(index_paths(path)[0], index, sidecar)  # a graph's saved tail and marks count
     except IndexerError as exc:
         return [f"index {row.name!r}: {exc}"]
     held = indexed_ids(index)

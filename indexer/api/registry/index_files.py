@@ -43,10 +43,16 @@ class IndexFile:
         self._locked = True
 
     def load(self) -> tuple[Any, dict]:
-        """(index, sidecar) as saved now."""
+        """(index, sidecar) as saved now, whole: a graph's saved segments (tail, deletion marks) folded into
+        its main index, for a writer that changes and saves it whole."""
         from indexer.core.index_io import load_index
+        from indexer.core.segments import fold
 
-        return load_index(self.target.path)
+        index, sidecar = load_index(self.target.path)
+        segmented = load_segmented(self.target.path, index, sidecar)
+        if segmented.tail is None and not len(segmented.deleted):
+            return index, sidecar
+        return fold(segmented, copy=False, sidecar=sidecar), sidecar
 
     def signature(self) -> tuple:
         """Identity of the files now (:func:`file_signature`)."""
@@ -63,6 +69,19 @@ class IndexFile:
         target = self.target
         register(self.workspace, target.name, target.kind, target.params, written, target.path, target.model,
                  replace=replace)
+        return written
+
+    def save_segments(self, tail: Any | None, marks: Any, live: int) -> dict:
+        """Save a graph's ``tail`` and deletion ``marks`` beside its unchanged main file (``live``: the vectors
+        it now answers, for the catalog row) and register it; the sidecar written."""
+        from indexer.core.index_io import save_segments
+
+        if not self._locked:
+            raise IndexerError(f"index {self.target.name!r}: saved after its lock was released")
+        written = save_segments(self.target.path, tail, marks)
+        target = self.target
+        register(self.workspace, target.name, target.kind, target.params, {**written, "ntotal": live}, target.path,
+                 target.model)
         return written
 
 
@@ -110,6 +129,19 @@ def remove_from_index_file(workspace: Workspace, row: ArtifactRow, ids: Any) -> 
 
     change_index(workspace, IndexTarget.of_row(workspace, row), without)
     return removed
+
+
+def load_segmented(path: Path, index: Any, sidecar: dict) -> Any:
+    """``index`` (as loaded from ``path``) with the segments its ``sidecar`` names, as a
+    :class:`indexer.core.segments.SegmentedIndex` (nothing pending: the marks are saved ones)."""
+    from indexer.core.index_io import load_segments
+    from indexer.core.segments import SegmentedIndex
+
+    saved = load_segments(path, sidecar)
+    if saved is None:
+        return SegmentedIndex(index)
+    tail, marks = saved
+    return SegmentedIndex(index, deleted=marks, tail=tail, kept_marks=len(marks))
 
 
 def file_signature(faiss_path: Path) -> tuple:

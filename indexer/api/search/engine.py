@@ -144,16 +144,15 @@ class Searcher:
 
     def load_held(self, row: ArtifactRow) -> HeldIndex:
         """Load the index of catalog row ``row`` (not yet published)."""
-        from indexer.api.registry.index_files import file_signature
+        from indexer.api.registry.index_files import file_signature, load_segmented
         from indexer.core.index_io import index_paths, load_index
-        from indexer.core.segments import SegmentedIndex
 
         path = index_paths(self.workspace.resolve(row.path))[0]
         signature = file_signature(path)
         check_kind_device(row.kind)  # before reading the file: a gpu-flat index without a GPU is refused at once
         index, sidecar = load_index(path)
-        return HeldIndex(row.name, row.kind, row.model_name, path, SegmentedIndex(index), sidecar, row.params,
-                         signature, device_copy(row.kind, index))
+        return HeldIndex(row.name, row.kind, row.model_name, path, load_segmented(path, index, sidecar), sidecar,
+                         row.params, signature, device_copy(row.kind, index))
 
     # -- publishing (the live catalog's writes) --------------------------------------------------------------
 

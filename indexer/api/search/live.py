@@ -412,9 +412,18 @@ class LiveCatalog(BatchWrites):
         is already running (the changes stay pending for the next one).
 
         An IVF index in memory is folded in place, a few lists at a time (:func:`fold_in_place`): no second
-        copy of it, ever. Other kinds fold into a copy that readers never see until it is published."""
+        copy of it, ever. A graph keeps its main graph and folds its adds into a small tail graph, its deletions
+        staying marks (:func:`fold_tail`), until they outgrow their share of it. Other kinds (and a graph then)
+        fold into a copy that readers never see until it is published."""
         from indexer.core.membership import indexed_ids
-        from indexer.core.segments import can_fold_in_place, fold, fold_in_place, rebase
+        from indexer.core.segments import (
+            can_fold_in_place,
+            can_fold_tail,
+            fold,
+            fold_in_place,
+            fold_tail,
+            rebase,
+        )
 
         if not self._compacting.acquire(blocking=False):
             return False
@@ -428,11 +437,18 @@ class LiveCatalog(BatchWrites):
                     return True
             started = time.perf_counter()
             in_place = can_fold_in_place(snapshot.index)
+            as_tail = not in_place and can_fold_tail(snapshot.index)
             target = IndexTarget(snapshot.name, snapshot.kind, snapshot.params, snapshot.model, snapshot.path)
+            tail = marks = None
             with writing(self.workspace, target) as (file,):
                 if file.signature() != snapshot.signature:
                     return False
-                if in_place:
+                if as_tail:  # the main graph stays as it is, in memory and on disk
+                    tail, marks = fold_tail(snapshot.index, snapshot.sidecar["params"])
+                    sealed, sealed_ids = snapshot.index.sealed, None
+                    live = snapshot.index.ntotal
+                    sidecar = file.save_segments(tail, marks, live)
+                elif in_place:
                     sealed_ids, sealed = fold_in_place(snapshot.index), snapshot.index.sealed
                     with snapshot.index.gate.reading():  # serialised while no fold step changes it
                         sidecar = file.save(sealed, snapshot.sidecar)
@@ -445,12 +461,13 @@ class LiveCatalog(BatchWrites):
                 current = self.engine.held(name) if name in self.engine.held_names() else None
                 if current is None or current.index.sealed is not snapshot.index.sealed:
                     return False  # refreshed from another process's file meanwhile: that version stands
-                version = rebase(snapshot.index, current.index, sealed, sealed_ids)
+                version = rebase(snapshot.index, current.index, sealed, sealed_ids, tail=tail, marks=marks)
                 self.engine.publish(replace(current, index=version, sidecar=sidecar, signature=signature))
                 if not version.pending:
                     self._unsaved.discard(name)
                 self.last_compaction = {"index": name, "at": time.time(), "seconds": time.perf_counter() - started,
-                                        "folded": snapshot.index.pending, "in_place": in_place}
+                                        "folded": snapshot.index.pending, "in_place": in_place or as_tail,
+                                        "tail": as_tail}
             release_free_memory()  # the file writer's buffers and the folded segments, freed: back to the system
             return True
         finally:

@@ -176,3 +176,44 @@ def test_compaction_swaps_under_concurrent_queries_and_writes(ws):
     live.close()
     index, _ = load_index(ws / "indexes" / "flat.faiss")
     assert indexed_ids(index).tolist() == ok_ids and live.held("flat").index.pending == 0
+
+
+def test_a_graph_compacts_into_a_tail_beside_its_unchanged_file_and_a_restart_finds_it(ws, tmp_path):
+    """An HNSW index: compaction folds the adds into a tail graph and keeps the deletions as marks, saved beside
+    the main file, which never changes; a restart loads them with nothing pending; a CLI writer folds them in."""
+    import json
+
+    from indexer.api import LiveCatalog, Workspace
+    from tests.indexer.service.conftest import png_bytes
+
+    run(ws, "build", "--index", "hnsw", "--name", "graph")
+    main_file = ws / "indexes" / "graph.faiss"
+    before = main_file.stat()
+    live = LiveCatalog(Workspace.at(ws), "graph", flush_s=3600)
+    main_ids = sorted(int(i) for i in live.held("graph").index.ids())
+    added = [live.add_image(png_bytes((30 * i, 220 - 40 * i, 90), shape="ellipse", offset=i), f"g{i}.png").id
+             for i in range(4)]
+    live.delete_image(main_ids[0])
+    live.delete_image(added[1])
+    assert live.flush() == ["flat", "graph"]  # the flat index is held (and written) too; the graph comes last
+    assert live.last_compaction["index"] == "graph" and live.last_compaction["tail"]
+    held = live.held("graph").index
+    assert held.describe() == {"sealed": 27, "tail": 3, "growing": 0, "deleted": 1} and held.pending == 0
+    after = main_file.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns), "the main graph file is kept"
+    data = png_bytes((60, 140, 90), shape="ellipse", offset=2)
+    hits = [hit.id for hit in live.search_bytes(data, "q.png", k=30).results]
+    assert hits[0] == added[2] and main_ids[0] not in hits and added[1] not in hits
+    live.close()
+    with Workspace.at(ws).catalog() as catalog:
+        ok_ids = sorted(row.id for row in catalog.images())
+    again = LiveCatalog(Workspace.at(ws), "graph", flush_s=3600)
+    assert again.held("graph").index.ids().tolist() == ok_ids and again.held("graph").index.pending == 0
+    assert again.held("graph").index.describe()["tail"] == 3
+    again.close()
+    assert json.loads(run(ws, "status", "--json").stdout)["inconsistencies"] == []
+    run(ws, "remove", "--id", str(added[0]))  # a CLI writer: the segments folded in, the file whole again
+    sidecar = json.loads((ws / "indexes" / "graph.json").read_text())
+    assert "segments" not in sidecar and sidecar["ntotal"] == len(ok_ids) - 1
+    assert not list((ws / "indexes").glob("graph.*.tail")) and not list((ws / "indexes").glob("graph.*.marks"))
+    assert _file_ids(ws, "graph") == set(ok_ids) - {added[0]}

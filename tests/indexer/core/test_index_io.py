@@ -77,6 +77,20 @@ def _old_and_new(clustered):
     return old, new
 
 
+def _die_at_rename(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
+    """The ``n``-th rename of a save raises, as a kill there would stop it (0: none does)."""
+    real_replace = os.replace
+    calls = {"n": 0}
+
+    def dying_replace(src, dst):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise OSError("killed")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(index_io.os, "replace", dying_replace)
+
+
 @pytest.mark.parametrize("fail_at_replace", [1, 2, 3])
 def test_killed_save_leaves_a_consistent_loadable_pair(
     fail_at_replace: int, clustered, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -84,19 +98,10 @@ def test_killed_save_leaves_a_consistent_loadable_pair(
     """Simulate a kill before the n-th rename of a save: the pair on disk stays consistent."""
     old, new = _old_and_new(clustered)
     save_index(old, tmp_path / "x", {"version": "old"})
-    real_replace = os.replace
-    calls = {"n": 0}
-
-    def dying_replace(src, dst):
-        calls["n"] += 1
-        if calls["n"] == fail_at_replace:
-            raise OSError("killed")
-        return real_replace(src, dst)
-
-    monkeypatch.setattr(index_io.os, "replace", dying_replace)
+    _die_at_rename(monkeypatch, fail_at_replace)
     with pytest.raises(IndexFileError):
         save_index(new, tmp_path / "x", {"version": "new"})
-    monkeypatch.setattr(index_io.os, "replace", real_replace)
+    monkeypatch.undo()
     index, sidecar = load_index(tmp_path / "x")
     # Killed before the index moved: the old pair; after: the new index with its own sidecar.
     expected = ("old", 100) if fail_at_replace <= 2 else ("new", 200)
@@ -121,3 +126,52 @@ def test_killed_before_any_rename_keeps_old_pair(clustered, tmp_path: Path, monk
     monkeypatch.undo()
     index, sidecar = load_index(tmp_path / "x", verify=True)
     assert sidecar["version"] == "old" and index.ntotal == 100
+
+
+@pytest.mark.parametrize("fail_at_replace", [0, 1, 2])
+def test_a_graph_saves_its_segments_beside_its_unchanged_main_file(
+    fail_at_replace: int, clustered, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """save_segments writes the tail and the marks, then the sidecar through the journal; killed before either
+    rename the old sidecar stands, after the first the pending one is adopted; a full save drops them."""
+    from indexer.core.index_io import load_segments, save_segments
+
+    base, ids, _ = clustered
+    main, _ = build_index(IndexParams("hnsw"), base[:150], ids[:150])
+    tail, _ = build_index(IndexParams("hnsw"), base[150:170], ids[150:170])
+    save_index(main, tmp_path / "g", {"version": "main"})
+    before = (tmp_path / "g.faiss").stat()
+    marks = np.sort(ids[:7])
+    _die_at_rename(monkeypatch, fail_at_replace)
+    if fail_at_replace:
+        with pytest.raises(IndexFileError):
+            save_segments(tmp_path / "g", tail, marks)
+    else:
+        save_segments(tmp_path / "g", tail, marks)
+    monkeypatch.undo()
+    after = (tmp_path / "g.faiss").stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns), "the main file is untouched"
+    index, sidecar = load_index(tmp_path / "g", verify=True)
+    saved = load_segments(tmp_path / "g", sidecar)
+    if fail_at_replace == 1:  # killed before the pending sidecar: the old one, no segments
+        assert saved is None
+    else:
+        loaded_tail, loaded_marks = saved
+        assert np.array_equal(loaded_marks, marks) and loaded_tail.ntotal == 20
+        assert np.array_equal(search(loaded_tail, base[150:151], 1)[1], [[ids[150]]])
+    assert sidecar["version"] == "main" and index.ntotal == 150
+    save_index(main, tmp_path / "g", sidecar)  # a full save: the index is whole again, the segment files go
+    _, sidecar = load_index(tmp_path / "g")
+    assert "segments" not in sidecar and sorted(p.name for p in tmp_path.iterdir()) == ["g.faiss", "g.json"]
+
+
+def test_missing_segments_are_named(clustered, tmp_path: Path) -> None:
+    from indexer.core.index_io import load_segments, save_segments
+
+    base, ids, _ = clustered
+    main, _ = build_index(IndexParams("hnsw"), base[:50], ids[:50])
+    save_index(main, tmp_path / "g")
+    sidecar = save_segments(tmp_path / "g", None, np.sort(ids[:3]))
+    (tmp_path / sidecar["segments"]["marks"]).unlink()
+    with pytest.raises(IndexFileError, match="segments of index .*g.faiss"):
+        load_segments(tmp_path / "g", load_index(tmp_path / "g")[1])

@@ -34,7 +34,7 @@ def test_segments_answer_as_one_index_over_the_live_set(kind):
     index, _ = build_index(IndexParams(kind=kind, nlist=8, pca_dim=16, seed=0), sealed_x, sealed_ids)
     segmented = SegmentedIndex(index).added(new_ids, new_x)
     segmented, removed = segmented.removed(np.concatenate([gone, [999_999]]))
-    assert removed == len(gone) and segmented.describe() == {"sealed": 1500, "growing": 50, "deleted": 200}
+    assert removed == len(gone) and segmented.describe() == {"sealed": 1500, "tail": 0, "growing": 50, "deleted": 200}
     live_ids = np.concatenate([sealed_ids, new_ids])
     live_x = np.concatenate([sealed_x, new_x])
     keep = ~np.isin(live_ids, gone)
@@ -110,7 +110,7 @@ def test_rebase_keeps_the_changes_made_while_a_fold_ran(kind):
     current, _ = current.removed(np.array([sealed_ids[100], new_ids[3], new_ids[40]]))
     rebased = rebase(snapshot, current, folded, indexed_ids(folded))
     assert np.array_equal(rebased.ids(), current.ids())
-    assert rebased.describe() == {"sealed": 1510, "growing": 29, "deleted": 2}
+    assert rebased.describe() == {"sealed": 1510, "tail": 0, "growing": 29, "deleted": 2}
     _, ids = search(rebased, np.concatenate([new_x[3:4], new_x[41:42], sealed_x[100:101]]), 1,
                     **({"efSearch": 200} if kind == "hnsw" else {"nprobe": 8} if kind == "ivf" else {}))
     assert ids[:, 0].tolist()[1] == new_ids[41] and new_ids[3] not in ids and sealed_ids[100] not in ids
@@ -266,3 +266,62 @@ def test_a_filtered_search_skips_the_deletion_marks_through_their_bitmap(monkeyp
     chosen = np.isin(all_ids, allowed[live])
     _, truth = exact_search(all_x[chosen], all_ids[chosen], sealed_x[:20], 10)
     assert np.array_equal(ids, truth)
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "hnsw-fp16"])
+def test_a_graph_folds_its_adds_into_a_tail_and_keeps_its_marks(kind):
+    """fold_tail never touches the main graph: adds become a small graph beside it, deletions stay marks;
+    the changes made meanwhile survive the rebase, and a second round drops the tail's deleted rows."""
+    from indexer.core.segments import can_fold_tail, fold_tail, rebase
+
+    sealed_x, sealed_ids, new_x, new_ids, _ = _live_set(3)
+    params = IndexParams(kind=kind, seed=0)
+    index, _ = build_index(params, sealed_x, sealed_ids)
+    snapshot, _ = SegmentedIndex(index).added(new_ids[:40], new_x[:40]).removed(sealed_ids[:20])
+    assert can_fold_tail(snapshot)
+    tail, marks = fold_tail(snapshot, params.to_dict())
+    assert tail.ntotal == 40 and np.array_equal(marks, np.sort(sealed_ids[:20]))
+    current = snapshot.added(new_ids[40:], new_x[40:])  # meanwhile: adds, and deletes of each kind of id
+    current, _ = current.removed(np.array([sealed_ids[100], new_ids[3], new_ids[45]]))
+    rebased = rebase(snapshot, current, index, tail=tail, marks=marks)
+    assert rebased.sealed is index and index.ntotal == 1500, "the main graph is left as it was"
+    assert np.array_equal(rebased.ids(), current.ids())
+    assert rebased.describe() == {"sealed": 1540, "tail": 40, "growing": 19, "deleted": 22}
+    assert rebased.pending == 19 + 2, "the kept marks are saved ones; what came after is pending"
+    queries = np.concatenate([new_x[:10], sealed_x[95:105], new_x[40:50]])
+    _, ids = search(rebased, queries, 10, efSearch=200)
+    gone = np.concatenate([sealed_ids[:20], [sealed_ids[100], new_ids[3], new_ids[45]]])
+    assert not np.isin(ids, gone).any(), "a deleted id came back"
+    live = np.isin(np.concatenate([sealed_ids, new_ids]), rebased.ids())
+    _, exact = exact_search(np.concatenate([sealed_x, new_x])[live], np.concatenate([sealed_ids, new_ids])[live],
+                            queries, 10)
+    assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, exact)]) >= 0.95
+    # a second round: the tail's deleted row (new_ids[3]) goes with it, the main graph's marks stay
+    tail2, marks2 = fold_tail(rebased, params.to_dict())
+    again = rebase(rebased, rebased, index, tail=tail2, marks=marks2)
+    assert tail2.ntotal == 40 + 20 - 2 and np.array_equal(marks2, np.sort(np.append(sealed_ids[:20], sealed_ids[100])))
+    assert np.array_equal(again.ids(), current.ids()) and again.pending == 0
+    # filters name ids whatever segment holds them
+    wanted = np.sort(np.array([new_ids[5], new_ids[50], sealed_ids[200], sealed_ids[0]]))
+    _, ids = again.search(new_x[5:6], 10, efSearch=200, allowed=wanted)
+    assert set(ids[0][ids[0] >= 0].tolist()) == {int(new_ids[5]), int(new_ids[50]), int(sealed_ids[200])}
+    # a full fold holds the tail's rows, not its deleted ones
+    whole = fold(again, sidecar={"params": params.to_dict(), "search_params": {}})
+    from indexer.core.membership import indexed_ids
+
+    assert np.array_equal(indexed_ids(whole), again.ids())
+
+
+def test_a_tail_is_not_used_where_it_would_be_wrong_or_large():
+    from indexer.core.segments import TAIL_SHARE, can_fold_tail
+
+    sealed_x, sealed_ids, new_x, new_ids, _ = _live_set(4)
+    ivf, _ = build_index(IndexParams(kind="ivf", nlist=8, seed=0), sealed_x, sealed_ids)
+    assert not can_fold_tail(SegmentedIndex(ivf).added(new_ids[:5], new_x[:5])), "an IVF index folds in place"
+    graph, _ = build_index(IndexParams(kind="hnsw", seed=0), sealed_x, sealed_ids)
+    back, _ = SegmentedIndex(graph).removed(sealed_ids[:1])
+    back = back.added(sealed_ids[:1], new_x[:1])  # deleted from the main graph, then added again
+    assert not can_fold_tail(back), "its mark would hide the new vector in the tail too"
+    many = int(TAIL_SHARE * 1500) + 1
+    big = SegmentedIndex(graph).added(np.arange(many, dtype=np.int64) + 10**6, _unit(many, 24, 9))
+    assert not can_fold_tail(big), "a tail past its share: the main graph is rebuilt"

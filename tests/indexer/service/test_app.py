@@ -38,7 +38,7 @@ def assert_one_line_error(response, status: int, *fragments: str) -> None:
 def test_health_indexes_status_and_page(client, ws):
     assert client.get("/healthz").json() == {"ok": True}
     assert client.get("/indexes").json() == [{"name": "flat", "kind": "flat", "model": "tiny", "ntotal": 24, "dim": 128,
-                                               "segments": {"sealed": 24, "growing": 0, "deleted": 0}}]
+                                               "segments": {"sealed": 24, "tail": 0, "growing": 0, "deleted": 0}}]
     status = client.get("/status").json()
     assert status["images_ok"] == 24 and status["indexes"] == ["flat"] and status["inconsistencies"] == []
     page = client.get("/")
@@ -330,7 +330,7 @@ def test_metrics_parse_and_count_routes_segments_and_memory(make_client, trained
     assert added > 0
     compacted = client.post("/compact").json()
     assert compacted["saved"] == ["flat"]
-    assert client.get("/indexes").json()[0]["segments"] == {"sealed": 24, "growing": 0, "deleted": 0}
+    assert client.get("/indexes").json()[0]["segments"] == {"sealed": 24, "tail": 0, "growing": 0, "deleted": 0}
     after = {s.name: s.value for family in text_string_to_metric_families(client.get("/metrics").text)
              for s in family.samples if not s.labels}
     assert after["indexer_last_compaction_timestamp_seconds"] > 0
