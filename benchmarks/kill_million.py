@@ -116,10 +116,12 @@ class Writer(threading.Thread):
 def held_ids(workspace: Path) -> tuple[set[int], set[int], int]:
     """(ids the served index file holds, ids of the catalog's images, the index's dimension)."""
     from indexer.api import Workspace
+    from indexer.api.registry.index_files import load_segmented
     from indexer.core.index_io import load_index
     from indexer.core.membership import indexed_ids
 
-    index, _ = load_index(workspace / "indexes" / "served.faiss")
+    path = workspace / "indexes" / "served.faiss"
+    index = load_segmented(path, *load_index(path))  # a graph's saved tail and marks with it
     with Workspace.at(workspace).catalog() as catalog:
         catalog_ids = {key.id for key in catalog.image_keys()}  # plain tuples: fast at a million
     return set(indexed_ids(index).tolist()), catalog_ids, int(index.d)

@@ -18,10 +18,12 @@ def test_a_killed_service_loses_no_acknowledged_write(ws, server_factory):
     import httpx
 
     from indexer.api import Workspace
+    from indexer.api.registry.index_files import load_segmented
     from indexer.core.index_io import load_index
     from indexer.core.membership import indexed_ids
 
     run(ws, "build", "--index", "ivf")  # served beside flat: compacted in place, flat through a copy
+    run(ws, "build", "--index", "hnsw", "--name", "graph")  # and a graph: a tail and marks, or rebuilt when large
     for seed in SEEDS:
         rng = random.Random(seed)
         server = server_factory(ws, "--index", "flat", "--save-every", "0.2")
@@ -63,9 +65,9 @@ def test_a_killed_service_loses_no_acknowledged_write(ws, server_factory):
         with Workspace.at(ws).catalog() as catalog:
             ok_ids = {row.id for row in catalog.images()}
         files = sorted((ws / "indexes").glob("*.faiss"))
-        assert {path.stem for path in files} >= {"flat", "ivf"}, "an IVF index (compacted in place) is served too"
+        assert {path.stem for path in files} >= {"flat", "ivf", "graph"}, "IVF and HNSW indexes are served too"
         for path in files:
-            index, _ = load_index(path)
+            index = load_segmented(path, *load_index(path))  # a graph's saved tail and marks with it
             held = set(indexed_ids(index).tolist())
             assert held == ok_ids, f"seed {seed}: {path.stem} and the catalog disagree"
             assert set(added) <= held, f"seed {seed}: {path.stem} lost acknowledged adds: {sorted(set(added) - held)}"
