@@ -391,12 +391,20 @@ def fold_tail(index: SegmentedIndex, params: dict) -> tuple[Any | None, np.ndarr
     from indexer.core.factory import IndexParams
     from indexer.core.settings import default_settings, set_default_settings
 
+    import faiss
+
     tail_ids, tail_vectors = index.tail_rows()
     ids = np.concatenate([tail_ids, index.growing_ids])
     marks = index.main_marks()
     if not len(ids):
         return None, marks
-    tail, _ = build_index(IndexParams.from_dict(params), np.concatenate([tail_vectors, index.growing_vectors]), ids)
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)  # this thread's build leaves the other cores to the queries (per thread)
+    try:
+        tail, _ = build_index(IndexParams.from_dict(params), np.concatenate([tail_vectors, index.growing_vectors]),
+                              ids)
+    finally:
+        faiss.omp_set_num_threads(threads)
     set_default_settings(tail, efSearch=default_settings(index.sealed).get("efSearch"))
     return tail, marks
 
