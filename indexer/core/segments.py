@@ -387,11 +387,11 @@ def fold_tail(index: SegmentedIndex, params: dict) -> tuple[Any | None, np.ndarr
     index's build params, its sidecar's ``"params"``; None when nothing is left), with the main graph's default
     search settings; the deletion marks on main-graph ids stay (sorted), those on the tail's go with it.
     O(tail + growing)."""
+    import faiss
+
     from indexer.core.build import build_index
     from indexer.core.factory import IndexParams
     from indexer.core.settings import default_settings, set_default_settings
-
-    import faiss
 
     tail_ids, tail_vectors = index.tail_rows()
     ids = np.concatenate([tail_ids, index.growing_ids])
