@@ -1,6 +1,10 @@
 """The router's :class:`indexer.api.Transport` over Ray Serve deployment handles: every shard called at once,
 a search's answers awaited at most ``timeout_s`` (a shard with no live replica, or whose replica died mid-call, is
-reported as the exception it gave, and the router leaves it out)."""
+reported as the exception it gave, and the router leaves it out).
+
+The calls go over Serve's gRPC path between deployments (``_by_reference=False``: the answer comes back in the
+reply, not through Ray's object store). The engine's thread that asks waits for the answers itself: awaiting them
+together on an event loop instead cost one more thread hop and was slower (docs/BENCHMARKS.md, issue 30)."""
 
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ OTHER_TIMEOUT_S = 300.0  # writes, saves and reconciling must reach their shard:
 
 class ServeTransport:
     def __init__(self, handles: list[Any], timeout_s: float) -> None:
-        self.handles, self.timeout_s = handles, timeout_s
+        self.handles = [handle.options(_by_reference=False) for handle in handles]
+        self.timeout_s = timeout_s
 
     def call(self, method: str, calls: dict[int, tuple]) -> dict[int, Any]:
         sent = {number: self.handles[number].call.remote(method, args) for number, args in calls.items()}
