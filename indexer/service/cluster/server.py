@@ -66,8 +66,12 @@ def serve_on_ray(config: ServiceConfig, options: ClusterOptions, *, announce=pri
         where = f"the Ray cluster at {options.address!r}" if options.address else "a local Ray"
         raise api.InputError(f"cannot start or reach {where}: {str(exc).strip().splitlines()[0]}") from None
     try:
+        serve_env = _serve_env()
         serve.start(http_options={"host": config.host, "port": config.port, "location": "HeadOnly"},
-                    controller_options={"runtime_env": {"env_vars": _serve_env()}})
+                    controller_options={"runtime_env": {"env_vars": serve_env}})
+        if serve_env:
+            announce("note: HTTP goes through Ray Serve's HAProxy, whose stats page and metrics listen on every "
+                     "interface (ports 8404 and 9101; RAY_SERVE_HAPROXY_STATS_PORT and _METRICS_PORT move them)")
         free = {"num_cpus": 0}  # the shards' searches run in FAISS threads; Ray's CPU count does not bound them
         shards = [serve.deployment(ShardReplica, name=f"shard-{entry.number}", num_replicas=options.replicas,
                                    ray_actor_options=free, max_ongoing_requests=64)
@@ -83,6 +87,8 @@ def serve_on_ray(config: ServiceConfig, options: ClusterOptions, *, announce=pri
         announce(f"open http://{config.host}:{config.port}/ (API docs at /docs); Ctrl-C stops")
         _wait_for_signal()
         serve.delete(app_name(config))
+        if options.address is None:  # our own Ray: Serve goes with it, HAProxy too (it outlives Ray's processes)
+            serve.shutdown()
     finally:
         ray.shutdown()
 
