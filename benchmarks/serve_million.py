@@ -106,6 +106,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--kind", default="ivf")
+    parser.add_argument("--efSearch", type=int, default=None,
+                        help="an HNSW kind's efSearch, given to the build (its own tuning queries indexed rows, which "
+                             "flatters a graph: efSearch 15 gave recall@10 0.876 on held-out queries at 1M)")
     parser.add_argument("--changes", type=int, default=50_000)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--write-rate", type=float, default=20.0)
@@ -142,7 +145,8 @@ def main() -> None:
         import_s = round(time.perf_counter() - started, 1)
         log(f"imported in {import_s:.0f} s; building {args.kind}")
         started = time.perf_counter()
-        indexer(workspace, "build", "--index", args.kind, "--model", "vectors", "--name", "served")
+        given = ["--efSearch", str(args.efSearch)] if args.efSearch else []
+        indexer(workspace, "build", "--index", args.kind, "--model", "vectors", "--name", "served", *given)
         build_s = round(time.perf_counter() - started, 1)
         shutil.copytree(workspace, work / "ws-fresh")  # what --reuse starts from
     else:

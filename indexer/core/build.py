@@ -22,6 +22,7 @@ from indexer.core.settings import set_default_settings
 TRAIN_POINTS_PER_LIST = 64  # k-means sample per IVF list; FAISS warns below 39
 MIN_TRAIN_POINTS = 10_000  # PQ codebooks of 256 centroids need >= 39 * 256 points
 DEVICES = ("cpu", "gpu", "auto")
+ORDERED_ADD_ROWS = 65_536  # a graph's vectors are added in storage order this many at a time (32 MB at 128 dims)
 
 
 @dataclass(frozen=True)
@@ -125,8 +126,11 @@ def build_index(
         from indexer.core.locality import locality_order
 
         order = locality_order(x, params.seed)
-        x, id_arr = x[order], id_arr[order]
-    work.add_with_ids(x, id_arr)
+        for start in range(0, n, ORDERED_ADD_ROWS):  # in order, a block at a time: no reordered copy of them all
+            block = order[start:start + ORDERED_ADD_ROWS]
+            work.add_with_ids(x[block], id_arr[block])
+    else:
+        work.add_with_ids(x, id_arr)
     t2 = time.perf_counter()
     index = to_cpu(work) if on_gpu else work
     set_default_settings(  # like every field, a setting the kind lacks is ignored

@@ -394,15 +394,18 @@ def fold_tail(index: SegmentedIndex, params: dict) -> tuple[Any | None, np.ndarr
     from indexer.core.settings import default_settings, set_default_settings
 
     tail_ids, tail_vectors = index.tail_rows()
-    ids = np.concatenate([tail_ids, index.growing_ids])
     marks = index.main_marks()
+    if len(tail_ids):
+        ids, vectors = np.concatenate([tail_ids, index.growing_ids]), np.concatenate([tail_vectors,
+                                                                                      index.growing_vectors])
+    else:  # the first tail: the growing rows as they are (a view when none went), no copy
+        ids, vectors = index.growing_ids, index.growing_vectors
     if not len(ids):
         return None, marks
     threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)  # this thread's build leaves the other cores to the queries (per thread)
     try:
-        tail, _ = build_index(IndexParams.from_dict(params), np.concatenate([tail_vectors, index.growing_vectors]),
-                              ids)
+        tail, _ = build_index(IndexParams.from_dict(params), vectors, ids)
     finally:
         faiss.omp_set_num_threads(threads)
     set_default_settings(tail, efSearch=default_settings(index.sealed).get("efSearch"))
