@@ -26,6 +26,21 @@ class EmbedReport:
     notes: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class LoaderRate:
+    """What :func:`measure_loader_rate` saw: ``images`` decoded in ``seconds``, the first batch after
+    ``startup_seconds`` (workers starting), the rest at ``steady_images_per_s`` (0.0 with one batch)."""
+
+    images: int
+    seconds: float
+    startup_seconds: float
+    steady_images_per_s: float
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds if self.seconds else 0.0
+
+
 class _ItemDataset:
     """(id, path) → (array (3, S, S) float32 or None, id, path, reason)."""
 
@@ -59,36 +74,63 @@ class _Collate:
         return images, np.asarray([i for _, i in ok], dtype=np.int64), failed
 
 
+def embedding_loader(items: Sequence[tuple[int, str]], spec: PreprocessSpec, *, batch_size: int = 128,
+                     num_workers: int | None = None, device=None):
+    """The DataLoader :func:`embed_model` reads: batches of (images or None, (n,) int64 ids, failed
+    ``(id, path, reason)``), images as :class:`_Collate` makes them; workers (None): min(8, cores) on CUDA,
+    else 1; pinned memory on CUDA."""
+    from torch.utils.data import DataLoader
+
+    cuda = str(device or "cpu").startswith("cuda")
+    if num_workers is None:
+        num_workers = min(8, os.cpu_count() or 1) if cuda else 1
+    return DataLoader(_ItemDataset(items, spec), batch_size=batch_size, shuffle=False, collate_fn=_Collate(spec),
+                      num_workers=num_workers, pin_memory=cuda)
+
+
 def embed_items(checkpoint_path: str | os.PathLike[str], items: Sequence[tuple[int, str]], store: EmbeddingStore,
                 *, batch_size: int = 128, progress: bool = True, num_workers: int | None = None,
                 flush_every: int = 4, device: str = "auto") -> EmbedReport:
-    """Embed the ``(id, path)`` items the store lacks, appending (n, D) float32 rows every ``flush_every``
-    batches so a killed run loses little; unreadable images are reported in ``failed``, not fatal."""
+    """Embed the ``(id, path)`` items the store lacks with the checkpoint's model (:func:`embed_model`)."""
     started = time.perf_counter()
     items = [(int(i), os.fspath(p)) for i, p in items]
-    todo_ids = set(store.missing([i for i, _ in items]).tolist())
-    todo = [item for item in items if item[0] in todo_ids]
-    if not todo:  # nothing to embed: don't pay for importing torch and loading the model
+    if not len(store.missing([i for i, _ in items])):  # don't pay for importing torch and loading the model
         return EmbedReport(0, len(items), [], time.perf_counter() - started, 0.0)
 
-    import torch
-    from torch.utils.data import DataLoader
-    from tqdm import tqdm
-
     from models.checkpoint import load_model
-    from models.device import channels_last, resolve_device
+    from models.device import resolve_device
 
     torch_device = resolve_device(device)
     model, spec, meta = load_model(checkpoint_path, device=str(torch_device))
-    channels_last(model)
     if store.dim is not None and store.dim != meta.get("embedding_dim", store.dim):
         raise ModelError(f"store {store.directory} holds {store.dim}-dim vectors; model {checkpoint_path} "
                          f"makes {meta['embedding_dim']}-dim ones")
-    cuda = torch_device.type == "cuda"
-    if num_workers is None:
-        num_workers = min(8, os.cpu_count() or 1) if cuda else 1
-    loader = DataLoader(_ItemDataset(todo, spec), batch_size=batch_size, shuffle=False, collate_fn=_Collate(spec),
-                        num_workers=num_workers, pin_memory=cuda)
+    return embed_model(model, spec, items, store, batch_size=batch_size, progress=progress, num_workers=num_workers,
+                       flush_every=flush_every, device=torch_device, started=started)
+
+
+def embed_model(model, spec: PreprocessSpec, items: Sequence[tuple[int, str]], store: EmbeddingStore, *,
+                batch_size: int = 128, progress: bool = True, num_workers: int | None = None, flush_every: int = 4,
+                device=None, started: float | None = None) -> EmbedReport:
+    """Embed the ``(id, path)`` items the store lacks with ``model`` (a torch module on ``device``, its outputs
+    (m, D)), appending (n, D) float32 rows every ``flush_every`` batches so a killed run loses little;
+    unreadable images are reported in ``failed``, not fatal. ``started``: the ``time.perf_counter()`` reading
+    the report's time counts from (default: this call)."""
+    started = time.perf_counter() if started is None else started
+    items = [(int(i), os.fspath(p)) for i, p in items]
+    todo_ids = set(store.missing([i for i, _ in items]).tolist())
+    todo = [item for item in items if item[0] in todo_ids]
+    if not todo:
+        return EmbedReport(0, len(items), [], time.perf_counter() - started, 0.0)
+
+    import torch
+    from tqdm import tqdm
+
+    from models.device import channels_last
+
+    torch_device = torch.device(device or "cpu")
+    channels_last(model)
+    loader = embedding_loader(todo, spec, batch_size=batch_size, num_workers=num_workers, device=torch_device)
     failed: list[tuple[int, str, str]] = []
     pending = PendingRows(store)
     bar = tqdm(total=len(todo), desc="embed", unit="img", disable=not progress)
@@ -106,6 +148,22 @@ def embed_items(checkpoint_path: str | os.PathLike[str], items: Sequence[tuple[i
     seconds = time.perf_counter() - started
     embedded = pending.added
     return EmbedReport(embedded, len(items) - len(todo), failed, seconds, embedded / seconds if seconds else 0.0)
+
+
+def measure_loader_rate(items: Sequence[tuple[int, str]], spec: PreprocessSpec, *, batch_size: int = 128,
+                        num_workers: int | None = None, device=None) -> LoaderRate:
+    """The decode-only rate: :func:`embedding_loader`'s batches read and dropped, nothing embedded."""
+    started = time.perf_counter()
+    first_at, first_images, images = 0.0, 0, 0
+    for _images, ids, bad in embedding_loader(items, spec, batch_size=batch_size, num_workers=num_workers,
+                                             device=device):
+        images += len(ids) + len(bad)
+        if not first_at:
+            first_at, first_images = time.perf_counter(), images
+    seconds = time.perf_counter() - started
+    steady = seconds - (first_at - started)
+    return LoaderRate(images, seconds, first_at - started,
+                      (images - first_images) / steady if images > first_images and steady > 0 else 0.0)
 
 
 def measure_forward_rate(checkpoint_path: str | os.PathLike[str], batch_size: int = 128, n_batches: int = 5,
