@@ -210,7 +210,7 @@ def embed_model(model, spec: PreprocessSpec, items: Sequence[tuple[int, str]], s
                 if in_flight is not None:
                     land(in_flight)
                 in_flight = batch
-                if first_at is None:
+                if first_at is None:  # waited for: the start-up ends with the first vectors on the host
                     land(in_flight)
                     in_flight, first_at, first_rows = None, time.perf_counter(), pending.added
             bar.update(len(ids) + len(bad))
