@@ -114,12 +114,23 @@ def normalise(rgb: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     return np.ascontiguousarray(arr.transpose(2, 0, 1))
 
 
-def preprocess(img, spec: PreprocessSpec) -> np.ndarray:
-    """RGB ``PIL.Image`` → (3, S, S) float32: shorter side to S, centre crop S×S, /255, mean/std."""
+def normalise_table(spec: PreprocessSpec) -> np.ndarray:
+    """(3, 256) float32: :func:`normalise` of every uint8 value, per channel, so looking a pixel up (on any
+    device) gives :func:`normalise`'s value bit for bit."""
+    values = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2)  # (1, 256, 3)
+    return normalise(values, spec)[:, 0, :]
+
+
+def square_pixels(img, spec: PreprocessSpec) -> np.ndarray:
+    """``PIL.Image`` → (S, S, 3) uint8 RGB: shorter side to S (bilinear, on uint8), centre crop S×S."""
     if img.mode != "RGB":
         img = img.convert("RGB")
-    square = resize_and_crop(img, spec.image_size)
-    return normalise(np.asarray(square, dtype=np.uint8), spec)
+    return np.asarray(resize_and_crop(img, spec.image_size), dtype=np.uint8)
+
+
+def preprocess(img, spec: PreprocessSpec) -> np.ndarray:
+    """RGB ``PIL.Image`` → (3, S, S) float32: shorter side to S, centre crop S×S, /255, mean/std."""
+    return normalise(square_pixels(img, spec), spec)
 
 
 def load_for_model(path: str | os.PathLike[str], spec: PreprocessSpec):
@@ -142,3 +153,8 @@ def decode_for_model(data: bytes, name: str, spec: PreprocessSpec):
 def load_and_preprocess(path: str | os.PathLike[str], spec: PreprocessSpec) -> np.ndarray:
     """:func:`load_for_model` then :func:`preprocess`: (3, S, S) float32. Raises ImageError."""
     return preprocess(load_for_model(path, spec), spec)
+
+
+def load_square_pixels(path: str | os.PathLike[str], spec: PreprocessSpec) -> np.ndarray:
+    """:func:`load_for_model` then :func:`square_pixels`: (S, S, 3) uint8, not yet normalised. Raises ImageError."""
+    return square_pixels(load_for_model(path, spec), spec)

@@ -149,5 +149,7 @@ def embed(ctx: click.Context, model_name: str | None, batch_size: int, engine: s
         click.echo(f"note: {note}", err=True)
     click.echo(
         f"model {name!r}: {report.embedded} embedded, {report.skipped_existing} already embedded, "
-        f"{len(report.failed)} failed ({report.images_per_s:.0f} images/s)"
+        f"{len(report.failed)} failed ({report.images_per_s:.0f} images/s"
+        + (f"; {report.steady_images_per_s:.0f} after a start-up of {report.startup_seconds:.1f} s)"
+           if report.steady_images_per_s else ")")
     )

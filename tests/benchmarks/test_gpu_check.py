@@ -22,7 +22,10 @@ def test_gpu_check_runs_every_step_on_the_cpu(tmp_path):
     assert all(row["images_per_s"] > 0 for row in report["train_throughput"].values())
     recipe = report["flowers_recipe"]
     assert recipe["test_images"] > 0 and 0 <= recipe["p_at_1"] <= 1 and recipe["train_s"] > 0
-    assert report["embedding"]["catalog_path_images_per_s"] > 0
+    embedding = report["embedding"]
+    assert embedding["catalog_path_images_per_s"] > 0 and embedding["decode_only_images_per_s"] > 0
+    assert embedding["catalog_path_startup_s"] > 0 and embedding["share_of_decode_only"] > 0
+    assert embedding["images"] == recipe["test_images"] and embedding["workers"] == 1
     assert set(report["exact_search"]) == {"10000", "20000", "targets", "faiss_cpu_reference"}
     for n in ("10000", "20000"):
         gpu_flat = report["exact_search"][n]

@@ -72,7 +72,7 @@ def test_bad_image_is_reported_and_run_resumes(trained, tmp_path):
     store = EmbeddingStore(tmp_path / "store")
     catalog = [(i, p) for i, (p, _) in enumerate(items[:5])] + [(99, str(bad))]
     report = embed_items(result.checkpoint_path, catalog, store, batch_size=2, progress=False, num_workers=0,
-                         flush_every=1)
+                         flush_seconds=0)
     assert report.embedded == 5 and [f[:2] for f in report.failed] == [(99, str(bad))]
     assert "broken.jpg" in report.failed[0][2]
     again = embed_items(result.checkpoint_path, catalog, store, batch_size=2, progress=False, num_workers=0)

@@ -4,6 +4,7 @@ build and query work with it, catalog and query applying the same flip."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -18,7 +19,9 @@ def test_a_derived_flip_model_embeds_builds_and_finds_each_image_itself(trained,
 
     result = run(ws, "model", "derive", "tiny", "--name", "tiny-flip", "--tta", "flip")
     assert "model 'tiny-flip'" in result.output and "indexer embed --model tiny-flip" in result.output
-    run(ws, "embed", "--model", "tiny-flip")
+    embedded = run(ws, "embed", "--model", "tiny-flip", "--batch-size", "4")
+    assert re.search(r"embedded, 0 already embedded, 0 failed \(\d+ images/s; \d+ after a start-up of [\d.]+ s\)",
+                     embedded.output), embedded.output
     run(ws, "build", "--index", "flat", "--model", "tiny-flip", "--name", "flipflat")
     answers = json.loads(run(ws, "query", _image(trained, "green_square", 2), "--index", "flipflat", "-k", "3",
                              "--json").stdout)
