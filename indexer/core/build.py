@@ -22,7 +22,7 @@ from indexer.core.settings import set_default_settings
 TRAIN_POINTS_PER_LIST = 64  # k-means sample per IVF list; FAISS warns below 39
 MIN_TRAIN_POINTS = 10_000  # PQ codebooks of 256 centroids need >= 39 * 256 points
 DEVICES = ("cpu", "gpu", "auto")
-ORDERED_ADD_ROWS = 65_536  # a graph's vectors are added in storage order this many at a time (32 MB at 128 dims)
+ORDERED_ADD_ROWS = 16_384  # a graph's vectors are added in storage order this many at a time (8 MB at 128 dims)
 
 
 @dataclass(frozen=True)

@@ -427,9 +427,9 @@ def rebase(snapshot: SegmentedIndex, current: SegmentedIndex, sealed: Any,
     kept = 0
     if marks is not None:
         deleted, kept = np.union1d(deleted, marks), len(marks)
-        main_ids = snapshot.sealed_ids[~in_sorted(snapshot.tail_ids, snapshot.sealed_ids)]
-        new_tail_ids = indexed_ids_of(tail)
-        sealed_ids = np.union1d(main_ids, new_tail_ids) if len(new_tail_ids) else main_ids
+        # the old tail's ids out, the new tail's in: O(N) block by block (np.union1d would sort a million ids again,
+        # holding the GIL long enough to stall the queries on other threads)
+        sealed_ids = _merged_ids(snapshot.sealed_ids, snapshot.tail_ids, indexed_ids_of(tail))
     gate = current.gate if sealed is current.sealed else None  # folded in place: the same sealed index
     return SegmentedIndex(sealed, current.growing_ids[later], current.growing_vectors[later], deleted,
                           sealed_ids=sealed_ids, gate=gate, tail=tail, kept_marks=kept)
