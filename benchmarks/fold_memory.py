@@ -3,7 +3,7 @@ the loaded index and its pending changes.
 
 Loads a saved IVF index (``--index``, e.g. the ``served.faiss`` that ``benchmarks/serve_million.py`` builds), adds
 ``--changes`` growing vectors in batches of 1,000 and marks as many sealed ids deleted (plus 300 of the growing ones,
-as a service's writer leaves them), then runs :func:`indexer.core.segments.fold_in_place` while a thread samples
+as a service's writer leaves them), then runs :func:`indexer.core.compaction.fold_in_place` while a thread samples
 VmRSS every millisecond; VmHWM is reset before the fold (``/proc/self/clear_refs``), so its rise is the fold's own.
 
 Usage: python benchmarks/fold_memory.py --index /tmp/sm1m/ws-fresh/indexes/served.faiss [--changes 50000]
@@ -37,9 +37,10 @@ def main() -> None:
 
     import faiss
 
+    from indexer.core.compaction import fold_in_place
     from indexer.core.membership import indexed_ids
     from indexer.core.memory import release_free_memory
-    from indexer.core.segments import SegmentedIndex, fold_in_place
+    from indexer.core.segments import SegmentedIndex
 
     index = faiss.read_index(args.index)
     report = {"loaded": memory_mb()}

@@ -1,7 +1,7 @@
 """An in-place compaction at N vectors, in one process: its duration, the queries answered meanwhile, memory.
 
 Loads the IVF index ``benchmarks/serve_million.py`` built (``--workdir``/ws-fresh), adds ``--changes`` growing
-vectors and as many deletion marks (segments), then folds them in place (:func:`indexer.core.segments.fold_in_place`)
+vectors and as many deletion marks (segments), then folds them in place (:func:`indexer.core.compaction.fold_in_place`)
 on a thread while the main thread queries the segmented index one query at a time. Prints the fold's seconds,
 the query p50 / p99 / max meanwhile, and the resident memory (total and anonymous) before, at peak and after.
 
@@ -35,9 +35,10 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     parser.add_argument("--trim", action="store_true", help="malloc_trim(0) after the fold (glibc gives freed pages back)")
     args = parser.parse_args()
+    from indexer.core.compaction import fold_in_place
     from indexer.core.index_io import load_index
     from indexer.core.search import search
-    from indexer.core.segments import SegmentedIndex, fold_in_place
+    from indexer.core.segments import SegmentedIndex
 
     index, _ = load_index(Path(args.workdir) / "ws-fresh" / "indexes" / "served.faiss")
     n, d = int(index.ntotal), int(index.d)

@@ -21,7 +21,7 @@ An on-disk IVF index (:mod:`indexer.core.ondisk`) also has ``name.<token>.ivfdat
 before step 1 under a name no earlier build used; the sidecar names it (``"on_disk"``), and a save sweeps
 the data files of earlier builds once the new pair is in place. The checksum covers ``name.faiss`` only.
 
-A graph compacted by the service (:func:`indexer.core.segments.fold_tail`) keeps ``name.faiss`` as it was and
+A graph compacted by the service (:func:`indexer.core.compaction.fold_tail`) keeps ``name.faiss`` as it was and
 saves its segments beside it (:func:`save_segments`): ``name.<token>.tail`` (the small graph of folded adds) and
 ``name.<token>.marks`` (the deletion marks on the main graph), written and fsynced before a new sidecar that
 names them (``"segments"``) goes through steps 2 and 4; the main file's checksum is unchanged, so a kill between

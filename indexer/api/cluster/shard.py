@@ -122,9 +122,9 @@ class ShardIndex:
     def flush(self) -> bool:
         """Fold the pending changes into the shard's file (journal, then the manifest entry); False when the
         file was replaced by another process since it was loaded (then it is reloaded and reconciled)."""
+        from indexer.core.compaction import fold, rebase
         from indexer.core.index_io import index_lock, save_index
         from indexer.core.membership import indexed_ids
-        from indexer.core.segments import fold, rebase
 
         with self._lock:
             snapshot = self.index

@@ -45,8 +45,8 @@ class IndexFile:
     def load(self) -> tuple[Any, dict]:
         """(index, sidecar) as saved now, whole: a graph's saved segments (tail, deletion marks) folded into
         its main index, for a writer that changes and saves it whole."""
+        from indexer.core.compaction import fold
         from indexer.core.index_io import load_index
-        from indexer.core.segments import fold
 
         index, sidecar = load_index(self.target.path)
         segmented = load_segmented(self.target.path, index, sidecar)

@@ -322,7 +322,7 @@ class LiveCatalog(BatchWrites):
         """Fold every held index's pending changes into its file (compaction); returns the names saved.
 
         Queries and writes go on meanwhile: the fold works on a snapshot and a copy of the sealed index, and
-        the new sealed index is published with the changes made since (:func:`indexer.core.segments.rebase`).
+        the new sealed index is published with the changes made since (:func:`indexer.core.compaction.rebase`).
         An index whose file another process replaced meanwhile is not overwritten: :meth:`refresh` loads that
         file and reconciles it with the catalog (which re-applies this service's writes)."""
         with self._write_lock:
@@ -415,8 +415,7 @@ class LiveCatalog(BatchWrites):
         copy of it, ever. A graph keeps its main graph and folds its adds into a small tail graph, its deletions
         staying marks (:func:`fold_tail`), until they outgrow their share of it. Other kinds (and a graph then)
         fold into a copy that readers never see until it is published."""
-        from indexer.core.membership import indexed_ids
-        from indexer.core.segments import (
+        from indexer.core.compaction import (
             can_fold_in_place,
             can_fold_tail,
             fold,
@@ -424,6 +423,7 @@ class LiveCatalog(BatchWrites):
             fold_tail,
             rebase,
         )
+        from indexer.core.membership import indexed_ids
 
         if not self._compacting.acquire(blocking=False):
             return False

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from indexer.core.build import build_index
+from indexer.core.compaction import fold
 from indexer.core.errors import InputError
 from indexer.core.factory import IndexParams
 from indexer.core.search import exact_search, search
-from indexer.core.segments import SegmentedIndex, fold
+from indexer.core.segments import SegmentedIndex
 
 KINDS = ["flat", "pca", "ivf", "pca-ivf", "hnsw", "ivfsq"]
 
@@ -97,8 +98,8 @@ def test_fold_gives_a_sealed_index_of_the_live_set(kind):
 
 @pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
 def test_rebase_keeps_the_changes_made_while_a_fold_ran(kind):
+    from indexer.core.compaction import rebase
     from indexer.core.membership import indexed_ids
-    from indexer.core.segments import rebase
 
     sealed_x, sealed_ids, new_x, new_ids, _ = _live_set(2)
     params = IndexParams(kind=kind, nlist=8, seed=0)
@@ -118,8 +119,8 @@ def test_rebase_keeps_the_changes_made_while_a_fold_ran(kind):
 
 @pytest.mark.parametrize("kind", ["ivf", "ivfsq"])
 def test_an_ivf_index_folds_in_place_into_the_same_answers_as_a_copy(kind):
+    from indexer.core.compaction import can_fold_in_place, fold_in_place, rebase
     from indexer.core.membership import indexed_ids
-    from indexer.core.segments import can_fold_in_place, fold_in_place, rebase
 
     sealed_x, sealed_ids, new_x, new_ids, gone = _live_set(3)
     params = IndexParams(kind=kind, nlist=8, seed=0)
@@ -154,10 +155,10 @@ def test_an_ivf_index_folds_in_place_into_the_same_answers_as_a_copy(kind):
 def test_in_place_fold_steps_wait_for_the_queries_and_queries_never_see_a_deleted_id(monkeypatch):
     import threading
 
-    from indexer.core import segments
+    from indexer.core import compaction
 
-    monkeypatch.setattr(segments, "FOLD_STEP_LISTS", 1)
-    monkeypatch.setattr(segments, "FOLD_STEP_ROWS", 7)
+    monkeypatch.setattr(compaction, "FOLD_STEP_LISTS", 1)
+    monkeypatch.setattr(compaction, "FOLD_STEP_ROWS", 7)
     sealed_x, sealed_ids, new_x, new_ids, gone = _live_set(4)
     index, _ = build_index(IndexParams(kind="ivf", nlist=8, seed=0), sealed_x, sealed_ids)
     version, _ = SegmentedIndex(index).added(new_ids, new_x).removed(gone)
@@ -171,7 +172,7 @@ def test_in_place_fold_steps_wait_for_the_queries_and_queries_never_see_a_delete
     threads = [threading.Thread(target=query) for _ in range(2)]
     for thread in threads:
         thread.start()
-    segments.fold_in_place(version)
+    compaction.fold_in_place(version)
     stop.set()
     for thread in threads:
         thread.join()
@@ -199,7 +200,7 @@ def test_an_in_place_fold_leaves_the_index_faiss_own_add_and_remove_would(kind):
     import faiss
 
     from indexer.core.build import add_vectors, remove_ids
-    from indexer.core.segments import fold_in_place
+    from indexer.core.compaction import fold_in_place
 
     x = _unit(5000, 32, 4)
     ids = np.arange(5000, dtype=np.int64) * 2
@@ -215,7 +216,7 @@ def test_an_in_place_fold_leaves_the_index_faiss_own_add_and_remove_would(kind):
 
 
 def test_the_ids_after_a_fold_are_merged_not_sorted_again():
-    from indexer.core.segments import _merged_ids
+    from indexer.core.compaction import _merged_ids
 
     rng = np.random.default_rng(3)
     sealed = np.sort(rng.choice(100_000, 20_000, replace=False)).astype(np.int64)
@@ -272,7 +273,7 @@ def test_a_filtered_search_skips_the_deletion_marks_through_their_bitmap(monkeyp
 def test_a_graph_folds_its_adds_into_a_tail_and_keeps_its_marks(kind):
     """fold_tail never touches the main graph: adds become a small graph beside it, deletions stay marks;
     the changes made meanwhile survive the rebase, and a second round drops the tail's deleted rows."""
-    from indexer.core.segments import can_fold_tail, fold_tail, rebase
+    from indexer.core.compaction import can_fold_tail, fold_tail, rebase
 
     sealed_x, sealed_ids, new_x, new_ids, _ = _live_set(3)
     params = IndexParams(kind=kind, seed=0)
@@ -313,7 +314,7 @@ def test_a_graph_folds_its_adds_into_a_tail_and_keeps_its_marks(kind):
 
 
 def test_a_tail_is_not_used_where_it_would_be_wrong_or_large():
-    from indexer.core.segments import TAIL_SHARE, can_fold_tail
+    from indexer.core.compaction import TAIL_SHARE, can_fold_tail
 
     sealed_x, sealed_ids, new_x, new_ids, _ = _live_set(4)
     ivf, _ = build_index(IndexParams(kind="ivf", nlist=8, seed=0), sealed_x, sealed_ids)
