@@ -49,10 +49,9 @@ class IndexFile:
         from indexer.core.index_io import load_index
 
         index, sidecar = load_index(self.target.path)
-        segmented = load_segmented(self.target.path, index, sidecar)
-        if segmented.tail is None and not len(segmented.deleted):
+        if not sidecar.get("segments"):  # whole already (no need to list its ids)
             return index, sidecar
-        return fold(segmented, copy=False, sidecar=sidecar), sidecar
+        return fold(load_segmented(self.target.path, index, sidecar), copy=False, sidecar=sidecar), sidecar
 
     def signature(self) -> tuple:
         """Identity of the files now (:func:`file_signature`)."""
