@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,31 @@ def draw_shape(path: Path, colour, shape: str, offset: int = 0, size: int = 32) 
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path)
     return path
+
+
+def _copy_file(source: str, destination: str) -> str:
+    """shutil.copy2, except that an SQLite database is copied through SQLite's backup API."""
+    if source.endswith(".db"):
+        with open(source, "rb") as handle:
+            is_sqlite = handle.read(16) == b"SQLite format 3\x00"
+        if is_sqlite:
+            with sqlite3.connect(source) as src, sqlite3.connect(destination) as dst:
+                src.backup(dst)
+            src.close()
+            dst.close()
+            return destination
+    return shutil.copy2(source, destination)
+
+
+def copy_workspace(source: Path, destination: Path) -> Path:
+    """A consistent copy of a workspace a module-scoped fixture shares.
+
+    A connection left open by an earlier test may checkpoint and delete ``catalog.db-wal`` while a plain
+    copytree walks the folder; the backup API copies each database as one snapshot, WAL included.
+    """
+    shutil.copytree(source, destination, copy_function=_copy_file,
+                    ignore=shutil.ignore_patterns("*.db-wal", "*.db-shm", "*.db-journal"))
+    return destination
 
 
 @pytest.fixture

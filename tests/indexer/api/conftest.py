@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from cli import main
-from tests.conftest import SHAPES, draw_shape
+from tests.conftest import SHAPES, copy_workspace, draw_shape
 
 
 def run(workspace: Path, *args: str, ok: bool = True):
@@ -38,7 +37,7 @@ def trained(tmp_path_factory):
 @pytest.fixture
 def ws(trained, tmp_path):
     """A private copy of the trained workspace (workspaces survive cp -r)."""
-    shutil.copytree(trained / "ws", tmp_path / "ws")
+    copy_workspace(trained / "ws", tmp_path / "ws")
     return tmp_path / "ws"
 
 

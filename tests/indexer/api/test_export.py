@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import SHAPES, draw_shape
+from tests.conftest import SHAPES, copy_workspace, draw_shape
 from tests.indexer.api.conftest import run
 
 EXTRA_PER_CLASS = 100  # 300 more images: a few hundred vectors over several batches
@@ -17,10 +17,8 @@ EXTRA_PER_CLASS = 100  # 300 more images: a few hundred vectors over several bat
 @pytest.fixture(scope="module")
 def big(trained, tmp_path_factory):
     """The tiny workspace plus 300 more images, all embedded by model 'tiny' (324 vectors)."""
-    import shutil
-
     root = tmp_path_factory.mktemp("export")
-    shutil.copytree(trained / "ws", root / "ws")
+    copy_workspace(trained / "ws", root / "ws")
     for name, (colour, shape) in SHAPES.items():
         for i in range(EXTRA_PER_CLASS):
             draw_shape(root / "more" / name / f"{name}_{i}.png", colour, shape, offset=i % 9 - 4, size=24 + i % 17)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
-from tests.conftest import SHAPES, draw_shape
+from tests.conftest import SHAPES, copy_workspace, draw_shape
 from tests.indexer.api.conftest import run
 
 
@@ -31,7 +30,7 @@ def photos(tmp_path_factory, mnv2_weights):
 
 @pytest.fixture
 def ws(photos, tmp_path):
-    shutil.copytree(photos[0] / "ws", tmp_path / "ws")
+    copy_workspace(photos[0] / "ws", tmp_path / "ws")
     return tmp_path / "ws"
 
 

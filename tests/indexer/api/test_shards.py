@@ -7,13 +7,13 @@ The same router over Ray Serve, on a real two-node Ray cluster, is tests/indexer
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.conftest import copy_workspace
 from tests.indexer.api.conftest import run
 
 DIM = 16
@@ -49,7 +49,7 @@ def sharded(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def ws(sharded, tmp_path) -> Path:
-    shutil.copytree(sharded, tmp_path / "ws")
+    copy_workspace(sharded, tmp_path / "ws")
     return tmp_path / "ws"
 
 

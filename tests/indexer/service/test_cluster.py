@@ -9,7 +9,6 @@ Without Ray Serve the module skips and says why; under CI=true it fails."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import copy_workspace
 from tests.indexer.api.test_shards import SHARDS, N, clustered, imported_workspace
 from tests.indexer.service.conftest import Server
 from tests.requirements import extra, require_module
@@ -46,7 +46,7 @@ def sharded(tmp_path_factory) -> Path:
 def services(cluster, sharded, tmp_path_factory):
     """(the router on Ray over ``sharded``, plain ``indexer serve`` over a copy made first)."""
     plain_ws = tmp_path_factory.mktemp("plain") / "ws"
-    shutil.copytree(sharded, plain_ws)
+    copy_workspace(sharded, plain_ws)
     from indexer.service.cluster.local import ENV
 
     saved = {key: os.environ.get(key) for key in ENV}
