@@ -21,8 +21,8 @@ from indexer.core.arrays import as_ids, as_vectors
 from indexer.core.build import BuildInfo, build_index
 from indexer.core.errors import InputError
 from indexer.core.factory import IndexParams
-from indexer.core.kinds import DEFAULT_HNSW_M, DEFAULT_TARGET_RECALL
-from indexer.core.tuning import TuneResult, tune_search_param
+from indexer.core.kinds import DEFAULT_HNSW_M, DEFAULT_TARGET_RECALL, EF_SEARCH, KINDS
+from indexer.core.tuning import TuneResult, held_out_rows, tune_held_out, tune_search_param
 
 FLAT_MAX_N = 10_000  # exact search over 10k x 128 takes well under a millisecond: nothing to gain
 GRAPH_MIN_N = 2_000_000  # past a few million, IVF's coarse quantizer itself becomes an HNSW graph
@@ -154,8 +154,13 @@ def build_auto(
     timing = tune_queries if tune_queries is not None else xb[rng.choice(len(xb), min(TIMING_QUERIES, len(xb)), replace=False)]
     built = []
     for candidate in candidates[:MEASURED_CANDIDATES]:
-        index, info = build_index(candidate.params, xb, id_arr, device=device)
-        tuned = tune_search_param(index, xb, id_arr, k, target_recall, seed=seed, queries=tune_queries)
+        graph = tune_queries is None and KINDS[candidate.params.kind].knob == EF_SEARCH
+        withheld = held_out_rows(len(xb), seed) if graph else None  # a graph is tuned on vectors it has not seen
+        index, info = build_index(candidate.params, xb, id_arr, device=device, withhold=withheld)
+        if withheld is not None:
+            tuned = tune_held_out(index, xb, id_arr, withheld, k=k, target_recall=target_recall)
+        else:
+            tuned = tune_search_param(index, xb, id_arr, k, target_recall, seed=seed, queries=tune_queries)
         p50 = _p50_ms(index, timing, k)
         built.append((candidate, index, info, tuned, p50))
     reaching = [b for b in built if b[3] is None or b[3].reached]

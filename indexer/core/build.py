@@ -91,13 +91,16 @@ def _train(work: Any, sample: np.ndarray, params: IndexParams, n: int, d: int) -
 
 
 def build_index(
-    params: IndexParams, vectors: np.ndarray, ids: np.ndarray, *, device: str = "cpu"
+    params: IndexParams, vectors: np.ndarray, ids: np.ndarray, *, device: str = "cpu",
+    withhold: np.ndarray | None = None,
 ) -> tuple[Any, BuildInfo]:
     """Create, train (seeded, on a sub-sample) and fill an index.
 
     vectors: (n, d) float32, L2-normalised; ids: (n,) int64, unique. ``device``: "cpu",
     "gpu" (FAISS's GPU build; HNSW has no GPU form and stays on the CPU) or "auto".
-    Returns a CPU index (default search settings from ``params`` applied) and a BuildInfo.
+    ``withhold``: row positions trained on but not added (a graph is tuned with them as unseen queries, then
+    they are added: :func:`indexer.core.tuning.tune_held_out`). Returns a CPU index (default search settings
+    from ``params`` applied) and a BuildInfo; ``BuildInfo.n`` counts every row, withheld ones included.
     """
     from indexer.core.gpu import resolve_gpu, to_cpu, to_gpu
 
@@ -122,15 +125,20 @@ def build_index(
         train_n = sample.shape[0]
         _train(work, sample, params, n, d)
     t1 = time.perf_counter()
+    order = None
     if find_hnsw(index) is not None:  # a graph over the vectors: store neighbours together (indexer.core.locality)
         from indexer.core.locality import locality_order
 
         order = locality_order(x, params.seed)
-        for start in range(0, n, ORDERED_ADD_ROWS):  # in order, a block at a time: no reordered copy of them all
-            block = order[start:start + ORDERED_ADD_ROWS]
-            work.add_with_ids(x[block], id_arr[block])
-    else:
+    if withhold is not None:
+        kept = np.ones(n, dtype=bool)
+        kept[_rows(withhold, n)] = False
+        order = order[kept[order]] if order is not None else np.flatnonzero(kept)
+    if order is None:
         work.add_with_ids(x, id_arr)
+    for start in range(0, 0 if order is None else len(order), ORDERED_ADD_ROWS):
+        block = order[start:start + ORDERED_ADD_ROWS]  # in order, a block at a time: no reordered copy of them all
+        work.add_with_ids(x[block], id_arr[block])
     t2 = time.perf_counter()
     index = to_cpu(work) if on_gpu else work
     set_default_settings(  # like every field, a setting the kind lacks is ignored
@@ -152,6 +160,14 @@ def build_index(
         device="gpu" if on_gpu else "cpu",
     )
     return index, info
+
+
+def _rows(rows: np.ndarray, n: int) -> np.ndarray:
+    """Row positions checked against n rows (int64, each in [0, n))."""
+    out = np.asarray(rows, dtype=np.int64).reshape(-1)
+    if len(out) and (out.min() < 0 or out.max() >= n):
+        raise InputError(f"withheld rows must lie in [0, {n}); got {int(out.min())}..{int(out.max())}")
+    return out
 
 
 def add_vectors(index: Any, vectors: np.ndarray, ids: np.ndarray) -> None:

@@ -131,8 +131,9 @@ def build(
 
         vectors = augment_database(vectors, rerank.n, rerank.alpha)
     device = "auto" if use_gpu is None else ("gpu" if use_gpu else "cpu")
-    index, info = build_index(params, vectors, ids, device=device)
-    tuning = _tune(index, vectors, ids, kind, nprobe, efSearch, target_recall, seed)
+    withheld = _withheld(kind, efSearch, len(ids), seed)
+    index, info = build_index(params, vectors, ids, device=device, withhold=withheld)
+    tuning = _tune(index, vectors, ids, kind, nprobe, efSearch, target_recall, seed, withheld)
     path = workspace.indexes_dir / f"{name}.faiss"
     with writing(workspace, IndexTarget(name, kind, params.to_dict(), model_name, path)) as (file,):
         sidecar = file.save(index, {"name": name, "kind": kind, "model": model_name, "params": params.to_dict(),
@@ -251,19 +252,33 @@ def update(workspace: Workspace, name: str, *, progress: bool = True) -> BuildOu
     )
 
 
-def _tune(index, vectors, ids, kind, nprobe, efSearch, target_recall, seed) -> dict:  # noqa: N803
+def _withheld(kind: str, efSearch: int | None, n: int, seed: int):  # noqa: N803
+    """Rows a graph kind to be tuned leaves out until tuned on them (:func:`indexer.core.tuning.held_out_rows`)."""
+    from indexer.core.tuning import held_out_rows
+
+    entry = KINDS.get(kind)
+    if entry is None or entry.knob != EF_SEARCH or not entry.tuned or efSearch is not None:
+        return None
+    return held_out_rows(n, seed)
+
+
+def _tune(index, vectors, ids, kind, nprobe, efSearch, target_recall, seed, withheld=None) -> dict:  # noqa: N803
     from indexer.core.settings import knob_of
-    from indexer.core.tuning import tune_filter_widening, tune_search_param
+    from indexer.core.tuning import tune_filter_widening, tune_held_out, tune_search_param
 
     knob = knob_of(index)
     given = {NPROBE: nprobe, EF_SEARCH: efSearch}.get(knob)
-    if knob is None or given is not None or not KINDS[kind].tuned or len(ids) < TUNING_K + 1:
-        return {}
     target = DEFAULT_TARGET_RECALL if target_recall is None else target_recall
-    result = tune_search_param(index, vectors, ids, k=TUNING_K, target_recall=target, seed=seed)
+    if withheld is not None:  # a graph: tuned on vectors it has not seen, which are then added (never lost)
+        result = tune_held_out(index, vectors, ids, withheld, k=TUNING_K, target_recall=target)
+    elif knob is None or given is not None or not KINDS[kind].tuned or len(ids) < TUNING_K + 1:
+        return {}
+    else:
+        result = tune_search_param(index, vectors, ids, k=TUNING_K, target_recall=target, seed=seed)
     widening = tune_filter_widening(index, vectors, ids, k=TUNING_K, target_recall=target, seed=seed)
     return {"param": result.param_name, "value": result.value, "recall": result.recall, "target": target,
-            "reached": result.reached, "k": TUNING_K, "tried": result.tried, "filter_widen": widening}
+            "reached": result.reached, "k": TUNING_K, "tried": result.tried, "filter_widen": widening,
+            "queries": "held out" if withheld is not None else "stored"}
 
 
 def _check_search_options(kind: str, nprobe: int | None, efSearch: int | None) -> None:  # noqa: N803

@@ -281,3 +281,31 @@ def test_a_command_opens_one_engine_and_checks_the_schema_once(trained, ws, monk
         searcher.answer([_image(trained)], k=3)
     assert calls["make_engine"] == 1
     assert calls["check_revision"] + calls["upgrade"] == 1, calls
+
+
+def test_a_graph_build_tunes_on_vectors_it_withheld_and_then_holds_them_all(tmp_path):
+    """``indexer build --index hnsw`` over 1,500 vectors: tuned on 75 it had not yet added, every one indexed."""
+    import numpy as np
+
+    from indexer.api.registry.indexes import catalog_vectors
+    from indexer.api.workspace import Workspace
+    from indexer.core.index_io import load_index
+    from indexer.core.membership import indexed_ids
+    from tests.indexer.api.test_shards import clustered
+
+    source = tmp_path / "source"
+    source.mkdir()
+    np.save(source / "vectors.npy", clustered(1_500))
+    (source / "meta.csv").write_text("path,label\n" + "".join(f"item/{i}.vec,c{i % 5}\n" for i in range(1_500)))
+    ws = tmp_path / "ws"
+    run(ws, "import", str(source), "--model", "vecs")
+    run(ws, "build", "--index", "hnsw")
+    sidecar = json.loads((ws / "indexes" / "hnsw.json").read_text())
+    assert sidecar["ntotal"] == 1_500 and sidecar["tuning"]["queries"] == "held out"
+    assert sidecar["tuning"]["reached"] and sidecar["search_params"]["efSearch"] == sidecar["tuning"]["value"]
+    stored, _ = catalog_vectors(Workspace.at(ws), "vecs")
+    held = indexed_ids(load_index(ws / "indexes" / "hnsw.faiss")[0])
+    assert len(held) == 1_500 and np.array_equal(np.sort(held), np.sort(stored))
+    run(ws, "build", "--index", "hnsw", "--efSearch", "40", "--name", "given")  # a given setting: nothing withheld
+    given = json.loads((ws / "indexes" / "given.json").read_text())
+    assert given["ntotal"] == 1_500 and given["tuning"] == {} and given["search_params"]["efSearch"] == 40

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from indexer.core.build import build_index
 from indexer.core.factory import IndexParams
@@ -67,3 +68,53 @@ def test_tuning_on_held_out_queries(clustered, queries) -> None:
     _, found = search(index, queries, 10)
     assert tuned.reached
     assert ann_recall_at_k(found, exact_ids, 10, exact_scores=exact_scores) == tuned.recall >= 0.95
+
+
+def _unit(rng, n: int, d: int) -> np.ndarray:
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_a_graph_tuned_on_withheld_vectors_reaches_the_target_for_new_queries() -> None:
+    """Stored vectors flatter a graph (at this size they pick efSearch 10, recall 0.69 for new queries); a build
+    that withholds its tuning queries until tuned picks a setting that holds for queries it never saw."""
+    from indexer.core.tuning import held_out_rows, tune_held_out
+
+    rng = np.random.default_rng(0)
+    x, fresh = _unit(rng, 12_000, 32), _unit(rng, 300, 32)
+    ids = np.arange(len(x), dtype=np.int64) * 7 + 1
+    rows = held_out_rows(len(x), seed=0)
+    assert rows is not None and len(rows) == 200 and np.all(np.diff(rows) > 0)
+    index, info = build_index(IndexParams(kind="hnsw", seed=0), x, ids, withhold=rows)
+    assert index.ntotal == len(x) - len(rows) and info.n == len(x)
+    tuned = tune_held_out(index, x, ids, rows, k=10, target_recall=0.95)
+    assert tuned.reached and tuned.param_name == "efSearch"
+    assert index.ntotal == len(x)  # the withheld vectors are added once tuned
+    assert default_settings(index)["efSearch"] == tuned.value
+    exact_scores, exact_ids = exact_search(x, ids, fresh, 20)
+    _, found = search(index, fresh, 10)
+    assert ann_recall_at_k(found, exact_ids, 10, exact_scores=exact_scores) >= 0.92
+    _, found = search(index, x[rows[:20]], 1)
+    assert np.array_equal(found[:, 0], ids[rows[:20]])  # they are searchable like every other vector
+
+
+def test_withheld_rows_are_left_out_of_any_kind_and_checked() -> None:
+    from indexer.core.errors import InputError
+    from indexer.core.membership import indexed_ids
+
+    rng = np.random.default_rng(1)
+    x = _unit(rng, 500, 8)
+    ids = np.arange(500, dtype=np.int64)
+    rows = np.array([0, 17, 499])
+    for kind in ("flat", "hnsw", "ivf"):
+        index, _ = build_index(IndexParams(kind=kind, nlist=4, seed=0), x, ids, withhold=rows)
+        assert index.ntotal == 497 and not np.isin(rows, indexed_ids(index)).any()
+    with pytest.raises(InputError, match="withheld rows must lie in"):
+        build_index(IndexParams(kind="flat"), x, ids, withhold=np.array([500]))
+
+
+def test_small_collections_are_tuned_on_stored_vectors() -> None:
+    from indexer.core.tuning import HELD_OUT_MIN_N, held_out_rows
+
+    assert held_out_rows(HELD_OUT_MIN_N - 1) is None
+    assert len(held_out_rows(HELD_OUT_MIN_N)) == HELD_OUT_MIN_N // 20
