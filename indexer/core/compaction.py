@@ -27,8 +27,9 @@ from indexer.core.memory import release_free_memory
 from indexer.core.segments import SegmentedIndex
 
 FOLD_STEP_LISTS = 64  # inverted lists changed per exclusive step of an in-place fold
-FOLD_STEP_ROWS = 2048  # growing vectors assigned and encoded at a time (beside the queries; the coarse
-# assignment's distance block is this many rows by 1,024 centroids: 8 MB)
+FOLD_STEP_ROWS = 2048  # growing vectors assigned and encoded at a time (beside the queries)
+ASSIGN_BLAS_ROWS = 256  # FAISS's exhaustive search tiles its queries by this many rows x 1,024 centroids (1 MiB;
+# its default, 4,096 rows, is a 16 MiB buffer, which stayed resident in the heap after the fold, and was slower)
 MERGE_BLOCK = 65_536  # sealed ids merged at a time when a fold lists the ids it leaves
 TRIM_EVERY_STEPS = 1  # an in-place fold gives freed heap pages back every this many steps (a trim: ~1-2 ms)
 TAIL_SHARE = 0.25  # a graph's tail (folded adds) stays a segment of its own while at most this share of the main graph
@@ -177,7 +178,6 @@ def _fold_in_place(index: SegmentedIndex) -> np.ndarray:
 
     sealed = faiss.downcast_index(index.sealed)
     lists = faiss.downcast_InvertedLists(sealed.invlists)
-    code_size = lists.code_size
     growing_ids, growing_vectors, live = index.growing_rows()  # views of the shared buffer: no copy of the rows
     added = _rows_by_list(sealed, growing_vectors, live)
     kept = growing_ids if live is None else growing_ids[live]  # the growing ids the fold takes in
@@ -194,18 +194,8 @@ def _fold_in_place(index: SegmentedIndex) -> np.ndarray:
     for start in range(0, len(order), FOLD_STEP_LISTS):
         contents = []
         for list_no in order[start:start + FOLD_STEP_LISTS]:  # beside the queries: only this fold changes lists
-            size = lists.list_size(list_no)
-            ids = faiss.rev_swig_ptr(lists.get_ids(list_no), size).copy() if size else np.zeros(0, np.int64)
-            codes = (faiss.rev_swig_ptr(lists.get_codes(list_no), size * code_size).copy().reshape(size, code_size)
-                     if size else np.zeros((0, code_size), np.uint8))
-            if len(index.deleted) and size:
-                keep = ~in_sorted(index.deleted, ids)
-                ids, codes = ids[keep], codes[keep]
-            if list_no in added:
-                rows = added[list_no]
-                ids = np.concatenate([ids, growing_ids[rows]])
-                codes = np.concatenate([codes, _encoded(sealed, list_no, growing_vectors[rows])])
-            contents.append((list_no, size, np.ascontiguousarray(ids, np.int64), np.ascontiguousarray(codes)))
+            ids, codes = _new_content(index, sealed, lists, list_no, added.get(list_no), growing_ids, growing_vectors)
+            contents.append((list_no, lists.list_size(list_no), ids, codes))
         with index.gate.writing():
             for list_no, size, ids, codes in contents:
                 lists.resize(list_no, 0)
@@ -217,6 +207,33 @@ def _fold_in_place(index: SegmentedIndex) -> np.ndarray:
     merged = _merged_ids(index.sealed_ids, index.deleted, kept)
     release_free_memory()
     return merged
+
+
+def _new_content(index: SegmentedIndex, sealed: Any, lists: Any, list_no: int, rows: np.ndarray | None,
+                 growing_ids: np.ndarray, growing_vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, codes) list ``list_no`` holds after the fold: its rows not deleted, then the growing ``rows`` it is
+    assigned, written straight into one array of the exact new size each (read from FAISS's own buffers, which
+    only this fold changes: no copy of the old content, no concatenation)."""
+    import faiss
+
+    size, code_size = lists.list_size(list_no), lists.code_size
+    old_ids = faiss.rev_swig_ptr(lists.get_ids(list_no), size) if size else np.zeros(0, np.int64)
+    old_codes = (faiss.rev_swig_ptr(lists.get_codes(list_no), size * code_size).reshape(size, code_size)
+                 if size else np.zeros((0, code_size), np.uint8))
+    keep = ~in_sorted(index.deleted, old_ids) if len(index.deleted) and size else None
+    kept = size if keep is None else int(keep.sum())
+    more = 0 if rows is None else len(rows)
+    ids = np.empty(kept + more, np.int64)
+    codes = np.empty((kept + more, code_size), np.uint8)
+    if keep is None:
+        ids[:kept], codes[:kept] = old_ids, old_codes
+    else:
+        np.compress(keep, old_ids, out=ids[:kept])
+        np.compress(keep, old_codes, axis=0, out=codes[:kept])
+    if more:
+        ids[kept:] = growing_ids[rows]
+        codes[kept:] = _encoded(sealed, list_no, growing_vectors[rows])
+    return ids, codes
 
 
 def _merged_ids(sealed_ids: np.ndarray, deleted: np.ndarray, growing_ids: np.ndarray) -> np.ndarray:
@@ -250,11 +267,20 @@ def _rows_by_list(sealed: Any, vectors: np.ndarray, live: np.ndarray | None = No
     where the bool mask ``live`` is False are left out."""
     if not len(vectors) or (live is not None and not live.any()):
         return {}
+    import faiss
+
     assign = np.empty(len(vectors), np.int64)
-    for start in range(0, len(vectors), FOLD_STEP_ROWS):
-        part = np.ascontiguousarray(vectors[start:start + FOLD_STEP_ROWS], np.float32)
-        _, nearest = sealed.quantizer.search(part, 1)
-        assign[start:start + len(part)] = nearest.reshape(-1)
+    # FAISS's tile size is one process-wide setting; it changes how a search is cut up, never what it answers, so
+    # a search on another thread meanwhile is unaffected whichever value it reads
+    tiles = faiss.cvar.distance_compute_blas_query_bs
+    faiss.cvar.distance_compute_blas_query_bs = min(tiles, ASSIGN_BLAS_ROWS)
+    try:
+        for start in range(0, len(vectors), FOLD_STEP_ROWS):
+            part = np.ascontiguousarray(vectors[start:start + FOLD_STEP_ROWS], np.float32)
+            _, nearest = sealed.quantizer.search(part, 1)
+            assign[start:start + len(part)] = nearest.reshape(-1)
+    finally:
+        faiss.cvar.distance_compute_blas_query_bs = tiles
     order = np.argsort(assign, kind="stable")
     if live is not None:
         order = order[live[order]]

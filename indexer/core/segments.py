@@ -183,9 +183,18 @@ class SegmentedIndex:
         return ids[live], vectors[live]
 
     def ids(self) -> np.ndarray:
-        """Sorted (n,) int64 live ids (O(N))."""
+        """Sorted (n,) int64 live ids (O(N); the sealed ids themselves, not a copy, when nothing is pending)."""
         live = self.sealed_ids[~in_sorted(self.deleted, self.sealed_ids)] if len(self.deleted) else self.sealed_ids
-        return np.union1d(live, self.growing_ids)
+        return sorted_inserted(live, self.growing_ids) if self._count else live  # no sort of a million ids again
+
+    def sharing_ids(self, ids: np.ndarray) -> SegmentedIndex:
+        """This version with ``ids`` as its sealed ids when they equal them (one array of a million ids held once,
+        where a service's row table and stored vectors list the same ids); else this version itself."""
+        if ids is self.sealed_ids or not np.array_equal(ids, self.sealed_ids):
+            return self
+        version = self._version()
+        version.sealed_ids = ids
+        return version
 
     def _growing_live(self, ids: np.ndarray) -> np.ndarray:
         """Which of ``ids`` are live growing rows of this version (O(len(ids)))."""

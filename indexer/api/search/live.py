@@ -267,6 +267,8 @@ class LiveCatalog(BatchWrites):
                         store.append(new_ids[still], vectors[still])
             # one read (another process may be appending); the vectors stay a memory map of the store's file
             store_ids, vectors = store.items(mmap=True)
+            if np.array_equal(store_ids, ok_ids):
+                store_ids = ok_ids  # the same million ids: held once
             served = ServedVectors.from_store(store_ids, vectors, ok_ids)
             engine.publish_vectors(served)
             changes = self._reconcile_indexes(served)
@@ -276,16 +278,23 @@ class LiveCatalog(BatchWrites):
     def _reconcile_indexes(self, served: ServedVectors) -> dict[str, tuple[int, int]]:
         """Each held index made to hold exactly the ``served`` ids (the write lock held); {name: (added,
         removed)}."""
+        from indexer.core.arrays import in_sorted
         from indexer.core.membership import indexed_ids
+        from indexer.core.segments import SegmentedIndex
 
-        served_ids = served.ids
+        served_ids = served.ids  # sorted, like every id list below: compared by binary search, nothing sorted again
         changes = {}
         for name in self.engine.held_names():
             have = indexed_ids(self.engine.held(name).index)
-            add_ids = served_ids[~np.isin(served_ids, have)]
-            extra = have[~np.isin(have, served_ids)]
+            add_ids = served_ids[~in_sorted(have, served_ids)]
+            extra = have[~in_sorted(served_ids, have)]
             if len(add_ids) or len(extra):
                 self._change_indexes(add=(add_ids, served.take(add_ids)[1]), remove=extra, only=[name])
+            held = self.engine.held(name)
+            if isinstance(held.index, SegmentedIndex):
+                shared = held.index.sharing_ids(served_ids)
+                if shared is not held.index:
+                    self.engine.publish(replace(held, index=shared))
             changes[name] = (len(add_ids), len(extra))
         return changes
 

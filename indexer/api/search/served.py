@@ -60,7 +60,13 @@ class ServedVectors:
         ordered = len(ids) < 2 or bool((np.diff(ids) > 0).all())
         order = None if ordered else np.argsort(ids, kind="stable")
         base_ids = ids if order is None else ids[order]
-        removed = base_ids[~np.isin(base_ids, served)] if served is not None else np.zeros(0, np.int64)
+        removed = np.zeros(0, np.int64)
+        if served is not None and served is not base_ids:
+            served = np.asarray(served, np.int64)
+            ascending = len(served) < 2 or bool((served[1:] > served[:-1]).all())
+            # both sorted (a service's catalog ids): a binary search each, not np.isin's sort of both lists
+            kept = in_sorted(served, base_ids) if ascending else np.isin(base_ids, served)
+            removed = base_ids[~kept]
         return cls(base_ids, vectors, order, removed=removed)
 
     @property
@@ -228,9 +234,12 @@ class RowTable(Mapping):
             codes.append(np.fromiter((-1 if t[2] is None else first_seen.setdefault(t[2], len(first_seen))
                                       for t in batch), np.int32, count=len(batch)))
         self.ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
-        self.offsets = np.zeros(len(self.ids) + 1, np.int64)
+        offsets = np.zeros(len(self.ids) + 1, np.int64)
         if ids:
-            np.cumsum(np.concatenate(lengths), out=self.offsets[1:])
+            np.cumsum(np.concatenate(lengths), out=offsets[1:])
+        # 4 bytes an offset while the paths fit in 4 GiB (a million rows: 4 MB less than int64)
+        self.offsets = offsets.astype(np.uint32) if offsets[-1] < 2**32 else offsets
+        del offsets
         self.blob = b"".join(blobs)
         self.labels: list[str] = sorted(first_seen)
         rank = np.zeros(len(first_seen) + 1, np.int32)  # first-seen code -> sorted code; the last slot: -1
@@ -249,7 +258,7 @@ class RowTable(Mapping):
         at = self._position(image_id)
         if at < 0:
             raise KeyError(image_id)
-        path = self.blob[self.offsets[at]:self.offsets[at + 1]].decode("utf-8", "surrogatepass")
+        path = self.blob[int(self.offsets[at]):int(self.offsets[at + 1])].decode("utf-8", "surrogatepass")
         code = int(self.codes[at])
         return path, (self.labels[code] if code >= 0 else None)
 

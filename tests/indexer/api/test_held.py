@@ -97,6 +97,16 @@ def test_row_table_from_sorted_batches_equals_the_table_of_all_rows_at_once() ->
     assert len(RowTable.from_sorted_batches(iter([]))) == 0 and RowTable.from_sorted_batches(iter([])).get(1) is None
     with pytest.raises(InputError, match="ascend"):
         RowTable.from_sorted_batches(iter([rows[2:4], rows[:2]]))
+    assert batched.offsets.dtype == np.uint32  # 4 bytes a row while the paths fit in 4 GiB
+
+
+def test_stored_vectors_serving_the_same_ids_share_them_and_others_are_removed_by_binary_search() -> None:
+    rows = np.eye(5, dtype=np.float32)
+    ids = np.array([1, 3, 5, 7, 9], np.int64)
+    assert ServedVectors.from_store(ids, rows, ids).removed.tolist() == []
+    assert ServedVectors.from_store(ids, rows, ids).base_ids is ids
+    assert ServedVectors.from_store(ids, rows, np.array([1, 5, 9, 11])).removed.tolist() == [3, 7]
+    assert ServedVectors.from_store(ids, rows, np.array([9, 1, 5])).removed.tolist() == [3, 7]  # unsorted too
 
 
 def test_known_rows_change_without_copying_the_base() -> None:

@@ -217,3 +217,22 @@ def test_a_graph_compacts_into_a_tail_beside_its_unchanged_file_and_a_restart_fi
     assert "segments" not in sidecar and sidecar["ntotal"] == len(ok_ids) - 1
     assert not list((ws / "indexes").glob("graph.*.tail")) and not list((ws / "indexes").glob("graph.*.marks"))
     assert _file_ids(ws, "graph") == set(ok_ids) - {added[0]}
+
+
+def test_a_started_service_holds_its_million_ids_once(ws):
+    """The row table, the stored vectors and the index list the same ids: after start-up one array serves all
+    three (three copies were 23 MB at a million), and writes still answer as before."""
+    from indexer.api import LiveCatalog, Workspace
+
+    live = LiveCatalog(Workspace.at(ws), "flat")
+    try:
+        engine = live.engine
+        table_ids = engine.rows.base.ids
+        assert engine.served_vectors().base_ids is table_ids
+        assert engine.held("flat").index.sealed_ids is table_ids and len(table_ids) == 24
+        gone = int(table_ids[0])
+        live.delete_image(gone)
+        assert gone not in engine.held("flat").index.ids() and len(engine.held("flat").index.ids()) == 23
+        assert int(table_ids[0]) == gone  # the shared array itself is never changed
+    finally:
+        live.close()

@@ -326,3 +326,17 @@ def test_a_tail_is_not_used_where_it_would_be_wrong_or_large():
     many = int(TAIL_SHARE * 1500) + 1
     big = SegmentedIndex(graph).added(np.arange(many, dtype=np.int64) + 10**6, _unit(many, 24, 9))
     assert not can_fold_tail(big), "a tail past its share: the main graph is rebuilt"
+
+
+def test_the_live_ids_are_the_sealed_array_itself_until_something_is_pending_and_can_be_shared():
+    sealed_x, sealed_ids, new_x, new_ids, gone = _live_set()
+    index, _ = build_index(IndexParams(kind="ivf", nlist=8), sealed_x, sealed_ids)
+    base = SegmentedIndex(index)
+    assert base.ids() is base.sealed_ids  # nothing pending: no copy, no sort
+    changed, _ = base.added(new_ids, new_x).removed(gone)
+    assert np.array_equal(changed.ids(), np.union1d(sealed_ids[~np.isin(sealed_ids, gone)], new_ids[~np.isin(new_ids, gone)]))
+    same = sealed_ids.copy()  # the service's row table lists the same ids: one array serves both
+    shared = base.sharing_ids(same)
+    assert shared is not base and shared.sealed_ids is same and base.sealed_ids is not same
+    assert np.array_equal(search(shared, sealed_x[:5], 3)[1], search(base, sealed_x[:5], 3)[1])
+    assert base.sharing_ids(same[1:]) is base and base.sharing_ids(base.sealed_ids) is base  # not equal: kept
