@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from indexer import api
 from indexer.service.app import ServiceConfig, create_app
 
 
@@ -17,6 +18,7 @@ def serve(config: ServiceConfig, *, announce=print) -> None:
         announce(f"warning: listening on {config.host}, beyond loopback: anyone who can reach it can query; "
                  + ("writes need the bearer token" if config.token else "writes are refused (no --token)"))
     live = config.open(notify=lambda line: print(f"note: {line}", file=sys.stderr, flush=True))
+    api.limit_blas_threads(1)  # requests run on several threads; a query's small products need no BLAS pool
     names = ", ".join(f"{row['name']} ({row['ntotal']} vectors)" for row in live.indexes())
     announce(f"model {live.model_name!r}, indexes: {names}")
     announce(f"open http://{_url_host(config.host)}:{config.port}/ (API docs at /docs); Ctrl-C stops")
