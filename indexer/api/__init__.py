@@ -75,10 +75,10 @@ from indexer.api.search.engine import MAX_K, Searcher
 from indexer.api.search.examples import MAX_EXAMPLES, Example
 from indexer.api.search.live import LiveCatalog
 from indexer.api.search.narrowing import MAX_OFFSET, offset_of, page_token
+from indexer.api.search.process import freeze_loaded_objects, limit_blas_threads
 from indexer.api.search.query import draw_answer, query
 from indexer.api.search.results import Answer, Hit, QueryOutcome
 from indexer.api.search.uploads import content_type
-from indexer.api.search.threads import limit_blas_threads
 from indexer.api.watch.settings import WATCH_LABELS, WATCH_MODES, WatchConfig
 from indexer.api.watch.status import COUNTS as WATCH_COUNTS
 from indexer.api.watch.status import WatchStatus
@@ -111,7 +111,7 @@ __all__ = [
     "ShardsUnavailableError", "Transport", "UnavailableError", "read_manifest", "served_manifest", "Example", "ExportOutcome", "Hit", "ImportOutcome", "IndexFolderOutcome", "IndexerError", "InputError",
     "LiveCatalog", "MissingDependencyError", "NotFoundError", "QueryOutcome", "Recipe", "Rerank", "Searcher", "TagOutcome",
     "TrainOutcome", "WATCH_COUNTS", "WATCH_LABELS", "WATCH_MODES", "WatchConfig", "WatchStatus", "Watcher", "Workspace", "backup_workspace", "bench_catalog", "bench_filtered", "bench_label_filters", "bench_synthetic", "build_index",
-    "cached_imagenet_file", "catalog_fields", "catalog_images", "catalog_status", "catalog_vectors", "content_type", "image_fields", "image_id_of", "label_filter_table", "limit_blas_threads",
+    "cached_imagenet_file", "catalog_fields", "catalog_images", "catalog_status", "catalog_vectors", "content_type", "image_fields", "image_id_of", "label_filter_table", "limit_blas_threads", "freeze_loaded_objects",
     "default_model_name", "derive_model", "draw_answer", "draw_duplicates", "embed", "export_vectors",
     "find_duplicates", "import_vectors", "index_folder", "ingest_directory", "ingest_flowers102", "offset_of",
     "page_token", "parse_types", "prepare_output_paths", "query", "remove_images", "report_table", "set_image_fields", "tag_from_csv", "train", "train_config", "train_recipe",

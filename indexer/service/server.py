@@ -19,6 +19,7 @@ def serve(config: ServiceConfig, *, announce=print) -> None:
                  + ("writes need the bearer token" if config.token else "writes are refused (no --token)"))
     live = config.open(notify=lambda line: print(f"note: {line}", file=sys.stderr, flush=True))
     api.limit_blas_threads(1)  # requests run on several threads; a query's small products need no BLAS pool
+    api.freeze_loaded_objects()  # full collections stop walking start-up's objects (a 40-50 ms pause at 1M)
     names = ", ".join(f"{row['name']} ({row['ntotal']} vectors)" for row in live.indexes())
     announce(f"model {live.model_name!r}, indexes: {names}")
     announce(f"open http://{_url_host(config.host)}:{config.port}/ (API docs at /docs); Ctrl-C stops")

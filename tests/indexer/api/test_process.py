@@ -1,4 +1,4 @@
-"""limit_blas_threads: every BLAS pool a serving process has loaded (numpy's, FAISS's) runs one thread."""
+"""A serving process's settings: every loaded BLAS pool runs one thread; start-up's objects are frozen."""
 
 from __future__ import annotations
 
@@ -31,3 +31,23 @@ def test_limit_blas_threads_sets_every_loaded_blas_to_one_thread():
     assert any("numpy" in path or "scipy_openblas" in path for path, _ in report["after"]), report["after"]
     assert [threads for _, threads in report["after"]] == [1] * len(report["after"])
     assert report["now"] == [1] * len(report["before"])
+
+
+FREEZE = """
+import gc, json
+from indexer.api import freeze_loaded_objects
+before = gc.get_freeze_count()
+held = [[i] for i in range(1000)]  # objects alive at start-up
+frozen = freeze_loaded_objects()
+later = [[i] for i in range(10)]
+print(json.dumps({"before": before, "frozen": frozen, "now": gc.get_freeze_count(),
+                  "held_tracked": gc.is_tracked(held[0])}))
+"""
+
+
+def test_freeze_loaded_objects_moves_what_is_alive_out_of_the_collections():
+    done = subprocess.run([sys.executable, "-c", FREEZE], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["before"] == 0
+    assert report["frozen"] == report["now"] >= 1000  # the start-up lists at least
