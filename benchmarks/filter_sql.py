@@ -20,8 +20,11 @@ For each field and fraction (``category in [...]`` the first f x 1,000 values; `
 The catalog file is in the OS page cache (it was just written); a query after a reboot would read it from disk
 first. ``selected`` is checked against the generated fields counted in numpy.
 
+``--db-url`` puts the catalog in another database (an empty PostgreSQL database:
+``postgresql+psycopg://USER@HOST:PORT/NAME``) instead of the workspace's SQLite file; the rest is the same.
+
 Usage: python benchmarks/filter_sql.py [--n 1000000] [--fractions 0.001,0.01,0.1,0.5] [--repeats 5]
-       [--workdir /tmp/filter-sql] [--reuse] [--json out.json]
+       [--workdir /tmp/filter-sql] [--db-url URL] [--reuse] [--json out.json]
 """
 
 from __future__ import annotations
@@ -112,6 +115,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", default="/tmp/filter-sql")
+    parser.add_argument("--db-url", default=None,
+                        help="the catalog's database (an empty PostgreSQL database); default the workspace's SQLite")
     parser.add_argument("--reuse", action="store_true", help="keep an imported workspace of the same n")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
@@ -128,13 +133,22 @@ def main() -> None:
         log(f"writing {args.n:,} rows")
         write_source(work / "source.parquet", args.n, args.seed)
         started = time.perf_counter()
-        import_vectors(Workspace.at(workspace_dir), work / "source.parquet", model_name=MODEL, progress=False)
+        import_vectors(Workspace.at(workspace_dir, args.db_url), work / "source.parquet", model_name=MODEL,
+                       progress=False)
         setup["import_s"] = round(time.perf_counter() - started, 1)
         log(f"imported in {setup['import_s']} s")
-        build_index(Workspace.at(workspace_dir), "flat", model_name=MODEL, progress=False)
+        build_index(Workspace.at(workspace_dir, args.db_url), "flat", model_name=MODEL, progress=False)
         done.touch()
-    workspace = Workspace.at(workspace_dir)
-    setup["catalog_mb"] = round((workspace_dir / "catalog.db").stat().st_size / 2**20, 1)
+    workspace = Workspace.at(workspace_dir, args.db_url)
+    database = "sqlite" if workspace.db_url.startswith("sqlite") else workspace.db_url.split(":", 1)[0]
+    if database == "sqlite":
+        setup["catalog_mb"] = round((workspace_dir / "catalog.db").stat().st_size / 2**20, 1)
+    else:
+        from sqlalchemy import text
+
+        with workspace.catalog() as catalog:
+            size = catalog.session.scalar(text("SELECT pg_database_size(current_database())"))
+        setup["catalog_mb"] = round(size / 2**20, 1)
     searcher = Searcher(workspace)
     query = np.random.default_rng(args.seed + 1).normal(size=DIM).tolist()
     expected = expected_counts(args.n, args.fractions, args.seed)
@@ -159,7 +173,7 @@ def main() -> None:
         log(f"{field} {fraction:.1%} ({row['selected']:,}): SQL median {row['sql_ms']['median']:.1f} ms "
             f"(first {row['sql_ms']['first']:.1f}), searcher miss {row['miss_ms']['median']:.1f} ms, "
             f"hit {row['hit_ms']['median']:.3f} ms")
-    report = {"n": args.n, "repeats": args.repeats, "seed": args.seed, "database": "sqlite", **setup,
+    report = {"n": args.n, "repeats": args.repeats, "seed": args.seed, "database": database, **setup,
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "rows": rows}
     print(json.dumps(report, indent=2))
     if args.json:
