@@ -52,6 +52,8 @@ def _remove_locked(workspace, wanted, not_found, files: list[IndexFile], model_r
         index, per_index[file.target.name] = remove_from_index(index, sidecar, wanted)
         if per_index[file.target.name]:
             file.save(index, sidecar)
+        else:  # already without them: a rerun after a kill between this file's save and its catalog row
+            file.register_unchanged(index, sidecar)
     for model in model_rows:
         EmbeddingStore(workspace.embeddings_dir / model.name).remove(wanted)
     with workspace.catalog(write=True) as catalog:

@@ -57,6 +57,16 @@ class IndexFile:
         """Identity of the files now (:func:`file_signature`)."""
         return file_signature(self.target.path)
 
+    def register_unchanged(self, index: Any, sidecar: dict) -> None:
+        """Record the file as it is now (``index`` and ``sidecar`` as :meth:`load` gave them) without saving it.
+        A writer that finds nothing to change in a file calls it: a run killed after saving the file and before
+        its catalog row said so is then set right by running it again."""
+        if not self._locked:
+            raise IndexerError(f"index {self.target.name!r}: registered after its lock was released")
+        target = self.target
+        register(self.workspace, target.name, target.kind, target.params, {**sidecar, "ntotal": int(index.ntotal)},
+                 target.path, target.model)
+
     def save(self, index: Any, sidecar: dict, *, replace: bool = False) -> dict:
         """Save ``index`` with the caller-given part of ``sidecar`` and register it; the sidecar written.
         ``replace``: the catalog row is replaced whole (a new build), not updated."""

@@ -76,3 +76,33 @@ def test_an_interrupted_removal_is_finished_by_running_it_again(trained, ws, mon
     assert gone_id not in EmbeddingStore(ws / "embeddings" / "tiny").ids()
     status = json.loads(run(ws, "status", "--json").stdout)
     assert status["images_total"] == 23 and status["inconsistencies"] == []
+
+
+def test_a_removal_killed_between_saving_a_file_and_registering_it_is_finished_by_running_it_again(trained, ws,
+                                                                                                 monkeypatch):
+    """The kill harness found this window: the index file saved without the image, its catalog row still counting
+    it. The rerun finds nothing left to take out of that file, and must still set its row right."""
+    from indexer.api import remove_images
+    from indexer.api.registry import index_files
+    from indexer.api.workspace import Workspace
+
+    run(ws, "build", "--index", "ivf")
+    gone = image_path(trained, "blue_triangle", 6)
+    gone_id = _image_id(ws, gone)
+    real_register = index_files.register
+
+    def killed_before_registering(*args, **kwargs):
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(index_files, "register", killed_before_registering)
+    with pytest.raises(KeyboardInterrupt):
+        remove_images(Workspace.at(ws), [gone])
+    monkeypatch.setattr(index_files, "register", real_register)
+    status = json.loads(run(ws, "status", "--json").stdout)
+    assert any("file holds 23 vectors, the catalog says 24" in p for p in status["inconsistencies"]), status
+
+    result = run(ws, "remove", gone)
+    assert "1 images removed" in result.output
+    assert all(gone_id not in _held(ws, name) for name in ("flat", "ivf"))
+    status = json.loads(run(ws, "status", "--json").stdout)
+    assert status["images_total"] == 23 and status["inconsistencies"] == [], status
