@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,11 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's indexer
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from serve_million import free_port, wait_until_up  # noqa: E402 - the service run's own helpers (this folder)
 
 
 def timed(call) -> float:
@@ -53,13 +48,7 @@ def one_arm(checkout: Path, workspace: Path, queries: np.ndarray, extra: np.ndar
                                   cwd=checkout, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
-                for _ in range(600):
-                    try:
-                        if client.get("/healthz").status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    time.sleep(0.5)
+                wait_until_up(client)
                 for vector in queries[:20]:
                     client.post("/query", json={"vector": vector.tolist(), "k": 10})
                 query = [timed(lambda v=v: client.post("/query", json={"vector": v.tolist(), "k": 10})) for v in queries]

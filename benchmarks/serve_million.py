@@ -57,6 +57,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until_up(client, seconds: float = 300.0) -> None:
+    """Poll ``GET /healthz`` until the service answers 200 (it loads its indexes first), at most ``seconds``."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if client.get("/healthz").status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"the service did not answer /healthz within {seconds:.0f} s")
+
+
 def anon_file_mb(pid: int) -> tuple[float, float]:
     """(RssAnon, RssFile) of process ``pid`` in MiB: its own heap, and the pages of the files it maps (the
     served vectors' store file, shared and reclaimable)."""
@@ -163,13 +178,7 @@ def main() -> None:
                     "index_bytes": sidecar.get("index_bytes")}
     try:
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600)
-        for _ in range(600):
-            try:
-                if client.get("/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
+        wait_until_up(client)
         log("serving; timing queries")
         query_ids(client, queries[:20])  # warm-up
         _, times = query_ids(client, queries)
