@@ -100,9 +100,9 @@ def main() -> None:
         shutil.copy(Path(args.index).with_suffix(".json"), scratch / "served.json")
         for run in range(args.runs):
             for arm in ("pool", "one"):
-                with threadpool_limits(limits=None if arm == "pool" else 1, user_api="blas"):
+                with threadpool_limits(limits=None, user_api="blas"):  # BLAS as loaded again after the arm
                     if arm == "one":
-                        limit_blas_threads(1)
+                        limit_blas_threads(1)  # what indexer serve does
                     row = {"run": run + 1, "arm": arm, **one_run(segmented, sidecar["params"], data.queries,
                                                                  scratch)}
                 runs.append(row)

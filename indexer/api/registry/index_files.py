@@ -61,23 +61,17 @@ class IndexFile:
         """Record the file as it is now (``index`` and ``sidecar`` as :meth:`load` gave them) without saving it.
         A writer that finds nothing to change in a file calls it: a run killed after saving the file and before
         its catalog row said so is then set right by running it again."""
-        if not self._locked:
-            raise IndexerError(f"index {self.target.name!r}: registered after its lock was released")
-        target = self.target
-        register(self.workspace, target.name, target.kind, target.params, {**sidecar, "ntotal": int(index.ntotal)},
-                 target.path, target.model)
+        self._check_locked("registered")
+        self._register({**sidecar, "ntotal": int(index.ntotal)})
 
     def save(self, index: Any, sidecar: dict, *, replace: bool = False) -> dict:
         """Save ``index`` with the caller-given part of ``sidecar`` and register it; the sidecar written.
         ``replace``: the catalog row is replaced whole (a new build), not updated."""
         from indexer.core.index_io import save_index
 
-        if not self._locked:
-            raise IndexerError(f"index {self.target.name!r}: saved after its lock was released")
+        self._check_locked("saved")
         written = save_index(index, self.target.path, user_sidecar(sidecar))
-        target = self.target
-        register(self.workspace, target.name, target.kind, target.params, written, target.path, target.model,
-                 replace=replace)
+        self._register(written, replace=replace)
         return written
 
     def save_segments(self, tail: Any | None, marks: Any, live: int) -> dict:
@@ -85,13 +79,20 @@ class IndexFile:
         it now answers, for the catalog row) and register it; the sidecar written."""
         from indexer.core.index_io import save_segments
 
-        if not self._locked:
-            raise IndexerError(f"index {self.target.name!r}: saved after its lock was released")
+        self._check_locked("saved")
         written = save_segments(self.target.path, tail, marks)
-        target = self.target
-        register(self.workspace, target.name, target.kind, target.params, {**written, "ntotal": live}, target.path,
-                 target.model)
+        self._register({**written, "ntotal": live})
         return written
+
+    def _check_locked(self, done: str) -> None:
+        if not self._locked:
+            raise IndexerError(f"index {self.target.name!r}: {done} after its lock was released")
+
+    def _register(self, sidecar: dict, *, replace: bool = False) -> None:
+        """The catalog row of this index, from ``sidecar`` (what its files hold now)."""
+        target = self.target
+        register(self.workspace, target.name, target.kind, target.params, sidecar, target.path, target.model,
+                 replace=replace)
 
 
 @contextlib.contextmanager

@@ -7,9 +7,9 @@ a compaction folds them) or a page of re-ranked candidates. numpy's OpenBLAS (a 
 over its pool of threads, one per core, and its workers spin, then sleep, between calls. In a server that already
 runs requests on several threads, and beside a compaction that keeps one core busy, that pool only gets in the
 way: with a 1M HNSW graph folding 50,000 growing rows into its tail on one thread and one client querying on the
-other, queries stalled for 104-110 ms at least three times in each of three runs, p50 5.8 ms; with one BLAS
-thread, p50 2.9 ms and two runs of three had no query over 14 ms (``benchmarks/tail_stalls.py``,
-docs/BENCHMARKS.md). FAISS's own OpenBLAS is an OpenMP build and follows FAISS's thread settings already.
+other, the query p50 was 5.7-5.9 ms and one run of three had queries stalled for 102-103 ms; with one BLAS
+thread, p50 2.6-2.9 ms and no query over 12.1 ms in three runs (``benchmarks/tail_stalls.py``, both arms
+alternating in one process; docs/BENCHMARKS.md). FAISS's own OpenBLAS is an OpenMP build and follows FAISS's thread settings already.
 
 **The collector.** A loaded 1M service holds about 80,000 Python objects (modules, the API's objects, FastAPI's);
 a full collection walks them all: 41-53 ms on this machine with nothing else running, holding the GIL, so every
