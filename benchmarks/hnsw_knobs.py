@@ -4,7 +4,9 @@ Builds (or loads from --cache) each variant over the bench's realistic vectors (
 smallest efSearch / ef on an integer grid (steps of 1) whose recall@10 on the bench's 300 held-out queries reaches
 the target, then times those settings interleaved: each round times every variant over the same 300 queries, one
 query per call on one thread, in a new random order. ``+sel`` variants search with a deletion selector of
-``--deleted`` random ids (an ``IDSelectorNot(IDSelectorBatch)`` in the per-call parameters, as the segments do);
+``--deleted`` random ids in the per-call parameters, as the segments make it (``IDSelectorNot`` over an
+``IDSelectorBitmap`` of the deleted ids); ``+selbatch`` the same marks as a hashed ``IDSelectorBatch`` (the first
+form), ``+sellive`` as one ``IDSelectorBitmap`` of the live ids (no ``Not``);
 ``+unbounded`` with ``search_bounded_queue`` off; ``+nocheck`` with ``check_relative_distance`` off.
 
 A variant kind:M:efConstruction:i is built in input order (the locality order patched out); :c (or :b) renumbers the built graph's entries by k-means cluster (or reverse
@@ -100,9 +102,31 @@ def build_ours(spec: str, data, cache: str | None):
     return index, build_s
 
 
-def params_for(index, value: int, search_kind: str, selector):
+def deletion_selectors(deleted: np.ndarray, n_ids: int) -> dict:
+    """The deletion marks ``deleted`` (sorted ids below ``n_ids``) as each selector form a ``sel*`` search names."""
+    import faiss
+
+    def bitmap(ids: np.ndarray):
+        mask = np.zeros(n_ids, bool)
+        mask[ids] = True
+        bits = np.packbits(mask, bitorder="little")
+        selector = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))
+        selector.referenced = bits  # FAISS keeps a raw pointer
+        return selector
+
+    marked = bitmap(deleted)
+    negated = faiss.IDSelectorNot(marked)
+    negated.referenced = marked
+    batch = faiss.IDSelectorBatch(deleted)
+    old = faiss.IDSelectorNot(batch)
+    old.referenced = batch
+    return {"sel": negated, "selbatch": old, "sellive": bitmap(np.setdiff1d(np.arange(n_ids), deleted))}
+
+
+def params_for(index, value: int, search_kind: str, selectors: dict):
     """Per-call SearchParametersHNSW (an IDMap over HNSW: the IDMap reads ``sel`` from the same object)."""
-    params = search_parameters(index, efSearch=value, selector=selector if "sel" in search_kind else None)
+    chosen = [selectors[part] for part in search_kind.split("+") if part in selectors]
+    params = search_parameters(index, efSearch=value, selector=chosen[0] if chosen else None)
     if "unbounded" in search_kind:
         params.bounded_queue = False
     if "nocheck" in search_kind:
@@ -118,12 +142,11 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--target-recall", type=float, default=0.95)
     parser.add_argument("--variants", default="hnsw:32:40,hnsw-fp16:32:40,hnswlib")
-    parser.add_argument("--searches", default="plain", help="plain, sel, unbounded, nocheck (+ joins: sel+unbounded)")
+    parser.add_argument("--searches", default="plain", help="plain, sel, selbatch, sellive, unbounded, nocheck (+ joins: sel+unbounded)")
     parser.add_argument("--deleted", type=int, default=1000)
     parser.add_argument("--cache", default=None)
     parser.add_argument("--json", dest="json_path", default=None)
     args = parser.parse_args()
-    import faiss
 
     started = time.perf_counter()
     data = synthetic_data(args.n, args.dim, 300, 200, seed=0, data="realistic")
@@ -131,8 +154,7 @@ def main() -> None:
     gt_scores, gt_ids = exact_search(data.base, data.base_ids, queries, k + EXTRA_EXACT)
     rng = np.random.default_rng(1)
     deleted = np.sort(rng.choice(data.base_ids, size=args.deleted, replace=False))
-    batch = faiss.IDSelectorBatch(deleted)
-    selector = faiss.IDSelectorNot(batch)
+    selectors = deletion_selectors(deleted, int(data.base_ids.max()) + 1)
     live = ~np.isin(gt_ids, deleted)  # ground truth over the live set, for the +sel searches
     gt_live = np.stack([row[keep][:k + 1] for row, keep in zip(gt_ids, live)])
     gs_live = np.stack([row[keep][:k + 1] for row, keep in zip(gt_scores, live)])
@@ -161,7 +183,7 @@ def main() -> None:
             current = {}
 
             def setup(v, index=index, search_kind=search_kind, current=current):
-                current["params"] = params_for(index, v, search_kind, selector)
+                current["params"] = params_for(index, v, search_kind, selectors)
 
             def run(row, index=index, current=current):
                 return search(index, row, k, params=current["params"])[1][0]

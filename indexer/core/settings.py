@@ -8,6 +8,7 @@ The stored default (the tuned value saved in the sidecar) is set once, before sh
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,25 +19,59 @@ from indexer.core.factory import find_hnsw, find_ivf
 from indexer.core.kinds import EF_SEARCH, NPROBE
 
 
+@dataclass(frozen=True)
+class _Shape:
+    """What a search's parameters depend on in an index's structure (fixed for the index's life): its IVF
+    part, its HNSW part, the IVF's graph quantizer (each downcast, or None), whether an IDMap wraps it and
+    whether a pre-transform sits inside that."""
+
+    ivf: Any
+    hnsw: Any
+    coarse: Any
+    mapped: bool
+    transformed: bool
+
+
+def _shape(index: Any) -> _Shape:
+    """``index``'s :class:`_Shape`, worked out once and kept on the index's Python object: a served query
+    would otherwise walk the wrappers with seven downcasts per call (~30 us, holding the GIL)."""
+    import faiss
+
+    shape = getattr(index, "_indexer_shape", None)
+    if isinstance(shape, _Shape):
+        return shape
+    ivf = find_ivf(index)
+    mapped = isinstance(faiss.downcast_index(index), (faiss.IndexIDMap, faiss.IndexIDMap2))
+    shape = _Shape(ivf=ivf, hnsw=find_hnsw(index), coarse=None if ivf is None else quantizer_hnsw(ivf),
+                   mapped=mapped, transformed=isinstance(_unwrap_idmap(index), faiss.IndexPreTransform))
+    try:  # past FAISS's guard against misspelt index fields: this one is ours
+        object.__setattr__(index, "_indexer_shape", shape)
+    except (AttributeError, TypeError):  # an object that takes no attributes: worked out on every call
+        pass
+    return shape
+
+
 def knob_of(index: Any) -> str | None:
     """``"nprobe"`` for an index with an IVF part, ``"efSearch"`` for HNSW, None for exact kinds."""
-    if find_ivf(index) is not None:
+    shape = _shape(index)
+    if shape.ivf is not None:
         return NPROBE
-    if find_hnsw(index) is not None:
+    if shape.hnsw is not None:
         return EF_SEARCH
     return None
 
 
 def _checked(index: Any, nprobe: Any, efSearch: Any) -> tuple[int | None, int | None]:  # noqa: N803
+    shape = _shape(index)
     if nprobe is not None:
-        ivf = find_ivf(index)
+        ivf = shape.ivf
         if ivf is None:
             raise InputError(f"nprobe applies to IVF indexes; this index has no IVF part (got nprobe={nprobe})")
         if isinstance(nprobe, bool) or not isinstance(nprobe, (int, np.integer)) or not 1 <= nprobe <= ivf.nlist:
             raise InputError(f"nprobe must be an integer in 1..{ivf.nlist} (nlist); got {nprobe!r}")
         nprobe = int(nprobe)
     if efSearch is not None:
-        if find_hnsw(index) is None:
+        if shape.hnsw is None:
             raise InputError(f"efSearch applies to HNSW indexes; this index has no HNSW part (got {efSearch})")
         if isinstance(efSearch, bool) or not isinstance(efSearch, (int, np.integer)) or efSearch < 1:
             raise InputError(f"efSearch must be a positive integer; got {efSearch!r}")
@@ -58,15 +93,15 @@ def search_parameters(index: Any, nprobe: int | None = None, efSearch: int | Non
     nprobe, efSearch = _checked(index, nprobe, efSearch)
     if nprobe is None and efSearch is None and selector is None:
         return None
+    shape = _shape(index)
     if selector is not None and nprobe is None and efSearch is None:
-        knob = knob_of(index)
-        if knob == NPROBE:
-            nprobe = int(find_ivf(index).nprobe)
-        elif knob == EF_SEARCH:
-            efSearch = int(find_hnsw(index).hnsw.efSearch)
+        if shape.ivf is not None:
+            nprobe = int(shape.ivf.nprobe)
+        elif shape.hnsw is not None:
+            efSearch = int(shape.hnsw.hnsw.efSearch)
     if nprobe is not None:
         inner = faiss.SearchParametersIVF(nprobe=nprobe)
-        if quantizer_hnsw(find_ivf(index)) is not None:  # a graph over the centroids: its list follows nprobe
+        if shape.coarse is not None:  # a graph over the centroids: its list follows nprobe
             coarse = faiss.SearchParametersHNSW(efSearch=quantizer_ef(nprobe))
             inner.quantizer_params = coarse
             inner.referenced_objects = [coarse]
@@ -74,13 +109,11 @@ def search_parameters(index: Any, nprobe: int | None = None, efSearch: int | Non
         inner = faiss.SearchParametersHNSW(efSearch=efSearch)
     else:
         inner = faiss.SearchParameters()
-    inside = _unwrap_idmap(index)
-    # an IDMap translates a selector given at its level
-    mapped = isinstance(faiss.downcast_index(index), (faiss.IndexIDMap, faiss.IndexIDMap2))
+    mapped = shape.mapped  # an IDMap translates a selector given at its level
     if selector is not None and not mapped:
         inner.sel = selector
     outer = inner
-    transformed = isinstance(faiss.downcast_index(inside), faiss.IndexPreTransform)
+    transformed = shape.transformed
     if selector is not None and mapped and transformed:
         if nprobe is not None or efSearch is not None:  # FAISS would hand the inner parameters no selector
             raise InputError("this index (an IDMap over a transform over an IVF or HNSW index) cannot take a "

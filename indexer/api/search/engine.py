@@ -494,9 +494,13 @@ class Searcher:
         """(path, label) of the ok catalog images among ``ids``: known rows, the rest asked of the catalog (an
         image catalogued by another process since the last reload)."""
         known = self._rows
-        found = {int(i) for i in np.unique(ids) if i >= 0}
-        unknown = [i for i in found if i not in known]
-        rows = {i: known[i] for i in found if i in known}
+        found = np.unique(ids)
+        found = found[found >= 0]
+        if isinstance(known, KnownRows):  # one bulk lookup: per-id lookups cost ~35 us each (0.8 ms a query)
+            rows = known.rows_of(found)
+        else:
+            rows = {i: known[i] for i in found.tolist() if i in known}
+        unknown = [i for i in found.tolist() if i not in rows]
         if unknown:
             with self.workspace.catalog() as catalog:
                 fetched = catalog.images_by_ids(unknown)

@@ -265,6 +265,23 @@ class RowTable(Mapping):
     def __contains__(self, image_id: object) -> bool:
         return self._position(image_id) >= 0
 
+    def rows_of(self, ids: np.ndarray) -> dict[int, Row]:
+        """``{id: (path, label)}`` of those of the int64 ``ids`` in the table: one binary search for all of them
+        (a query's answers), not one per id."""
+        ids = np.asarray(ids, np.int64).reshape(-1)
+        if not len(ids) or not len(self.ids):
+            return {}
+        at = np.searchsorted(self.ids, ids)
+        inside = at < len(self.ids)
+        found = np.zeros(len(ids), bool)
+        found[inside] = self.ids[at[inside]] == ids[inside]
+        labels, blob = self.labels, self.blob
+        rows = {}
+        for image_id, start, end, code in zip(ids[found].tolist(), self.offsets[at[found]].tolist(),
+                                              self.offsets[at[found] + 1].tolist(), self.codes[at[found]].tolist()):
+            rows[image_id] = (blob[start:end].decode("utf-8", "surrogatepass"), labels[code] if code >= 0 else None)
+        return rows
+
     def __iter__(self) -> Iterator[int]:
         return iter(self.ids.tolist())
 
@@ -319,6 +336,27 @@ class KnownRows(Mapping):
         except KeyError:
             return False
         return True
+
+    def rows_of(self, ids: np.ndarray) -> dict[int, Row]:
+        """``{id: (path, label)}`` of those of the int64 ``ids`` this version knows, looked up together: the
+        removed ones dropped in one pass, the recent ones from their dict, the rest by the base's own bulk
+        lookup when it has one."""
+        ids = np.asarray(ids, np.int64).reshape(-1)
+        if len(self.removed) and len(ids):
+            ids = ids[~in_sorted(self.removed, ids)]
+        rows, rest = {}, []
+        for image_id in ids.tolist():
+            row = self._recent_row(image_id) if self._recent.rows else None
+            if row is not None:
+                rows[image_id] = row
+            else:
+                rest.append(image_id)
+        if rest:
+            if isinstance(self.base, RowTable):
+                rows.update(self.base.rows_of(np.array(rest, np.int64)))
+            else:
+                rows.update((i, self.base[i]) for i in rest if i in self.base)
+        return rows
 
     def __iter__(self):
         yield from self.recent

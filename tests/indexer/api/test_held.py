@@ -125,6 +125,19 @@ def test_known_rows_change_without_copying_the_base() -> None:
     assert many.without(12345) is many
 
 
+def test_rows_of_looks_up_many_ids_at_once_as_one_at_a_time_would() -> None:
+    table = RowTable(iter((i, f"p/{i}é.jpg", None if i % 3 else f"l{i % 5}") for i in range(0, 400, 2)))
+    versions = [KnownRows(table), KnownRows({i: table[i] for i in table})]  # a RowTable base and a plain dict
+    for rows in list(versions):
+        versions.append(rows.with_row(1001, ("new", "n")).without(4).without(1001).with_row(1003, ("w", None)))
+    asked = np.array([-1, 0, 1, 2, 4, 6, 199, 398, 400, 1001, 1003, 5000], np.int64)
+    for rows in versions:
+        assert rows.rows_of(asked) == {int(i): rows[int(i)] for i in asked if int(i) in rows}
+    assert versions[2].rows_of(asked).keys() == {0, 2, 6, 398, 1003}  # 4 and 1001 removed, odd ids never there
+    assert table.rows_of(np.array([2, 3, 500], np.int64)) == {2: ("p/2é.jpg", None)}
+    assert RowTable({}).rows_of(np.array([1], np.int64)) == {} and table.rows_of(np.zeros(0, np.int64)) == {}
+
+
 def test_served_vectors_read_added_rows_from_the_store_without_holding_them(tmp_path) -> None:
     from indexer.api.search.served import StoredRows
     from models.embedding_store import EmbeddingStore
