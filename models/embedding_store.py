@@ -248,8 +248,8 @@ class EmbeddingStore:
             going = ids[self._present(ids) & ~self._is_removed(ids)]
             if not len(going):
                 return 0
-            self._add_removed(going)
-            self._sweep()
+            if self._add_removed(going):
+                self._sweep()  # the merged parts' files (a removal that merged none left no file unnamed)
             rows = sum(self._chunk_rows()) + (len(self._load(self._manifest["base"], "ids", mmap=True))
                                               if self._manifest["base"] else 0)
             if consolidate and sum(self._removed_rows()) > CONSOLIDATE_REMOVED * rows:
@@ -323,17 +323,21 @@ class EmbeddingStore:
             rows = [len(self._load(name, "ids", mmap=True)) for name in names]
         return list(rows)
 
-    def _add_removed(self, going: np.ndarray) -> None:
+    def _add_removed(self, going: np.ndarray) -> int:
         """Record the sorted ``going`` ids as removed: merged with the newest removed parts while it holds at least
         as many ids as the one before (as the chunks merge: O(log r) parts, each id rewritten O(log r) times), then
-        written as one part and named by one manifest write. A removal never rewrites every removed id."""
+        written as one part and named by one manifest write. A removal never rewrites every removed id. Returns
+        how many parts were merged (their files are no longer named)."""
         names, rows = self._removed_parts(), self._removed_rows()
+        merged = 0
         while names and len(going) >= rows[-1]:
             going = np.union1d(self._load(names.pop(), "ids", mmap=False), going).astype(np.int64)
             rows.pop()
+            merged += 1
         name = self._new_part_name("removed")
         self._write_ids(name, going)
         self._write_manifest(dict(self._manifest, removed=[*names, name], removed_rows=[*rows, len(going)]))
+        return merged
 
     def _new_part_name(self, kind: str) -> str:
         number = self._manifest["next"]

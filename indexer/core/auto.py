@@ -21,7 +21,7 @@ from indexer.core.arrays import as_ids, as_vectors
 from indexer.core.build import BuildInfo, build_index
 from indexer.core.errors import InputError
 from indexer.core.factory import IndexParams
-from indexer.core.kinds import DEFAULT_HNSW_M, DEFAULT_TARGET_RECALL, EF_SEARCH, KINDS
+from indexer.core.kinds import DEFAULT_HNSW_M, DEFAULT_TARGET_RECALL, EF_SEARCH, KINDS, graph_defaults
 from indexer.core.tuning import TuneResult, held_out_rows, tune_held_out, tune_search_param
 
 FLAT_MAX_N = 10_000  # exact search over 10k x 128 takes well under a millisecond: nothing to gain
@@ -58,8 +58,10 @@ def ivf_nlist(n: int, per_root: int = 4) -> int:
     return max(1, min(int(round(per_root * math.sqrt(n))), n // 39))
 
 
-def estimate_bytes(kind: str, n: int, d: int, hnsw_m: int = DEFAULT_HNSW_M) -> int:
-    """Rough resident size of ``kind`` over n vectors of d dims (codes + ids + graph links)."""
+def estimate_bytes(kind: str, n: int, d: int, hnsw_m: int | None = None) -> int:
+    """Rough resident size of ``kind`` over n vectors of d dims (codes + ids + graph links; ``hnsw_m``: the
+    graph's degree, the kind's default when None)."""
+    hnsw_m = graph_defaults(kind)[0] if hnsw_m is None else hnsw_m
     code = {"flat": 4 * d, "ivf": 4 * d, "ivf-hnsw": 4 * d, "hnsw": 4 * d, "hnsw-fp16": 2 * d, "ivfsq": d,
             "ivfpq": max(1, d // 4)}[kind]
     links = 2 * hnsw_m * 4 if kind in ("hnsw", "hnsw-fp16") else 0

@@ -16,7 +16,14 @@ import numpy as np
 
 from indexer.core import coarse
 from indexer.core.errors import InputError
-from indexer.core.kinds import DEFAULT_EF_CONSTRUCTION, DEFAULT_HNSW_M, DEFAULT_PCA_DIM, INDEX_KINDS, KINDS
+from indexer.core.kinds import (
+    DEFAULT_EF_CONSTRUCTION,
+    DEFAULT_HNSW_M,
+    DEFAULT_PCA_DIM,
+    INDEX_KINDS,
+    KINDS,
+    graph_defaults,
+)
 
 METRICS = ("ip", "l2")
 MIN_POINTS_PER_LIST = 39  # FAISS warns below 39 training points per centroid
@@ -48,9 +55,9 @@ class IndexParams:
     nprobe: int | None = None
     pca_dim: int = DEFAULT_PCA_DIM
     pq_m: int | None = None
-    hnsw_m: int = DEFAULT_HNSW_M
+    hnsw_m: int | None = None  # None: the kind's default (indexer.core.kinds.graph_defaults)
     efSearch: int | None = None  # noqa: N815 - FAISS's name for the setting, the one name used everywhere
-    efConstruction: int = DEFAULT_EF_CONSTRUCTION  # noqa: N815 - FAISS's name
+    efConstruction: int | None = None  # noqa: N815 - FAISS's name; None: the kind's default
     factory: str | None = None
     metric: str = "ip"
     seed: int = 0
@@ -62,6 +69,12 @@ class IndexParams:
             raise InputError(f"IndexParams.metric must be one of {', '.join(METRICS)}; got {self.metric!r}")
         for name, minimum in (("nlist", 1), ("nprobe", 1), ("pq_m", 1), ("efSearch", 1)):
             _check_optional_int(name, getattr(self, name), minimum)
+        if self.kind in KINDS:
+            default_m, default_ef = graph_defaults(self.kind)
+            if self.hnsw_m is None:
+                object.__setattr__(self, "hnsw_m", default_m)
+            if self.efConstruction is None:
+                object.__setattr__(self, "efConstruction", default_ef)
         for name, minimum in (("pca_dim", 1), ("hnsw_m", 2), ("efConstruction", 1), ("seed", 0)):
             _check_optional_int(name, getattr(self, name), minimum)
             if getattr(self, name) is None:
@@ -81,6 +94,9 @@ class IndexParams:
         ``efConstruction`` was built with FAISS's default, which is ours)."""
         known = {f.name for f in fields(cls)}
         values = {LEGACY_PARAM_NAMES.get(key, key): value for key, value in data.items()}
+        # a sidecar always wrote hnsw_m; one without efConstruction was built with FAISS's default
+        values.setdefault("hnsw_m", DEFAULT_HNSW_M)
+        values.setdefault("efConstruction", DEFAULT_EF_CONSTRUCTION)
         unknown = set(values) - known
         if unknown:
             raise InputError(f"unknown index parameter(s) {sorted(unknown)}; allowed: {', '.join(sorted(known))}")

@@ -18,9 +18,19 @@ DEFAULT_KIND = "ivf"
 DEFAULT_TARGET_RECALL = 0.95  # recall@10 against exact search that tuning aims for
 DEFAULT_PCA_DIM = 32
 DEFAULT_HNSW_M = 32
-# HNSW candidate list while the graph is built: FAISS's own default. At 1M, 100 gives the same recall at
-# efSearch 40 (0.960 against 0.959) for about three times the build time (docs/BENCHMARKS.md).
+# HNSW candidate list while the graph is built: FAISS's own default.
 DEFAULT_EF_CONSTRUCTION = 40
+# Graph kinds built otherwise by default: (M, efConstruction). hnsw-fp16 builds the graph hnswlib builds: at 1M
+# realistic vectors, stored in cluster order and searched with the segments' deletion selector, M 16 / efC 100
+# reached recall@10 0.95 at 0.94x hnswlib's p50 and M 32 / efC 40 at 1.24-1.26x, building in 99 s against 64 s
+# (docs/BENCHMARKS.md, "HNSW against hnswlib at 1M"). Plain hnsw keeps M 32: fewer links would make its file
+# smaller and the service's fixed overhead a larger share of it.
+GRAPH_DEFAULTS: dict[str, tuple[int, int]] = {"hnsw-fp16": (16, 100)}
+
+
+def graph_defaults(kind: str) -> tuple[int, int]:
+    """(M, efConstruction) that an index of ``kind`` is built with unless told otherwise."""
+    return GRAPH_DEFAULTS.get(kind, (DEFAULT_HNSW_M, DEFAULT_EF_CONSTRUCTION))
 MAX_EF_SEARCH = 2048  # the tuner's ceiling for efSearch (nprobe's is nlist)
 
 

@@ -104,7 +104,8 @@ def create_app(config: ServiceConfig, live=None, announce=None) -> FastAPI:
             raise HTTPException(503, "the model and indexes are still loading")
         return state["live"]
 
-    def writer(authorization: str | None = Header(default=None)) -> None:
+    async def writer(authorization: str | None = Header(default=None)) -> None:
+        # async: it does no I/O, and FastAPI would run a plain def in the thread pool (one more hop per write)
         if config.token is None:
             if not config.loopback:
                 raise HTTPException(403, "writes are refused: the service listens beyond loopback without --token")

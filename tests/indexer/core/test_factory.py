@@ -13,7 +13,7 @@ from indexer.core.factory import (
     find_hnsw,
     find_ivf,
 )
-from indexer.core.kinds import DEFAULT_EF_CONSTRUCTION
+from indexer.core.kinds import DEFAULT_EF_CONSTRUCTION, DEFAULT_HNSW_M
 from indexer.core.search import search
 from indexer.core.settings import default_settings, set_default_settings
 
@@ -75,6 +75,17 @@ def test_sidecar_without_efconstruction_rebuilds_the_graph_it_was_built_with() -
     assert IndexParams.from_dict(saved).efConstruction == 100
     del saved["efConstruction"]  # written before the field existed: FAISS's default then, and ours
     assert IndexParams.from_dict(saved).efConstruction == faiss.IndexHNSWFlat(8, 4).hnsw.efConstruction == 40
+
+
+def test_each_graph_kind_has_its_own_default_graph_and_an_old_sidecar_keeps_the_graph_it_had() -> None:
+    fp16 = IndexParams("hnsw-fp16")
+    assert (fp16.hnsw_m, fp16.efConstruction) == (16, 100) and factory_string(fp16, 10_000, 128) == "HNSW16_SQfp16"
+    assert (IndexParams("hnsw").hnsw_m, IndexParams("hnsw").efConstruction) == (DEFAULT_HNSW_M, DEFAULT_EF_CONSTRUCTION)
+    assert IndexParams("hnsw-fp16", hnsw_m=32, efConstruction=40).to_dict()["hnsw_m"] == 32  # asked: kept
+    old = fp16.to_dict()
+    del old["hnsw_m"], old["efConstruction"]  # a sidecar written when every graph was M 32, efConstruction 40
+    assert (IndexParams.from_dict(old).hnsw_m, IndexParams.from_dict(old).efConstruction) == (32, 40)
+    assert IndexParams.from_dict(fp16.to_dict()) == fp16
 
 
 def test_params_are_frozen() -> None:
