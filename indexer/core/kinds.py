@@ -70,7 +70,7 @@ KINDS: dict[str, IndexKind] = {
         IndexKind("ivfpq", "IVF{nlist}{coarse},PQ{pq_m}x{pq_bits}", NPROBE, True, "inverted lists of PQ codes"),
         IndexKind("hnsw", "HNSW{hnsw_m}", EF_SEARCH, False, "HNSW graph; efSearch candidates per query"),
         IndexKind("hnsw-fp16", "HNSW{hnsw_m}_SQfp16", EF_SEARCH, False,
-                  "HNSW graph over half-precision vectors: half the bytes read per distance"),
+                  "HNSW graph (M 16, efConstruction 100) over half-precision vectors: half the bytes read per distance"),
         IndexKind("pca-ivf", "{pca},IVF{nlist}{coarse},Flat", NPROBE, True, "PCA, then inverted lists"),
         IndexKind("ivfsq", "IVF{nlist}{coarse},SQ8", NPROBE, True, "inverted lists of 8-bit scalar codes (d bytes a vector)"),
         IndexKind("ivf-hnsw", "IVF{nlist}_HNSW{hnsw_m},Flat", NPROBE, True,
