@@ -28,7 +28,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import and_, false, not_, or_
+from sqlalchemy import and_, false, literal, not_, or_
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ColumnElement
 
 from storage.errors import CatalogError
 from storage.schema import Image, Label
@@ -330,7 +332,7 @@ def where_clause(node: Filter, narrow: Callable[[Any, Any], bool] | None = None)
     if node.field == "folder":
         return _under(column, node.value if isinstance(node, Prefix) else None, node)
     if isinstance(node, Prefix):
-        return column.startswith(node.value, autoescape=True)
+        return StartsWith(column, node.value)
     if isinstance(node, Member):
         if node.negate:
             return or_(column.not_in(list(node.values)), column.is_(None))
@@ -362,7 +364,7 @@ def _user_field(node: Filter, narrow: Callable[[Any, Any], bool] | None = None) 
     column = ImageField.date_value if isinstance(sample, datetime) else \
         ImageField.number_value if isinstance(sample, (int, float)) else ImageField.text_value
     if isinstance(node, Prefix):
-        match, negate = column.startswith(node.value, autoescape=True), False
+        match, negate = StartsWith(column, node.value), False
     elif isinstance(node, Member):
         match, negate = column.in_(list(node.values)), node.negate
     elif node.op in ("=", "!="):
@@ -380,15 +382,77 @@ def _user_field(node: Filter, narrow: Callable[[Any, Any], bool] | None = None) 
 def _under(column: Any, prefix: str | None, node: Filter) -> Any:
     """``folder``: paths under the folder(s) named (``=``, ``in``), or whose folder starts with ``prefix``."""
     if prefix is not None:
-        return column.startswith(prefix, autoescape=True)
+        return StartsWith(column, prefix)
     if isinstance(node, Member):
-        inside = or_(*(column.startswith(_as_folder(v), autoescape=True) for v in node.values)) \
-            if node.values else false()
+        inside = or_(*(StartsWith(column, _as_folder(v)) for v in node.values)) if node.values else false()
         return not_(inside) if node.negate else inside
-    inside = column.startswith(_as_folder(node.value), autoescape=True)
+    inside = StartsWith(column, _as_folder(node.value))
     return not_(inside) if node.op == "!=" else inside
 
 
 def _as_folder(value: str) -> str:
     return value.rstrip("/") + "/" if value.strip("/") else "/"
 
+
+class StartsWith(ColumnElement):
+    """``column`` starts with the text ``prefix``, case-sensitively, on every database: ``LIKE 'prefix%'`` (its
+    wildcards escaped) where LIKE is case-sensitive (PostgreSQL), and on SQLite, whose LIKE ignores ASCII case and
+    reads every row, the byte range ``prefix <= column < prefix+1`` (its BINARY order is code-point order), which
+    its index on the column answers: a path prefix over a million rows took 190-310 ms as LIKE. Both values are
+    bound parameters."""
+
+    inherit_cache = False  # the prefix is not part of a cache key: statements holding one are compiled each time
+
+    def __init__(self, column: Any, prefix: str) -> None:
+        self.column, self.prefix = column, prefix
+
+
+@compiles(StartsWith)
+def _starts_with(element: StartsWith, compiler: Any, **kw: Any) -> str:
+    return "(" + compiler.process(element.column.startswith(element.prefix, autoescape=True), **kw) + ")"
+
+
+@compiles(StartsWith, "sqlite")
+def _starts_with_sqlite(element: StartsWith, compiler: Any, **kw: Any) -> str:
+    upper = _after_prefix(element.prefix)
+    if not element.prefix:
+        condition = element.column.is_not(None)
+    elif upper is None:
+        condition = element.column >= literal(element.prefix)
+    else:
+        condition = and_(element.column >= literal(element.prefix), element.column < literal(upper))
+    return "(" + compiler.process(condition, **kw) + ")"
+
+
+def _after_prefix(prefix: str) -> str | None:
+    """The least text above every text that starts with ``prefix`` (its last character raised by one, past the
+    surrogates; None when every character is the highest one)."""
+    chars = list(prefix)
+    while chars:
+        code = ord(chars.pop()) + 1
+        if 0xD800 <= code <= 0xDFFF:
+            code = 0xE000
+        if code <= 0x10FFFF:
+            return "".join(chars) + chr(code)
+    return None
+
+
+class Unindexed(ColumnElement):
+    """``column``, written on SQLite as ``+column`` so that its planner answers the term without the column's
+    index. For the catalog's ``status = 'ok'``, true of almost every row: without statistics SQLite would read
+    the whole table through that index rather than the path index that a prefix can use."""
+
+    inherit_cache = False
+
+    def __init__(self, column: Any) -> None:
+        self.column, self.type = column, column.type
+
+
+@compiles(Unindexed)
+def _unindexed(element: Unindexed, compiler: Any, **kw: Any) -> str:
+    return compiler.process(element.column, **kw)
+
+
+@compiles(Unindexed, "sqlite")
+def _unindexed_sqlite(element: Unindexed, compiler: Any, **kw: Any) -> str:
+    return "+" + compiler.process(element.column, **kw)

@@ -116,6 +116,37 @@ def test_values_are_bound_never_pasted_into_sql(catalog):
 
 
 @pytest.mark.parametrize("catalog", ["sqlite", "postgresql"], indirect=True)
+def test_a_prefix_means_the_same_on_both_databases(catalog):
+    """Case-sensitive (SQLite's LIKE is not, so SQLite gets a byte range), and exact at the range's ends."""
+    assert paths(catalog, 'path prefix "/PHOTOS/"') == [] and paths(catalog, 'folder = "/Photos/2024"') == []
+    assert paths(catalog, 'path prefix "/photos/2024/"') == ["a.jpg", "b.jpg"]
+    assert paths(catalog, 'path prefix "/photos/2025/d.png"') == ["d.png"], "the whole path is a prefix of itself"
+    assert paths(catalog, 'path prefix "/photos/2024/trip/b.jpgx"') == []
+    assert paths(catalog, 'path prefix ""') == ["100%_e.png", "a.jpg", "b.jpg", "c.png", "d.png"]
+    assert paths(catalog, 'not path prefix "/photos/"') == ["100%_e.png"]
+
+
+def test_sqlite_answers_a_path_prefix_from_the_path_index(tmp_path):
+    from sqlalchemy import event
+
+    from storage.filters import _after_prefix
+
+    assert _after_prefix("ab") == "ac" and _after_prefix("a\U0010ffff") == "b" and _after_prefix("\U0010ffff") is None
+    assert _after_prefix("\ud7ff") == "\ue000" and _after_prefix("é") == "ê"
+    engine = make_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    upgrade(engine)
+    sent = []
+    event.listen(engine, "before_cursor_execute", lambda *args: sent.append((args[2], args[3])))
+    with Catalog(engine) as catalog:
+        assert catalog.matching_ids(parse_filter('path prefix "/photos/"')) == []
+    statement, values = next((text, values) for text, values in sent if "images.path >=" in text)
+    assert "LIKE" not in statement and "/photos/" in values and "/photos0" in values
+    with engine.connect() as connection:
+        plan = " ".join(str(row[-1]) for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, values))
+    assert "USING INDEX" in plan and "path" in plan, plan  # the path index, not a read of every row
+
+
+@pytest.mark.parametrize("catalog", ["sqlite", "postgresql"], indirect=True)
 @pytest.mark.parametrize("narrow_share", [0.0, 1.0], ids=["exists-form", "in-form"])
 def test_user_fields_are_typed_and_filterable(catalog, narrow_share, monkeypatch):
     import storage.catalog
