@@ -383,7 +383,7 @@ class Searcher:
     def _stored(self, ids) -> tuple[list[int], np.ndarray]:
         """(the ids that have a stored vector, their (n, d) vectors): from the served vectors when loaded, else
         read from the embedding store (only those rows: safe beside a running 'indexer embed')."""
-        ids = np.fromiter(ids, dtype=np.int64)
+        ids = np.asarray(ids, np.int64) if isinstance(ids, np.ndarray) else np.fromiter(ids, dtype=np.int64)
         if self._vectors is not None:
             return self._vectors.take(ids)
         from models.embedding_store import EmbeddingStore
