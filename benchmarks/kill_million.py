@@ -23,7 +23,6 @@ import json
 import random
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -33,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's indexer, as the server it starts
-from serve_million import ROOT, free_port, log  # noqa: E402
+from serve_million import free_port, log, start_service  # noqa: E402
 
 
 class Service:
@@ -45,10 +44,7 @@ class Service:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         started = time.perf_counter()
-        self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "cli.py"), "--workspace", str(workspace), "serve", "--index", "served",
-             "--port", str(self.port), "--save-every", "86400"],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = start_service(workspace, self.port)
         while True:
             if self.process.poll() is not None:
                 raise SystemExit(f"indexer serve exited with {self.process.returncode} while starting")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's indexer
 
-from serve_million import free_port, wait_until_up  # noqa: E402 - the service run's own helpers (this folder)
+from serve_million import free_port, start_service, wait_until_up  # noqa: E402 - the service run's own helpers (this folder)
 
 
 def timed(call) -> float:
@@ -43,9 +42,7 @@ def one_arm(checkout: Path, workspace: Path, queries: np.ndarray, extra: np.ndar
     try:
         shutil.copytree(workspace, scratch / "ws")
         port = free_port()
-        server = subprocess.Popen([sys.executable, str(checkout / "cli.py"), "--workspace", str(scratch / "ws"), "serve",
-                                   "--index", "served", "--port", str(port), "--save-every", "86400"],
-                                  cwd=checkout, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = start_service(scratch / "ws", port, checkout)
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
                 wait_until_up(client)

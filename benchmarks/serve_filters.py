@@ -20,16 +20,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from serve_million import ROOT, free_port, log, percentiles, wait_until_up  # a sibling script
+from serve_million import free_port, log, percentiles, start_service, wait_until_up  # a sibling script
 
 DEFAULT_PREFIXES = "item-12345,item-1234,item-123,item-12,item-1"
-SELECTION_TTL_S = 5.0  # indexer.api.search.engine.SELECTION_TTL_S: a cached selection is re-read after it
 
 
 def selected_rows(n: int, prefix: str) -> np.ndarray:
@@ -60,6 +57,7 @@ def main() -> None:
     args = parser.parse_args()
     import httpx
 
+    from indexer.api.search.engine import SELECTION_TTL_S  # a cached selection is read again after it
     from indexer.bench.synthetic_bench import synthetic_data
     from indexer.core.files import write_json
 
@@ -75,9 +73,7 @@ def main() -> None:
     shutil.rmtree(workspace, ignore_errors=True)
     shutil.copytree(fresh, workspace)
     port = free_port()
-    server = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "--workspace", str(workspace), "serve",
-                               "--index", "served", "--port", str(port), "--save-every", "86400"],
-                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = start_service(workspace, port)
     report: dict = {"n": int(n), "dim": int(dim), "k": args.k, "filters": []}
     try:
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600)

@@ -57,6 +57,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def start_service(workspace: Path, port: int, checkout: Path = ROOT) -> subprocess.Popen:
+    """``indexer serve --index served`` of ``checkout`` on ``workspace`` at loopback ``port``, saving only when told
+    (``--save-every 86400``: a compaction, a stop or ``POST /compact``); its output discarded."""
+    return subprocess.Popen([sys.executable, str(checkout / "cli.py"), "--workspace", str(workspace), "serve",
+                             "--index", "served", "--port", str(port), "--save-every", "86400"],
+                            cwd=checkout, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def wait_until_up(client, seconds: float = 300.0) -> None:
     """Poll ``GET /healthz`` until the service answers 200 (it loads its indexes first), at most ``seconds``."""
     import httpx
@@ -170,9 +178,7 @@ def main() -> None:
         log("reusing the imported and built workspace")
     sidecar = json.loads((workspace / "indexes" / "served.json").read_text())
     port = free_port()
-    server = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "--workspace", str(workspace), "serve",
-                               "--index", "served", "--port", str(port), "--save-every", "86400"],
-                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = start_service(workspace, port)
     report: dict = {"n": args.n, "dim": args.dim, "kind": args.kind, "import_s": import_s,
                     "build_s": build_s, "search_params": sidecar["search_params"],
                     "index_bytes": sidecar.get("index_bytes")}

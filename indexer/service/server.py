@@ -18,14 +18,21 @@ def serve(config: ServiceConfig, *, announce=print) -> None:
         announce(f"warning: listening on {config.host}, beyond loopback: anyone who can reach it can query; "
                  + ("writes need the bearer token" if config.token else "writes are refused (no --token)"))
     live = config.open(notify=lambda line: print(f"note: {line}", file=sys.stderr, flush=True))
-    api.limit_blas_threads(1)  # requests run on several threads; a query's small products need no BLAS pool
-    api.freeze_loaded_objects()  # full collections stop walking start-up's objects (a 40-50 ms pause at 1M)
+    settle_serving_process()
     names = ", ".join(f"{row['name']} ({row['ntotal']} vectors)" for row in live.indexes())
     announce(f"model {live.model_name!r}, indexes: {names}")
     announce(f"open http://{_url_host(config.host)}:{config.port}/ (API docs at /docs); Ctrl-C stops")
     sys.stdout.flush()
     app = create_app(config, live, announce=lambda line: print(line, file=sys.stderr, flush=True))
     uvicorn.run(app, host=config.host, port=config.port, log_level="warning", access_log=False)
+
+
+def settle_serving_process() -> None:
+    """Once a serving process has loaded what it serves (``indexer serve``, and ``serve --ray``'s replicas): every
+    BLAS on one thread (requests already run on several; a query's small products need no pool), and start-up's
+    objects out of the collector's walks (a full collection over them paused every thread 40-50 ms at 1M)."""
+    api.limit_blas_threads(1)
+    api.freeze_loaded_objects()
 
 
 def _url_host(host: str) -> str:

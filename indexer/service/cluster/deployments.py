@@ -10,6 +10,7 @@ from typing import Any
 
 from indexer import api
 from indexer.service.app import ServiceConfig, create_app
+from indexer.service.server import settle_serving_process
 
 SHARD_METHODS = ("search", "change", "ids", "holds", "reconcile", "flush", "describe")
 
@@ -19,7 +20,7 @@ class ShardReplica:
 
     def __init__(self, workspace: str | None, db: str | None, index_name: str, number: int, flush_s: float) -> None:
         self.shard = api.ShardIndex(api.Workspace.at(workspace, db), index_name, number, flush_s=flush_s)
-        _serving_process()
+        settle_serving_process()
 
     def call(self, method: str, args: tuple) -> Any:
         """``ShardIndex.<method>(*args)`` (one entry point: the router's transport calls it by name)."""
@@ -44,7 +45,7 @@ class RouterReplica:
         self.config = config
         self.live = api.ClusterCatalog(api.Workspace.at(config.workspace, config.db), config.index,
                                        ServeTransport(list(shards), shard_timeout_s), flush_s=config.flush_s)
-        _serving_process()
+        settle_serving_process()
 
     def __serve_build_asgi_app__(self):  # Ray Serve's hook: the ASGI app of this replica, built after __init__
         return create_app(self.config, self.live)
@@ -54,9 +55,3 @@ class RouterReplica:
         if live is not None:
             live.close()
 
-
-def _serving_process() -> None:
-    """What ``indexer serve`` does once its indexes are open (indexer.service.server): one BLAS thread, and
-    start-up's objects out of the collector's walks."""
-    api.limit_blas_threads(1)
-    api.freeze_loaded_objects()
