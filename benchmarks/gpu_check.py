@@ -8,10 +8,13 @@ run goes on) and prints one line per step. Steps:
 1. environment: GPU name, torch / CUDA / cuDNN / onnxruntime versions;
 2. training throughput (images/s, bf16 autocast + channels-last on CUDA) of the Siamese net at 64 px,
    MobileNetV2 at 128 px and ResNet-50 at 224 px, fresh weights, the largest batch that fits;
-3. the two-stage Flowers recipe (frozen MobileNetV2 + head, then fine-tuned) on train+val, the test split
-   embedded and scored with exact search on the device: P@1, MAP@R, F1@10, training seconds;
+3. the Flowers recipes of ``--recipes`` (default best-gpu: the stages ``indexer train --recipe`` runs) on
+   train+val, the test split embedded and scored with exact search on the device: P@1, MAP@R, F1@10, training
+   seconds;
 4. catalog embedding rate (DataLoader workers + device forward) against its loader alone (decode-only) and the
-   bare forward, after start-up and with the start-up seconds beside it, on >= 50,000 images; and the
+   bare forward, after start-up and with the start-up seconds beside it, on >= 50,000 images, with the JPEGs
+   decoded by the workers and on the device (``--decode device``, and its vectors' cosine to the workers');
+   the same two ways on 12 MP JPEGs made from the test images, where decoding is all of the cost; and the
    gpu-flat searcher (models.gpu_flat: fp16 scan, fp32 re-score) over N random unit vectors × 128 (1M and 10M;
    10k and 20k with --small): one-query p50, 1,024-query batch q/s, recall@10 against an fp32 reference;
 5. device catalog vectors against the ONNX CPU query vectors of the same images (min cosine, target 0.999).
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -45,8 +49,13 @@ def main() -> None:
     parser.add_argument("--small", action="store_true", help="tiny sizes and generated images (CPU test)")
     parser.add_argument("--flowers", default=None, help="Flowers-102 folder (jpg/ + the two .mat files)")
     parser.add_argument("--weights", default=None, help="ImageNet MobileNetV2 checkpoint file")
-    parser.add_argument("--stage2-epochs", type=int, default=25)
+    parser.add_argument("--recipes", default="best-gpu",
+                        help="comma-separated recipes to train and score (models.recipes; best took 82-89 s on an "
+                             "H200 on 2026-12-04)")
+    parser.add_argument("--photos", type=int, default=96,
+                        help="12 MP JPEGs made from the test images for the decoding step (each embedded 8 times)")
     args = parser.parse_args()
+    args.recipes = [name for name in args.recipes.split(",") if name]
 
     import torch
 
@@ -56,11 +65,17 @@ def main() -> None:
                           ("cpu" if args.device == "auto" else args.device))
     report: dict[str, Any] = {"device": str(device), "small": args.small, "errors": {}}
     work = Path(tempfile.mkdtemp(prefix="gpu-check-"))
+    if args.weights:  # where "weights: imagenet" finds torchvision's file, as a connected machine caches it
+        cached = work / "torch" / "hub" / "checkpoints"
+        cached.mkdir(parents=True)
+        (cached / Path(args.weights).name).symlink_to(Path(args.weights).resolve())
+        os.environ["TORCH_HOME"] = str(work / "torch")
     steps = [
         ("environment", lambda: environment(device)),
         ("train_throughput", lambda: train_throughput(device, args.small)),
         ("flowers_recipe", lambda: flowers_recipe(device, args, work, report)),
         ("embedding", lambda: embedding_rates(device, report, args.small)),
+        ("photo_decoding", lambda: photo_decoding(device, args, work, report)),
         ("exact_search", lambda: exact_search_rates(device, args.small)),
         ("onnx_agreement", lambda: onnx_agreement(device, report)),
     ]
@@ -176,40 +191,63 @@ def _generated_items(root: Path, classes: int = 4, per_class: int = 12) -> list:
 
 
 def flowers_recipe(device, args, work: Path, report: dict[str, Any]) -> dict[str, Any]:
-    """Two stages on train+val (frozen backbone + head, then the whole network), scored on test."""
-    import numpy as np
-
-    from indexer.core.metrics import label_metrics, relevant_counts
-    from models.config import TrainConfig
-    from models.embed import embed_items
-    from models.embedding_store import EmbeddingStore
-    from models.exact_search import torch_exact_search
+    """Each of ``--recipes`` (the stages ``indexer train --recipe NAME`` runs, on the device) trained on
+    train+val and scored on test with exact search on the device; the last one's model feeds the later steps.
+    With --small: two tiny stages stand in (no ImageNet weights needed)."""
     from models.train import train_model
 
     items = _items(args, work)
     train = [(path, label) for path, label, split in items if split != "test"]
     test = [(path, label) for path, label, split in items if split == "test"]
     dev = "cuda" if device.type == "cuda" else "cpu"
-    if args.weights or not args.small:
-        first = TrainConfig(name="stage1", network="mobilenet_v2", weights=args.weights, freeze_backbone=True,
-                            image_size=64 if args.small else 128, epochs=2 if args.small else 60, device=dev)
-        second_network = "mobilenet_v2"
-    else:  # no ImageNet weights on a CPU test: the Siamese net stands in
-        first = TrainConfig(name="stage1", network="siamese", image_size=32, epochs=1, batch_classes=4,
-                            batch_per_class=2, device=dev)
-        second_network = "siamese"
-    began = time.perf_counter()
-    stage1 = train_model(first, train, None, work / "stage1", progress=False)
-    second = TrainConfig(name="stage2", network=second_network, weights=str(stage1.checkpoint_path),
-                         image_size=first.image_size, epochs=1 if args.small else args.stage2_epochs,
-                         batch_classes=4 if args.small else 16, batch_per_class=2 if args.small else 4,
-                         lr=3e-4, device=dev)
-    stage2 = train_model(second, train, None, work / "stage2", progress=False)
-    train_s = time.perf_counter() - began
+    out: dict[str, Any] = {}
+    for recipe in args.recipes:
+        began, stages = time.perf_counter(), []
+        for config in _recipe_stages(recipe, args, work, dev):
+            result = train_model(config, train, None, work / config.name, progress=False)
+            stages.append(round(result.seconds, 1))
+        train_s = time.perf_counter() - began
+        metrics, rate = _scored(result.checkpoint_path, test, dev, work / f"{recipe}-test-store")
+        out[recipe] = {"train_s": round(train_s, 1), "stage_s": stages, "embed_images_per_s": round(rate, 1),
+                       **metrics}
+        report["_recipe"] = (result.checkpoint_path, test)  # for the embedding and ONNX steps
+    out.update(train_images=len(train), test_images=len(test),
+               targets={"p_at_1": 0.86, "map_at_r": 0.60, "train_s": 300,
+                        "never_below": "the CPU recipe's test P@1 0.840 / MAP@R 0.575"})
+    return out
 
-    store = EmbeddingStore(work / "test-store")
-    embedded = embed_items(stage2.checkpoint_path, list(enumerate(path for path, _ in test)), store,
-                           progress=False, device=dev)
+
+def _recipe_stages(recipe: str, args, work: Path, dev: str) -> list:
+    """The TrainConfigs ``indexer train --recipe RECIPE`` runs (on ``dev``); with --small, two tiny stages."""
+    from models.config import TrainConfig
+    from models.recipes import recipe_configs
+
+    if not args.small:
+        return recipe_configs(recipe, recipe, lambda name: str(work / name / "model.pt"), device=dev)
+    if args.weights:
+        first = TrainConfig(name=f"{recipe}-stage1", network="mobilenet_v2", weights=args.weights,
+                            freeze_backbone=True, image_size=64, epochs=2, device=dev)
+    else:  # no ImageNet weights on a CPU test: the Siamese net stands in
+        first = TrainConfig(name=f"{recipe}-stage1", network="siamese", image_size=32, epochs=1, batch_classes=4,
+                            batch_per_class=2, device=dev)
+    second = TrainConfig(name=recipe, network=first.network, weights=str(work / first.name / "model.pt"),
+                         image_size=first.image_size, epochs=1, batch_classes=4, batch_per_class=2, lr=3e-4,
+                         device=dev)
+    return [first, second]
+
+
+def _scored(checkpoint, test: list, dev: str, store_dir: Path) -> tuple[dict[str, float], float]:
+    """({p_at_1, map_at_r, f1_at_10}, images/s embedding them) of ``checkpoint`` on the test items, each queried
+    against the others by exact search on the device."""
+    import numpy as np
+
+    from indexer.core.metrics import label_metrics, relevant_counts
+    from models.embed import embed_items
+    from models.embedding_store import EmbeddingStore
+    from models.exact_search import torch_exact_search
+
+    store = EmbeddingStore(store_dir)
+    embedded = embed_items(checkpoint, list(enumerate(path for path, _ in test)), store, progress=False, device=dev)
     ids, vectors = store.ids(), np.asarray(store.vectors(mmap=False))
     labels = np.array([test[i][1] for i in ids])
     relevant = relevant_counts(labels, labels)
@@ -217,11 +255,8 @@ def flowers_recipe(device, args, work: Path, report: dict[str, Any]) -> dict[str
     _, rows = torch_exact_search(vectors, vectors, depth + 1, device=dev)
     neighbours = np.array([[r for r in row if r != own][:depth] for own, row in enumerate(rows)])
     metrics = label_metrics(labels, labels[neighbours], relevant, min(10, depth))
-    report["_recipe"] = (stage2.checkpoint_path, test)  # for the embedding and ONNX steps
-    return {"train_s": round(train_s, 1), "stage1_s": round(stage1.seconds, 1), "stage2_s": round(stage2.seconds, 1),
-            "train_images": len(train), "test_images": len(ids), "embed_images_per_s": round(embedded.images_per_s, 1),
-            "p_at_1": metrics["precision_at_1"], "map_at_r": metrics["map_at_r"], "f1_at_10": metrics["f1_at_k"],
-            "targets": {"p_at_1": 0.85, "map_at_r": 0.50, "train_s": 300}}
+    return ({"p_at_1": metrics["precision_at_1"], "map_at_r": metrics["map_at_r"], "f1_at_10": metrics["f1_at_k"]},
+            embedded.images_per_s)
 
 
 def embedding_rates(device, report: dict[str, Any], small: bool) -> dict[str, Any]:
@@ -242,10 +277,11 @@ def embedding_rates(device, report: dict[str, Any], small: bool) -> dict[str, An
     _, spec, _ = load_model(checkpoint)
     decode = measure_loader_rate(items, spec, batch_size=batch, num_workers=workers, device=dev)
     with tempfile.TemporaryDirectory() as tmp:
-        pipeline = embed_items(checkpoint, items, EmbeddingStore(tmp), batch_size=batch, progress=False, device=dev,
-                               num_workers=workers)
+        pipeline = embed_items(checkpoint, items, EmbeddingStore(Path(tmp) / "cpu"), batch_size=batch,
+                               progress=False, device=dev, num_workers=workers)
+        on_device = _device_decoding(checkpoint, spec, items, batch, workers, dev, Path(tmp))
     steady_decode = decode.steady_images_per_s
-    return {"bare_forward_images_per_s": round(bare, 1),
+    return {"device_decoding": on_device, "bare_forward_images_per_s": round(bare, 1),
             "decode_only_images_per_s": round(steady_decode, 1), "decode_only_startup_s": round(decode.startup_seconds, 2),
             "catalog_path_images_per_s": round(pipeline.steady_images_per_s, 1),
             "catalog_path_startup_s": round(pipeline.startup_seconds, 2),
@@ -254,6 +290,83 @@ def embedding_rates(device, report: dict[str, Any], small: bool) -> dict[str, An
             "share_of_bare": round(pipeline.steady_images_per_s / bare, 3), "batch": batch, "workers": workers,
             "images": pipeline.embedded, "targets": {"share_of_decode_only": 0.9, "images": EMBED_IMAGES},
             "rates": "images/s after the first batch; start-up: from the call to the first batch's vectors"}
+
+
+def _device_decoding(checkpoint, spec, items: list, batch: int, workers: int, dev: str, stores: Path) -> dict:
+    """``--decode device`` on ``items`` (embedded with the CPU loader into ``stores/cpu`` already): its
+    decode-only and catalog-path rates after start-up, and its vectors' cosine to the CPU loader's."""
+    import numpy as np
+
+    from models.embed import embed_items, measure_loader_rate
+    from models.embedding_store import EmbeddingStore
+
+    decode = measure_loader_rate(items, spec, batch_size=batch, num_workers=workers, device=dev, decode="device")
+    path = embed_items(checkpoint, items, EmbeddingStore(stores / "device"), batch_size=batch, progress=False,
+                       device=dev, num_workers=workers, decode="device")
+    cosine = _cosines(EmbeddingStore(stores / "cpu"), EmbeddingStore(stores / "device"))
+    return {"decode_only_images_per_s": round(decode.steady_images_per_s, 1),
+            "decode_only_startup_s": round(decode.startup_seconds, 2),
+            "catalog_path_images_per_s": round(path.steady_images_per_s, 1),
+            "catalog_path_startup_s": round(path.startup_seconds, 2), "failed": len(path.failed),
+            "min_cosine_to_cpu_loader": float(np.min(cosine)) if len(cosine) else None,
+            "target_min_cosine": 0.999}
+
+
+def _cosines(first, second):
+    """Cosine of each id's vector in two embedding stores (the ids both hold)."""
+    import numpy as np
+
+    ids_a, vectors_a = first.items()
+    ids_b, vectors_b = second.items()
+    common, at_a, at_b = np.intersect1d(ids_a, ids_b, return_indices=True)
+    a, b = np.asarray(vectors_a)[at_a], np.asarray(vectors_b)[at_b]
+    return np.sum(a * b, axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+def photo_decoding(device, args, work: Path, report: dict[str, Any]) -> dict[str, Any]:
+    """12 MP JPEGs (``--photos`` test images upscaled, each listed 8 times; 8 of 512 px with --small), where
+    decoding is all of the cost: the CPU loader (DCT-scaled decoding in the workers) against ``--decode
+    device``, decode-only and the catalog path, each after start-up, and the two paths' vectors' cosine."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image
+
+    from models.checkpoint import load_model
+    from models.embed import default_workers, embed_items, measure_loader_rate
+    from models.embedding_store import EmbeddingStore
+
+    checkpoint, test = _trained(report)
+    dev = "cuda" if device.type == "cuda" else "cpu"
+    side, count = (512, 8) if args.small else (3464, args.photos)
+    folder = work / "photos"
+    folder.mkdir(exist_ok=True)
+
+    def make(number: int) -> str:
+        target = folder / f"photo{number:04d}.jpg"
+        with Image.open(test[number % len(test)][0]) as img:
+            img.convert("RGB").resize((side, side), Image.Resampling.BICUBIC).save(target, quality=90)
+        return str(target)
+
+    began = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        paths = list(pool.map(make, range(count)))
+    made_s = time.perf_counter() - began
+    items = list(enumerate(paths * 8))
+    _, spec, _ = load_model(checkpoint)
+    workers, batch = default_workers(dev), 32
+    out: dict[str, Any] = {"photos": count, "megapixels": round(side * side / 1e6, 1), "items": len(items),
+                           "made_s": round(made_s, 1), "workers": workers, "batch": batch}
+    with tempfile.TemporaryDirectory() as tmp:
+        for decode in ("cpu", "device"):
+            loader = measure_loader_rate(items, spec, batch_size=batch, num_workers=workers, device=dev, decode=decode)
+            path = embed_items(checkpoint, items, EmbeddingStore(Path(tmp) / decode), batch_size=batch,
+                               progress=False, device=dev, num_workers=workers, decode=decode)
+            out[decode] = {"decode_only_images_per_s": round(loader.steady_images_per_s, 1),
+                           "catalog_path_images_per_s": round(path.steady_images_per_s, 1),
+                           "catalog_path_startup_s": round(path.startup_seconds, 2), "failed": len(path.failed)}
+        cosine = _cosines(EmbeddingStore(Path(tmp) / "cpu"), EmbeddingStore(Path(tmp) / "device"))
+    out["min_cosine_device_to_cpu"] = float(cosine.min()) if len(cosine) else None
+    return out
 
 
 def _trained(report: dict[str, Any]):

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from models.device_decode import DeviceBatch, DeviceDecoder, Encoded, check_decode, worker_load
 from models.embedding_store import EmbeddingStore, PendingRows
 from models.errors import ImageError, ModelError
 from models.preprocess import PreprocessSpec, load_and_preprocess, load_square_pixels, normalise_table
@@ -50,10 +51,12 @@ class LoaderRate:
 
 class _ItemDataset:
     """(id, path) → (pixels or None, id, path, reason). Pixels: (S, S, 3) uint8 when ``raw`` (normalised on
-    the model's device by :class:`_DeviceInput`), else (3, S, S) float32 normalised here."""
+    the model's device by :class:`_DeviceInput`), else (3, S, S) float32 normalised here; with ``decode``
+    "device", a JPEG's bytes instead (:func:`models.device_decode.worker_load`)."""
 
-    def __init__(self, items: Sequence[tuple[int, str]], spec: PreprocessSpec, raw: bool) -> None:
-        self.items, self.spec, self.raw = list(items), spec, raw
+    def __init__(self, items: Sequence[tuple[int, str]], spec: PreprocessSpec, raw: bool,
+                 decode: str = "cpu") -> None:
+        self.items, self.spec, self.raw, self.decode = list(items), spec, raw, decode
 
     def __len__(self) -> int:
         return len(self.items)
@@ -61,7 +64,7 @@ class _ItemDataset:
     def __getitem__(self, index: int):
         item_id, path = self.items[index]
         try:
-            load = load_square_pixels if self.raw else load_and_preprocess
+            load = worker_load if self.decode == "device" else load_square_pixels if self.raw else load_and_preprocess
             return load(path, self.spec), item_id, path, ""
         except ImageError as exc:
             return None, item_id, path, str(exc)
@@ -69,22 +72,40 @@ class _ItemDataset:
 
 class _Collate:
     """Stack the decoded arrays into one batch: raw, (n, S, S, 3) uint8; else (n * spec.n_views, 3, S, S)
-    float32, the mirrors after the images when the spec flips (:meth:`PreprocessSpec.views`); a class, so
-    DataLoader workers can pickle it."""
+    float32, the mirrors after the images when the spec flips (:meth:`PreprocessSpec.views`); with ``decode``
+    "device", a :class:`models.device_decode.DeviceBatch`; a class, so DataLoader workers can pickle it."""
 
-    def __init__(self, spec: PreprocessSpec, raw: bool) -> None:
-        self.spec, self.raw = spec, raw
+    def __init__(self, spec: PreprocessSpec, raw: bool, decode: str = "cpu") -> None:
+        self.spec, self.raw, self.decode = spec, raw, decode
 
     def __call__(self, batch):
         import torch
 
         ok = [(array, item_id) for array, item_id, _, _ in batch if array is not None]
         failed = [(int(item_id), str(path), reason) for array, item_id, path, reason in batch if array is None]
+        if self.decode == "device":
+            return _device_batch(batch), np.asarray([i for _, i in ok], dtype=np.int64), failed
         images = None
         if ok:
             stacked = np.stack([a for a, _ in ok])
             images = torch.from_numpy(stacked if self.raw else self.spec.views(stacked))
         return images, np.asarray([i for _, i in ok], dtype=np.int64), failed
+
+
+def _device_batch(batch) -> DeviceBatch | None:
+    """The workers' items of one batch as a :class:`DeviceBatch` (None when every item failed)."""
+    out = DeviceBatch()
+    pixels = []
+    for loaded, item_id, path, _ in batch:
+        if isinstance(loaded, Encoded):
+            out.encoded.append(loaded.data)
+            out.encoded_ids.append(int(item_id))
+            out.encoded_paths.append(str(path))
+        elif loaded is not None:
+            pixels.append(loaded)
+            out.pixel_ids.append(int(item_id))
+    out.pixels = np.stack(pixels) if pixels else None
+    return out if out.encoded or pixels else None
 
 
 class _DeviceInput:
@@ -126,23 +147,27 @@ def default_workers(device) -> int:
 
 
 def embedding_loader(items: Sequence[tuple[int, str]], spec: PreprocessSpec, *, batch_size: int = 128,
-                     num_workers: int | None = None, device=None, raw: bool | None = None):
+                     num_workers: int | None = None, device=None, raw: bool | None = None, decode: str = "cpu"):
     """The DataLoader :func:`embed_model` reads: batches of (images or None, (n,) int64 ids, failed
-    ``(id, path, reason)``), images as :class:`_Collate` makes them (``raw`` None: raw on CUDA); workers
-    (None): :func:`default_workers`; pinned memory on CUDA."""
+    ``(id, path, reason)``), images as :class:`_Collate` makes them (``raw`` None: raw on CUDA; ``decode``
+    "device": JPEGs as bytes, for :class:`models.device_decode.DeviceDecoder`, the rest as raw pixels);
+    workers (None): :func:`default_workers`; pinned memory on CUDA."""
     from torch.utils.data import DataLoader
 
     cuda = str(device or "cpu").startswith("cuda")
     raw = cuda if raw is None else raw
+    raw = raw or check_decode(decode) == "device"  # the worker-decoded pixels join the device-decoded ones
     workers = default_workers(device) if num_workers is None else num_workers
-    return DataLoader(_ItemDataset(items, spec, raw), batch_size=batch_size, shuffle=False,
-                      collate_fn=_Collate(spec, raw), num_workers=workers, pin_memory=cuda)
+    return DataLoader(_ItemDataset(items, spec, raw, decode), batch_size=batch_size, shuffle=False,
+                      collate_fn=_Collate(spec, raw, decode), num_workers=workers, pin_memory=cuda)
 
 
 def embed_items(checkpoint_path: str | os.PathLike[str], items: Sequence[tuple[int, str]], store: EmbeddingStore,
                 *, batch_size: int = 128, progress: bool = True, num_workers: int | None = None,
-                flush_seconds: float = FLUSH_SECONDS, device: str = "auto") -> EmbedReport:
-    """Embed the ``(id, path)`` items the store lacks with the checkpoint's model (:func:`embed_model`)."""
+                flush_seconds: float = FLUSH_SECONDS, device: str = "auto", decode: str = "cpu") -> EmbedReport:
+    """Embed the ``(id, path)`` items the store lacks with the checkpoint's model (:func:`embed_model`;
+    ``decode`` "device": JPEGs decoded on the model's device, :mod:`models.device_decode`)."""
+    check_decode(decode)
     started = time.perf_counter()
     items = [(int(i), os.fspath(p)) for i, p in items]
     if not len(store.missing([i for i, _ in items])):  # don't pay for importing torch and loading the model
@@ -157,13 +182,13 @@ def embed_items(checkpoint_path: str | os.PathLike[str], items: Sequence[tuple[i
         raise ModelError(f"store {store.directory} holds {store.dim}-dim vectors; model {checkpoint_path} "
                          f"makes {meta['embedding_dim']}-dim ones")
     return embed_model(model, spec, items, store, batch_size=batch_size, progress=progress, num_workers=num_workers,
-                       flush_seconds=flush_seconds, device=torch_device, started=started)
+                       flush_seconds=flush_seconds, device=torch_device, started=started, decode=decode)
 
 
 def embed_model(model, spec: PreprocessSpec, items: Sequence[tuple[int, str]], store: EmbeddingStore, *,
                 batch_size: int = 128, progress: bool = True, num_workers: int | None = None,
                 flush_seconds: float = FLUSH_SECONDS, device=None, raw: bool | None = None,
-                started: float | None = None) -> EmbedReport:
+                started: float | None = None, decode: str = "cpu") -> EmbedReport:
     """Embed the ``(id, path)`` items the store lacks with ``model`` (a torch module on ``device``, its outputs
     (m, D)), appending (n, D) float32 rows to the store at least every ``flush_seconds`` (and at the end) so a
     killed run loses little; unreadable images are reported in ``failed``, not fatal.
@@ -171,8 +196,10 @@ def embed_model(model, spec: PreprocessSpec, items: Sequence[tuple[int, str]], s
     The device never waits for the host: each batch's outputs travel to the host (pinned memory, an event)
     while the next batch runs, and are stored one batch later; the first batch is waited for, to time the
     start-up. ``raw`` (None: on CUDA): the workers send uint8 pixels, normalised on the device
-    (:class:`_DeviceInput`); the vectors are the same either way. ``started``: the ``time.perf_counter()``
-    reading the report's times count from (default: this call)."""
+    (:class:`_DeviceInput`); the vectors are the same either way. ``decode`` "device": the workers send JPEGs'
+    bytes, decoded on the device (:mod:`models.device_decode`; vectors within cosine 0.999 of the CPU
+    loader's). ``started``: the ``time.perf_counter()`` reading the report's times count from (default: this
+    call)."""
     started = time.perf_counter() if started is None else started
     items = [(int(i), os.fspath(p)) for i, p in items]
     todo_ids = set(store.missing([i for i, _ in items]).tolist())
@@ -188,8 +215,9 @@ def embed_model(model, spec: PreprocessSpec, items: Sequence[tuple[int, str]], s
     torch_device = torch.device(device or "cpu")
     channels_last(model)
     loader = embedding_loader(todo, spec, batch_size=batch_size, num_workers=num_workers, device=torch_device,
-                              raw=raw)
+                              raw=raw, decode=decode)
     to_input = _DeviceInput(spec, torch_device)
+    decoder = DeviceDecoder(spec, torch_device) if decode == "device" else None
     failed: list[tuple[int, str, str]] = []
     pending = PendingRows(store)
     bar = tqdm(total=len(todo), desc="embed", unit="img", disable=not progress)
@@ -205,6 +233,10 @@ def embed_model(model, spec: PreprocessSpec, items: Sequence[tuple[int, str]], s
     with torch.inference_mode():  # fp32: bf16 autocast gave min cosine 0.9953 to the ONNX query path (H200)
         for images, ids, bad in loader:
             failed.extend(bad)
+            seen = len(ids) + len(bad)
+            if isinstance(images, DeviceBatch):
+                images, ids, more = decoder(images)
+                failed.extend(more)
             if images is not None:
                 batch = (ids, *_to_host(model(to_input(images)).float()))
                 if in_flight is not None:
@@ -213,7 +245,7 @@ def embed_model(model, spec: PreprocessSpec, items: Sequence[tuple[int, str]], s
                 if first_at is None:  # waited for: the start-up ends with the first vectors on the host
                     land(in_flight)
                     in_flight, first_at, first_rows = None, time.perf_counter(), pending.added
-            bar.update(len(ids) + len(bad))
+            bar.update(seen)
             if time.perf_counter() - flushed_at >= flush_seconds:
                 pending.flush()
                 flushed_at = time.perf_counter()
@@ -243,12 +275,19 @@ def _to_host(outputs):
 
 
 def measure_loader_rate(items: Sequence[tuple[int, str]], spec: PreprocessSpec, *, batch_size: int = 128,
-                        num_workers: int | None = None, device=None, raw: bool | None = None) -> LoaderRate:
-    """The decode-only rate: :func:`embedding_loader`'s batches read and dropped, nothing embedded."""
+                        num_workers: int | None = None, device=None, raw: bool | None = None,
+                        decode: str = "cpu") -> LoaderRate:
+    """The decode-only rate: :func:`embedding_loader`'s batches read and dropped, nothing embedded (with
+    ``decode`` "device", decoded on ``device`` too, waited for)."""
     started = time.perf_counter()
     first_at, first_images, images = 0.0, 0, 0
-    for _images, ids, bad in embedding_loader(items, spec, batch_size=batch_size, num_workers=num_workers,
-                                              device=device, raw=raw):
+    decoder = DeviceDecoder(spec, device or "cpu") if decode == "device" else None
+    for batch, ids, bad in embedding_loader(items, spec, batch_size=batch_size, num_workers=num_workers,
+                                            device=device, raw=raw, decode=decode):
+        if isinstance(batch, DeviceBatch):
+            decoded, ids, more = decoder(batch)
+            bad = bad + more
+            _wait_for(decoded)
         images += len(ids) + len(bad)
         if not first_at:
             first_at, first_images = time.perf_counter(), images
@@ -256,6 +295,14 @@ def measure_loader_rate(items: Sequence[tuple[int, str]], spec: PreprocessSpec, 
     steady = seconds - (first_at - started)
     return LoaderRate(images, seconds, first_at - started,
                       (images - first_images) / steady if images > first_images and steady > 0 else 0.0)
+
+
+def _wait_for(tensor) -> None:
+    """Wait until a CUDA ``tensor``'s work is done (nothing to wait for elsewhere)."""
+    if tensor is not None and tensor.device.type == "cuda":
+        import torch
+
+        torch.cuda.synchronize(tensor.device)
 
 
 def measure_forward_rate(checkpoint_path: str | os.PathLike[str], batch_size: int = 128, n_batches: int = 5,

@@ -63,6 +63,16 @@ RECIPES = {
                     "(decay 0.998) kept; test-time flip",
         stages=(_BEST_HEAD, {**_BEST_FINE_TUNE, "epochs": 40, "warmup_epochs": 2, "ema_decay": 0.998}),
     ),
+    # For a GPU (issue 29): what a GPU's time buys over best-v5, larger inputs (160 px; the 8-epoch hold-out
+    # run at 160 px came out ahead, docs/BENCHMARKS.md, issue 31) and a longer schedule. Prepared for
+    # benchmarks/gpu_check.py; not yet measured on a device.
+    "best-gpu": Recipe(
+        name="best-gpu",
+        description="UNMEASURED, for a GPU (hours on 2 CPU cores): best-v5 at 160 px with 60 epochs of the "
+                    "whole network",
+        stages=({**_BEST_HEAD, "image_size": 160},
+                {**_BEST_FINE_TUNE, "image_size": 160, "epochs": 60, "warmup_epochs": 2, "ema_decay": 0.998}),
+    ),
 }
 
 

@@ -52,6 +52,7 @@ from indexer.api.pipeline.photos import IndexFolderOutcome, index_folder
 from indexer.api.pipeline.recipes import KEPT_STAGE, RECIPE_OVERRIDES, RECIPES, Recipe, train_recipe
 from indexer.api.pipeline.remove import remove as remove_images
 from indexer.api.pipeline.training import (
+    EMBED_DECODES,
     EMBED_ENGINES,
     TrainOutcome,
     derive_model,
@@ -103,7 +104,7 @@ from models.weights import cached_imagenet_file
 
 __all__ = [
     "BENCH_CHOICES", "BENCH_KINDS", "BUILD_CHOICES", "DEFAULT_BENCH_KINDS", "DEFAULT_DUPLICATE_THRESHOLD",
-    "DEFAULT_KIND", "DEFAULT_PCA_DIM", "DEFAULT_TARGET_RECALL", "DEFAULT_WORKSPACE", "EMBED_ENGINES",
+    "DEFAULT_KIND", "DEFAULT_PCA_DIM", "DEFAULT_TARGET_RECALL", "DEFAULT_WORKSPACE", "EMBED_DECODES", "EMBED_ENGINES",
     "EXPORT_FORMATS", "IMPORT_FORMATS", "INDEX_KINDS", "KEPT_STAGE", "LABEL_MODES", "LABEL_SOURCES",
     "LIBRARY_ERRORS", "LOSSES", "MAX_EXAMPLES", "MAX_K", "MAX_OFFSET", "MINERS", "PEERS", "PHOTOS_INDEX", "PHOTOS_MODEL", "PHOTOS_NETWORK",
     "RECIPES", "RECIPE_OVERRIDES", "RERANK_MODES", "TTA_MODES", "Answer", "BenchReport", "BuildOutcome",

@@ -35,7 +35,7 @@ from indexer.cli.common import MAX_PROBLEM_LINES, workspace_of
 @click.option("--dim", type=click.IntRange(min=1), default=None, help="Embedding dims (default 128).")
 @click.option("--recipe", type=click.Choice(sorted(api.RECIPES)), default=None,
               help="A multi-stage recipe (best: MobileNetV2, frozen then fine-tuned, flip; ~25 min on 2 cores; "
-                   "best-v5: experimental, see docs/BENCHMARKS.md).")
+                   "best-v5: experimental; best-gpu: for a GPU, unmeasured; see docs/BENCHMARKS.md).")
 @click.pass_context
 def train(ctx: click.Context, config_file: str | None, codebook, dim, recipe, **flags) -> None:
     """Train an embedding network on the catalog's images (all splits but test): on the labelled ones, or
@@ -136,13 +136,17 @@ def model_derive(ctx: click.Context, source: str, name: str, tta: str) -> None:
 @click.option("--address", default=None, help="Ray cluster: auto or ray://HOST:PORT (default: start a local Ray).")
 @click.option("--actors", type=click.IntRange(min=1), default=None,
               help="Ray model actors (default: one per GPU, else one per CPU of the cluster).")
+@click.option("--decode", type=click.Choice(api.EMBED_DECODES), default="cpu", show_default=True,
+              help="Where JPEGs are decoded (--engine local): cpu, in the loader's workers; device, on the "
+                   "model's device (nvJPEG on a GPU), the workers only reading the files.")
 @click.pass_context
 def embed(ctx: click.Context, model_name: str | None, batch_size: int, engine: str, address: str | None,
-          actors: int | None) -> None:
+          actors: int | None, decode: str) -> None:
     """Embed every catalog image the model has not embedded yet (resumable)."""
     workspace = workspace_of(ctx)
     name = model_name or api.default_model_name(workspace)
-    report = api.embed(workspace, name, batch_size=batch_size, engine=engine, address=address, actors=actors)
+    report = api.embed(workspace, name, batch_size=batch_size, engine=engine, address=address, actors=actors,
+                       decode=decode)
     for image_id, path, reason in report.failed[:MAX_PROBLEM_LINES]:
         click.echo(f"{path}: {reason} (image {image_id} skipped)", err=True)
     for note in report.notes:

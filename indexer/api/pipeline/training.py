@@ -22,6 +22,7 @@ from models.config import (
     TrainConfig,
     config_from_yaml,
 )
+from models.device_decode import DECODE_MODES
 from storage.catalog import ArtifactRow, ImageRow
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ DEFAULT_TRAIN_SPLITS = TrainConfig().train_splits
 HELD_OUT_SPLIT = "test"
 DEFAULT_MODEL_NAME = TrainConfig().name  # replaced by the network's name when none is given
 EMBED_ENGINES = ("local", "onnx", "ray")
+EMBED_DECODES = DECODE_MODES  # where JPEGs are decoded for catalog embedding (models.device_decode)
 
 __all__ = ["EMBED_ENGINES", "LOSSES", "MINERS", "TrainOutcome", "derive_model", "embed", "train", "train_config"]
 
@@ -122,14 +124,16 @@ def train(
 
 
 def embed(workspace: Workspace, model_name: str, *, batch_size: int = 128, progress: bool = True,
-          engine: str = "local", address: str | None = None, actors: int | None = None) -> EmbedReport:
+          engine: str = "local", address: str | None = None, actors: int | None = None,
+          decode: str = "cpu") -> EmbedReport:
     """Embed every ok catalog image the model's store lacks.
 
     ``engine`` ``"local"`` embeds in this process with the torch checkpoint (on the GPU when there is one);
     ``"onnx"`` in this process with the model's ONNX export, the query path's runtime (on a CPU several times
     the local engine's rate; vectors equal to the torch ones to cosine 0.9999); ``"ray"`` runs a Ray Data job on the cluster at ``address``
     (``auto``, ``ray://HOST:PORT``; None starts a local Ray) with ``actors`` model actors
-    (:func:`indexer.api.pipeline.ray_embed.embed_on_ray`).
+    (:func:`indexer.api.pipeline.ray_embed.embed_on_ray`). ``decode`` "device" (the local engine, a network
+    model): JPEGs are decoded on the model's device, nvJPEG on a GPU (:mod:`models.device_decode`).
 
     Returns an :class:`models.embed.EmbedReport`: ``embedded``, ``skipped_existing``, ``failed``
     (``(id, path, reason)`` of files that broke since ingestion; they are marked ``error``), ``images_per_s``.
@@ -145,6 +149,8 @@ def embed(workspace: Workspace, model_name: str, *, batch_size: int = 128, progr
         raise InputError(f"engine: {engine!r} is invalid; expected one of {', '.join(EMBED_ENGINES)}")
     if engine != "ray" and (address is not None or actors is not None):
         raise InputError("address and actors apply to the ray engine (--engine ray)")
+    if decode not in DECODE_MODES:
+        raise InputError(f"decode: {decode!r} is invalid; expected one of {', '.join(DECODE_MODES)}")
     with workspace.catalog(write=True) as catalog:
         model = catalog.model(model_name)
         rows = catalog.images()
@@ -154,6 +160,9 @@ def embed(workspace: Workspace, model_name: str, *, batch_size: int = 128, progr
         return EmbedReport(0, stored, notes=[
             f"model {model_name!r} holds imported vectors: there is nothing to embed (add vectors with "
             f"'indexer import FILE --model {model_name}')"])
+    if decode != "cpu" and (engine != "local" or embedder_kind(model.params) != ONNX):
+        raise InputError(f"--decode {decode} applies to --engine local with a network model; model "
+                         f"{model_name!r} ({model.kind}) was asked for the {engine} engine")
     store = EmbeddingStore(store_dir)
     items = [(row.id, row.path) for row in rows_to_embed(model, rows)]
     with store.locked():  # a second embedder of this model (embed, build) waits, then finds the vectors there
@@ -164,7 +173,7 @@ def embed(workspace: Workspace, model_name: str, *, batch_size: int = 128, progr
                                   batch_size=batch_size, progress=progress)
         elif engine == "local" and embedder_kind(model.params) == ONNX:  # the torch model embeds the catalog; its ONNX export, queries
             report = embed_items(workspace.resolve(model.path), items, store, batch_size=batch_size,
-                                 progress=progress)
+                                 progress=progress, decode=decode)
         else:
             embedder = open_embedder(model.params, workspace.resolve, threads=os.cpu_count() or 1)
             report = embed_with(embedder, items, store, batch_size=batch_size, progress=progress)

@@ -84,3 +84,22 @@ def test_embed_with_the_onnx_engine_matches_the_torch_engine(ws):
     assert np.min(np.sum(onnx_vectors * torch_vectors, axis=1)) >= 0.9999
     result = run(ws, "embed", "--model", "tiny", "--engine", "onnx", "--actors", "2", ok=False)
     assert result.exit_code == 1 and "ray engine" in result.output
+
+
+def test_embed_decoding_on_the_device_matches_and_other_engines_refuse_it(ws):
+    import numpy as np
+
+    from indexer.api import Workspace
+    from indexer.api.registry.indexes import catalog_vectors
+
+    workspace = Workspace.at(ws)
+    ids, cpu_vectors = catalog_vectors(workspace, "tiny")
+    (ws / "embeddings" / "tiny").rename(ws / "embeddings" / "tiny-cpu")
+    result = run(ws, "embed", "--model", "tiny", "--decode", "device")
+    assert f"{len(ids)} embedded" in result.output and "0 failed" in result.output
+    device_ids, device_vectors = catalog_vectors(workspace, "tiny")
+    assert device_ids.tolist() == ids.tolist()
+    assert np.min(np.sum(device_vectors * cpu_vectors, axis=1)) >= 0.999
+    result = run(ws, "embed", "--model", "tiny", "--engine", "onnx", "--decode", "device", ok=False)
+    assert result.exit_code == 1 and "--decode device applies to --engine local" in result.output
+    assert len(result.output.strip().splitlines()) == 1

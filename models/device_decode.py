@@ -1,0 +1,148 @@
+"""JPEG decoding on the model's device for catalog embedding (``indexer embed --decode device``).
+
+The CPU loader (:func:`models.preprocess.load_square_pixels`) decodes in the DataLoader's workers. With
+``decode="device"`` a worker only reads a JPEG's header (format, mode, size: no pixels) and sends the file's
+bytes; the main process decodes a whole batch with ``torchvision.io.decode_jpeg`` on the model's device (nvJPEG
+on CUDA), then resizes each image's shorter side to the model's input with antialiased bilinear interpolation
+(the filter Pillow's resize uses), rounds to uint8 and centre-crops, as :func:`models.preprocess.resize_and_crop`
+does. Every other file (PNG, HEIC, CMYK or 16-bit JPEGs, an unreadable header, more than
+:data:`MAX_DEVICE_PIXELS`) takes the CPU loader in the worker, so nothing is refused that the CPU path accepts,
+and its errors are the CPU path's. A JPEG the device cannot decode is decoded from its bytes on the CPU in the
+main process (the same loader), or reported as failed with that loader's reason.
+
+The pixels differ slightly from the CPU loader's: the CPU decodes a large JPEG at a reduced size (DCT scaling)
+before resizing, the device decodes it whole. The vectors agree to a cosine of at least 0.999 on the tests'
+images (tests/models/test_device_decode.py); ``benchmarks/gpu_check.py`` measures it on the device.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from models.errors import ConfigError, ImageError
+from models.preprocess import PreprocessSpec, decode_for_model, load_square_pixels, square_pixels
+
+DECODE_MODES = ("cpu", "device")
+MAX_DEVICE_PIXELS = 50_000_000  # larger JPEGs decode on the CPU at a reduced size (DCT scaling) instead
+_DEVICE_MODES = frozenset({"RGB", "L"})  # JPEG colour modes torchvision decodes to RGB (not CMYK, not 16-bit)
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A JPEG file's bytes, sent by a worker to be decoded on the device."""
+
+    data: np.ndarray  # (n,) uint8
+
+
+def worker_load(path: str, spec: PreprocessSpec) -> Encoded | np.ndarray:
+    """What a worker sends for ``path`` with device decoding: the file's bytes when its header says a JPEG the
+    device decodes, else the CPU loader's (S, S, 3) uint8 pixels. Raises ImageError (the CPU loader's)."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with open(path, "rb") as handle:
+                data = handle.read()
+            with Image.open(io.BytesIO(data)) as img:  # the header only: no pixels decoded here
+                ok = (img.format == "JPEG" and img.mode in _DEVICE_MODES
+                      and img.size[0] * img.size[1] <= MAX_DEVICE_PIXELS)
+    except Exception:  # noqa: BLE001 - any trouble: the CPU loader decides, with its own error message
+        ok = False
+    if ok:
+        return Encoded(np.frombuffer(data, np.uint8))
+    return load_square_pixels(path, spec)
+
+
+@dataclass
+class DeviceBatch:
+    """A collated batch with device decoding: the encoded JPEGs (with their ids and paths) and the pixels the
+    workers decoded (with their ids)."""
+
+    encoded: list[np.ndarray] = field(default_factory=list)
+    encoded_ids: list[int] = field(default_factory=list)
+    encoded_paths: list[str] = field(default_factory=list)
+    pixels: np.ndarray | None = None  # (m, S, S, 3) uint8
+    pixel_ids: list[int] = field(default_factory=list)
+
+
+class DeviceDecoder:
+    """A :class:`DeviceBatch` → ((n, S, S, 3) uint8 tensor on ``device``, (n,) int64 ids, failed
+    ``(id, path, reason)``): the JPEGs decoded on the device, then the workers' pixels after them."""
+
+    def __init__(self, spec: PreprocessSpec, device: Any) -> None:
+        import torch
+
+        self.spec, self.device = spec, torch.device(device)
+
+    def __call__(self, batch: DeviceBatch):
+        import torch
+
+        images, ids, failed = [], [], []
+        decoded = self._decode_all([torch.from_numpy(data.copy()) for data in batch.encoded])
+        for image, data, item_id, path in zip(decoded, batch.encoded, batch.encoded_ids, batch.encoded_paths):
+            if image is None:  # the device could not: the CPU loader on the bytes, or its error
+                try:
+                    pixels = square_pixels(decode_for_model(data.tobytes(), path, self.spec), self.spec)
+                except ImageError as exc:
+                    failed.append((int(item_id), path, str(exc)))
+                    continue
+                image = torch.from_numpy(pixels).to(self.device)
+            else:
+                image = square_on_device(image, self.spec.image_size)
+            images.append(image)
+            ids.append(int(item_id))
+        if batch.pixels is not None and len(batch.pixels):
+            images.extend(torch.from_numpy(batch.pixels).to(self.device, non_blocking=True).unbind(0))
+            ids.extend(int(i) for i in batch.pixel_ids)
+        stacked = torch.stack(images) if images else None
+        return stacked, np.asarray(ids, np.int64), failed
+
+    def _decode_all(self, tensors: list) -> list:
+        """Each tensor of bytes decoded on the device to a (3, H, W) uint8 RGB tensor (EXIF orientation
+        applied), or None where the device failed (a batch that fails is retried one image at a time)."""
+        from torchvision.io import ImageReadMode, decode_jpeg
+
+        if not tensors:
+            return []
+        try:
+            return list(decode_jpeg(tensors, mode=ImageReadMode.RGB, device=self.device, apply_exif_orientation=True))
+        except RuntimeError:
+            out = []
+            for tensor in tensors:
+                try:
+                    out.append(decode_jpeg(tensor, mode=ImageReadMode.RGB, device=self.device,
+                                           apply_exif_orientation=True))
+                except RuntimeError:
+                    out.append(None)
+            return out
+
+
+def square_on_device(image, image_size: int):
+    """(3, H, W) uint8 tensor → (S, S, 3) uint8 on its device: shorter side to S by antialiased bilinear
+    interpolation (Pillow's filter), rounded to uint8, centre crop; the sizes as
+    :func:`models.preprocess.resize_and_crop` computes them."""
+    import torch
+    import torch.nn.functional as F  # noqa: N812 - torch's own name
+
+    height, width = int(image.shape[1]), int(image.shape[2])
+    scale = image_size / min(width, height)
+    new_w, new_h = max(image_size, round(width * scale)), max(image_size, round(height * scale))
+    if (new_w, new_h) != (width, height):
+        resized = F.interpolate(image[None].float(), size=(new_h, new_w), mode="bilinear", antialias=True,
+                                align_corners=False)
+        image = resized.round_().clamp_(0, 255).to(torch.uint8)[0]
+    left, top = (new_w - image_size) // 2, (new_h - image_size) // 2
+    return image[:, top:top + image_size, left:left + image_size].permute(1, 2, 0)
+
+
+def check_decode(decode: str) -> str:
+    """``decode`` when it is one of :data:`DECODE_MODES`; else ConfigError naming the choices."""
+    if decode not in DECODE_MODES:
+        raise ConfigError(f"decode: {decode!r} is invalid; expected one of {', '.join(DECODE_MODES)}")
+    return decode
