@@ -170,8 +170,16 @@ class Selection:
         return selector
 
     def holds(self, ids: np.ndarray) -> np.ndarray:
-        """Which of ``ids`` are selected (a bool array the length of ``ids``)."""
-        return in_sorted(self.ids, np.asarray(ids, np.int64))
+        """Which of ``ids`` are selected (a bool array the length of ``ids``; negative ids never are). A large
+        selection reads its bitmap (one cached byte per id, where a binary search over a large id array
+        misses the cache at every step); a small one searches its ids."""
+        ids = np.asarray(ids, np.int64)
+        if len(self.ids) < BITMAP_FROM:
+            return in_sorted(self.ids, ids)
+        bits = self.bits
+        inside = (ids >= 0) & (ids < 8 * len(bits))
+        safe = np.where(inside, ids, 0)
+        return inside & ((bits[safe >> 3] >> (safe & 7).astype(np.uint8)) & 1).astype(bool)
 
 
 def id_selector(ids: np.ndarray) -> Any:
@@ -210,7 +218,9 @@ def search_within(index: Any, queries: np.ndarray, k: int, allowed: Selection | 
 def _post_filtered(index: Any, queries: np.ndarray, k: int, allowed: Selection,
                    plan: Plan) -> tuple[np.ndarray, np.ndarray] | None:
     """The "post" plan: the unfiltered top k / fraction x :data:`POST_OVERFETCH`, then the first k selected of
-    each row; None when a row keeps fewer than k while the index holds more (the caller falls back)."""
+    each row; None when a row keeps fewer than k while the index holds more (the caller falls back). Row by
+    row, a few numpy calls each: at 1M an unfiltered IVF query takes ~0.2 ms, so every 10 us here is 5 % of
+    the plan's ratio to it."""
     from indexer.core.search import PAD_ID, search
 
     total = int(getattr(index, "ntotal", 0))
@@ -218,19 +228,17 @@ def _post_filtered(index: Any, queries: np.ndarray, k: int, allowed: Selection,
     if fetch <= 0:
         return None
     scores, ids = search(index, queries, fetch, nprobe=plan.nprobe, efSearch=plan.efSearch)
-    keep = (ids >= 0) & allowed.holds(ids.reshape(-1)).reshape(ids.shape)
-    if (keep.sum(axis=1) < min(k, plan.selected)).any() and fetch < total:
-        return None
-    order = np.argsort(~keep, axis=1, kind="stable")[:, :k]  # the kept ones first, in rank order
-    out_scores, out_ids = np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
-    missing = ~np.take_along_axis(keep, order, 1)
-    out_ids[missing] = PAD_ID
-    out_scores[missing] = -np.inf if getattr(index, "inner_product", True) else np.inf
-    if out_ids.shape[1] < k:
-        pad = k - out_ids.shape[1]
-        out_ids = np.hstack([out_ids, np.full((len(ids), pad), PAD_ID, np.int64)])
-        out_scores = np.hstack([out_scores, np.full((len(ids), pad), -np.inf, np.float32)])
-    return np.ascontiguousarray(out_scores), np.ascontiguousarray(out_ids)
+    keep = allowed.holds(ids.reshape(-1)).reshape(ids.shape)  # a padding id (-1) is never selected
+    need = min(k, plan.selected)
+    out_scores = np.full((len(ids), k), -np.inf if getattr(index, "inner_product", True) else np.inf, np.float32)
+    out_ids = np.full((len(ids), k), PAD_ID, np.int64)
+    for row in range(len(ids)):
+        kept = np.flatnonzero(keep[row])[:k]
+        if len(kept) < need and fetch < total:
+            return None
+        out_ids[row, :len(kept)] = ids[row, kept]
+        out_scores[row, :len(kept)] = scores[row, kept]
+    return out_scores, out_ids
 
 
 def exact_within(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int,

@@ -13,6 +13,7 @@ from indexer.core.filtered import (
     EXACT_MIN,
     MAX_WIDEN,
     Plan,
+    Selection,
     choose_plan,
     exact_within,
     id_selector,
@@ -203,3 +204,15 @@ def test_a_post_filtered_search_falls_back_when_a_query_keeps_too_few():
     _, found = search_within(index, x[:1], 10, far, plan)
     _, truth = exact_search(x[far], far, x[:1], 10)
     assert (found == truth).all(), "the fallback (filtered, every list) still finds the selection's top 10"
+
+
+@pytest.mark.parametrize("size", [50, 20_000])
+def test_a_selection_holds_exactly_its_ids_by_bitmap_or_by_search(size):
+    """A large selection answers from its bitmap, a small one by binary search: the same answers, padding
+    (-1) and ids past the largest selected never held."""
+    rng = np.random.default_rng(size)
+    chosen = np.sort(rng.choice(100_000, size=size, replace=False)).astype(np.int64)
+    selection = Selection(chosen)
+    asked = np.concatenate([chosen[::7], rng.integers(-3, 200_000, 5_000), [-1, chosen[-1], chosen[-1] + 1]])
+    np.testing.assert_array_equal(selection.holds(asked), np.isin(asked, chosen))
+    assert selection.holds(np.zeros(0, np.int64)).shape == (0,)
