@@ -2,8 +2,9 @@
 
 The CPU loader (:func:`models.preprocess.load_square_pixels`) decodes in the DataLoader's workers. With
 ``decode="device"`` a worker only reads a JPEG's header (format, mode, size: no pixels) and sends the file's
-bytes; the main process decodes a whole batch with ``torchvision.io.decode_jpeg`` on the model's device (nvJPEG
-on CUDA), then resizes each image's shorter side to the model's input with antialiased bilinear interpolation
+bytes and EXIF orientation; the main process decodes a whole batch with ``torchvision.io.decode_jpeg`` on the
+model's device (nvJPEG on CUDA), turns each image upright itself (torchvision ignores the orientation on CUDA),
+then resizes each image's shorter side to the model's input with antialiased bilinear interpolation
 (the filter Pillow's resize uses), rounds to uint8 and centre-crops, as :func:`models.preprocess.resize_and_crop`
 does. Every other file (PNG, HEIC, CMYK or 16-bit JPEGs, an unreadable header, more than
 :data:`MAX_DEVICE_PIXELS`) takes the CPU loader in the worker, so nothing is refused that the CPU path accepts,
@@ -32,11 +33,16 @@ MAX_DEVICE_PIXELS = 50_000_000  # larger JPEGs decode on the CPU at a reduced si
 _DEVICE_MODES = frozenset({"RGB", "L"})  # JPEG colour modes torchvision decodes to RGB (not CMYK, not 16-bit)
 
 
+_ORIENTATION_TAG = 0x0112
+
+
 @dataclass(frozen=True)
 class Encoded:
-    """A JPEG file's bytes, sent by a worker to be decoded on the device."""
+    """A JPEG file's bytes, sent by a worker to be decoded on the device, and its EXIF orientation (1-8; 1:
+    upright). torchvision applies the orientation on the CPU only, so the decoder turns the image itself."""
 
     data: np.ndarray  # (n,) uint8
+    orientation: int = 1
 
 
 def worker_load(path: str, spec: PreprocessSpec) -> Encoded | np.ndarray:
@@ -52,10 +58,12 @@ def worker_load(path: str, spec: PreprocessSpec) -> Encoded | np.ndarray:
             with Image.open(io.BytesIO(data)) as img:  # the header only: no pixels decoded here
                 ok = (img.format == "JPEG" and img.mode in _DEVICE_MODES
                       and img.size[0] * img.size[1] <= MAX_DEVICE_PIXELS)
+                orientation = int(img.getexif().get(_ORIENTATION_TAG, 1)) if ok else 1
+        ok = ok and orientation in range(1, 9)
     except Exception:  # noqa: BLE001 - any trouble: the CPU loader decides, with its own error message
         ok = False
     if ok:
-        return Encoded(np.frombuffer(data, np.uint8))
+        return Encoded(np.frombuffer(data, np.uint8), orientation)
     return load_square_pixels(path, spec)
 
 
@@ -65,6 +73,7 @@ class DeviceBatch:
     workers decoded (with their ids)."""
 
     encoded: list[np.ndarray] = field(default_factory=list)
+    orientations: list[int] = field(default_factory=list)
     encoded_ids: list[int] = field(default_factory=list)
     encoded_paths: list[str] = field(default_factory=list)
     pixels: np.ndarray | None = None  # (m, S, S, 3) uint8
@@ -85,7 +94,9 @@ class DeviceDecoder:
 
         images, ids, failed = [], [], []
         decoded = self._decode_all([torch.from_numpy(data.copy()) for data in batch.encoded])
-        for image, data, item_id, path in zip(decoded, batch.encoded, batch.encoded_ids, batch.encoded_paths):
+        orientations = batch.orientations or [1] * len(batch.encoded)
+        for image, data, orientation, item_id, path in zip(decoded, batch.encoded, orientations, batch.encoded_ids,
+                                                           batch.encoded_paths):
             if image is None:  # the device could not: the CPU loader on the bytes, or its error
                 try:
                     pixels = square_pixels(decode_for_model(data.tobytes(), path, self.spec), self.spec)
@@ -94,7 +105,7 @@ class DeviceDecoder:
                     continue
                 image = torch.from_numpy(pixels).to(self.device)
             else:
-                image = square_on_device(image, self.spec.image_size)
+                image = square_on_device(upright(image, orientation), self.spec.image_size)
             images.append(image)
             ids.append(int(item_id))
         if batch.pixels is not None and len(batch.pixels):
@@ -104,23 +115,47 @@ class DeviceDecoder:
         return stacked, np.asarray(ids, np.int64), failed
 
     def _decode_all(self, tensors: list) -> list:
-        """Each tensor of bytes decoded on the device to a (3, H, W) uint8 RGB tensor (EXIF orientation
-        applied), or None where the device failed (a batch that fails is retried one image at a time)."""
+        """Each tensor of bytes decoded on the device to a (3, H, W) uint8 RGB tensor as stored (EXIF
+        orientation not applied: torchvision ignores it on CUDA), or None where the device failed (a batch that
+        fails is retried one image at a time)."""
         from torchvision.io import ImageReadMode, decode_jpeg
 
         if not tensors:
             return []
         try:
-            return list(decode_jpeg(tensors, mode=ImageReadMode.RGB, device=self.device, apply_exif_orientation=True))
+            return list(decode_jpeg(tensors, mode=ImageReadMode.RGB, device=self.device, apply_exif_orientation=False))
         except RuntimeError:
             out = []
             for tensor in tensors:
                 try:
                     out.append(decode_jpeg(tensor, mode=ImageReadMode.RGB, device=self.device,
-                                           apply_exif_orientation=True))
+                                           apply_exif_orientation=False))
                 except RuntimeError:
                     out.append(None)
             return out
+
+
+def upright(image, orientation: int):
+    """(3, H, W) tensor turned as EXIF ``orientation`` (1-8) says, as Pillow's ``ImageOps.exif_transpose``
+    turns it: 2 mirror, 3 half turn, 4 flip, 5 transpose, 6 quarter turn clockwise, 7 transverse, 8 quarter
+    turn counter-clockwise."""
+    import torch
+
+    if orientation == 2:
+        return image.flip(2)
+    if orientation == 3:
+        return image.flip(1).flip(2)
+    if orientation == 4:
+        return image.flip(1)
+    if orientation == 5:
+        return image.transpose(1, 2)
+    if orientation == 6:
+        return torch.rot90(image, -1, (1, 2))
+    if orientation == 7:
+        return image.transpose(1, 2).flip(1).flip(2)
+    if orientation == 8:
+        return torch.rot90(image, 1, (1, 2))
+    return image
 
 
 def square_on_device(image, image_size: int):

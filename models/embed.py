@@ -99,6 +99,7 @@ def _device_batch(batch) -> DeviceBatch | None:
     for loaded, item_id, path, _ in batch:
         if isinstance(loaded, Encoded):
             out.encoded.append(loaded.data)
+            out.orientations.append(loaded.orientation)
             out.encoded_ids.append(int(item_id))
             out.encoded_paths.append(str(path))
         elif loaded is not None:

@@ -127,6 +127,7 @@ def test_each_image_gets_the_cpu_loaders_pixels_to_a_grey_level_or_two(jpegs, si
         sent = worker_load(path, spec)
         if isinstance(sent, Encoded):
             batch.encoded.append(sent.data)
+            batch.orientations.append(sent.orientation)
             batch.encoded_ids.append(item_id)
             batch.encoded_paths.append(path)
     pixels, ids, failed = DeviceDecoder(spec, "cpu")(batch)
@@ -137,3 +138,22 @@ def test_each_image_gets_the_cpu_loaders_pixels_to_a_grey_level_or_two(jpegs, si
         # measured: mean 0.1-0.25 and 99th percentile 1, but the 1200 x 900 JPEG at 32 px (the CPU decodes it
         # at 1/8 by DCT scaling): 1.4 and 6
         assert difference.mean() <= 2 and np.percentile(difference, 99) <= 8, (jpegs[item_id][1], difference.mean())
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_is_turned_as_pillow_turns_it(tmp_path, orientation):
+    """torchvision leaves EXIF orientation to the caller on CUDA: the decoder turns each image itself."""
+    from models.device_decode import DeviceBatch, DeviceDecoder
+
+    path = tmp_path / f"o{orientation}.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    _photo(96, 64, orientation).save(path, quality=95, exif=exif)
+    spec = PreprocessSpec(image_size=48)
+    sent = worker_load(str(path), spec)
+    assert isinstance(sent, Encoded) and sent.orientation == orientation
+    batch = DeviceBatch(encoded=[sent.data], orientations=[sent.orientation], encoded_ids=[0],
+                        encoded_paths=[str(path)])
+    pixels, _, failed = DeviceDecoder(spec, "cpu")(batch)
+    difference = np.abs(pixels[0].numpy().astype(int) - load_square_pixels(path, spec).astype(int))
+    assert not failed and difference.mean() <= 1.5, difference.mean()
