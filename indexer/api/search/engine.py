@@ -38,6 +38,7 @@ from storage.catalog import ArtifactRow, ImageRow
 MAX_K = 1000
 SELECTION_CACHE = 64  # filters whose selection a searcher keeps
 SELECTION_TTL_S = 5.0  # the longest a kept selection is reused (another process may change the catalog)
+GATHERED_BYTES = 128 * 2**20  # stored vectors kept for the exact plan of recent selections (a page after a page)
 EXACT_MAX_ENV = "INDEXER_EXACT_MAX"  # at most this many selected vectors are searched exactly (default: by cost)
 DELETE_SLACK = 4  # extra neighbours fetched: a delete commits in the catalog just before the index swap
 
@@ -111,6 +112,7 @@ class Searcher:
         self._generation = 0  # bumped by every publish: a cached filter selection older than that is asked again
         self._selections: OrderedDict[str, tuple[float, int, Selection]] = OrderedDict()
         self._selections_lock = threading.Lock()
+        self._gathered: OrderedDict[int, tuple[Selection, np.ndarray, np.ndarray]] = OrderedDict()
 
     # -- what is held ----------------------------------------------------------------------------------------
 
@@ -391,6 +393,28 @@ class Searcher:
         found, vectors = EmbeddingStore(self.workspace.embeddings_dir / self.model_name).lookup(ids)
         return ids[np.asarray(found, bool)].tolist(), np.asarray(vectors, np.float32)
 
+    def _gathered_for(self, allowed: Selection) -> tuple[np.ndarray, np.ndarray]:
+        """(ids with a stored vector, their (n, d) vectors) of a selection searched exactly, kept for the next
+        query with the same selection (the next page, or the same filter again) while it lives: a kept selection
+        is replaced when the vectors or rows change (the generation), so its gathered vectors stay true. At
+        most :data:`GATHERED_BYTES` are kept, the least recently used dropped first."""
+        key = id(allowed)
+        with self._selections_lock:
+            kept = self._gathered.get(key)
+            if kept is not None and kept[0] is allowed:
+                self._gathered.move_to_end(key)
+                return kept[1], kept[2]
+        found, stored = self._stored(allowed.ids)
+        found = np.asarray(found, np.int64)
+        if stored.nbytes <= GATHERED_BYTES:
+            with self._selections_lock:
+                self._gathered[key] = (allowed, found, stored)
+                total = sum(vectors.nbytes for _, _, vectors in self._gathered.values())
+                while total > GATHERED_BYTES:
+                    _, (_, _, dropped) = self._gathered.popitem(last=False)
+                    total -= dropped.nbytes
+        return found, stored
+
     def _selection(self, where: str | None) -> Selection | None:
         """The ok catalog images filter ``where`` matches (None without a filter); InputError naming what is
         wrong with the filter. The selection (and its FAISS bitmap) is reused by later queries with the same
@@ -431,8 +455,8 @@ class Searcher:
                            exact_max=0 if rerank.mode == "dba" else _exact_max(),
                            widening=(held.sidecar.get("tuning") or {}).get("filter_widen"))
         if plan.kind == "exact":
-            found, stored = self._stored(allowed.ids)
-            scores, ids = exact_within(stored, np.asarray(found, np.int64), vectors, wanted,
+            found, stored = self._gathered_for(allowed)
+            scores, ids = exact_within(stored, found, vectors, wanted,
                                        inner_product=getattr(held.index, "inner_product", True))
             return scores, ids, plan
         return (*search_within(held.index, vectors, wanted, allowed, plan), plan)

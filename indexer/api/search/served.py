@@ -117,16 +117,24 @@ class ServedVectors:
     def take(self, ids: np.ndarray) -> tuple[list[int], np.ndarray]:
         """(the ``ids`` that have a vector, in the order given; their (n, dim) vectors)."""
         ids = np.asarray(ids, np.int64).reshape(-1)
-        out = np.zeros((len(ids), self.dim), np.float32)
         live = ~in_sorted(self.removed, ids) if len(self.removed) else np.ones(len(ids), bool)
-        in_base = live & in_sorted(self.base_ids, ids)
-        if in_base.any():
-            rows = np.searchsorted(self.base_ids, ids[in_base])
-            rows = rows if self.base_rows is None else self.base_rows[rows]
-            order = np.argsort(rows)  # ascending offsets read a memory map in one pass
+        if len(self.base_ids):  # one binary search per id: where it is, and whether it is there
+            at = np.minimum(np.searchsorted(self.base_ids, ids), len(self.base_ids) - 1)
+            in_base = live & (self.base_ids[at] == ids)
+        else:
+            at, in_base = np.zeros(len(ids), np.int64), np.zeros(len(ids), bool)
+        rows = at[in_base] if self.base_rows is None else self.base_rows[at[in_base]]
+        ascending = len(rows) < 2 or bool((rows[1:] >= rows[:-1]).all())  # sorted ids, as a selection's are
+        if ascending:  # ascending offsets read a memory map in one pass, straight into the answer
+            picked = self.base_vectors[rows]
+        else:
+            order = np.argsort(rows)
             picked = np.empty((len(rows), self.dim), np.float32)
             picked[order] = self.base_vectors[rows[order]]
-            out[in_base] = picked
+        if not self.count and in_base.all():
+            return ids.tolist(), np.asarray(picked, np.float32)
+        out = np.zeros((len(ids), self.dim), np.float32)
+        out[in_base] = picked
         found = in_base
         if self.count:
             rows = self._appended.rows(ids, self.count)

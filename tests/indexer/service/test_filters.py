@@ -32,6 +32,29 @@ def test_a_filter_keeps_every_face_to_the_matching_images(client, trained, ws):
     assert "plan" not in unfiltered or unfiltered["plan"] is None
 
 
+def test_the_exact_plan_gathers_a_selections_vectors_once_then_again_after_a_write(client, trained, monkeypatch):
+    """The next page (or the same filter again) reuses the stored vectors gathered for the selection; a delete
+    makes a new selection, gathered again, without the deleted image."""
+    from indexer.api.search.engine import Searcher
+
+    gathered = []
+    stored = Searcher._stored
+    monkeypatch.setattr(Searcher, "_stored", lambda self, ids: gathered.append(len(ids)) or stored(self, ids))
+    path = image_path(trained, "blue_triangle", 2)
+
+    def page(k: int, offset: int = 0) -> list[int]:
+        body = client.post("/query", params={"k": k, "offset": offset, "filter": RED}, files=upload(path)).json()
+        assert body["plan"]["kind"] == "exact"
+        return [hit["id"] for hit in body["results"]]
+
+    first, second, whole = page(4), page(4, 4), page(8)
+    assert first + second == whole and len(whole) == 8
+    assert gathered == [8], "one gather for the three queries"
+    assert client.delete(f"/images/{whole[0]}").status_code == 200
+    after = page(8)
+    assert whole[0] not in after and after == whole[1:] and gathered == [8, 7]
+
+
 def test_a_filter_matching_nothing_answers_no_results(client, trained):
     body = client.post("/query", params={"filter": 'label = "violet"'},
                        files=upload(image_path(trained, "red_circle", 0))).json()
