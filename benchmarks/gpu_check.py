@@ -50,8 +50,8 @@ def main() -> None:
     parser.add_argument("--flowers", default=None, help="Flowers-102 folder (jpg/ + the two .mat files)")
     parser.add_argument("--weights", default=None, help="ImageNet MobileNetV2 checkpoint file")
     parser.add_argument("--recipes", default="best-gpu",
-                        help="comma-separated recipes to train and score (models.recipes; best took 82-89 s on an "
-                             "H200 on 2026-12-04)")
+                        help="comma-separated recipes to train and score (models.recipes; the two stages of "
+                             "best-v4 took 82-89 s on an H200 on 2026-12-04)")
     parser.add_argument("--photos", type=int, default=96,
                         help="12 MP JPEGs made from the test images for the decoding step (each embedded 8 times)")
     args = parser.parse_args()

@@ -41,37 +41,37 @@ class Recipe:
                 raise ConfigError(f"recipe {self.name!r}: its first stage has no previous stage to start from")
 
 
-_BEST_HEAD = {"network": "mobilenet_v2", "weights": "imagenet", "freeze_backbone": True, "image_size": 128,
-              "tta": "flip", "holdout_fraction": 0, "labels": LABELS_CATALOG}
-_BEST_FINE_TUNE = {"network": "mobilenet_v2", "weights": PREVIOUS_STAGE, "image_size": 128, "epochs": 26,
-                   "batch_classes": 16, "lr": 3e-4, "tta": "flip", "holdout_fraction": 0, "labels": LABELS_CATALOG}
+_V4_HEAD = {"network": "mobilenet_v2", "weights": "imagenet", "freeze_backbone": True, "image_size": 128,
+            "tta": "flip", "holdout_fraction": 0, "labels": LABELS_CATALOG}
+_V4_FINE_TUNE = {"network": "mobilenet_v2", "weights": PREVIOUS_STAGE, "image_size": 128, "epochs": 26,
+                 "batch_classes": 16, "lr": 3e-4, "tta": "flip", "holdout_fraction": 0, "labels": LABELS_CATALOG}
+_BEST_HEAD = {**_V4_HEAD, "image_size": 160}
+_BEST_FINE_TUNE = {**_V4_FINE_TUNE, "image_size": 160, "epochs": 40, "warmup_epochs": 2, "ema_decay": 0.998}
 
 RECIPES = {
+    # Issue 31 (docs/BENCHMARKS.md, "Issue 31"): 160 px and the warm-up + weight average were chosen on hold-out
+    # runs (train against val); measured on test with two seeds.
     "best": Recipe(
         name="best",
-        description="MobileNetV2 from ImageNet, 128 px: 60 head epochs on the frozen backbone, then 26 epochs "
-                    "of the whole network (16 classes x 4 per batch, head lr 3e-4, backbone 1e-4), "
-                    "each on every train + val image with its last epoch kept; test-time flip",
+        description="MobileNetV2 from ImageNet, 160 px: 60 head epochs on the frozen backbone, then 40 epochs "
+                    "of the whole network (16 classes x 4 per batch, head lr 3e-4, backbone 1e-4; a 2-epoch "
+                    "warm-up, cosine to zero, an average of the weights kept), each on every train + val image "
+                    "with its last epoch kept; test-time flip",
         stages=(_BEST_HEAD, _BEST_FINE_TUNE),
     ),
-    # Experimental (issue 31): one full run measured on test (docs/BENCHMARKS.md, "Issue 31: towards a stronger
-    # `--recipe best`"), with the hold-out runs behind each choice.
-    "best-v5": Recipe(
-        name="best-v5",
-        description="EXPERIMENTAL (one test run): best's stage 1, then 40 epochs of the whole "
-                    "network with a 2-epoch linear warm-up, cosine to zero and an average of the weights "
-                    "(decay 0.998) kept; test-time flip",
-        stages=(_BEST_HEAD, {**_BEST_FINE_TUNE, "epochs": 40, "warmup_epochs": 2, "ema_decay": 0.998}),
+    "best-v4": Recipe(
+        name="best-v4",
+        description="best until 2026-12-07: 128 px, 60 head epochs, then 26 epochs of the whole network "
+                    "without warm-up or weight average; test-time flip",
+        stages=(_V4_HEAD, _V4_FINE_TUNE),
     ),
-    # For a GPU (issue 29): what a GPU's time buys over best-v5, larger inputs (160 px; the 8-epoch hold-out
-    # run at 160 px came out ahead, docs/BENCHMARKS.md, issue 31) and a longer schedule. Prepared for
-    # benchmarks/gpu_check.py; not yet measured on a device.
+    # For a GPU (issue 29): what a GPU's time buys over best, larger inputs (192 px) and a longer schedule.
+    # Prepared for benchmarks/gpu_check.py; not yet measured on a device.
     "best-gpu": Recipe(
         name="best-gpu",
-        description="UNMEASURED, for a GPU (hours on 2 CPU cores): best-v5 at 160 px with 60 epochs of the "
+        description="UNMEASURED, for a GPU (hours on 2 CPU cores): best at 192 px with 60 epochs of the "
                     "whole network",
-        stages=({**_BEST_HEAD, "image_size": 160},
-                {**_BEST_FINE_TUNE, "image_size": 160, "epochs": 60, "warmup_epochs": 2, "ema_decay": 0.998}),
+        stages=({**_BEST_HEAD, "image_size": 192}, {**_BEST_FINE_TUNE, "image_size": 192, "epochs": 60}),
     ),
 }
 

@@ -34,8 +34,9 @@ from indexer.cli.common import MAX_PROBLEM_LINES, workspace_of
 @click.option("--codebook", type=click.IntRange(min=2), default=None, help="sift-vlad: k-means centroids (default 64).")
 @click.option("--dim", type=click.IntRange(min=1), default=None, help="Embedding dims (default 128).")
 @click.option("--recipe", type=click.Choice(sorted(api.RECIPES)), default=None,
-              help="A multi-stage recipe (best: MobileNetV2, frozen then fine-tuned, flip; ~25 min on 2 cores; "
-                   "best-v5: experimental; best-gpu: for a GPU, unmeasured; see docs/BENCHMARKS.md).")
+              help="A multi-stage recipe (best: MobileNetV2 at 160 px, frozen then fine-tuned, flip; ~30 min "
+                   "on 2 cores; best-v4: the previous best; best-gpu: for a GPU, unmeasured; see "
+                   "docs/BENCHMARKS.md).")
 @click.pass_context
 def train(ctx: click.Context, config_file: str | None, codebook, dim, recipe, **flags) -> None:
     """Train an embedding network on the catalog's images (all splits but test): on the labelled ones, or

@@ -19,21 +19,26 @@ def test_the_best_recipe_is_two_stages_and_overrides_reach_the_right_stages(tmp_
     assert first.freeze_backbone and first.weights == "imagenet" and first.epochs is None  # the recipe's 60 kept
     assert not last.freeze_backbone and last.weights == str(tmp_path / "mine-stage1" / "model.pt")
     assert last.epochs == 7 and first.seed == last.seed == 3 and first.tta == last.tta == "flip"
-    assert RECIPES["best"].stages[1]["epochs"] == 26
+    assert RECIPES["best"].stages[1]["epochs"] == 40
     with pytest.raises(ConfigError, match="not lr"):
         recipe_configs("best", "mine", str, lr=0.1)
-    with pytest.raises(ConfigError, match=r"recipe: 'fast' is invalid; expected one of best"):
+    with pytest.raises(ConfigError, match=r"recipe: 'fast' is invalid; expected one of best, best-gpu, best-v4"):
         recipe_configs("fast", "mine", str)
 
 
-def test_the_experimental_recipe_sets_the_new_stage_options_on_its_last_stage_only(tmp_path):
+def test_best_sets_the_warm_up_average_and_size_on_its_last_stage_and_v4_keeps_the_old_recipe(tmp_path):
     from models.recipes import recipe_configs
 
-    first, last = recipe_configs("best-v5", "v5", lambda stage: str(tmp_path / stage / "model.pt"))
-    assert (first.warmup_epochs, first.ema_decay) == (0, 0.0)
-    assert (last.epochs, last.warmup_epochs, last.ema_decay, last.tta) == (40, 2, 0.998, "flip")
+    first, last = recipe_configs("best", "b", lambda stage: str(tmp_path / stage / "model.pt"))
+    assert (first.warmup_epochs, first.ema_decay, first.image_size, first.epochs) == (0, 0.0, 160, None)
+    assert (last.epochs, last.warmup_epochs, last.ema_decay, last.tta, last.image_size) == (40, 2, 0.998, "flip", 160)
     with pytest.raises(Exception, match="warmup_epochs: 2 is invalid"):  # --epochs must leave room for the decay
-        recipe_configs("best-v5", "v5", str, epochs=2)
+        recipe_configs("best", "b", str, epochs=2)
+    old_first, old_last = recipe_configs("best-v4", "v4", str)
+    assert (old_first.image_size, old_last.image_size, old_last.epochs) == (128, 128, 26)
+    assert (old_last.warmup_epochs, old_last.ema_decay) == (0, 0.0)
+    gpu_last = recipe_configs("best-gpu", "g", str)[1]
+    assert (gpu_last.image_size, gpu_last.epochs, gpu_last.ema_decay) == (192, 60, 0.998)
 
 
 def test_a_recipe_trains_its_stages_registers_them_and_keeps_finished_ones(ws):
