@@ -294,22 +294,31 @@ def embedding_rates(device, report: dict[str, Any], small: bool) -> dict[str, An
 
 def _device_decoding(checkpoint, spec, items: list, batch: int, workers: int, dev: str, stores: Path) -> dict:
     """``--decode device`` on ``items`` (embedded with the CPU loader into ``stores/cpu`` already): its
-    decode-only and catalog-path rates after start-up, and its vectors' cosine to the CPU loader's."""
+    :func:`_decoder_rates`, and its vectors' cosine to the CPU loader's."""
     import numpy as np
 
+    from models.embedding_store import EmbeddingStore
+
+    rates = _decoder_rates(checkpoint, spec, items, batch, workers, dev, stores / "device", "device")
+    cosine = _cosines(EmbeddingStore(stores / "cpu"), EmbeddingStore(stores / "device"))
+    return {**rates, "min_cosine_to_cpu_loader": float(np.min(cosine)) if len(cosine) else None,
+            "target_min_cosine": 0.999}
+
+
+def _decoder_rates(checkpoint, spec, items: list, batch: int, workers: int, dev: str, store_dir: Path,
+                   decode: str) -> dict:
+    """One decoder (``decode``) on ``items``: the loader alone and the catalog path into ``store_dir``, each
+    after start-up, with the start-up seconds and the failures."""
     from models.embed import embed_items, measure_loader_rate
     from models.embedding_store import EmbeddingStore
 
-    decode = measure_loader_rate(items, spec, batch_size=batch, num_workers=workers, device=dev, decode="device")
-    path = embed_items(checkpoint, items, EmbeddingStore(stores / "device"), batch_size=batch, progress=False,
-                       device=dev, num_workers=workers, decode="device")
-    cosine = _cosines(EmbeddingStore(stores / "cpu"), EmbeddingStore(stores / "device"))
-    return {"decode_only_images_per_s": round(decode.steady_images_per_s, 1),
-            "decode_only_startup_s": round(decode.startup_seconds, 2),
+    loader = measure_loader_rate(items, spec, batch_size=batch, num_workers=workers, device=dev, decode=decode)
+    path = embed_items(checkpoint, items, EmbeddingStore(store_dir), batch_size=batch, progress=False,
+                       device=dev, num_workers=workers, decode=decode)
+    return {"decode_only_images_per_s": round(loader.steady_images_per_s, 1),
+            "decode_only_startup_s": round(loader.startup_seconds, 2),
             "catalog_path_images_per_s": round(path.steady_images_per_s, 1),
-            "catalog_path_startup_s": round(path.startup_seconds, 2), "failed": len(path.failed),
-            "min_cosine_to_cpu_loader": float(np.min(cosine)) if len(cosine) else None,
-            "target_min_cosine": 0.999}
+            "catalog_path_startup_s": round(path.startup_seconds, 2), "failed": len(path.failed)}
 
 
 def _cosines(first, second):
@@ -332,7 +341,7 @@ def photo_decoding(device, args, work: Path, report: dict[str, Any]) -> dict[str
     from PIL import Image
 
     from models.checkpoint import load_model
-    from models.embed import default_workers, embed_items, measure_loader_rate
+    from models.embed import default_workers
     from models.embedding_store import EmbeddingStore
 
     checkpoint, test = _trained(report)
@@ -358,12 +367,7 @@ def photo_decoding(device, args, work: Path, report: dict[str, Any]) -> dict[str
                            "made_s": round(made_s, 1), "workers": workers, "batch": batch}
     with tempfile.TemporaryDirectory() as tmp:
         for decode in ("cpu", "device"):
-            loader = measure_loader_rate(items, spec, batch_size=batch, num_workers=workers, device=dev, decode=decode)
-            path = embed_items(checkpoint, items, EmbeddingStore(Path(tmp) / decode), batch_size=batch,
-                               progress=False, device=dev, num_workers=workers, decode=decode)
-            out[decode] = {"decode_only_images_per_s": round(loader.steady_images_per_s, 1),
-                           "catalog_path_images_per_s": round(path.steady_images_per_s, 1),
-                           "catalog_path_startup_s": round(path.startup_seconds, 2), "failed": len(path.failed)}
+            out[decode] = _decoder_rates(checkpoint, spec, items, batch, workers, dev, Path(tmp) / decode, decode)
         cosine = _cosines(EmbeddingStore(Path(tmp) / "cpu"), EmbeddingStore(Path(tmp) / "device"))
     out["min_cosine_device_to_cpu"] = float(cosine.min()) if len(cosine) else None
     return out

@@ -28,7 +28,13 @@ from typing import Any
 import numpy as np
 
 from models.errors import ConfigError, ImageError
-from models.preprocess import PreprocessSpec, decode_for_model, load_square_pixels, square_pixels
+from models.preprocess import (
+    PreprocessSpec,
+    decode_for_model,
+    load_square_pixels,
+    square_geometry,
+    square_pixels,
+)
 
 DECODE_MODES = ("cpu", "device")
 MAX_DEVICE_PIXELS = 50_000_000  # larger JPEGs decode on the CPU at a reduced size (DCT scaling) instead
@@ -53,10 +59,13 @@ def worker_load(path: str, spec: PreprocessSpec) -> Encoded | np.ndarray:
     from PIL import Image
 
     try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError:  # not readable: the CPU loader says why, in its words
+        return load_square_pixels(path, spec)
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with open(path, "rb") as handle:
-                data = handle.read()
             with Image.open(io.BytesIO(data)) as img:  # the header only: no pixels decoded here
                 ok = (img.format == "JPEG" and img.mode in _DEVICE_MODES
                       and img.size[0] * img.size[1] <= MAX_DEVICE_PIXELS)
@@ -66,7 +75,7 @@ def worker_load(path: str, spec: PreprocessSpec) -> Encoded | np.ndarray:
         ok = False
     if ok:
         return Encoded(np.frombuffer(data, np.uint8), orientation)
-    return load_square_pixels(path, spec)
+    return square_pixels(decode_for_model(data, path, spec), spec)  # the bytes already read, not the file again
 
 
 @dataclass
@@ -161,8 +170,8 @@ def upright(image, orientation: int):
 
 
 def square_on_device(image, image_size: int):
-    """(3, H, W) uint8 tensor → (S, S, 3) uint8 on its device: shorter side to S, centre crop, the sizes as
-    :func:`models.preprocess.resize_and_crop` computes them. The resize is Pillow's bilinear, reproduced: its
+    """(3, H, W) uint8 tensor → (S, S, 3) uint8 on its device: shorter side to S, centre crop, the sizes of
+    :func:`models.preprocess.square_geometry`, as the CPU loader's. The resize is Pillow's bilinear, reproduced: its
     fixed-point weights (:func:`pillow_weights`), the horizontal pass, rounding to uint8, then the vertical pass,
     in float64, where every sum is exact; so the pixels equal Pillow's (tested), and a fine-tuned network sees
     no rounding noise (torch's own antialiased interpolation differed by one grey level on a quarter of the
@@ -170,8 +179,7 @@ def square_on_device(image, image_size: int):
     import torch
 
     height, width = int(image.shape[1]), int(image.shape[2])
-    scale = image_size / min(width, height)
-    new_w, new_h = max(image_size, round(width * scale)), max(image_size, round(height * scale))
+    new_w, new_h, left, top = square_geometry(width, height, image_size)
     if (new_w, new_h) != (width, height):
         x = image.to(torch.float64)
         if new_w != width:
@@ -179,7 +187,6 @@ def square_on_device(image, image_size: int):
         if new_h != height:
             x = _fixed_point(_weights(height, new_h, image.device) @ x)
         image = x.to(torch.uint8)
-    left, top = (new_w - image_size) // 2, (new_h - image_size) // 2
     return image[:, top:top + image_size, left:left + image_size].permute(1, 2, 0)
 
 

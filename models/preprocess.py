@@ -92,18 +92,22 @@ class PreprocessSpec:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
+def square_geometry(width: int, height: int, image_size: int) -> tuple[int, int, int, int]:
+    """(new width, new height, left, top): a ``width`` x ``height`` image's shorter side resized to
+    ``image_size``, then the centred ``image_size`` square's corner (every loader crops the same square)."""
+    scale = image_size / min(width, height)
+    new_w = max(image_size, round(width * scale))
+    new_h = max(image_size, round(height * scale))
+    return new_w, new_h, (new_w - image_size) // 2, (new_h - image_size) // 2
+
+
 def resize_and_crop(img, image_size: int):
     """Resize the shorter side to ``image_size`` (bilinear) and centre-crop to a square PIL image."""
     from PIL import Image
 
-    width, height = img.size
-    scale = image_size / min(width, height)
-    new_w = max(image_size, round(width * scale))
-    new_h = max(image_size, round(height * scale))
-    if (new_w, new_h) != (width, height):
+    new_w, new_h, left, top = square_geometry(*img.size, image_size)
+    if (new_w, new_h) != img.size:
         img = img.resize((new_w, new_h), Image.BILINEAR)
-    left = (new_w - image_size) // 2
-    top = (new_h - image_size) // 2
     return img.crop((left, top, left + image_size, top + image_size))
 
 
