@@ -2,15 +2,18 @@
 
 ``serve_cluster.py`` measures the router's overhead over plain ``indexer serve`` (target: within 3 ms at one
 client). This asks how much of it is Ray Serve's, whatever our code does: the same local two-node Ray cluster,
-the same Serve switches as ``indexer serve --ray`` (HAProxy direct ingress, gRPC calls between deployments,
-``num_cpus`` 0), and apps that do nothing but pass the query along:
+the same Serve switches as ``indexer serve --ray`` (its environment for Serve's actors, HAProxy direct ingress,
+no access log, gRPC calls between deployments, ``num_cpus`` 0; ``--env`` and ``--access-log`` change them), and
+apps that do nothing but pass the query along:
 
 - ``plain``: one uvicorn + FastAPI process answering ``POST /query`` with a fixed 10-result answer (the floor of
   plain ``indexer serve``: no catalog, no index);
 - ``ingress``: the same FastAPI route in a Serve ingress replica behind HAProxy (one HTTP hop into Serve);
 - ``fanout-1`` / ``fanout-S``: that replica also calls 1 / S no-op shard deployments through their handles, as
   the router does, and awaits them together on its own event loop (the cheapest way to await them: no worker
-  thread).
+  thread);
+- ``fanout-S-ours``: the same S calls made as the router makes them: from a worker thread (where the query
+  engine runs) through :class:`indexer.service.cluster.transport.ServeTransport` and its own event loop.
 
 Each variant is up at once under its own route; ``--rounds`` rounds time each in turn (``--queries`` JSON vector
 queries at 1 client, then at ``--clients`` clients, each on one kept-open connection, the same client as
@@ -74,32 +77,39 @@ def serve_apps(port: int, shards: list[int], env: dict[str, str], access_log: bo
     """Deploy ``ingress`` and ``fanout-S`` for each S in ``shards`` on the connected Ray, with ``env`` in every
     actor Serve starts; their route prefixes."""
     from fastapi import FastAPI
+    from fastapi.concurrency import run_in_threadpool
     from ray import serve
 
-    from indexer.service.cluster.server import DIRECT_INGRESS_ENV
+    from indexer.service.cluster.server import REPLICA_LOGGING, serve_env
 
     serve.start(http_options={"host": "127.0.0.1", "port": port, "location": "HeadOnly"},
-                controller_options={"runtime_env": {"env_vars": {**DIRECT_INGRESS_ENV, **env}}})
+                controller_options={"runtime_env": {"env_vars": {**serve_env(), **env}}})
     free = {"num_cpus": 0}
-    logs = {"enable_access_log": access_log}
+    logs = {**REPLICA_LOGGING, **({"enable_access_log": True} if access_log else {})}
 
     @serve.deployment(ray_actor_options=free, max_ongoing_requests=64, logging_config=logs)
     class NoopShard:
-        def call(self, method: str, args: tuple):
+        async def call(self, method: str, args: tuple):
             return [(0.5, i) for i in range(10)]
 
-    def router_class():
+    def router_class(ours: bool):
         app = FastAPI()
 
         @serve.deployment(ray_actor_options=free, max_ongoing_requests=64, logging_config=logs)
         @serve.ingress(app)
         class Router:
             def __init__(self, *handles) -> None:
+                from indexer.service.cluster.transport import ServeTransport
+
                 self.handles = [handle.options(_by_reference=False) for handle in handles]
+                self.transport = ServeTransport(list(handles), 2.0) if ours else None
 
             @app.post("/query")
             async def query(self, body: dict):
-                if self.handles:
+                if self.transport is not None:  # as the router: the engine's worker thread, the transport's loop
+                    await run_in_threadpool(self.transport.call, "search",
+                                            {number: (body["vector"],) for number in range(len(self.handles))})
+                elif self.handles:
                     await asyncio.gather(*(handle.call.remote("search", (body["vector"],))
                                            for handle in self.handles))
                 return ANSWER
@@ -107,11 +117,11 @@ def serve_apps(port: int, shards: list[int], env: dict[str, str], access_log: bo
         return Router
 
     routes = []
-    for count in (0, *shards):
-        name = "ingress" if count == 0 else f"fanout-{count}"
+    for count, ours in ((0, False), *((count, False) for count in shards), (shards[-1], True)):
+        name = "ingress" if count == 0 else f"fanout-{count}" + ("-ours" if ours else "")
         noops = [NoopShard.options(name=f"{name}-shard-{i}").bind() for i in range(count)]
-        serve.run(router_class().options(name=f"{name}-router").bind(*noops), name=name, route_prefix=f"/{name}",
-                  blocking=False)
+        serve.run(router_class(ours).options(name=f"{name}-router").bind(*noops), name=name,
+                  route_prefix=f"/{name}", blocking=False)
         routes.append(name)
     for name in routes:  # every replica up before timing
         while serve.status().applications[name].status != "RUNNING":
@@ -128,7 +138,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="a Ray Serve switch for every actor Serve starts (repeatable)")
-    parser.add_argument("--no-access-log", action="store_true", help="replicas log no line per request")
+    parser.add_argument("--access-log", action="store_true", help="replicas log a line per request")
     parser.add_argument("--json", dest="json_path", default=None)
     args = parser.parse_args()
     env = dict(item.split("=", 1) for item in args.env)
@@ -138,7 +148,8 @@ def main() -> None:
 
     queries = np.random.default_rng(0).standard_normal((args.queries, args.dim)).astype(np.float32)
     report: dict = {"shards": args.shards, "queries": args.queries, "clients": args.clients, "rounds": args.rounds,
-                    "cpus": os.cpu_count(), "env": env, "access_log": not args.no_access_log, "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+                    "cpus": os.cpu_count(), "env": env, "access_log": args.access_log,
+                    "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     log("starting a two-node Ray cluster")
     cluster = LocalRayCluster(cpus=1, root=ROOT).start()
     os.environ.update({key: value for key, value in cluster.env.items() if key.startswith("RAY_")})
@@ -147,7 +158,7 @@ def main() -> None:
     try:
         plain = plain_server(plain_port)
         ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)
-        routes = serve_apps(serve_port, sorted({1, args.shards}), env, not args.no_access_log)
+        routes = serve_apps(serve_port, sorted({1, args.shards}), env, args.access_log)
         urls = {"plain": f"http://127.0.0.1:{plain_port}",
                 **{name: f"http://127.0.0.1:{serve_port}/{name}" for name in routes}}
         log(f"up: {', '.join(urls)}")

@@ -5,6 +5,7 @@ They are plain classes; :mod:`.server` makes them deployments at start (so impor
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
@@ -13,6 +14,10 @@ from indexer.service.app import ServiceConfig, create_app
 from indexer.service.server import settle_serving_process
 
 SHARD_METHODS = ("search", "change", "ids", "holds", "reconcile", "flush", "describe")
+# Reads answered on the replica's event loop itself: a search is a FAISS call of a fraction of a millisecond, and
+# a hop to Serve's thread pool and back costs more than that on a busy machine (docs/BENCHMARKS.md, issue 30).
+# Changes, saves and reconciling take the thread pool: they may take seconds, and the loop must go on answering.
+INLINE_METHODS = ("search", "holds", "describe")
 
 
 class ShardReplica:
@@ -22,13 +27,15 @@ class ShardReplica:
         self.shard = api.ShardIndex(api.Workspace.at(workspace, db), index_name, number, flush_s=flush_s)
         settle_serving_process()
 
-    def call(self, method: str, args: tuple) -> Any:
+    async def call(self, method: str, args: tuple) -> Any:
         """``ShardIndex.<method>(*args)`` (one entry point: the router's transport calls it by name)."""
         if method not in SHARD_METHODS:
             raise api.InputError(f"shard method {method!r} is unknown; expected one of {', '.join(SHARD_METHODS)}")
         if method == "describe":
             return {**self.shard.describe(), "pid": os.getpid()}
-        return getattr(self.shard, method)(*args)
+        if method in INLINE_METHODS:
+            return getattr(self.shard, method)(*args)
+        return await asyncio.to_thread(getattr(self.shard, method), *args)
 
     def __del__(self) -> None:  # Ray Serve calls it when it stops the replica: save what is unsaved
         shard = self.__dict__.get("shard")

