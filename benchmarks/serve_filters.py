@@ -57,7 +57,7 @@ def main() -> None:
     args = parser.parse_args()
     import httpx
 
-    from indexer.api.search.engine import SELECTION_TTL_S  # a cached selection is read again after it
+    from indexer.api.search.selections import SELECTION_TTL_S  # a cached selection is read again after it
     from indexer.bench.synthetic_bench import synthetic_data
     from indexer.core.files import write_json
 

@@ -4,9 +4,10 @@ image (file, upload) or stored id → the model's embedder (ONNX or SIFT-VLAD, :
 FAISS search of a held index (with query expansion when asked) → catalog rows → :class:`Answer`.
 
 Thread safety: everything a search reads (the held indexes, the served vectors, the known rows) is published
-by swapping one reference and never modified afterwards, so searches need no lock. The live catalog
-(:mod:`indexer.api.search.live`) publishes new versions through :meth:`Searcher.publish`,
-:meth:`Searcher.publish_vectors` and :meth:`Searcher.publish_rows`. This path imports neither torch nor Alembic.
+by swapping one reference and never modified afterwards, so searches need no lock (:mod:`.holdings`). The live
+catalog (:mod:`indexer.api.search.live`) publishes new versions through :meth:`Searcher.publish`,
+:meth:`Searcher.publish_vectors` and :meth:`Searcher.publish_rows`. A filter's selection and the plan among it:
+:mod:`.selections`. This path imports neither torch nor Alembic.
 """
 
 from __future__ import annotations
@@ -14,18 +15,19 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from indexer.api.devices import check_kind_device, device_copy, device_refusal
+from indexer.api.devices import device_refusal
 from indexer.api.registry.indexes import served_index, stale_index_message
 from indexer.api.search.examples import Example, check_examples, combine, query_name
-from indexer.api.search.held import HeldIndex, KnownRows, ServedVectors
+from indexer.api.search.held import HeldIndex, KnownRows
+from indexer.api.search.holdings import Holdings, Rows
 from indexer.api.search.narrowing import MAX_OFFSET, Narrowing, page_token
 from indexer.api.search.results import Answer, Hit, QueryOutcome
+from indexer.api.search.selections import Selections, search_selected
 from indexer.api.search.uploads import decode_query, read_upload
 from indexer.api.workspace import Workspace
 from indexer.core.arrays import as_vectors, check_finite
@@ -33,16 +35,10 @@ from indexer.core.errors import DimensionMismatchError, InputError, NotFoundErro
 from indexer.core.filtered import Plan, Selection
 from indexer.core.rerank import Rerank, check_query_rerank
 from indexer.datasets.folders import catalog_path
-from storage.catalog import ArtifactRow, ImageRow
+from storage.catalog import ImageRow
 
 MAX_K = 1000
-SELECTION_CACHE = 64  # filters whose selection a searcher keeps
-SELECTION_TTL_S = 5.0  # the longest a kept selection is reused (another process may change the catalog)
-GATHERED_BYTES = 128 * 2**20  # stored vectors kept for the exact plan of recent selections (a page after a page)
-EXACT_MAX_ENV = "INDEXER_EXACT_MAX"  # at most this many selected vectors are searched exactly (default: by cost)
 DELETE_SLACK = 4  # extra neighbours fetched: a delete commits in the catalog just before the index swap
-
-Rows = Mapping[int, tuple[str, str | None]]  # ok catalog images: id -> (path, label)
 
 
 def unit_vector(values: Any, dim: int) -> np.ndarray:
@@ -67,7 +63,7 @@ def check_k(k: int) -> None:
         raise InputError(f"k must be in 1..{MAX_K}; got {k}")
 
 
-class Searcher:
+class Searcher(Holdings):
     """A model's embedder and its indexes, loaded once, ready to answer many queries from any thread.
 
     ``index_name``: the default index (the most recent when None). ``hold_all``: also hold every other index
@@ -81,7 +77,6 @@ class Searcher:
                  solo_threads: int | None = None, hold_all: bool = False, max_pixels: int | None = None) -> None:
         from models.embedders import EXTERNAL, ONNX, embedder_kind, external_message, open_embedder
 
-        self.workspace = workspace
         self.max_pixels = max_pixels
         with workspace.catalog() as catalog:
             default = served_index(catalog, index_name)
@@ -94,7 +89,7 @@ class Searcher:
                 f"model {model.name!r} makes {model.dim}-dim embeddings; "
                 f"index {default.name!r} holds {default.dim}-dim vectors"
             )
-        self.model, self.model_name, self.index_name = model, model.name, default.name
+        self.model = model
         stale = stale_index_message(default, model)
         self.warnings = [] if stale is None else [f"{stale}; until then results may be poor"]
         self.embedder = open_embedder(model.params, workspace.resolve, threads=threads)
@@ -105,96 +100,8 @@ class Searcher:
         if solo_threads is not None and solo_threads > threads and embedder_kind(model.params) == ONNX:
             self._solo = open_embedder(model.params, workspace.resolve, threads=solo_threads)
         self._in_flight, self._flight_lock = 0, threading.Lock()
-        self._held: dict[str, HeldIndex] = {row.name: self.load_held(row) for row in rows}
-        self._vectors: ServedVectors | None = None  # the stored vectors, loaded on first need
-        self._vectors_lock = threading.Lock()
-        self._rows: Rows = KnownRows()  # rows known without asking the catalog (the live catalog keeps them)
-        self._generation = 0  # bumped by every publish: a cached filter selection older than that is asked again
-        self._selections: OrderedDict[str, tuple[float, int, Selection]] = OrderedDict()
-        self._selections_lock = threading.Lock()
-        self._gathered: OrderedDict[int, tuple[Selection, np.ndarray, np.ndarray]] = OrderedDict()
-
-    # -- what is held ----------------------------------------------------------------------------------------
-
-    @property
-    def kind(self) -> str:
-        return self.held().kind
-
-    @property
-    def index(self) -> Any:
-        """The default index (a :class:`indexer.core.segments.SegmentedIndex`: its file's index, sealed, and the
-        changes since)."""
-        return self.held().index
-
-    def indexes(self) -> list[dict]:
-        """``[{"name", "kind", "model", "ntotal", "dim"}]`` of the held indexes, the default first."""
-        held = self._held
-        return [held[name].describe() for name in sorted(held, key=lambda n: (n != self.index_name, n))]
-
-    def held(self, index_name: str | None = None) -> HeldIndex:
-        """The published index called ``index_name`` (default: the default index); NotFoundError otherwise."""
-        held = self._held
-        name = index_name or self.index_name
-        if name not in held:
-            known = ", ".join(sorted(held)) or "none"
-            raise NotFoundError(f"index {name!r} is not served (served: {known})")
-        return held[name]
-
-    def held_names(self) -> list[str]:
-        """The names of the held indexes."""
-        return list(self._held)
-
-    def load_held(self, row: ArtifactRow) -> HeldIndex:
-        """Load the index of catalog row ``row`` (not yet published)."""
-        from indexer.api.registry.index_files import file_signature, load_segmented
-        from indexer.core.index_io import index_paths, load_index
-
-        path = index_paths(self.workspace.resolve(row.path))[0]
-        signature = file_signature(path)
-        check_kind_device(row.kind)  # before reading the file: a gpu-flat index without a GPU is refused at once
-        index, sidecar = load_index(path)
-        return HeldIndex(row.name, row.kind, row.model_name, path, load_segmented(path, index, sidecar), sidecar,
-                         row.params, signature, device_copy(row.kind, index))
-
-    # -- publishing (the live catalog's writes) --------------------------------------------------------------
-
-    def publish(self, held: HeldIndex) -> None:
-        """Hold ``held`` in place of the index of that name (searches that started keep the one they had)."""
-        self._held = {**self._held, held.name: held}
-        self._generation += 1
-
-    def unpublish(self, name: str) -> None:
-        """Stop holding index ``name``."""
-        self._held = {n: h for n, h in self._held.items() if n != name}
-        self._generation += 1
-
-    def publish_vectors(self, vectors: ServedVectors) -> None:
-        """Use ``vectors`` as the model's stored vectors of ok catalog images (for ids and "qe")."""
-        self._vectors = vectors
-        self._generation += 1
-
-    def publish_rows(self, rows: Rows) -> None:
-        """Use ``rows`` (id -> (path, label) of ok catalog images) before asking the catalog."""
-        self._rows = rows
-        self._generation += 1
-
-    def forget_selections(self) -> None:
-        """Drop the kept filter selections (the catalog's fields changed)."""
-        self._generation += 1
-
-    @property
-    def rows(self) -> Rows:
-        """The rows known without asking the catalog."""
-        return self._rows
-
-    def served_vectors(self) -> ServedVectors:
-        """The model's stored vectors of ok catalog images (loaded from the store on first need)."""
-        with self._vectors_lock:
-            if self._vectors is None:
-                from indexer.api.registry.indexes import catalog_vectors
-
-                self._vectors = ServedVectors.from_store(*catalog_vectors(self.workspace, self.model_name, mmap=True))
-            return self._vectors
+        super().__init__(workspace, model.name, default.name, rows)
+        self._selections = Selections()
 
     # -- queries ---------------------------------------------------------------------------------------------
 
@@ -393,73 +300,9 @@ class Searcher:
         found, vectors = EmbeddingStore(self.workspace.embeddings_dir / self.model_name).lookup(ids)
         return ids[np.asarray(found, bool)].tolist(), np.asarray(vectors, np.float32)
 
-    def _gathered_for(self, allowed: Selection) -> tuple[np.ndarray, np.ndarray]:
-        """(ids with a stored vector, their (n, d) vectors) of a selection searched exactly, kept for the next
-        query with the same selection (the next page, or the same filter again) while it lives: a kept selection
-        is replaced when the vectors or rows change (the generation), so its gathered vectors stay true. At
-        most :data:`GATHERED_BYTES` are kept, the least recently used dropped first."""
-        key = id(allowed)
-        with self._selections_lock:
-            kept = self._gathered.get(key)
-            if kept is not None and kept[0] is allowed:
-                self._gathered.move_to_end(key)
-                return kept[1], kept[2]
-        found, stored = self._stored(allowed.ids)
-        found = np.asarray(found, np.int64)
-        if stored.nbytes <= GATHERED_BYTES:
-            with self._selections_lock:
-                self._gathered[key] = (allowed, found, stored)
-                total = sum(vectors.nbytes for _, _, vectors in self._gathered.values())
-                while total > GATHERED_BYTES:
-                    _, (_, _, dropped) = self._gathered.popitem(last=False)
-                    total -= dropped.nbytes
-        return found, stored
-
-    def _selection(self, where: str | None) -> Selection | None:
-        """The ok catalog images filter ``where`` matches (None without a filter); InputError naming what is
-        wrong with the filter. The selection (and its FAISS bitmap) is reused by later queries with the same
-        filter until this searcher publishes a change or :data:`SELECTION_TTL_S` passes (a change made by
-        another process is seen within that time); at most :data:`SELECTION_CACHE` filters are kept."""
-        if where is None:
-            return None
-        from storage.filters import FilterError
-
-        key, generation, now = where.strip(), self._generation, time.monotonic()
-        with self._selections_lock:
-            cached = self._selections.get(key)
-            if cached is not None and cached[1] == generation and now - cached[0] < SELECTION_TTL_S:
-                self._selections.move_to_end(key)
-                return cached[2]
-        with self.workspace.catalog() as catalog:
-            try:
-                condition = catalog.parse_filter(where)  # the catalog's own fields and its user fields
-            except FilterError as exc:
-                raise InputError(str(exc)) from None
-            selection = Selection(np.asarray(catalog.matching_ids(condition), np.int64))
-        with self._selections_lock:
-            self._selections[key] = (now, generation, selection)
-            self._selections.move_to_end(key)
-            while len(self._selections) > SELECTION_CACHE:
-                self._selections.popitem(last=False)
-        return selection
-
-    def _filtered(self, held: HeldIndex, vectors: np.ndarray, wanted: int, nprobe: int | None, rerank: Rerank,
-                  allowed: Selection) -> tuple[np.ndarray, np.ndarray, Any]:
-        """(scores, ids, plan) of a search among the ids ``allowed``: exactly over their stored vectors when
-        they are few, else the index's search with a selector and a widened nprobe / efSearch."""
-        from indexer.core.filtered import choose_plan, exact_within, search_within
-
-        if rerank.mode == "qe":
-            raise InputError("a filter and re-ranking 'qe' together are not supported; drop one of them")
-        plan = choose_plan(held.index, len(allowed), held.ntotal, k=wanted, nprobe=nprobe,
-                           exact_max=0 if rerank.mode == "dba" else _exact_max(),
-                           widening=(held.sidecar.get("tuning") or {}).get("filter_widen"))
-        if plan.kind == "exact":
-            found, stored = self._gathered_for(allowed)
-            scores, ids = exact_within(stored, found, vectors, wanted,
-                                       inner_product=getattr(held.index, "inner_product", True))
-            return scores, ids, plan
-        return (*search_within(held.index, vectors, wanted, allowed, plan), plan)
+    def _gathered(self, allowed: Selection) -> tuple[np.ndarray, np.ndarray]:
+        """(ids with a stored vector, their (n, d) vectors) of a selection searched exactly, kept while it lives."""
+        return self._selections.gathered(allowed, self._stored)
 
     def _search(self, held: HeldIndex, queries: list[tuple[str, ImageRow | None, int | None]], vectors: np.ndarray,
                 k: int, nprobe: int | None, rerank: Rerank, timings: dict[str, float],
@@ -476,13 +319,13 @@ class Searcher:
         check_finite(vectors, "query embeddings")  # the one scan of the values; search() trusts them
         started = time.perf_counter()
         narrow = narrow or Narrowing()
-        allowed = self._selection(narrow.where)
+        allowed = self._selections.matching(self.workspace, narrow.where, self._generation)
         selected = time.perf_counter()
         excluded = [() if e is None else (e,) if isinstance(e, int) else tuple(e) for _, _, e in queries]
         wanted = min(narrow.offset + k + max(len(e) for e in excluded) + DELETE_SLACK, held.ntotal)
         plan = None
         if wanted > 0 and allowed is not None:
-            scores, ids, plan = self._filtered(held, vectors, wanted, nprobe, rerank, allowed)
+            scores, ids, plan = search_selected(held, vectors, wanted, nprobe, rerank, allowed, self._gathered)
         elif wanted <= 0:
             scores, ids = np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
         elif rerank.mode == "qe":
@@ -531,13 +374,3 @@ class Searcher:
             rows.update({i: (row.path, row.label) for i, row in fetched.items() if row.status == "ok"})
         return rows
 
-
-def _exact_max() -> int | None:
-    """The ``INDEXER_EXACT_MAX`` environment variable's value (None: the planner's own cost rule)."""
-    value = os.environ.get(EXACT_MAX_ENV)
-    if value is None:
-        return None
-    try:
-        return max(0, int(value))
-    except ValueError:
-        raise InputError(f"{EXACT_MAX_ENV}: expected a whole number; got {value!r}") from None
