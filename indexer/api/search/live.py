@@ -5,19 +5,17 @@ adds only the writes, the reloads and the saves around it. Writes are serialised
 is segmented (:mod:`indexer.core.segments`): a write makes a new version with the image in the growing segment
 or marked deleted, sharing the sealed index, and publishes it through the engine by swapping one reference,
 so a query holds either the old or the new version and never a half-updated one. A save folds the pending
-changes into a new sealed index (a copy) and writes it. Every save
-goes through :func:`indexer.api.registry.index_files.writing` (the index's lock, the journal, the catalog
-row), so a save never interleaves with ``indexer build --update`` or ``indexer remove`` in another process.
+changes into a new sealed index and writes it (:mod:`.live_saves`).
 
 Durability of an acknowledged write, in order: the uploaded file (fsynced, renamed), the catalog row
 (committed), the embedding (appended to the model's :class:`EmbeddingStore`, fsynced). The held indexes change
 in memory at once and are saved to their files (with the crash-safe journal of :mod:`indexer.core.index_io`)
-at most every ``flush_s`` seconds by the watcher thread (or every :data:`SAVE_DUTY` times the last save's
-duration when that is longer: a large index is not rewritten every few seconds), and at
-:meth:`LiveCatalog.close`: one save covers many writes, which keeps a write to a few milliseconds of work. A ``kill -9`` at any point is repaired at the
-next start: :meth:`LiveCatalog.reconcile` embeds ok catalog images the store lacks and adds to (or removes
-from) each held index whatever the catalog says it should hold, as ``indexer build --update`` does. A delete
-commits at the catalog row; the store follows at once and the index files at the next save.
+at most every ``flush_s`` seconds by the watcher thread (or less often for a large index, see
+:meth:`LiveCatalog.save_interval`), and at :meth:`LiveCatalog.close`: one save covers many writes, which keeps a
+write to a few milliseconds of work. A ``kill -9`` at any point is repaired at the next start:
+:meth:`LiveCatalog.reconcile` embeds ok catalog images the store lacks and adds to (or removes from) each held
+index whatever the catalog says it should hold, as ``indexer build --update`` does. A delete commits at the
+catalog row; the store follows at once and the index files at the next save.
 
 Index files replaced by another process (``indexer build --name NAME``, ``--update NAME``) are noticed by
 :meth:`LiveCatalog.refresh` (file identity and times), loaded, reconciled and published the same way.
@@ -35,10 +33,11 @@ from typing import Any
 import numpy as np
 
 from indexer.api.registry.images import IMPORTED_FORMAT, imported_sha256, rows_to_embed, served_image
-from indexer.api.registry.index_files import IndexTarget, file_signature, writing
+from indexer.api.registry.index_files import file_signature
 from indexer.api.search.engine import Searcher, unit_vector
 from indexer.api.search.held import AddOutcome, HeldIndex, KnownRows, ServedVectors
 from indexer.api.search.live_batch import BatchWrites
+from indexer.api.search.live_saves import Saves
 from indexer.api.search.results import Answer
 from indexer.api.search.served import RowTable
 from indexer.api.search.uploads import UPLOADS_DIR, read_upload, store_upload
@@ -52,10 +51,9 @@ from storage.errors import NotInCatalogError
 MAX_NOTES = 100
 DEFAULT_WATCH_S = 1.0
 DEFAULT_FLUSH_S = 5.0  # how long an index file may lag the catalog while the service runs
-SAVE_DUTY = 20  # saves wait at least this many times the last one's duration: at most 1/20 of the time saving
 
 
-class LiveCatalog(BatchWrites):
+class LiveCatalog(BatchWrites, Saves):
     """The served model (its ONNX embedder), the indexes of that model, and the catalog, opened once.
 
     ``index_name`` picks the default index (the most recent when None); every other index of the same
@@ -327,27 +325,6 @@ class LiveCatalog(BatchWrites):
                 self.reconcile()
         return reloaded
 
-    def flush(self) -> list[str]:
-        """Fold every held index's pending changes into its file (compaction); returns the names saved.
-
-        Queries and writes go on meanwhile: the fold works on a snapshot and a copy of the sealed index, and
-        the new sealed index is published with the changes made since (:func:`indexer.core.compaction.rebase`).
-        An index whose file another process replaced meanwhile is not overwritten: :meth:`refresh` loads that
-        file and reconciles it with the catalog (which re-applies this service's writes)."""
-        with self._write_lock:
-            names = sorted(self._unsaved)
-            self._saved_at = time.monotonic()
-        return [name for name in names if self._compact(name)]
-
-    def save_interval(self) -> float:
-        """Seconds between two saves by the watcher: ``flush_s``, or :data:`SAVE_DUTY` times the last
-        compaction's duration when that is longer. A save rewrites the whole index file (O(N): about 2 s at a
-        million vectors), so a trickle of writes to a large index costs at most 1/SAVE_DUTY of a core; the
-        writes themselves are durable before they are acknowledged (catalog row and embedding store, replayed
-        by :meth:`reconcile` at start-up), so only the file, not the data, lags."""
-        last = self.last_compaction["seconds"] if self.last_compaction else 0.0
-        return max(self.flush_s, SAVE_DUTY * last)
-
     def start_watching(self, interval_s: float = DEFAULT_WATCH_S) -> None:
         """Every ``interval_s`` seconds on a daemon thread until :meth:`close`: :meth:`refresh`, and
         :meth:`flush` once :meth:`save_interval` has passed since the last save."""
@@ -409,75 +386,3 @@ class LiveCatalog(BatchWrites):
                 self._unsaved.add(name)
             names.append(name)
         return names
-
-    def _save(self, held: HeldIndex) -> bool:
-        """Compact ``held`` now, with the write lock held (``--save-every 0``: the write returns once saved)."""
-        return self._compact(held.name)
-
-    def _compact(self, name: str) -> bool:
-        """Fold index ``name``'s pending changes into its sealed index, save it under its lock (journal, catalog
-        row) and publish it rebased on the changes made meanwhile; False, and nothing written, when another
-        process replaced the files since they were loaded (or a refresh did meanwhile), or when a compaction
-        is already running (the changes stay pending for the next one).
-
-        An IVF index in memory is folded in place, a few lists at a time (:func:`fold_in_place`): no second
-        copy of it, ever. A graph keeps its main graph and folds its adds into a small tail graph, its deletions
-        staying marks (:func:`fold_tail`), until they outgrow their share of it. Other kinds (and a graph then)
-        fold into a copy that readers never see until it is published."""
-        from indexer.core.compaction import (
-            can_fold_in_place,
-            can_fold_tail,
-            fold,
-            fold_in_place,
-            fold_tail,
-            rebase,
-        )
-        from indexer.core.membership import indexed_ids
-
-        if not self._compacting.acquire(blocking=False):
-            return False
-        try:
-            with self._write_lock:
-                if name not in self.engine.held_names():
-                    return False
-                snapshot = self.engine.held(name)
-                if not snapshot.index.pending:
-                    self._unsaved.discard(name)
-                    return True
-            started = time.perf_counter()
-            in_place = can_fold_in_place(snapshot.index)
-            as_tail = not in_place and can_fold_tail(snapshot.index)
-            target = IndexTarget(snapshot.name, snapshot.kind, snapshot.params, snapshot.model, snapshot.path)
-            tail = marks = None
-            with writing(self.workspace, target) as (file,):
-                if file.signature() != snapshot.signature:
-                    return False
-                if as_tail:  # the main graph stays as it is, in memory and on disk
-                    tail, marks = fold_tail(snapshot.index, snapshot.sidecar["params"])
-                    sealed, sealed_ids = snapshot.index.sealed, None
-                    live = snapshot.index.ntotal
-                    sidecar = file.save_segments(tail, marks, live)
-                elif in_place:
-                    sealed_ids, sealed = fold_in_place(snapshot.index), snapshot.index.sealed
-                    with snapshot.index.gate.reading():  # serialised while no fold step changes it
-                        sidecar = file.save(sealed, snapshot.sidecar)
-                else:
-                    sealed = fold(snapshot.index, copy=True, sidecar=snapshot.sidecar)  # readers keep the old one
-                    sealed_ids = indexed_ids(sealed)
-                    sidecar = file.save(sealed, snapshot.sidecar)
-                signature = file.signature()
-            with self._write_lock:
-                current = self.engine.held(name) if name in self.engine.held_names() else None
-                if current is None or current.index.sealed is not snapshot.index.sealed:
-                    return False  # refreshed from another process's file meanwhile: that version stands
-                version = rebase(snapshot.index, current.index, sealed, sealed_ids, tail=tail, marks=marks)
-                self.engine.publish(replace(current, index=version, sidecar=sidecar, signature=signature))
-                if not version.pending:
-                    self._unsaved.discard(name)
-                self.last_compaction = {"index": name, "at": time.time(), "seconds": time.perf_counter() - started,
-                                        "folded": snapshot.index.pending, "in_place": in_place or as_tail,
-                                        "tail": as_tail}
-            release_free_memory()  # the file writer's buffers and the folded segments, freed: back to the system
-            return True
-        finally:
-            self._compacting.release()

@@ -80,7 +80,7 @@ def test_writes_are_served_at_once_and_saved_to_the_index_file_by_flush(ws, tmp_
 
 def test_a_large_index_is_saved_less_often_than_save_every(ws, tmp_path):
     from indexer.api import LiveCatalog, Workspace
-    from indexer.api.search.live import SAVE_DUTY
+    from indexer.api.search.live_saves import SAVE_DUTY
 
     live = LiveCatalog(Workspace.at(ws), "flat", flush_s=2.0)
     assert live.save_interval() == 2.0, "before any save: --save-every"
