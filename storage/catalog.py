@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from storage.errors import CatalogError, NotInCatalogError
 from storage.fields import FieldTypeError, check_field_name, typed_value
-from storage.filters import Filter, Unindexed, needs_labels, parse_filter, where_clause
+from storage.filter_sql import Unindexed, needs_labels, where_clause
+from storage.filters import Filter, parse_filter
 from storage.rows import (
     ArtifactRow,
     CatalogSummary,

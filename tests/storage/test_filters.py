@@ -129,7 +129,7 @@ def test_a_prefix_means_the_same_on_both_databases(catalog):
 def test_sqlite_answers_a_path_prefix_from_the_path_index(tmp_path):
     from sqlalchemy import event
 
-    from storage.filters import _after_prefix
+    from storage.filter_sql import _after_prefix
 
     assert _after_prefix("ab") == "ac" and _after_prefix("a\U0010ffff") == "b" and _after_prefix("\U0010ffff") is None
     assert _after_prefix("\ud7ff") == "\ue000" and _after_prefix("é") == "ê"
