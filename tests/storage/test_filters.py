@@ -149,10 +149,10 @@ def test_sqlite_answers_a_path_prefix_from_the_path_index(tmp_path):
 @pytest.mark.parametrize("catalog", ["sqlite", "postgresql"], indirect=True)
 @pytest.mark.parametrize("narrow_share", [0.0, 1.0], ids=["exists-form", "in-form"])
 def test_user_fields_are_typed_and_filterable(catalog, narrow_share, monkeypatch):
-    import storage.catalog
+    import storage.catalog_fields
     from storage.fields import FieldTypeError
 
-    monkeypatch.setattr(storage.catalog, "NARROW_SHARE", narrow_share)  # both SQL forms give the same answers
+    monkeypatch.setattr(storage.catalog_fields, "NARROW_SHARE", narrow_share)  # both SQL forms give the same answers
     chosen = []
     narrow = catalog._few_match
     monkeypatch.setattr(catalog, "_few_match",
