@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from models.device_decode import DeviceBatch, DeviceDecoder, Encoded, check_decode, worker_load
-from models.embedding_store import EmbeddingStore, PendingRows
+from models.embedding_store import EmbeddingStore
 from models.errors import ImageError, ModelError
+from models.pending_rows import PendingRows
 from models.preprocess import PreprocessSpec, load_and_preprocess, load_square_pixels, normalise_table
 
 FLUSH_SECONDS = 5.0  # embedded rows are written to the store at least this often: a killed run loses this much

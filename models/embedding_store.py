@@ -28,6 +28,7 @@ import numpy as np
 
 from indexer.core.files import write_json
 from models.errors import ModelError
+from models.store_files import in_sorted, read_array, span_of, write_array, write_rows
 
 if TYPE_CHECKING:
     from models.store_reader import StoreReader
@@ -113,7 +114,7 @@ class EmbeddingStore:
         """(m,) bool: which of ``ids`` are removed, by bisection in each (sorted) removed part."""
         out = np.zeros(len(ids), bool)
         for name in self._removed_parts():
-            out |= _in_sorted(np.asarray(self._load(name, "ids", mmap=True)), ids)
+            out |= in_sorted(np.asarray(self._load(name, "ids", mmap=True)), ids)
         return out
 
     def _present(self, ids: np.ndarray) -> np.ndarray:
@@ -142,7 +143,7 @@ class EmbeddingStore:
         before spans were recorded reads the part once and keeps the answer in its manifest at the next write)."""
         span = self._manifest.get("spans", {}).get(name) or self._spans_written.get(name)
         if span is None:
-            span = self._spans_written[name] = _span_of(np.asarray(self._load(name, "ids", mmap=True)))
+            span = self._spans_written[name] = span_of(np.asarray(self._load(name, "ids", mmap=True)))
         return span[0], span[1], bool(span[2])
 
     def vectors(self, mmap: bool = True) -> np.ndarray:
@@ -277,21 +278,17 @@ class EmbeddingStore:
             self._sweep()
             return
         self._write_ids(name, ids[live])
-        path = self.directory / f"{name}.vectors.npy"
-        out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(int(live.sum()), self.dim or 0))
-        row = start = 0
-        for part in parts:
-            block = self._load(part, "vectors", mmap=True)
-            mask = live[start:start + len(block)]
-            start += len(block)
-            for at in range(0, len(block), COPY_ROWS):  # bounded pieces: a million rows copy in 64k-row steps
-                piece = np.asarray(block[at:at + COPY_ROWS])[mask[at:at + COPY_ROWS]]
-                out[row:row + len(piece)] = piece
-                row += len(piece)
-        out.flush()
-        del out
-        with open(path, "rb") as handle:
-            os.fsync(handle.fileno())
+
+        def pieces():  # each part's live rows, in bounded pieces: a million rows copy in 64k-row steps
+            start = 0
+            for part in parts:
+                block = self._load(part, "vectors", mmap=True)
+                mask = live[start:start + len(block)]
+                start += len(block)
+                for at in range(0, len(block), COPY_ROWS):
+                    yield np.asarray(block[at:at + COPY_ROWS])[mask[at:at + COPY_ROWS]]
+
+        write_rows(self.directory / f"{name}.vectors.npy", int(live.sum()), self.dim or 0, pieces())
         self._write_manifest(dict(self._manifest, base=name, chunks=[], chunk_rows=[], removed=[], removed_rows=[]))
         self._sweep()
 
@@ -353,30 +350,17 @@ class EmbeddingStore:
         the process's memory at once)."""
         ids = np.concatenate([self._load(n, "ids", mmap=False) for n in parts]).astype(np.int64)
         self._write_ids(name, ids)
-        path = self.directory / f"{name}.vectors.npy"
-        out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(len(ids), self.dim or 0))
-        row = 0
-        for part in parts:
-            block = self._load(part, "vectors", mmap=True)
-            out[row:row + len(block)] = block
-            row += len(block)
-        out.flush()
-        del out
-        with open(path, "rb") as handle:
-            os.fsync(handle.fileno())
+        write_rows(self.directory / f"{name}.vectors.npy", len(ids), self.dim or 0,
+                   (self._load(part, "vectors", mmap=True) for part in parts))
 
     def _write_ids(self, name: str, ids: np.ndarray) -> None:
         ids = np.asarray(ids, np.int64)
         self._write_array(self.directory / f"{name}.ids.npy", ids)
-        self._spans_written[name] = _span_of(ids)
+        self._spans_written[name] = span_of(ids)
 
     @staticmethod
-    def _write_array(path: Path, array: np.ndarray) -> None:
-        # a new name the manifest does not know yet: written and fsynced in place, then named by the manifest
-        with open(path, "wb") as handle:
-            np.save(handle, array)
-            handle.flush()
-            os.fsync(handle.fileno())
+    def _write_array(path: Path, array: np.ndarray) -> None:  # every part file's write (tests count them)
+        write_array(path, array)
 
     def _write_manifest(self, manifest: dict) -> None:
         # the folder's fsync after the rename also makes the new parts' names durable
@@ -401,17 +385,10 @@ class EmbeddingStore:
     def _load(self, name: str, what: str, mmap: bool) -> np.ndarray:
         path = self.directory / f"{name}.{what}.npy"
         if not mmap:
-            return self._read(path, mmap)
+            return read_array(path, mmap)
         if (name, what) not in self._maps:  # part names are never reused, so a part's map stays right
-            self._maps[name, what] = self._read(path, mmap=True)
+            self._maps[name, what] = read_array(path, mmap=True)
         return self._maps[name, what]
-
-    @staticmethod
-    def _read(path: Path, mmap: bool) -> np.ndarray:
-        try:
-            return np.load(path, mmap_mode="r" if mmap else None)
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"embedding store part {path} is unreadable ({exc})") from None
 
     def _named(self) -> set[str]:
         return set(self._parts()) | set(self._removed_parts())
@@ -429,42 +406,3 @@ class EmbeddingStore:
         for path in self.directory.glob("*.npy"):
             if path.name.split(".", 1)[0] not in live:
                 path.unlink(missing_ok=True)
-
-
-def _in_sorted(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Which of ``values`` are in the ascending ``sorted_ids``, by binary search (no sort of either side)."""
-    if not len(sorted_ids):
-        return np.zeros(len(values), bool)
-    return sorted_ids[np.minimum(np.searchsorted(sorted_ids, values), len(sorted_ids) - 1)] == values
-
-
-def _span_of(ids: np.ndarray) -> list:
-    """[lowest, highest, sorted] of a part's ids (an empty part: a range no id falls in)."""
-    if not len(ids):
-        return [0, -1, True]
-    ordered = bool(len(ids) < 2 or (np.diff(ids) > 0).all())
-    return [int(ids[0] if ordered else ids.min()), int(ids[-1] if ordered else ids.max()), ordered]
-
-
-class PendingRows:
-    """Embedded rows held until they are appended to ``store`` in one durable write (:meth:`flush`)."""
-
-    def __init__(self, store: EmbeddingStore) -> None:
-        self.store = store
-        self._ids: list[np.ndarray] = []
-        self._vectors: list[np.ndarray] = []
-        self.rows = 0  # held now
-        self.added = 0  # held or written since creation
-
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        self._ids.append(ids)
-        self._vectors.append(vectors)
-        self.rows += len(ids)
-        self.added += len(ids)
-
-    def flush(self) -> None:
-        if self._ids:
-            self.store.append(np.concatenate(self._ids), np.concatenate(self._vectors))
-            self._ids.clear()
-            self._vectors.clear()
-            self.rows = 0

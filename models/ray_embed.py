@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from models.embed import EmbedReport
-from models.embedding_store import EmbeddingStore, PendingRows
+from models.embedding_store import EmbeddingStore
 from models.errors import ImageError, ModelError
+from models.pending_rows import PendingRows
 
 LOCAL_OBJECT_STORE_BYTES = 512 * 1024**2  # (id, path) rows and 128-dim vectors: a local run needs little
 
