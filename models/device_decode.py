@@ -7,8 +7,9 @@ model's device (nvJPEG on CUDA), turns each image upright itself (torchvision ig
 then resizes each image's shorter side to the model's input exactly as Pillow's bilinear resize does
 (:func:`square_on_device`) and centre-crops, as :func:`models.preprocess.resize_and_crop` does. Every other
 file (PNG, HEIC, CMYK or 16-bit JPEGs, an unreadable header, more than :data:`MAX_DEVICE_PIXELS`) takes the CPU
-loader in the worker, so nothing is refused that the CPU path accepts, and its errors are the CPU path's. A JPEG the device cannot decode is decoded from its bytes on the CPU in the
-main process (the same loader), or reported as failed with that loader's reason.
+loader in the worker, so nothing is refused that the CPU path accepts, and its errors are the CPU path's. A JPEG
+the device cannot decode is decoded from its bytes on the CPU in the main process (the same loader), or reported
+as failed with that loader's reason.
 
 Where the CPU loader decodes a JPEG whole (its shorter side at most twice the model's input), the pixels are
 the CPU loader's, given the same decoded pixels (torchvision's CPU decoder gives Pillow's; nvJPEG's are for the
@@ -39,8 +40,6 @@ from models.preprocess import (
 DECODE_MODES = ("cpu", "device")
 MAX_DEVICE_PIXELS = 50_000_000  # larger JPEGs decode on the CPU at a reduced size (DCT scaling) instead
 _DEVICE_MODES = frozenset({"RGB", "L"})  # JPEG colour modes torchvision decodes to RGB (not CMYK, not 16-bit)
-
-
 _ORIENTATION_TAG = 0x0112
 
 
@@ -75,7 +74,12 @@ def worker_load(path: str, spec: PreprocessSpec) -> Encoded | np.ndarray:
         ok = False
     if ok:
         return Encoded(np.frombuffer(data, np.uint8), orientation)
-    return square_pixels(decode_for_model(data, path, spec), spec)  # the bytes already read, not the file again
+    return _cpu_pixels(data, path, spec)  # the bytes already read, not the file again
+
+
+def _cpu_pixels(data: bytes, path: str, spec: PreprocessSpec) -> np.ndarray:
+    """The CPU loader's (S, S, 3) uint8 pixels of a file's bytes. Raises ImageError (its reason)."""
+    return square_pixels(decode_for_model(data, path, spec), spec)
 
 
 @dataclass
@@ -87,8 +91,22 @@ class DeviceBatch:
     orientations: list[int] = field(default_factory=list)
     encoded_ids: list[int] = field(default_factory=list)
     encoded_paths: list[str] = field(default_factory=list)
-    pixels: np.ndarray | None = None  # (m, S, S, 3) uint8
+    pixels: list[np.ndarray] = field(default_factory=list)  # each (S, S, 3) uint8
     pixel_ids: list[int] = field(default_factory=list)
+
+    def add(self, loaded: Encoded | np.ndarray, item_id: int, path: str) -> None:
+        """One item as :func:`worker_load` sent it: a JPEG's bytes, or the CPU loader's pixels."""
+        if isinstance(loaded, Encoded):
+            self.encoded.append(loaded.data)
+            self.orientations.append(loaded.orientation)
+            self.encoded_ids.append(int(item_id))
+            self.encoded_paths.append(str(path))
+        else:
+            self.pixels.append(loaded)
+            self.pixel_ids.append(int(item_id))
+
+    def __len__(self) -> int:
+        return len(self.encoded) + len(self.pixels)
 
 
 class DeviceDecoder:
@@ -105,12 +123,11 @@ class DeviceDecoder:
 
         images, ids, failed = [], [], []
         decoded = self._decode_all([torch.from_numpy(data.copy()) for data in batch.encoded])
-        orientations = batch.orientations or [1] * len(batch.encoded)
-        for image, data, orientation, item_id, path in zip(decoded, batch.encoded, orientations, batch.encoded_ids,
-                                                           batch.encoded_paths):
+        for image, data, orientation, item_id, path in zip(decoded, batch.encoded, batch.orientations,
+                                                           batch.encoded_ids, batch.encoded_paths):
             if image is None:  # the device could not: the CPU loader on the bytes, or its error
                 try:
-                    pixels = square_pixels(decode_for_model(data.tobytes(), path, self.spec), self.spec)
+                    pixels = _cpu_pixels(data.tobytes(), path, self.spec)
                 except ImageError as exc:
                     failed.append((int(item_id), path, str(exc)))
                     continue
@@ -119,8 +136,8 @@ class DeviceDecoder:
                 image = square_on_device(upright(image, orientation), self.spec.image_size)
             images.append(image)
             ids.append(int(item_id))
-        if batch.pixels is not None and len(batch.pixels):
-            images.extend(torch.from_numpy(batch.pixels).to(self.device, non_blocking=True).unbind(0))
+        if batch.pixels:
+            images.extend(torch.from_numpy(np.stack(batch.pixels)).to(self.device, non_blocking=True).unbind(0))
             ids.extend(int(i) for i in batch.pixel_ids)
         stacked = torch.stack(images) if images else None
         return stacked, np.asarray(ids, np.int64), failed

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.device_decode import DeviceBatch, DeviceDecoder, Encoded, check_decode, worker_load
+from models.device_decode import DeviceBatch, DeviceDecoder, check_decode, worker_load
 from models.embedding_store import EmbeddingStore
 from models.errors import ImageError, ModelError
 from models.pending_rows import PendingRows
@@ -96,18 +96,10 @@ class _Collate:
 def _device_batch(batch) -> DeviceBatch | None:
     """The workers' items of one batch as a :class:`DeviceBatch` (None when every item failed)."""
     out = DeviceBatch()
-    pixels = []
     for loaded, item_id, path, _ in batch:
-        if isinstance(loaded, Encoded):
-            out.encoded.append(loaded.data)
-            out.orientations.append(loaded.orientation)
-            out.encoded_ids.append(int(item_id))
-            out.encoded_paths.append(str(path))
-        elif loaded is not None:
-            pixels.append(loaded)
-            out.pixel_ids.append(int(item_id))
-    out.pixels = np.stack(pixels) if pixels else None
-    return out if out.encoded or pixels else None
+        if loaded is not None:
+            out.add(loaded, item_id, path)
+    return out if len(out) else None
 
 
 class _DeviceInput:

@@ -127,10 +127,7 @@ def test_each_image_gets_the_cpu_loaders_pixels_to_a_grey_level_or_two(jpegs, si
     for item_id, path in jpegs:
         sent = worker_load(path, spec)
         if isinstance(sent, Encoded):
-            batch.encoded.append(sent.data)
-            batch.orientations.append(sent.orientation)
-            batch.encoded_ids.append(item_id)
-            batch.encoded_paths.append(path)
+            batch.add(sent, item_id, path)
     pixels, ids, failed = DeviceDecoder(spec, "cpu")(batch)
     assert not failed and len(ids) == 6
     for item_id, square in zip(ids, pixels.numpy()):

@@ -34,7 +34,7 @@ DEFAULT_MODEL_NAME = TrainConfig().name  # replaced by the network's name when n
 EMBED_ENGINES = ("local", "onnx", "ray")
 EMBED_DECODES = DECODE_MODES  # where JPEGs are decoded for catalog embedding (models.device_decode)
 
-__all__ = ["EMBED_ENGINES", "LOSSES", "MINERS", "TrainOutcome", "derive_model", "embed", "train", "train_config"]
+__all__ = ["EMBED_DECODES", "EMBED_ENGINES", "LOSSES", "MINERS", "TrainOutcome", "derive_model", "embed", "train", "train_config"]
 
 
 def train_config(config_file: str | None = None, **overrides: Any) -> tuple[TrainConfig, SeedPaths]:

@@ -17,7 +17,7 @@ SHARD_METHODS = ("search", "change", "ids", "holds", "reconcile", "flush", "desc
 # Reads answered on the replica's event loop itself: a search is a FAISS call of a fraction of a millisecond, and
 # a hop to Serve's thread pool and back costs more than that on a busy machine (docs/BENCHMARKS.md, issue 30).
 # Changes, saves and reconciling take the thread pool: they may take seconds, and the loop must go on answering.
-INLINE_METHODS = ("search", "holds", "describe")
+INLINE_METHODS = ("search", "holds")
 
 
 class ShardReplica:
